@@ -1,0 +1,47 @@
+# make run   - set up .venv and node_modules from nothing, then ./run-posters-cnn.sh
+# make test  - the same set-up plus test tools, then the whole test suite
+# Both are quick to re-run: set-up steps are redone only when their inputs change.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: run test serve bench setup setup-dev clean
+
+run: setup
+	./run-posters-cnn.sh
+
+test: setup-dev
+	$(BIN)/python -m pytest
+
+serve: web/vendor/d3.min.js
+	@echo "open http://127.0.0.1:8000/index.html?data.json"
+	$(PYTHON) -m http.server 8000 --bind 127.0.0.1 --directory web
+
+bench: setup-dev
+	bench/run_all.sh
+
+setup: $(VENV)/.runtime web/vendor/d3.min.js
+setup-dev: setup $(VENV)/.dev
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web/vendor/d3.min.js: node_modules/.installed
+	mkdir -p web/vendor
+	cp node_modules/d3/dist/d3.min.js $@
+
+clean:
+	rm -rf $(VENV) node_modules web/vendor

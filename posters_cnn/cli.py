@@ -1,0 +1,109 @@
+"""What the three stage scripts share: argument parsing, logging, exit codes.
+
+Each stage is ``main(argv) -> int``: parse, call one library function, and
+turn an expected failure into a one-line message. Usage errors exit 2 (as
+argparse does), runtime failures exit 1, Ctrl-C exits 130 after the stage has
+saved what it finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable, Sequence
+
+from tqdm import tqdm
+
+log = logging.getLogger("posters_cnn")
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+class StageError(Exception):
+    """The stage could not do its job at all: one line, exit status 1."""
+
+
+class _TqdmHandler(logging.StreamHandler):
+    """Log lines that do not break tqdm progress bars."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
+def setup_logging(verbosity: int = 0) -> None:
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    handler = _TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    log.setLevel(level)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that keeps examples' line breaks in ``--help``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        group = self.add_mutually_exclusive_group()
+        group.add_argument("-v", "--verbose", action="store_const", const=1, default=0, dest="verbosity",
+                           help="more detail in the log")
+        group.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity",
+                           help="only warnings and errors in the log")
+
+    def error(self, message: str):  # one line, exit 2, as argparse does, without the usage block
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def run(parser: Parser, body: Callable[[argparse.Namespace], int], argv: Sequence[str] | None) -> int:
+    """Parse ``argv``, run ``body`` and map expected failures to exit codes."""
+    args = parser.parse_args(argv)
+    setup_logging(args.verbosity)
+    try:
+        return body(args)
+    except UsageError as exc:
+        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
+        return 2
+    except StageError as exc:
+        sys.stderr.write(f"{parser.prog}: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{parser.prog}: interrupted; finished work is saved, run again to resume\n")
+        return 130

@@ -1,0 +1,95 @@
+"""Small filesystem helpers: atomic writes and safe relative paths."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` on success.
+
+    The temporary file lives in the same folder, so the final ``os.replace`` is
+    atomic: readers see either the old file or the complete new one, never a
+    truncated file under the final name. On any exception the temporary file
+    is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, obj, *, indent: int | None = None) -> None:
+    text = json.dumps(obj, ensure_ascii=False, indent=indent, separators=None if indent else (",", ":"))
+    write_text_atomic(path, text + "\n")
+
+
+def is_safe_name(name: str) -> bool:
+    """True for a single path component that cannot escape its folder."""
+    return bool(_SAFE_NAME.match(name)) and ".." not in name
+
+
+def safe_join(root: str | os.PathLike, *parts: str) -> Path:
+    """Join ``parts`` under ``root`` and refuse any result that leaves ``root``."""
+    root_path = Path(root).resolve()
+    candidate = root_path.joinpath(*parts).resolve()
+    if candidate != root_path and root_path not in candidate.parents:
+        raise ValueError(f"refusing to write outside {root_path}: {candidate}")
+    return candidate
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Make ``dst`` a hard link to ``src`` (a copy across filesystems), atomically.
+
+    Hard links, unlike symbolic links, survive ``cp -r`` of the destination
+    folder to a static host. An up-to-date ``dst`` is left alone.
+    """
+    src, dst = Path(src), Path(dst)
+    try:
+        s, d = src.stat(), dst.stat()
+        if (s.st_ino == d.st_ino and s.st_dev == d.st_dev) or (
+            s.st_size == d.st_size and d.st_mtime >= s.st_mtime
+        ):
+            return
+    except FileNotFoundError:
+        pass
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.link")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)

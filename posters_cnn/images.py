@@ -1,0 +1,93 @@
+"""The one place that decodes images: validation, thumbnails, RGB conversion."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image, ImageFile
+
+# Truncated files must fail loudly, never be half-decoded.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class BadImage(ValueError):
+    """The bytes are not a usable image; the message says why, in a few words.
+
+    ``kind`` is a short machine-readable reason: ``empty``, ``not-image``,
+    ``truncated``, ``too-large`` or ``unreadable``.
+    """
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def to_rgb(image: Image.Image, background=(255, 255, 255)) -> Image.Image:
+    """Convert any Pillow mode to RGB; transparency is composited on ``background``."""
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, background)
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # 16-bit and float greys: scale to 8 bits rather than clip.
+        image = image.convert("F")
+        lo, hi = image.getextrema()
+        scale = 255.0 / (hi - lo) if hi > lo else 1.0
+        image = image.point(lambda v: (v - lo) * scale).convert("L")
+    return image.convert("RGB")
+
+
+def decode(data: bytes) -> Image.Image:
+    """Fully decode ``data`` and return the image, or raise BadImage.
+
+    Catches the bad files a scraper meets: empty bodies, HTML error pages served
+    as ``.jpg``, truncated JPEGs, and images over Pillow's decompression-bomb
+    limit (``Image.MAX_IMAGE_PIXELS``; refused from the header, before any
+    pixel is decoded).
+    """
+    if not data:
+        raise BadImage("empty", "empty file")
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
+        raise BadImage("not-image", "not an image (an HTML page)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit and image.width * image.height > limit:
+                raise BadImage("too-large", f"decompression bomb: {image.width}x{image.height} pixels is over "
+                               f"Pillow's limit of {limit}")
+            image.load()
+    except BadImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImage("too-large", f"decompression bomb: {exc}") from None
+    except Image.UnidentifiedImageError:
+        raise BadImage("not-image", "not an image (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        text = str(exc)
+        if "truncated" in text.lower() or isinstance(exc, EOFError):
+            raise BadImage("truncated", f"truncated image ({text})") from None
+        raise BadImage("unreadable", f"unreadable image ({text})") from None
+    return image
+
+
+def thumbnail(image: Image.Image, size: int) -> Image.Image:
+    """An RGB copy whose longest side is at most ``size`` pixels, aspect kept."""
+    rgb = to_rgb(image)
+    thumb = rgb.copy() if rgb is image else rgb
+    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return thumb
+
+
+def jpeg_bytes(image: Image.Image, quality: int = 85) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality, optimize=True)
+    return out.getvalue()

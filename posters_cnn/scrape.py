@@ -1,0 +1,568 @@
+"""Stage 1: find posters on impawards.com, download them, make thumbnails.
+
+For each year the index ``{base}{year}/std.html`` links poster pages
+``NAME.html`` / ``NAME_verN.html`` in the same folder. The image is derived as
+``{base}{year}/posters/NAME.jpg``; when that answers 404 the poster page is
+read for its ``<img src="posters/...">``.
+
+Writes, under ``out_dir`` only:
+
+* ``posters/YEAR/NAME.jpg``: the bytes exactly as served;
+* ``thumbs/YEAR/NAME.jpg``: an RGB JPEG thumbnail, aspect kept;
+* ``posters.csv``: one row per poster (see :mod:`posters_cnn.manifest`);
+* ``scrape_stats.json``: counts, duration and the errors seen.
+
+Resuming: a poster whose thumbnail exists is done (the thumbnail is written
+after the image, both atomically), so a re-run makes no request for it. A
+failure that will not change (404, a bad file) is remembered in the manifest
+and not asked for again; transient ones (timeouts, 5xx, 429) are retried.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import logging
+import posixpath
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+from bs4 import BeautifulSoup
+from PIL import Image
+from tqdm import tqdm
+
+from . import images
+from .cli import StageError
+from .fsutil import safe_join, write_bytes_atomic, write_json_atomic
+from .http import FetchError, PoliteClient
+from .manifest import MANIFEST_NAME, PosterRecord, read_records, write_manifest
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "http://www.impawards.com/"
+TRANSIENT_KINDS = frozenset({"transient", ""})
+CHECKPOINT_EVERY_S = 10.0
+
+_NAME_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_\-]*)\.html?", re.IGNORECASE)
+_NOT_A_POSTER = re.compile(r"(std|alpha|index|default|top|home)[0-9_]*|.*_x+lg", re.IGNORECASE)
+_VERSION_RE = re.compile(r"_ver(\d+)$", re.IGNORECASE)
+_GENERIC_LINK_TEXT = re.compile(
+    r"(posters?|v(er(sion)?)?\.?\s*#?\d+|#?\d+|xx?lg|large|more|click here|view|details?)?", re.IGNORECASE)
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    year: int
+    name: str
+    title: str
+    page_url: str
+
+    @property
+    def poster_id(self) -> str:
+        return f"{self.year}/{self.name}"
+
+    @property
+    def version(self) -> int:
+        return version_of(self.name)
+
+
+@dataclass
+class Summary:
+    found: int = 0
+    downloaded: int = 0
+    reused: int = 0
+    failed: int = 0
+    years_failed: int = 0
+    errors: collections.Counter = field(default_factory=collections.Counter)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        text = (f"found {self.found}, downloaded {self.downloaded}, reused {self.reused}, "
+                f"failed {self.failed}")
+        if self.years_failed:
+            text += f", year indexes failed {self.years_failed}"
+        return text
+
+
+def version_of(name: str) -> int:
+    match = _VERSION_RE.search(name)
+    return int(match.group(1)) if match else 1
+
+
+def movie_key(name: str) -> str:
+    """The name without its ``_verN`` suffix: all versions of a movie share it."""
+    return _VERSION_RE.sub("", name)
+
+
+def humanize(name: str) -> str:
+    return re.sub(r"[_\-]+", " ", movie_key(name)).strip().title()
+
+
+def parse_years(text: str) -> list[int]:
+    """``"1995-2000"`` or ``"1995"`` to an inclusive list of years; ValueError if bad."""
+    match = re.fullmatch(r"\s*(\d{4})\s*(?:-\s*(\d{4})\s*)?", text or "")
+    if not match:
+        raise ValueError(f"expected FIRST-LAST years such as 1995-2000, got {text!r}")
+    first = int(match.group(1))
+    last = int(match.group(2) or first)
+    if last < first:
+        raise ValueError(f"the range {text!r} runs backwards; did you mean {last}-{first}?")
+    return list(range(first, last + 1))
+
+
+def _same_folder_target(href: str, page_url: str) -> tuple[str, str] | None:
+    """(folder path, file name) of ``href`` when it stays on the page's host, else None.
+
+    Percent-escapes are decoded *before* the path is normalised, so
+    ``%2e%2e/`` counts as ``../``.
+    """
+    href = (href or "").strip()
+    if not href or href.startswith(("#", "mailto:", "javascript:", "data:")):
+        return None
+    target = urlsplit(urljoin(page_url, href))
+    base = urlsplit(page_url)
+    if (target.scheme, target.netloc) != (base.scheme, base.netloc):
+        return None
+    path = posixpath.normpath(unquote(target.path))
+    return posixpath.dirname(path), posixpath.basename(path)
+
+
+def poster_name(href: str, index_url: str) -> str | None:
+    """The poster NAME an index link points to, or None for anything else.
+
+    Only ``NAME.html`` in the index's own folder counts: navigation pages,
+    other folders and hosts, anchors, ``mailto:`` and paths that climb out
+    (``../``, ``%2e%2e/``) are not posters.
+    """
+    target = _same_folder_target(href, index_url)
+    if target is None:
+        return None
+    folder, filename = target
+    if folder != posixpath.dirname(unquote(urlsplit(index_url).path)):
+        return None
+    match = _NAME_RE.fullmatch(filename)
+    if not match or _NOT_A_POSTER.fullmatch(match.group(1)):
+        return None
+    return match.group(1)
+
+
+def _text(node) -> str:
+    return " ".join(node.get_text(" ").split())
+
+
+def _container(link):
+    for parent in link.parents:
+        if parent.name in ("tr", "li"):
+            return parent
+        if parent.name in ("table", "body", "html", "ul", "ol"):
+            break
+    return link.parent
+
+
+def _title_for(link, name: str, names_in: dict) -> str:
+    """The poster's title from its index row: the row's text outside links,
+    else a link text that is not 'poster' or 'v2', else an image's alt text,
+    else the text just before the link, else the name made readable."""
+    row = _container(link)
+    if row is not None and row.name not in ("body", "html", "[document]"):
+        if len(names_in.get(id(row), ())) <= 1:
+            outside = " ".join(
+                s.strip() for s in row.find_all(string=True)
+                if s.strip() and not any(p.name == "a" for p in s.parents))
+            outside = " ".join(outside.split())
+            if outside:
+                return outside
+        for other in ([link] + row.find_all("a")):
+            text = _text(other)
+            if text and not _GENERIC_LINK_TEXT.fullmatch(text):
+                return text
+    image = link.find("img", alt=True)
+    if image is not None and image["alt"].strip():
+        return re.sub(r"\s+movie poster$", "", image["alt"].strip(), flags=re.IGNORECASE)
+    before = link.previous_sibling
+    if isinstance(before, str) and before.strip() and not _GENERIC_LINK_TEXT.fullmatch(before.strip()):
+        return " ".join(before.split())
+    return humanize(name)
+
+
+def parse_year_index(html: str | bytes, index_url: str, year: int) -> list[IndexEntry]:
+    """The posters an index page links, each once, in page order."""
+    soup = BeautifulSoup(html, "html.parser")
+    links = []
+    names_in: dict[int, set] = collections.defaultdict(set)
+    for link in soup.find_all("a", href=True):
+        name = poster_name(link["href"], index_url)
+        if name:
+            links.append((link, name))
+            names_in[id(_container(link))].add(movie_key(name).lower())
+    entries: dict[str, IndexEntry] = {}
+    folder = urljoin(index_url, ".")
+    for link, name in links:
+        title = _title_for(link, name, names_in)
+        known = entries.get(name)
+        if known is None:
+            entries[name] = IndexEntry(year, name, title, urljoin(folder, f"{name}.html"))
+        elif known.title == humanize(name) and title != known.title:
+            entries[name] = IndexEntry(year, name, title, known.page_url)  # a better title later on
+    return list(entries.values())
+
+
+def find_image_url(html: str | bytes, page_url: str, name: str) -> str | None:
+    """The poster image a poster page shows: ``<img src="posters/...">``.
+
+    Prefers the image named after the page, then any image in a ``posters/``
+    folder on the same host.
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    candidates = []
+    for tag in soup.find_all(["img", "a"]):
+        src = tag.get("src") if tag.name == "img" else tag.get("href")
+        target = _same_folder_target(src, page_url)
+        if target is None:
+            continue
+        folder, filename = target
+        if posixpath.basename(folder) != "posters" or not filename.lower().endswith(_IMAGE_EXTENSIONS):
+            continue
+        url = urljoin(page_url, src.strip())
+        stem = filename.rsplit(".", 1)[0]
+        candidates.append((stem != name, stem.endswith("_xlg"), url))
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: (c[0], c[1]))[2]
+
+
+def find_xlg_page(html: str | bytes, page_url: str, name: str) -> str | None:
+    """The extra-large page a poster page links (``NAME_xlg.html``), if any."""
+    soup = BeautifulSoup(html, "html.parser")
+    for link in soup.find_all("a", href=True):
+        target = _same_folder_target(link["href"], page_url)
+        if target and target[1].lower() == f"{name}_xlg.html".lower():
+            return urljoin(page_url, link["href"].strip())
+    return None
+
+
+class Scraper:
+    """One scraping job. ``run()`` returns a Summary; see the module docstring."""
+
+    def __init__(self, *, base_url: str = DEFAULT_BASE_URL, out_dir: str | Path = "data",
+                 years: list[int], jobs: int = 4, rate: float = 0.0, thumb_size: int = 256,
+                 timeout: float = 30.0, retries: int = 4, limit: int | None = None,
+                 xlg: bool = False, progress: bool = True, backoff: float = 0.5):
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.out_dir = Path(out_dir)
+        self.years = years
+        self.jobs = jobs
+        self.thumb_size = thumb_size
+        self.limit = limit
+        self.xlg = xlg
+        self.progress = progress
+        self.client = PoliteClient(jobs=jobs, timeout=timeout, retries=retries, rate=rate, backoff=backoff)
+
+    # -- paths -------------------------------------------------------------
+    def _image_rel(self, year: int, name: str, suffix: str = "") -> str:
+        return f"posters/{year}/{name}{suffix}.jpg"
+
+    def _thumb_rel(self, year: int, name: str) -> str:
+        return f"thumbs/{year}/{name}.jpg"
+
+    def _abs(self, rel: str) -> Path:
+        return safe_join(self.out_dir, *rel.split("/"))
+
+    # -- the job -----------------------------------------------------------
+    def run(self) -> Summary:
+        started = time.monotonic()
+        summary = Summary()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        manifest_path = self.out_dir / MANIFEST_NAME
+        previous = read_records(manifest_path)
+        try:
+            self._check_reachable()
+            entries, year_rows = self._read_indexes(summary, previous)
+            if self.limit is not None:
+                entries = entries[: self.limit]
+            summary.found = len(entries)
+            done: dict[str, PosterRecord] = {}
+            try:
+                self._process(entries, previous, done, summary, manifest_path, year_rows)
+            finally:
+                self._write(manifest_path, entries, previous, done, year_rows)
+                summary.seconds = time.monotonic() - started
+                self._write_stats(summary)
+        finally:
+            self.client.close()
+        return summary
+
+    def _check_reachable(self) -> None:
+        try:
+            self.client.get(self.base_url)
+        except FetchError as exc:
+            if exc.status is None:
+                raise StageError(f"cannot reach {self.base_url}: {exc}") from None
+            # Any HTTP answer, even a 404 or a 503 after retries, means the site is there.
+
+    def _read_indexes(self, summary: Summary, previous: dict) -> tuple[list[IndexEntry], list[PosterRecord]]:
+        entries: list[IndexEntry] = []
+        year_rows: list[PosterRecord] = []
+        seen: set[str] = set()
+
+        def fetch(year: int):
+            url = f"{self.base_url}{year}/std.html"
+            try:
+                return year, url, parse_year_index(self.client.get(url).content, url, year), None
+            except FetchError as exc:
+                return year, url, None, exc
+
+        with cf.ThreadPoolExecutor(self.jobs) as pool:
+            results = pool.map(fetch, self.years)
+            for year, url, found, error in tqdm(results, total=len(self.years), desc="year indexes",
+                                                unit="year", disable=not self.progress):
+                if error is not None:
+                    summary.years_failed += 1
+                    kind = "transient" if error.transient else f"http-{error.status}"
+                    summary.errors[f"index {kind}"] += 1
+                    log.warning("year %d: index not read: %s", year, error)
+                    year_rows.append(PosterRecord(
+                        poster_id=f"{year}/std.html", title=f"{year} index", year=year, version=1,
+                        page_url=url, status="failed", error=f"year index: {error}", error_kind=kind))
+                    # Keep what earlier runs found for that year: nothing is lost to a bad day.
+                    for record in previous.values():
+                        if record.year == year and record.poster_id not in seen and not \
+                                record.poster_id.endswith("/std.html"):
+                            seen.add(record.poster_id)
+                            entries.append(IndexEntry(year, record.name, record.title, record.page_url))
+                    continue
+                if not found:
+                    log.warning("year %d: the index lists no posters (%s)", year, url)
+                for entry in found:
+                    if entry.poster_id not in seen:
+                        seen.add(entry.poster_id)
+                        entries.append(entry)
+        return entries, year_rows
+
+    def _process(self, entries, previous, done, summary, manifest_path, year_rows) -> None:
+        last_checkpoint = time.monotonic()
+        bar = tqdm(total=len(entries), desc="posters", unit="poster", disable=not self.progress)
+        pool = cf.ThreadPoolExecutor(self.jobs)
+        pending: set[cf.Future] = set()
+        queue = iter(entries)
+        try:
+            while True:
+                while len(pending) < self.jobs * 2:
+                    entry = next(queue, None)
+                    if entry is None:
+                        break
+                    pending.add(pool.submit(self._one, entry, previous.get(entry.poster_id)))
+                if not pending:
+                    break
+                finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for future in finished:
+                    record, how = future.result()
+                    done[record.poster_id] = record
+                    if record.status == "ok":
+                        summary.downloaded += how == "downloaded"
+                        summary.reused += how == "reused"
+                    else:
+                        summary.failed += 1
+                        summary.errors[record.error_kind or "error"] += 1
+                        if how != "remembered":
+                            log.warning("%s failed: %s", record.poster_id, record.error)
+                    bar.update(1)
+                if time.monotonic() - last_checkpoint > CHECKPOINT_EVERY_S:
+                    self._write(manifest_path, entries, previous, done, year_rows)
+                    last_checkpoint = time.monotonic()
+        finally:
+            # On Ctrl-C: drop what has not started, let running downloads finish
+            # (each writes atomically), then the caller saves the manifest.
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future in pending:
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    record, _ = future.result()
+                    done[record.poster_id] = record
+            bar.close()
+
+    def _write(self, path, entries, previous, done, year_rows) -> None:
+        rows = [done[e.poster_id] for e in entries if e.poster_id in done]
+        listed = {r.poster_id for r in rows} | {r.poster_id for r in year_rows}
+        # Rows of earlier runs not handled now (another range, --limit, Ctrl-C) are kept.
+        rows += [r for pid, r in previous.items() if pid not in listed]
+        rows += year_rows
+        write_manifest(path, rows)
+
+    def _write_stats(self, summary: Summary) -> None:
+        stats = {
+            "found": summary.found, "downloaded": summary.downloaded, "reused": summary.reused,
+            "failed": summary.failed, "years_failed": summary.years_failed,
+            "errors": dict(summary.errors.most_common(50)), "seconds": round(summary.seconds, 3),
+            "requests": self.client.stats.requests, "retries": self.client.stats.retries,
+            "bytes": self.client.stats.bytes, "base_url": self.base_url,
+            "years": [self.years[0], self.years[-1]] if self.years else [],
+        }
+        write_json_atomic(self.out_dir / "scrape_stats.json", stats, indent=1)
+
+    # -- one poster --------------------------------------------------------
+    def _one(self, entry: IndexEntry, before: PosterRecord | None) -> tuple[PosterRecord, str]:
+        record = PosterRecord(
+            poster_id=entry.poster_id, title=entry.title, year=entry.year, version=entry.version,
+            page_url=entry.page_url, image_url=f"{self.base_url}{entry.year}/posters/{entry.name}.jpg",
+            image_path=self._image_rel(entry.year, entry.name),
+            thumb_path=self._thumb_rel(entry.year, entry.name))
+        if before is not None and before.image_url:
+            record.image_url = before.image_url
+        image_file, thumb_file = self._abs(record.image_path), self._abs(record.thumb_path)
+        try:
+            if thumb_file.exists() and image_file.exists():
+                how = "reused"
+                if before is not None and before.status == "ok" and before.width:
+                    record.width, record.height = before.width, before.height
+                else:
+                    with Image.open(image_file) as image:
+                        record.width, record.height = image.size
+            elif image_file.exists():
+                how = "reused"
+                self._store(record, image_file.read_bytes(), write_image=False)
+            elif before is not None and before.status == "failed" and \
+                    before.error_kind not in TRANSIENT_KINDS:
+                before.title = entry.title
+                return before, "remembered"
+            else:
+                how = "downloaded"
+                data = self._download(record, entry)
+                self._store(record, data, write_image=True)
+            if self.xlg:
+                self._fetch_xlg(record, entry, before)
+        except FetchError as exc:
+            record.status, record.error = "failed", str(exc)
+            record.error_kind = "transient" if exc.transient else f"http-{exc.status}"
+            return record, "failed"
+        except images.BadImage as exc:
+            record.status, record.error, record.error_kind = "failed", str(exc), exc.kind
+            return record, "failed"
+        except OSError as exc:
+            record.status, record.error, record.error_kind = "failed", f"cannot save: {exc}", "transient"
+            return record, "failed"
+        record.status, record.error, record.error_kind = "ok", record.error, ""
+        return record, how
+
+    def _download(self, record: PosterRecord, entry: IndexEntry) -> bytes:
+        try:
+            return self.client.get(record.image_url).content
+        except FetchError as exc:
+            if exc.status != 404:
+                raise
+            derived_error = exc
+        # The derived address is wrong for this poster: ask its page.
+        page = self.client.get(entry.page_url).content
+        url = find_image_url(page, entry.page_url, entry.name)
+        if url is None:
+            raise FetchError(record.image_url, f"{derived_error}; the poster page shows no image",
+                             status=404)
+        if url == record.image_url:
+            raise derived_error
+        record.image_url = url
+        return self.client.get(url).content
+
+    def _store(self, record: PosterRecord, data: bytes, *, write_image: bool) -> None:
+        image = images.decode(data)
+        record.width, record.height = image.size
+        thumb = images.jpeg_bytes(images.thumbnail(image, self.thumb_size))
+        if write_image:
+            write_bytes_atomic(self._abs(record.image_path), data)
+        write_bytes_atomic(self._abs(record.thumb_path), thumb)  # written last: marks the poster done
+
+    def _fetch_xlg(self, record: PosterRecord, entry: IndexEntry, before: PosterRecord | None) -> None:
+        rel = self._image_rel(entry.year, entry.name, "_xlg")
+        if self._abs(rel).exists():
+            record.xlg_path = rel
+            record.xlg_url = before.xlg_url if before is not None else ""
+            return
+        try:
+            page_url = find_xlg_page(self.client.get(entry.page_url).content, entry.page_url, entry.name)
+            if page_url is None:
+                return
+            url = find_image_url(self.client.get(page_url).content, page_url, f"{entry.name}_xlg")
+            if url is None:
+                raise FetchError(page_url, f"the extra-large page shows no image: {page_url}")
+            data = self.client.get(url).content
+            images.decode(data)
+        except (FetchError, images.BadImage) as exc:
+            record.error = f"xlg: {exc}"
+            log.warning("%s: extra-large version failed: %s", record.poster_id, exc)
+            return
+        write_bytes_atomic(self._abs(rel), data)
+        record.xlg_url, record.xlg_path = url, rel
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "poster"
+
+
+def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 256, jobs: int = 4,
+                 progress: bool = True) -> Summary:
+    """Stage 1 for a local folder of images instead of impawards.
+
+    Each image becomes a row: the title comes from the file name, the year from
+    its folder's name when that is a year. The image is hard-linked (or copied)
+    to ``out_dir/posters/`` so the manifest's contract holds.
+    """
+    from .fsutil import link_or_copy
+
+    started = time.monotonic()
+    src_dir, out_dir = Path(src_dir), Path(out_dir)
+    files = sorted(p for p in src_dir.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_EXTENSIONS
+                   and not any(part.startswith(".") for part in p.relative_to(src_dir).parts))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_resolved = out_dir.resolve()
+    files = [p for p in files if out_resolved not in p.resolve().parents]  # never index our own output
+    summary = Summary(found=len(files))
+    taken: set[str] = set()
+    jobs_list = []
+    for path in files:
+        folder = path.parent.name
+        year = int(folder) if re.fullmatch(r"(18|19|20)\d\d", folder) else None
+        group = str(year) if year is not None else (_slug(folder) if path.parent != src_dir else "local")
+        name = _slug(path.stem)
+        base, n = name, 2
+        while f"{group}/{name}" in taken:
+            name, n = f"{base}_{n}", n + 1
+        taken.add(f"{group}/{name}")
+        title = re.sub(r"[_\-.]+", " ", _VERSION_RE.sub("", path.stem)).strip() or name
+        jobs_list.append((path, PosterRecord(
+            poster_id=f"{group}/{name}", title=title, year=year, version=version_of(path.stem),
+            page_url="", image_url=path.resolve().as_uri(),
+            image_path=f"posters/{group}/{name}{path.suffix.lower()}",
+            thumb_path=f"thumbs/{group}/{name}.jpg")))
+
+    def one(item):
+        path, record = item
+        try:
+            image = images.decode(path.read_bytes())
+            record.width, record.height = image.size
+            thumb_file = safe_join(out_dir, *record.thumb_path.split("/"))
+            if not thumb_file.exists():
+                write_bytes_atomic(thumb_file, images.jpeg_bytes(images.thumbnail(image, thumb_size)))
+            link_or_copy(path, safe_join(out_dir, *record.image_path.split("/")))
+            record.status = "ok"
+        except images.BadImage as exc:
+            record.error, record.error_kind = str(exc), exc.kind
+        except OSError as exc:
+            record.error, record.error_kind = f"cannot read or save: {exc}", "io"
+        return record
+
+    records = []
+    with cf.ThreadPoolExecutor(jobs) as pool:
+        for record in tqdm(pool.map(one, jobs_list), total=len(jobs_list), desc="images", unit="image",
+                           disable=not progress):
+            records.append(record)
+            if record.status == "ok":
+                summary.downloaded += 1
+            else:
+                summary.failed += 1
+                summary.errors[record.error_kind] += 1
+                log.warning("%s failed: %s", record.poster_id, record.error)
+    write_manifest(out_dir / MANIFEST_NAME, records)
+    summary.seconds = time.monotonic() - started
+    return summary

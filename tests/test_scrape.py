@@ -1,0 +1,293 @@
+"""Stage 1 against a real local HTTP server serving a generated site."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+from posters_cnn import scrape
+from sitegen import BAD, FaultyServer, make_site
+
+import get_posters
+
+
+def run_cli(*args):
+    return get_posters.main([*map(str, args), "--no-progress", "-q"])
+
+
+def read_manifest(out):
+    frame = pd.read_csv(out / "posters.csv", keep_default_na=False).set_index("poster_id")
+    for column in ("year", "version", "width", "height"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    return frame
+
+
+def scrape_site(server, out, *extra):
+    return run_cli("--base-url", server.url, "--range", "1995-1996", "--out-dir", out,
+                   "--retries", 2, "--timeout", 5, *extra)
+
+
+def test_good_posters_are_saved_byte_for_byte_with_thumbnails(site, server, tmp_path):
+    assert scrape_site(server, tmp_path) == 0
+    manifest = read_manifest(tmp_path)
+    for pid, data in site.good.items():
+        row = manifest.loc[pid]
+        assert row.status == "ok", (pid, row.error)
+        assert (tmp_path / row.image_path).read_bytes() == data
+        with Image.open(tmp_path / row.thumb_path) as thumb:
+            assert thumb.mode == "RGB" and thumb.format == "JPEG"
+            assert max(thumb.size) <= 256
+        assert (row.width, row.height) == (120, 180)
+
+
+def test_manifest_titles_versions_and_columns(site, server, tmp_path):
+    scrape_site(server, tmp_path)
+    manifest = read_manifest(tmp_path)
+    for column in ("title", "year", "version", "page_url", "image_url", "image_path", "thumb_path",
+                   "width", "height", "status", "error"):
+        assert column in manifest.columns
+    assert manifest.loc["1995/balto"].title == "Balto"
+    assert manifest.loc["1995/balto_ver2"].title == "Balto"
+    assert manifest.loc["1995/balto_ver2"].version == 2
+    assert manifest.loc["1995/balto"].version == 1
+    assert manifest.loc["1995/casino"].title == "Casino & <b>Co</b>"
+    assert manifest.loc["1996/apollo_13"].year == 1996
+    assert manifest.loc["1995/apollo_13"].page_url == f"{server.url}1995/apollo_13.html"
+
+
+def test_only_poster_links_count_each_once(site, server, tmp_path):
+    scrape_site(server, tmp_path)
+    manifest = read_manifest(tmp_path)
+    posters = [pid for pid in manifest.index if not pid.endswith("std.html")]
+    assert sorted(posters) == sorted(list(site.good) + list(site.bad))
+    # Each image asked for once, though the index links each poster twice.
+    assert all(n == 1 for p, n in server.counts.items() if p.endswith(".jpg") and "lost_reel" not in p)
+
+
+@pytest.mark.parametrize("why", sorted(set(BAD.values())))
+def test_each_bad_file_becomes_a_failed_row(site, server, tmp_path, why):
+    scrape_site(server, tmp_path)
+    manifest = read_manifest(tmp_path)
+    for pid, reason in site.bad.items():
+        if reason != why:
+            continue
+        row = manifest.loc[pid]
+        assert row.status == "failed"
+        assert row.error
+        assert not (tmp_path / "posters" / f"{pid}.jpg").exists()
+        assert not (tmp_path / "thumbs" / f"{pid}.jpg").exists()
+
+
+def test_bad_file_errors_say_why(site, server, tmp_path):
+    scrape_site(server, tmp_path)
+    manifest = read_manifest(tmp_path)
+    assert "404" in manifest.loc["1995/lost_reel_1995"].error
+    assert "HTML" in manifest.loc["1995/error_page_1995"].error
+    assert "truncated" in manifest.loc["1995/torn_film_1995"].error
+    assert "empty" in manifest.loc["1995/empty_can_1995"].error
+    assert "decompression bomb" in manifest.loc["1995/giant_canvas_1995"].error
+
+
+def test_missing_year_index_is_a_failed_row_and_the_rest_goes_on(tmp_path):
+    site = make_site(tmp_path / "site", years=(1995, 1996), missing_years=(1996,))
+    srv = FaultyServer(site.root)
+    try:
+        assert run_cli("--base-url", srv.url, "--range", "1995-1996", "--out-dir", tmp_path / "out") == 0
+    finally:
+        srv.close()
+    manifest = read_manifest(tmp_path / "out")
+    assert manifest.loc["1996/std.html"].status == "failed"
+    assert "404" in manifest.loc["1996/std.html"].error
+    assert manifest.loc["1995/balto"].status == "ok"
+
+
+def test_nothing_is_written_outside_out_dir(site, server, tmp_path):
+    out = tmp_path / "deep" / "out"
+    before = set(tmp_path.rglob("*"))
+    scrape_site(server, out)
+    written = set(tmp_path.rglob("*")) - before
+    assert written and all(out in p.parents or p == out or p in out.parents for p in written)
+    requested = " ".join(server.log)
+    assert "escape_artist" not in requested and "outside" not in requested
+
+
+def test_retries_503_then_succeeds(site, server, tmp_path):
+    server.httpd.flaky = {"/1995/posters/balto.jpg", "/1995/std.html"}
+    assert scrape_site(server, tmp_path) == 0
+    manifest = read_manifest(tmp_path)
+    assert manifest.loc["1995/balto"].status == "ok"
+    assert server.counts["/1995/posters/balto.jpg"] == 2
+
+
+def test_retries_429_honouring_retry_after(site, server, tmp_path):
+    server.httpd.limited = {"/1995/posters/casino.jpg": 2}
+    assert scrape_site(server, tmp_path) == 0
+    assert read_manifest(tmp_path).loc["1995/casino"].status == "ok"
+    assert server.counts["/1995/posters/casino.jpg"] == 3
+
+
+def test_no_retry_on_404(site, server, tmp_path):
+    scrape_site(server, tmp_path)
+    assert server.counts["/1995/posters/lost_reel_1995.jpg"] == 1
+
+
+def test_rerun_of_finished_job_requests_no_images(site, server, tmp_path):
+    scrape_site(server, tmp_path)
+    first = read_manifest(tmp_path)
+    server.reset()
+    assert scrape_site(server, tmp_path) == 0
+    assert server.image_requests() == []
+    again = read_manifest(tmp_path)
+    assert (again.status == first.status).all()
+
+
+def test_transient_failures_are_retried_next_run(site, server, tmp_path):
+    server.httpd.limited = {"/1995/posters/balto.jpg": 99}
+    scrape_site(server, tmp_path, "--retries", 0)
+    assert read_manifest(tmp_path).loc["1995/balto"].status == "failed"
+    server.httpd.limited = {}
+    server.reset()
+    scrape_site(server, tmp_path)
+    assert read_manifest(tmp_path).loc["1995/balto"].status == "ok"
+    assert server.image_requests() == ["/1995/posters/balto.jpg"]
+
+
+def test_kill_9_mid_run_then_resume_fetches_nothing_twice(site, tmp_path):
+    srv = FaultyServer(site.root, latency=0.15)
+    out = tmp_path / "out"
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "get_posters.py"), "--base-url", srv.url, "--range", "1995-1996",
+             "--out-dir", str(out), "--jobs", "2", "--no-progress", "-q"], cwd=ROOT)
+        deadline = time.time() + 30
+        while time.time() < deadline and len(list((out / "thumbs").rglob("*.jpg"))) < 3:
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+        on_disk = {p.relative_to(out / "posters").as_posix()[:-4] for p in (out / "posters").rglob("*.jpg")}
+        assert on_disk, "the run was killed before it saved anything"
+        for path in out.rglob("*"):
+            assert not path.name.endswith(".part") or path.stat().st_size >= 0  # temp names only
+        srv.reset()
+        assert run_cli("--base-url", srv.url, "--range", "1995-1996", "--out-dir", out) == 0
+    finally:
+        srv.close()
+    fetched_again = {p[1:-4].replace("/posters/", "/") for p in srv.image_requests()}
+    assert not (fetched_again & on_disk)
+    manifest = read_manifest(out)
+    for pid, data in site.good.items():
+        assert manifest.loc[pid].status == "ok"
+        assert hashlib.sha256((out / manifest.loc[pid].image_path).read_bytes()).digest() == \
+            hashlib.sha256(data).digest()
+
+
+def test_xlg_fetches_the_extra_large_version(site, server, tmp_path):
+    scrape_site(server, tmp_path, "--xlg")
+    row = read_manifest(tmp_path).loc["1995/apollo_13"]
+    assert row.xlg_path == "posters/1995/apollo_13_xlg.jpg"
+    assert (tmp_path / row.xlg_path).read_bytes() == (site.root / "1995/posters/apollo_13_xlg.jpg").read_bytes()
+    assert read_manifest(tmp_path).loc["1995/balto"].xlg_path == ""
+
+
+def test_limit_stops_after_n_posters(site, server, tmp_path):
+    scrape_site(server, tmp_path, "--limit", 3)
+    manifest = read_manifest(tmp_path)
+    assert len([p for p in manifest.index if not p.endswith("std.html")]) == 3
+
+
+def test_jobs_bounds_requests_in_flight(site, tmp_path):
+    srv = FaultyServer(site.root, latency=0.05)
+    try:
+        run_cli("--base-url", srv.url, "--range", "1995-1996", "--out-dir", tmp_path, "--jobs", 3)
+    finally:
+        srv.close()
+    assert 2 <= srv.httpd.max_in_flight <= 3
+
+
+def test_from_dir_indexes_a_local_folder(tmp_path):
+    src = tmp_path / "mine"
+    (src / "1984").mkdir(parents=True)
+    (src / "misc").mkdir()
+    (src / "1984" / "Blade_Runner.jpg").write_bytes(Image.new("RGB", (40, 60), "red").tobytes() and
+                                                     _jpeg(40, 60))
+    (src / "misc" / "my-poster_ver2.png").write_bytes(_jpeg(30, 50, "PNG"))
+    (src / "misc" / "broken.jpg").write_bytes(b"")
+    out = tmp_path / "out"
+    assert run_cli("--from-dir", src, "--out-dir", out) == 0
+    manifest = read_manifest(out)
+    row = manifest.loc["1984/blade_runner"]
+    assert (row.title, row.year, row.status) == ("Blade Runner", 1984, "ok")
+    assert (out / row.image_path).read_bytes() == (src / "1984" / "Blade_Runner.jpg").read_bytes()
+    assert (out / row.thumb_path).exists()
+    other = manifest.loc["misc/my_poster_ver2"]
+    assert (other.title, other.version) == ("my poster", 2)
+    assert manifest.loc["misc/broken"].status == "failed"
+
+
+def _jpeg(w, h, fmt="JPEG"):
+    import io
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), "blue").save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--range", "2016-1990"], "runs backwards"),
+    (["--range", "nineties"], "--range"),
+    (["--jobs", "0"], "--jobs"),
+    (["--from-dir", "/no/such/folder"], "--from-dir"),
+    (["--thumb-size", "-3"], "--thumb-size"),
+])
+def test_cli_usage_errors_exit_2_in_one_line(args, message, tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "get_posters.py"), *args, "--out-dir", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreachable_site_exits_non_zero_in_one_line(tmp_path):
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.run([sys.executable, str(ROOT / "get_posters.py"), "--base-url", f"http://127.0.0.1:{port}/",
+                           "--range", "1995-1995", "--out-dir", str(tmp_path), "--retries", "0"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode not in (0, 2)
+    assert "cannot reach" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_index_parser_handles_loose_markup():
+    html = """<HTML><BODY><A HREF = ../index.html>Home</A> <a href=alpha1.html>A</a>
+      <TABLE><TR><TD>Rob Roy</TD><TD><A HREF = rob_roy.html>poster</A> <a href = rob_roy_ver2.html>v2</a>
+      <A href="rob_roy.html"><IMG SRC=thumbs/rob_roy.jpg></A></TD></TR>
+      <tr><td><a href="heat.html">Heat</a></td></tr>
+      <tr><td><a href="https://elsewhere.org/1995/x.html">x</a> <a href="../1994/std.html">1994</a>
+      <a href="%2e%2e/%2e%2e/outside.html">o</a> <a href="../../../tmp/e.html">e</a>
+      <a href="#top">t</a> <a href="mailto:a@b.c">m</a> <a href="rob_roy_xlg.html">big</a></td></tr>
+      </TABLE></BODY></HTML>"""
+    entries = scrape.parse_year_index(html, "http://h/1995/std.html", 1995)
+    assert [(e.name, e.title, e.version) for e in entries] == [
+        ("rob_roy", "Rob Roy", 1), ("rob_roy_ver2", "Rob Roy", 2), ("heat", "Heat", 1)]
+
+
+@pytest.mark.parametrize("href", ["../x.html", "%2e%2e/x.html", "%2E%2E%2Fx.html", "/x.html",
+                                  "..%2f..%2fx.html", "sub/x.html", "http://other/1995/x.html"])
+def test_links_that_leave_the_year_folder_are_not_posters(href):
+    assert scrape.poster_name(href, "http://h/1995/std.html") is None
+
+
+def test_parse_years():
+    assert scrape.parse_years("1995-1997") == [1995, 1996, 1997]
+    assert scrape.parse_years("2001") == [2001]
+    with pytest.raises(ValueError):
+        scrape.parse_years("1997-1995")
