@@ -1,0 +1,60 @@
+"""Helpers shared by the benchmark scripts: the fake site server, timing, machine info."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+BENCH_SITE = SHARED / "data" / "impawards-bench"
+SERVER = SHARED / "tools" / "fake_impawards_server.py"
+OUT = ROOT / "bench" / "out"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+@contextmanager
+def fake_site(root=BENCH_SITE, *args):
+    if not SERVER.exists():
+        sys.exit(f"benchmark needs {SERVER} (the shared folder beside the checkout)")
+    proc = subprocess.Popen([sys.executable, str(SERVER), "--root", str(root), "--port", "0", *map(str, args)],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    match = re.search(r"http://\S+/", line)
+    if not match:
+        proc.kill()
+        sys.exit(f"fake server did not start: {line!r}")
+    try:
+        yield match.group(0)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def timed(cmd, **kwargs) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, **kwargs)
+    return time.perf_counter() - start
+
+
+def median(values):
+    return statistics.median(values)

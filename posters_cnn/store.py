@@ -1,0 +1,155 @@
+"""``features.h5``: the file stage 2 appends to and stage 3 reads.
+
+Layout (documented in the README):
+
+* ``features``  float32, N x 4096, chunked, resizable: the ``fc2`` activations;
+* ``poster_id`` utf-8 strings, N: the poster each row belongs to;
+* ``skipped_id`` / ``skipped_error`` utf-8 strings: posters whose image could
+  not be read, never given a feature row;
+* attributes: model, layer, weights, weights_sha256, input_size, resize,
+  preprocessing, crop, created, updated, versions and ``count``.
+
+``count`` is written after the rows of each batch and flushed, so a run
+killed at any moment leaves a file whose first ``count`` rows are complete;
+the next run reads those and writes over anything past them. Reading needs
+only h5py and numpy: stage 3 does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .cli import UsageError
+
+FEATURES = "features"
+POSTER_ID = "poster_id"
+SKIPPED_ID = "skipped_id"
+SKIPPED_ERROR = "skipped_error"
+_STR = h5py.string_dtype("utf-8")
+CHUNK_ROWS = 64
+
+
+def _decode(values) -> list[str]:
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _open_readonly(path: str | os.PathLike) -> h5py.File:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"features file not found: {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise UsageError(f"{path} is not a readable HDF5 file ({exc.__class__.__name__}); "
+                         f"was it written by get_features_from_cnn.py?") from None
+
+
+def _valid_rows(handle: h5py.File) -> int:
+    if FEATURES not in handle or POSTER_ID not in handle:
+        return -1
+    count = int(handle.attrs.get("count", handle[FEATURES].shape[0]))
+    return min(count, handle[FEATURES].shape[0], handle[POSTER_ID].shape[0])
+
+
+def read_features(path: str | os.PathLike, *, load: bool = True):
+    """(poster_ids, features or None, attrs) of a stage-2 file; UsageError if it is not one."""
+    with _open_readonly(path) as handle:
+        rows = _valid_rows(handle)
+        if rows < 0 or handle[FEATURES].ndim != 2:
+            raise UsageError(f"{path} is not a features file from get_features_from_cnn.py "
+                             f"(expected datasets '{FEATURES}' and '{POSTER_ID}')")
+        ids = _decode(handle[POSTER_ID][:rows])
+        features = handle[FEATURES][:rows].astype(np.float32, copy=False) if load else None
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
+    return ids, features, attrs
+
+
+class FeatureWriter:
+    """Appends batches of features to an HDF5 file, resumably (see module docstring)."""
+
+    def __init__(self, path: str | os.PathLike, dim: int, attrs: dict, *, overwrite: bool = False):
+        self.path = Path(path)
+        self.dim = dim
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if overwrite and self.path.exists():
+            self.path.unlink()
+        if self.path.exists():
+            try:
+                self.handle = h5py.File(self.path, "r+")
+            except OSError as exc:
+                raise UsageError(f"{self.path} exists but is not a readable HDF5 file ({exc}); "
+                                 f"move it away or pass --overwrite") from None
+            self._check_compatible(attrs)
+        else:
+            self.handle = h5py.File(self.path, "w")
+            self.handle.create_dataset(FEATURES, shape=(0, dim), maxshape=(None, dim), dtype="float32",
+                                       chunks=(CHUNK_ROWS, dim))
+            for name in (POSTER_ID, SKIPPED_ID, SKIPPED_ERROR):
+                self.handle.create_dataset(name, shape=(0,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+            self.handle.attrs["count"] = 0
+            self.handle.attrs["skipped_count"] = 0
+        for key, value in attrs.items():
+            self.handle.attrs[key] = value
+        self.count = _valid_rows(self.handle)
+        self.skipped_count = min(int(self.handle.attrs.get("skipped_count", 0)),
+                                 self.handle[SKIPPED_ID].shape[0], self.handle[SKIPPED_ERROR].shape[0])
+        self.handle.flush()
+
+    def _check_compatible(self, attrs: dict) -> None:
+        handle = self.handle
+        if _valid_rows(handle) < 0 or handle[FEATURES].shape[1] != self.dim or SKIPPED_ID not in handle:
+            raise UsageError(f"{self.path} is not a features file of this kind; move it away or pass --overwrite")
+        for key in ("model", "layer", "weights", "weights_sha256", "input_size", "crop", "preprocessing"):
+            old, new = handle.attrs.get(key), attrs.get(key)
+            old = old.decode() if isinstance(old, bytes) else old
+            if old is not None and new is not None and str(old) != str(new):
+                raise UsageError(f"{self.path} holds features made with {key}={old!r}, not {new!r}: "
+                                 f"mixing them would be meaningless; use another -o or pass --overwrite")
+
+    def done_ids(self) -> set[str]:
+        ids = set(_decode(self.handle[POSTER_ID][: self.count]))
+        ids.update(_decode(self.handle[SKIPPED_ID][: self.skipped_count]))
+        return ids
+
+    def append(self, poster_ids: list[str], rows: np.ndarray) -> None:
+        if not poster_ids:
+            return
+        n, end = len(poster_ids), self.count + len(poster_ids)
+        features, ids = self.handle[FEATURES], self.handle[POSTER_ID]
+        if features.shape[0] < end:
+            features.resize((end, self.dim))
+        if ids.shape[0] < end:
+            ids.resize((end,))
+        features[self.count:end] = rows[:n].astype(np.float32, copy=False)
+        ids[self.count:end] = poster_ids
+        self.handle.flush()
+        self.count = end
+        self.handle.attrs["count"] = end  # written last: the rows before it are complete
+        self.handle.flush()
+
+    def skip(self, poster_id: str, error: str) -> None:
+        end = self.skipped_count + 1
+        for name, value in ((SKIPPED_ID, poster_id), (SKIPPED_ERROR, error)):
+            dataset = self.handle[name]
+            if dataset.shape[0] < end:
+                dataset.resize((end,))
+            dataset[end - 1] = value
+        self.handle.flush()
+        self.skipped_count = end
+        self.handle.attrs["skipped_count"] = end
+        self.handle.flush()
+
+    def close(self, **attrs) -> None:
+        """Trim rows a killed run left past ``count``, set ``attrs`` and close."""
+        for name, rows in ((FEATURES, self.count), (POSTER_ID, self.count),
+                           (SKIPPED_ID, self.skipped_count), (SKIPPED_ERROR, self.skipped_count)):
+            dataset = self.handle[name]
+            if dataset.shape[0] > rows:
+                dataset.resize((rows,) + dataset.shape[1:])
+        for key, value in attrs.items():
+            self.handle.attrs[key] = value
+        self.handle.close()

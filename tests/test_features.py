@@ -1,0 +1,277 @@
+"""Stage 2: real VGG-16 graphs, real HDF5 files, a handful of images (each forward is costly)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+from posters_cnn import features, store
+from posters_cnn.manifest import PosterRecord, write_manifest
+from sitegen import poster_bytes
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import get_features_from_cnn  # noqa: E402
+
+
+def make_manifest(folder, n, start=0, bad=()):
+    """A posters.csv with n ok posters (images drawn with Pillow); names in ``bad`` get a corrupt file."""
+    records = []
+    for i in range(start, start + n):
+        name = f"poster_{i:03d}"
+        rel = f"posters/2000/{name}.jpg"
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"garbage, not a jpeg" if name in bad else poster_bytes(i, size=(100 + i, 150)))
+        records.append(PosterRecord(poster_id=f"2000/{name}", title=name, year=2000, version=1,
+                                    image_path=rel, thumb_path=rel, status="ok"))
+    return records
+
+
+def write(folder, records):
+    write_manifest(folder / "posters.csv", records)
+    return folder / "posters.csv"
+
+
+@pytest.fixture(scope="module")
+def random_model():
+    model, _ = features.build_model("random", seed=0)
+    return model
+
+
+def direct_fc2(model, paths):
+    import keras
+    batch = np.stack([features.load_image(p) for p in paths]).astype(np.float32)
+    return np.asarray(model(keras.applications.vgg16.preprocess_input(batch), training=False))
+
+
+def run(*args):
+    return get_features_from_cnn.main([*map(str, args), "--no-progress", "-q"])
+
+
+def test_shapes_dtype_order_and_values(tmp_path, random_model):
+    records = make_manifest(tmp_path, 5, bad={"poster_002"})
+    manifest = write(tmp_path, records)
+    out = tmp_path / "features.h5"
+    assert run("-i", manifest, "-o", out, "--weights", "random", "--batch-size", 4) == 0
+    ids, rows, attrs = store.read_features(out)
+    assert ids == ["2000/poster_000", "2000/poster_001", "2000/poster_003", "2000/poster_004"]
+    assert rows.shape == (4, 4096) and rows.dtype == np.float32
+    with h5py.File(out) as handle:
+        assert handle["features"].chunks is not None
+        assert [s.decode() for s in handle["skipped_id"][:]] == ["2000/poster_002"]
+        assert handle["skipped_error"][0]
+    assert attrs["layer"] == "fc2" and attrs["model"] == "keras.applications.VGG16"
+    assert attrs["weights"].startswith("random") and attrs["input_size"] == 224
+    expected = direct_fc2(random_model, [tmp_path / r.image_path for r in records if r.name != "poster_002"])
+    assert np.allclose(rows, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+    assert (rows >= 0).all()  # after ReLU
+
+
+def test_rerun_adds_only_new_posters(tmp_path):
+    records = make_manifest(tmp_path, 3)
+    out = tmp_path / "features.h5"
+    run("-i", write(tmp_path, records), "-o", out, "--weights", "random", "--batch-size", 2)
+    first_ids, first_rows, _ = store.read_features(out)
+    records += make_manifest(tmp_path, 2, start=3)
+    run("-i", write(tmp_path, records), "-o", out, "--weights", "random", "--batch-size", 2)
+    ids, rows, _ = store.read_features(out)
+    assert ids == first_ids + ["2000/poster_003", "2000/poster_004"]
+    assert np.array_equal(rows[:3], first_rows)
+
+
+def test_kill_9_mid_run_leaves_a_file_the_next_run_extends(tmp_path):
+    manifest = write(tmp_path, make_manifest(tmp_path, 8))
+    out = tmp_path / "features.h5"
+    cmd = [sys.executable, str(ROOT / "get_features_from_cnn.py"), "-i", str(manifest), "-o", str(out),
+           "--weights", "random", "--batch-size", "1", "--no-progress", "-q"]
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    deadline = time.time() + 120
+    rows = 0
+    while time.time() < deadline and rows < 2:
+        time.sleep(0.2)
+        try:
+            with h5py.File(out, "r", locking=False) as handle:
+                rows = int(handle.attrs.get("count", 0))
+        except (OSError, KeyError):
+            pass
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ids, _, _ = store.read_features(out)  # readable after kill -9
+    assert 2 <= len(ids) < 8
+    assert subprocess.run(cmd, cwd=ROOT).returncode == 0
+    ids, rows, _ = store.read_features(out)
+    assert sorted(ids) == [f"2000/poster_{i:03d}" for i in range(8)]
+    assert len(set(ids)) == 8 and rows.shape == (8, 4096)
+
+
+# -- weights files ---------------------------------------------------------------
+def weight_pairs(model):
+    full_names = features.CONV_LAYERS + ["fc1", "fc2"]
+    return [(np.asarray(model.get_layer(n).weights[0]), np.asarray(model.get_layer(n).weights[1]))
+            for n in full_names]
+
+
+def write_keras_h5(path, pairs):
+    """The Keras 2 layout of vgg16_weights_tf_dim_ordering_tf_kernels.h5."""
+    names = ["input_1"] + features.CONV_LAYERS[:2] + ["block1_pool"] + features.CONV_LAYERS[2:] + ["fc1", "fc2"]
+    with h5py.File(path, "w") as handle:
+        handle.attrs["layer_names"] = [n.encode() for n in names]
+        weights = dict(zip(features.CONV_LAYERS + ["fc1", "fc2"], pairs))
+        for name in names:
+            group = handle.create_group(name)
+            if name not in weights:
+                group.attrs["weight_names"] = []
+                continue
+            kernel, bias = weights[name]
+            group.attrs["weight_names"] = [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
+            group[f"{name}/kernel:0"] = kernel
+            group[f"{name}/bias:0"] = bias
+
+
+def write_legacy_theano(path, pairs):
+    """The original's vgg16_weights.h5: the exact inverse of the loader.
+
+    Flip each conv kernel 180 degrees, transpose it to (out, in, h, w), and put
+    fc6's rows back in channels-first (512, 7, 7) order.
+    """
+    layout = []  # Keras 0.x Sequential: ZeroPadding, Conv... MaxPool, Flatten, Dense, Dropout...
+    conv_iter = iter(pairs[:13])
+    for block, convs in enumerate([2, 2, 3, 3, 3]):
+        for _ in range(convs):
+            layout += [None, next(conv_iter)]
+        layout.append(None)
+    fc1, fc2 = pairs[13], pairs[14]
+    kernel = fc1[0].reshape(7, 7, 512, 4096).transpose(2, 0, 1, 3).reshape(25088, 4096)
+    layout += [None, (kernel, fc1[1], "dense"), None, (fc2[0], fc2[1], "dense"), None,
+               (np.zeros((4096, 1000), np.float32), np.zeros(1000, np.float32), "dense")]
+    with h5py.File(path, "w") as handle:
+        handle.attrs["nb_layers"] = len(layout)
+        for index, item in enumerate(layout):
+            group = handle.create_group(f"layer_{index}")
+            if item is None:
+                group.attrs["nb_params"] = 0
+                continue
+            group.attrs["nb_params"] = 2
+            weights, bias = item[0], item[1]
+            if weights.ndim == 4:
+                weights = weights[::-1, ::-1, :, :].transpose(3, 2, 0, 1)
+            group["param_0"] = weights
+            group["param_1"] = bias
+
+
+@pytest.fixture(scope="module")
+def source_model():
+    model, _ = features.build_model("random", seed=7)
+    return model
+
+
+@pytest.mark.parametrize("fmt", ["keras-h5", "legacy-theano", "keras3"])
+def test_each_weights_format_reproduces_fc2(fmt, tmp_path, source_model):
+    import keras
+    pairs = weight_pairs(source_model)
+    path = tmp_path / "weights.h5"
+    if fmt == "keras-h5":
+        write_keras_h5(path, pairs)
+    elif fmt == "legacy-theano":
+        write_legacy_theano(path, pairs)
+    else:
+        full, _ = keras.applications.VGG16(weights=None), None
+        features.assign_pairs(full, pairs, "test")
+        full.save_weights(tmp_path / "w.weights.h5")
+        (tmp_path / "w.weights.h5").rename(path)
+    assert features.detect_weights_format(path) == fmt
+    loaded, info = features.build_model(str(path))
+    assert info.sha256 and fmt in info.name
+    x = np.random.default_rng(0).uniform(-120, 150, (2, 224, 224, 3)).astype(np.float32)
+    want, got = np.asarray(source_model(x)), np.asarray(loaded(x))
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-4
+
+
+def test_theano_conversion_flips_and_transposes():
+    tf_kernel = np.arange(3 * 3 * 2 * 4, dtype=np.float32).reshape(3, 3, 2, 4)
+    theano = tf_kernel[::-1, ::-1].transpose(3, 2, 0, 1)
+    assert np.array_equal(features.theano_conv_to_tf(theano), tf_kernel)
+    fc = np.arange(2 * 3 * 3 * 5, dtype=np.float32).reshape(2 * 3 * 3, 5)  # rows in (C, H, W) order
+    reordered = features.theano_fc6_to_tf(fc, channels=2, side=3)
+    assert np.array_equal(reordered.reshape(3, 3, 2, 5)[1, 2, 0], fc.reshape(2, 3, 3, 5)[0, 1, 2])
+
+
+def test_stage_with_legacy_file_matches_keras(tmp_path, source_model):
+    write_legacy_theano(tmp_path / "vgg16_weights.h5", weight_pairs(source_model))
+    records = make_manifest(tmp_path, 2)
+    out = tmp_path / "f.h5"
+    assert run("-i", write(tmp_path, records), "-o", out, "--weights", tmp_path / "vgg16_weights.h5") == 0
+    _, rows, attrs = store.read_features(out)
+    want = direct_fc2(source_model, [tmp_path / r.image_path for r in records])
+    assert np.linalg.norm(rows - want) / np.linalg.norm(want) < 1e-3
+    assert len(attrs["weights_sha256"]) == 64
+
+
+# -- errors ----------------------------------------------------------------------
+def test_usage_errors_exit_2_in_one_line(tmp_path, capsys):
+    manifest = write(tmp_path, make_manifest(tmp_path, 1))
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "unknown.h5").unlink(missing_ok=True)
+    with h5py.File(tmp_path / "unknown.h5", "w") as handle:
+        handle["x"] = np.zeros(3)
+    with h5py.File(tmp_path / "wrong.h5", "w") as handle:
+        handle.attrs["nb_layers"] = 2
+        for i in range(2):
+            g = handle.create_group(f"layer_{i}")
+            g.attrs["nb_params"] = 2
+            g["param_0"] = np.zeros((8, 3, 3, 3), np.float32)
+            g["param_1"] = np.zeros(8, np.float32)
+    (tmp_path / "text.h5").write_text("not hdf5")
+    cases = [
+        (["-i", tmp_path / "missing.csv"], "manifest not found"),
+        (["-i", tmp_path / "bad.csv"], "lacks column"),
+        (["-i", manifest, "--weights", tmp_path / "unknown.h5"], "unknown layout"),
+        (["-i", manifest, "--weights", tmp_path / "text.h5"], "not an HDF5 file"),
+        (["-i", manifest, "--weights", tmp_path / "wrong.h5"], "VGG-16"),
+        (["-i", manifest, "--weights", tmp_path / "nope.h5"], "no such file"),
+        (["-i", manifest, "--batch-size", "0"], "--batch-size"),
+    ]
+    for args, message in cases:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) if "--batch-size" in args else _nothing():
+            code = run(*args, "-o", tmp_path / "out.h5")
+            assert code == 2, args
+        err = capsys.readouterr().err.strip()
+        assert message in err, (args, err)
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_offline_imagenet_says_how_to_pass_a_file(tmp_path):
+    manifest = write(tmp_path, make_manifest(tmp_path, 1))
+    env = dict(os.environ, KERAS_HOME=str(tmp_path / "keras"), HTTPS_PROXY="http://127.0.0.1:9",
+               HTTP_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9", http_proxy="http://127.0.0.1:9")
+    proc = subprocess.run([sys.executable, str(ROOT / "get_features_from_cnn.py"), "-i", str(manifest),
+                           "-o", str(tmp_path / "f.h5"), "--no-progress"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "--weights /path/to/file.h5" in last and "ImageNet" in last
+    assert "Traceback" not in proc.stderr
+
+
+def test_mixing_weights_in_one_file_is_refused(tmp_path):
+    manifest = write(tmp_path, make_manifest(tmp_path, 1))
+    out = tmp_path / "f.h5"
+    assert run("-i", manifest, "-o", out, "--weights", "random") == 0
+    assert run("-i", manifest, "-o", out, "--weights", "random", "--seed", "3") == 2
