@@ -34,7 +34,7 @@ def build_parser() -> cli.Parser:
                         help="imagenet (Keras's download and cache), random (tests only: meaningless "
                              "features) or a weights file, Keras .h5 or the original vgg16_weights.h5 "
                              "(default: %(default)s)")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=16, metavar="N",
+    parser.add_argument("--batch-size", type=cli.positive_int, default=32, metavar="N",
                         help="images per forward pass (default: %(default)s)")
     parser.add_argument("--layer", default="fc2", choices=["fc2"],
                         help="layer whose output is stored; fc2 is the paper's fc7 (default: %(default)s)")
@@ -45,7 +45,8 @@ def build_parser() -> cli.Parser:
                              "center: cut the centred square first (default: %(default)s)")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="float16 arithmetic (for GPUs; features are still stored as float32)")
-    parser.add_argument("--no-xla", action="store_true", help="do not compile the forward pass with XLA")
+    parser.add_argument("--xla", choices=["auto", "on", "off"], default="auto",
+                        help="compile the forward pass with XLA; auto = on GPUs only (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed for --weights random (default: %(default)s)")
     parser.add_argument("--limit", type=cli.positive_int, default=None, metavar="N",
                         help="only the first N posters of the manifest")
@@ -61,7 +62,7 @@ def body(args) -> int:
     summary = features.extract(args.input, args.output, weights=args.weights, batch_size=args.batch_size,
                                jobs=args.jobs, crop=None if args.crop == "none" else args.crop,
                                seed=args.seed, mixed_precision=args.mixed_precision,
-                               jit=not args.no_xla, overwrite=args.overwrite, limit=args.limit,
+                               jit={"auto": None, "on": True, "off": False}[args.xla], overwrite=args.overwrite, limit=args.limit,
                                progress=not args.no_progress)
     print(f"{summary.line()} in {summary.seconds:.1f}s -> {args.output}")
     return 0

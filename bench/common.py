@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 BENCH_SITE = SHARED / "data" / "impawards-bench"
 SERVER = SHARED / "tools" / "fake_impawards_server.py"
@@ -58,3 +59,26 @@ def timed(cmd, **kwargs) -> float:
 
 def median(values):
     return statistics.median(values)
+
+
+def ensure_bench_posters(years: str = "1990-2016") -> Path:
+    """Scrape the whole bench site once into bench/out/posters (reused afterwards)."""
+    out = OUT / "posters"
+    if not (out / "posters.csv").exists():
+        with fake_site() as url:
+            subprocess.run([sys.executable, str(ROOT / "get_posters.py"), "--base-url", url, "--range", years,
+                            "--out-dir", str(out), "--no-progress", "-q"], check=True,
+                           stderr=subprocess.DEVNULL)
+    return out / "posters.csv"
+
+
+def peak_rss_mib(cmd, **kwargs) -> tuple[float, float]:
+    """(seconds, peak resident MiB) of a child process, via wait4's rusage."""
+    import os as _os
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, **kwargs)
+    _, status, usage = _os.wait4(proc.pid, 0)
+    proc.returncode = _os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return time.perf_counter() - start, usage.ru_maxrss / 1024

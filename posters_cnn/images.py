@@ -89,5 +89,5 @@ def thumbnail(image: Image.Image, size: int) -> Image.Image:
 
 def jpeg_bytes(image: Image.Image, quality: int = 85) -> bytes:
     out = io.BytesIO()
-    image.save(out, format="JPEG", quality=quality, optimize=True)
+    image.save(out, format="JPEG", quality=quality)
     return out.getvalue()

@@ -47,7 +47,7 @@ TRANSIENT_KINDS = frozenset({"transient", ""})
 CHECKPOINT_EVERY_S = 10.0
 
 _NAME_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_\-]*)\.html?", re.IGNORECASE)
-_NOT_A_POSTER = re.compile(r"(std|alpha|index|default|top|home)[0-9_]*|.*_x+lg", re.IGNORECASE)
+_NOT_A_POSTER = re.compile(r"(std|alpha|index)[0-9_]*|.*_x+lg", re.IGNORECASE)  # navigation pages, xlg pages
 _VERSION_RE = re.compile(r"_ver(\d+)$", re.IGNORECASE)
 _GENERIC_LINK_TEXT = re.compile(
     r"(posters?|v(er(sion)?)?\.?\s*#?\d+|#?\d+|xx?lg|large|more|click here|view|details?)?", re.IGNORECASE)

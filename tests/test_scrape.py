@@ -270,14 +270,14 @@ def test_index_parser_handles_loose_markup():
     html = """<HTML><BODY><A HREF = ../index.html>Home</A> <a href=alpha1.html>A</a>
       <TABLE><TR><TD>Rob Roy</TD><TD><A HREF = rob_roy.html>poster</A> <a href = rob_roy_ver2.html>v2</a>
       <A href="rob_roy.html"><IMG SRC=thumbs/rob_roy.jpg></A></TD></TR>
-      <tr><td><a href="heat.html">Heat</a></td></tr>
+      <tr><td><a href="heat.html">Heat</a></td></tr><tr><td><a href="home.html">Home</a></td></tr>
       <tr><td><a href="https://elsewhere.org/1995/x.html">x</a> <a href="../1994/std.html">1994</a>
       <a href="%2e%2e/%2e%2e/outside.html">o</a> <a href="../../../tmp/e.html">e</a>
       <a href="#top">t</a> <a href="mailto:a@b.c">m</a> <a href="rob_roy_xlg.html">big</a></td></tr>
       </TABLE></BODY></HTML>"""
     entries = scrape.parse_year_index(html, "http://h/1995/std.html", 1995)
     assert [(e.name, e.title, e.version) for e in entries] == [
-        ("rob_roy", "Rob Roy", 1), ("rob_roy_ver2", "Rob Roy", 2), ("heat", "Heat", 1)]
+        ("rob_roy", "Rob Roy", 1), ("rob_roy_ver2", "Rob Roy", 2), ("heat", "Heat", 1), ("home", "Home", 1)]
 
 
 @pytest.mark.parametrize("href", ["../x.html", "%2e%2e/x.html", "%2E%2E%2Fx.html", "/x.html",

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Stage 3: PCA then t-SNE to 2-D, similar posters, closest pairs, and data.json for the map."""
+
+from __future__ import annotations
+
+import sys
+
+from posters_cnn import cli
+
+EXAMPLES = """\
+examples:
+  # the defaults: a 3,000-poster sample mapped with openTSNE into web/data.json
+  python get_data_visu.py -i data/features.h5 --posters data/posters.csv -o web/data.json
+
+  # every poster, one version per movie, with the grid layout too
+  python get_data_visu.py -i data/features.h5 -o web/data.json --n-sample 0 --one-per-movie --grid
+
+  # the original's flag spellings still work
+  python get_data_visu.py --input_file data/features.h5 --output_file web/data.json --n_sample 3000 -t sklearn
+
+Writes beside the output: pairs.json (the closest pairs, not versions of one
+movie), assets/atlas/ (thumbnail sprite sheets), assets/posters/ and
+assets/thumbs/ (links to the images shown) and assets/pairs/ (each pair side
+by side). Open the map with: python -m http.server -d web, then
+http://127.0.0.1:8000/index.html?data.json
+"""
+
+
+def build_parser() -> cli.Parser:
+    parser = cli.Parser(prog="get_data_visu.py", description=__doc__, epilog=EXAMPLES)
+    parser.add_argument("-i", "--input", "--input_file", dest="input", default="data/features.h5",
+                        metavar="FEATURES_H5", help="features written by get_features_from_cnn.py "
+                                                    "(default: %(default)s)")
+    parser.add_argument("--posters", default=None, metavar="POSTERS_CSV",
+                        help="manifest written by get_posters.py (default: posters.csv beside the features)")
+    parser.add_argument("-o", "--output", "--output_file", dest="output", default="web/data.json",
+                        metavar="DATA_JSON", help="the map's data file (default: %(default)s)")
+    parser.add_argument("--n-sample", "--n_sample", dest="n_sample", type=cli.non_negative_int, default=3000,
+                        metavar="N", help="map a seeded random sample of N posters; 0 = all (default: %(default)s)")
+    parser.add_argument("--one-per-movie", action="store_true",
+                        help="keep one version of each movie (the lowest _verN)")
+    parser.add_argument("--pca-components", "--pca_components", dest="pca_components", type=cli.positive_int,
+                        default=50, metavar="N",
+                        help="PCA components before t-SNE (default: %(default)s, as openTSNE advises; the "
+                             "original whitened 1000, which mostly adds noise and time)")
+    parser.add_argument("--perplexity", type=float, default=30.0,
+                        help="t-SNE perplexity; lowered with a warning when too large for the sample "
+                             "(default: %(default)s)")
+    parser.add_argument("-t", "--tsne", choices=["opentsne", "multicore", "sklearn"], default="opentsne",
+                        help="t-SNE backend (default: %(default)s)")
+    parser.add_argument("--n-jobs", "--n_jobs", dest="n_jobs", type=cli.positive_int, default=None, metavar="N",
+                        help="threads for t-SNE and image work (default: all cores)")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same map (default: %(default)s)")
+    parser.add_argument("--neighbors", type=cli.non_negative_int, default=8, metavar="K",
+                        help="similar posters listed for each poster (default: %(default)s)")
+    parser.add_argument("--pairs", type=cli.non_negative_int, default=200, metavar="N",
+                        help="closest pairs overall to write to pairs.json (default: %(default)s)")
+    parser.add_argument("--grid", action="store_true",
+                        help="also compute a grid layout: t-SNE positions snapped to a square grid")
+    parser.add_argument("--atlas-cell", type=cli.positive_int, default=64, metavar="PIXELS",
+                        help="size of each thumbnail's slot in the sprite sheets (default: %(default)s)")
+    parser.add_argument("--no-pair-images", action="store_true",
+                        help="skip the side-by-side images of the closest pairs")
+    return parser
+
+
+def body(args) -> int:
+    if not args.perplexity > 0:
+        raise cli.UsageError(f"--perplexity: must be more than 0, got {args.perplexity}")
+    from posters_cnn import visu
+
+    summary = visu.make_map(args.input, args.posters, args.output, n_sample=args.n_sample,
+                            one_per_movie=args.one_per_movie, pca_components=args.pca_components,
+                            perplexity=args.perplexity, tsne=args.tsne, n_jobs=args.n_jobs, seed=args.seed,
+                            neighbors=args.neighbors, pairs=args.pairs, grid=args.grid,
+                            atlas_cell=args.atlas_cell, pair_images=not args.no_pair_images)
+    total = sum(summary["timings"].values())
+    print(f"mapped {summary['count']} posters (trustworthiness {summary['trustworthiness']:.3f}), "
+          f"{summary['pairs']} pairs, {summary['atlases']} sprite sheets in {total:.1f}s -> {args.output}")
+    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser(), body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""2-D layouts: PCA then t-SNE, trustworthiness, and the snapped grid."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from .cli import UsageError
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("opentsne", "multicore", "sklearn")
+BH_BELOW = 10_000  # openTSNE: Barnes-Hut was faster than FFT below this many points here
+MULTICORE_MISSING = ("--tsne multicore needs the MulticoreTSNE package, which is not installed (its PyPI "
+                     "release no longer builds with a current cmake); use --tsne opentsne, as fast and maintained")
+GRID_EXACT_MAX = 4_096  # linear_sum_assignment on an N x N cost matrix above this is too slow
+
+
+def pca(features: np.ndarray, components: int, seed: int) -> tuple[np.ndarray, dict]:
+    """Project onto the first ``components`` principal components (clamped to what the data allows)."""
+    from sklearn.decomposition import PCA
+
+    n, d = features.shape
+    allowed = min(n, d)
+    if components > allowed:
+        log.warning("--pca-components %d is more than %d posters x %d features allow; using %d",
+                    components, n, d, allowed)
+        components = allowed
+    solver = "randomized" if components < 0.5 * allowed else "full"
+    model = PCA(n_components=components, svd_solver=solver, random_state=seed)
+    reduced = model.fit_transform(features).astype(np.float32)
+    info = {"components": int(components), "whiten": False, "svd_solver": solver,
+            "explained_variance": round(float(model.explained_variance_ratio_.sum()), 4)}
+    log.info("PCA: %d components keep %.1f%% of the variance", components, 100 * info["explained_variance"])
+    return reduced, info
+
+
+def fit_perplexity(perplexity: float, n: int) -> float:
+    """Perplexity must stay below (n - 1) / 3 for the neighbour graph; lower it and say so."""
+    limit = (n - 1) / 3.0
+    if perplexity > limit:
+        adjusted = max(1.0, math.floor(limit * 10) / 10)
+        log.warning("--perplexity %g is too large for %d posters; using %g", perplexity, n, adjusted)
+        return adjusted
+    return perplexity
+
+
+def tsne(points: np.ndarray, *, backend: str = "opentsne", perplexity: float = 30.0, seed: int = 0,
+         n_jobs: int = 1) -> tuple[np.ndarray, dict]:
+    """A 2-D t-SNE embedding of ``points`` and a description of how it was made."""
+    n = points.shape[0]
+    perplexity = fit_perplexity(perplexity, n)
+    info = {"backend": backend, "perplexity": perplexity, "seed": seed, "n_jobs": n_jobs}
+    if backend == "opentsne":
+        from openTSNE import TSNE
+
+        method = "bh" if n < BH_BELOW else "fft"
+        log.info("t-SNE: openTSNE, %s gradients (auto: %s below %d points), perplexity %g", method,
+                 "Barnes-Hut", BH_BELOW, perplexity)
+        embedding = TSNE(n_components=2, perplexity=perplexity, negative_gradient_method=method,
+                         initialization="pca", n_jobs=n_jobs, random_state=seed, verbose=False).fit(points)
+        info.update(method=method, initialization="pca")
+        return np.asarray(embedding, dtype=np.float64), info
+    if backend == "multicore":
+        try:
+            from MulticoreTSNE import MulticoreTSNE
+        except ImportError:
+            raise UsageError(MULTICORE_MISSING) from None
+        log.info("t-SNE: MulticoreTSNE, perplexity %g", perplexity)
+        model = MulticoreTSNE(n_components=2, perplexity=perplexity, n_jobs=n_jobs, random_state=seed)
+        return np.asarray(model.fit_transform(points.astype(np.float64)), dtype=np.float64), info
+    if backend == "sklearn":
+        from sklearn.manifold import TSNE
+
+        log.info("t-SNE: scikit-learn, perplexity %g", perplexity)
+        model = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=n_jobs)
+        info.update(initialization="pca")
+        return np.asarray(model.fit_transform(points), dtype=np.float64), info
+    raise UsageError(f"--tsne: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def trustworthiness(high: np.ndarray, low: np.ndarray, *, k: int = 10, sample: int = 2000, seed: int = 0) -> float:
+    """sklearn's trustworthiness at ``k``, on a seeded sample of at most ``sample`` points."""
+    from sklearn.manifold import trustworthiness as score
+
+    n = high.shape[0]
+    if n <= 2 * k + 1:
+        k = max(1, (n - 1) // 2 - 1)
+    if n > sample:
+        idx = np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+        high, low = high[idx], low[idx]
+    return float(score(high, low, n_neighbors=k))
+
+
+def normalise(coords: np.ndarray) -> np.ndarray:
+    """Centre on 0 and scale so that the larger extent spans [-1, 1]; aspect kept."""
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    span = float((hi - lo).max()) or 1.0
+    return (coords - (lo + hi) / 2) * (2.0 / span)
+
+
+def grid(coords: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Snap each point to its own cell of a square grid, keeping neighbourhoods.
+
+    Up to GRID_EXACT_MAX points: the optimal assignment (minimum total squared
+    distance) by ``scipy.optimize.linear_sum_assignment``. Beyond: rows of the
+    grid are filled in order of y, each row sorted by x (fast and overlap-free,
+    not optimal).
+    """
+    n = coords.shape[0]
+    side = max(1, math.ceil(math.sqrt(n)))
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    unit = (coords - lo) / np.where(hi > lo, hi - lo, 1.0)
+    cells = np.stack(np.meshgrid(np.arange(side), np.arange(side)), axis=-1).reshape(-1, 2).astype(np.float64)
+    if n <= GRID_EXACT_MAX:
+        from scipy.optimize import linear_sum_assignment
+        from scipy.spatial.distance import cdist
+
+        cost = cdist(unit * (side - 1), cells, "sqeuclidean")
+        rows, cols = linear_sum_assignment(cost)
+        placed = np.zeros((n, 2))
+        placed[rows] = cells[cols]
+        method = "linear_sum_assignment"
+    else:
+        log.info("grid: %d points is over %d; filling rows by y then x instead of an optimal assignment",
+                 n, GRID_EXACT_MAX)
+        placed = np.zeros((n, 2))
+        by_y = np.argsort(unit[:, 1], kind="stable")
+        for row, start in enumerate(range(0, n, side)):
+            members = by_y[start:start + side]
+            members = members[np.argsort(unit[members, 0], kind="stable")]
+            placed[members, 0] = np.arange(len(members))
+            placed[members, 1] = row
+        method = "row-sort"
+    # Same frame as the normalised t-SNE coordinates: [-1, 1], cells spaced evenly.
+    scaled = (placed - (side - 1) / 2) * (2.0 / max(side - 1, 1))
+    return scaled, {"side": side, "method": method, "cell": 2.0 / max(side - 1, 1)}

@@ -1,0 +1,268 @@
+"""Stage 3: from features to the map: PCA, t-SNE, neighbours, pairs, ``data.json``.
+
+Inputs: ``features.h5`` (stage 2) and ``posters.csv`` (stage 1). Outputs,
+all beside ``data.json`` so the folder can be copied to any static host:
+
+* ``data.json``: meta + one point per poster (schema: ``data.schema.json``);
+* ``pairs.json``: the closest pairs of posters overall (not versions of one movie);
+* ``assets/atlas/{stem}-NNN.jpg``: thumbnails packed into sprite sheets;
+* ``assets/posters/`` and ``assets/thumbs/``: hard links (copies across
+  filesystems) of the images the page shows;
+* ``assets/pairs/{stem}-NNN.jpg``: each pair side by side, like the original's
+  ``examples/``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import layout, store
+from .atlas import build_atlases
+from .cli import UsageError
+from .fsutil import link_or_copy, write_json_atomic
+from .manifest import load_ok
+from .scrape import movie_key
+from .similarity import neighbours_and_pairs
+
+log = logging.getLogger(__name__)
+
+SCHEMA_PATH = Path(__file__).with_name("data.schema.json")
+MIN_POSTERS = 5
+DEFAULT_PCA = 50
+
+
+class _Timer:
+    def __init__(self):
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Span:
+            def __enter__(self):
+                self.start = time.perf_counter()
+
+            def __exit__(self, exc_type, *exc):
+                if exc_type is not None:
+                    return
+                timer.timings[name] = round(time.perf_counter() - self.start, 3)
+                log.info("%s: %.2fs", name, timer.timings[name])
+
+        return _Span()
+
+
+def select(ids: list[str], frame, *, n_sample: int, one_per_movie: bool, seed: int) -> np.ndarray:
+    """Row indices of the features to map: known to the manifest, one per movie if asked, sampled."""
+    known = frame.set_index("poster_id")
+    keep = np.array([pid in known.index for pid in ids])
+    if not keep.any():
+        raise UsageError("the manifest does not match the features file: no poster_id in common "
+                         "(pass the posters.csv that the features were computed from)")
+    if not keep.all():
+        log.warning("%d feature rows have no ok row in the manifest; leaving them out", int((~keep).sum()))
+    indices = np.flatnonzero(keep)
+    if one_per_movie:
+        best: dict[str, tuple[int, int]] = {}
+        for i in indices:
+            pid = ids[i]
+            key = f"{pid.rsplit('/', 1)[0]}/{movie_key(pid.rsplit('/', 1)[-1])}"
+            version = int(known.at[pid, "version"])
+            if key not in best or version < best[key][0]:
+                best[key] = (version, i)
+        indices = np.sort(np.array([i for _, i in best.values()], dtype=np.int64))
+        log.info("--one-per-movie: %d movies", len(indices))
+    if n_sample and len(indices) > n_sample:
+        rng = np.random.default_rng(seed)
+        indices = np.sort(rng.choice(indices, n_sample, replace=False))
+        log.info("--n-sample: a seeded random sample of %d posters", n_sample)
+    return indices
+
+
+def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | None,
+             output: str | os.PathLike, *, n_sample: int = 3000, one_per_movie: bool = False,
+             pca_components: int = DEFAULT_PCA, perplexity: float = 30.0, tsne: str = "opentsne",
+             n_jobs: int | None = None, seed: int = 0, neighbors: int = 8, pairs: int = 200,
+             grid: bool = False, atlas_cell: int = 64, pair_images: bool = True) -> dict:
+    """Run stage 3 and return a summary dict; see the module docstring for what is written."""
+    timer = _Timer()
+    n_jobs = n_jobs or os.cpu_count() or 1
+    output = Path(output)
+    if output.suffix.lower() != ".json":
+        raise UsageError(f"-o: the output should be a .json file, got {output}")
+    features_path = Path(features_path)
+    posters_csv = Path(posters_csv) if posters_csv else features_path.parent / "posters.csv"
+    if tsne not in layout.BACKENDS:
+        raise UsageError(f"--tsne: unknown backend {tsne!r}; choose one of {', '.join(layout.BACKENDS)}")
+    if tsne == "multicore" and _missing("MulticoreTSNE"):
+        raise UsageError(layout.MULTICORE_MISSING)  # before minutes of work, not after
+
+    with timer("read"):
+        ids, features, attrs = store.read_features(features_path)
+        available = len(ids)
+        frame = load_ok(posters_csv)
+        indices = select(ids, frame, n_sample=n_sample, one_per_movie=one_per_movie, seed=seed)
+        features = features[indices]
+        ids = [ids[i] for i in indices]
+        finite = np.isfinite(features).all(axis=1)
+        if not finite.all():
+            log.warning("%d posters have NaN or infinite features; leaving them out", int((~finite).sum()))
+            features = features[finite]
+            ids = [pid for pid, ok in zip(ids, finite) if ok]
+        if len(ids) < MIN_POSTERS:
+            raise UsageError(f"only {len(ids)} posters to map; at least {MIN_POSTERS} are needed")
+        rows = frame.set_index("poster_id").loc[ids]
+    n = len(ids)
+    log.info("mapping %d posters", n)
+    if str(attrs.get("weights", "")).startswith("random"):
+        log.warning("these features come from random weights: the map shows nothing about the posters")
+
+    with timer("pca"):
+        reduced, pca_info = layout.pca(features, pca_components, seed)
+    with timer("tsne"):
+        embedding, tsne_info = layout.tsne(reduced, backend=tsne, perplexity=perplexity, seed=seed,
+                                           n_jobs=n_jobs)
+        coords = layout.normalise(embedding)
+    with timer("trustworthiness"):
+        trust = layout.trustworthiness(reduced, embedding, k=10, seed=seed)
+    log.info("trustworthiness (k=10, against the PCA space): %.4f", trust)
+    grid_coords, grid_info = None, None
+    if grid:
+        with timer("grid"):
+            grid_coords, grid_info = layout.grid(coords)
+    with timer("similarity"):
+        groups = np.unique([f"{pid.rsplit('/', 1)[0]}/{movie_key(pid.rsplit('/', 1)[-1])}" for pid in ids],
+                           return_inverse=True)[1]
+        neighbour_index, neighbour_sim, best_pairs = neighbours_and_pairs(
+            features, k=neighbors, n_pairs=pairs, groups=groups)
+
+    out_dir = output.parent
+    stem = output.stem
+    assets = out_dir / "assets"
+    with timer("atlases"):
+        sprites, sheet_names = build_atlases(list(rows["thumb_abspath"]), assets / "atlas", stem,
+                                             cell=atlas_cell, jobs=n_jobs)
+    with timer("link images"):
+        image_rel, thumb_rel = _link_images(rows, assets, n_jobs)
+    pair_rel = {}
+    if pair_images and best_pairs:
+        with timer("pair images"):
+            pair_rel = _pair_images(best_pairs, rows, assets / "pairs", stem, n_jobs)
+
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    meta = {
+        "created": created, "count": n, "seed": seed,
+        "features": {"file": features_path.name, "model": attrs.get("model"), "layer": attrs.get("layer"),
+                     "weights": attrs.get("weights"), "random_weights": str(attrs.get("weights", "")).startswith("random")},
+        "selection": {"n_sample": n_sample, "one_per_movie": one_per_movie, "available": available},
+        "pca": pca_info, "tsne": tsne_info, "trustworthiness": round(trust, 4),
+        "trustworthiness_k": 10, "neighbors": int(neighbour_index.shape[1]), "similarity": "cosine on fc2 features",
+        "pairs": {"file": pairs_file_name(stem), "count": len(best_pairs)},
+        "atlas": {"cell": atlas_cell, "files": [f"assets/atlas/{name}" for name in sheet_names]},
+        "grid": grid_info, "timings": timer.timings,
+    }
+    points = []
+    for i, pid in enumerate(ids):
+        row = rows.iloc[i]
+        sprite = sprites[i]
+        point = {
+            "id": pid, "x": round(float(coords[i, 0]), 5), "y": round(float(coords[i, 1]), 5),
+            "title": str(row["title"]), "year": None if pd.isna(row["year"]) else int(row["year"]),
+            "version": int(row["version"]), "thumb": thumb_rel[i], "image": image_rel[i],
+            "page": str(row.get("page_url", "") or ""),
+            "neighbors": [ids[j] for j in neighbour_index[i]],
+            "similarity": [round(float(s), 4) for s in neighbour_sim[i]],
+            "atlas": sprite.atlas, "ax": sprite.x, "ay": sprite.y, "aw": sprite.w, "ah": sprite.h,
+        }
+        if grid_coords is not None:
+            point["gx"] = round(float(grid_coords[i, 0]), 5)
+            point["gy"] = round(float(grid_coords[i, 1]), 5)
+        points.append(point)
+    pairs_doc = {"meta": {"created": created, "count": len(best_pairs), "similarity": "cosine on fc2 features",
+                          "excludes": "versions of the same movie", "data": output.name},
+                 "pairs": [{"a": ids[i], "b": ids[j], "similarity": round(value, 5),
+                            "image": pair_rel.get(rank)} for rank, (value, i, j) in enumerate(best_pairs)]}
+    write_json_atomic(out_dir / meta["pairs"]["file"], pairs_doc)
+    write_json_atomic(output, {"meta": meta, "points": points})
+    return {"count": n, "trustworthiness": trust, "timings": timer.timings, "output": str(output),
+            "pairs": len(best_pairs), "atlases": len(sheet_names)}
+
+
+def pairs_file_name(stem: str) -> str:
+    """``data`` -> ``pairs.json``, ``data-30k`` -> ``pairs-30k.json``, ``map`` -> ``map-pairs.json``."""
+    return f"pairs{stem[4:]}.json" if stem.startswith("data") else f"{stem}-pairs.json"
+
+
+def _missing(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is None
+
+
+def _link_images(rows, assets: Path, jobs: int) -> tuple[list[str], list[str]]:
+    """Link every shown image under ``assets`` and return the paths relative to data.json's folder."""
+    image_rel = [f"assets/{p}" for p in rows["image_path"]]
+    thumb_rel = [f"assets/{p}" for p in rows["thumb_path"]]
+    jobs_list = list(zip(rows["image_abspath"], image_rel)) + list(zip(rows["thumb_abspath"], thumb_rel))
+
+    def one(item):
+        src, rel = item
+        try:
+            link_or_copy(src, assets.parent / rel)
+        except OSError as exc:
+            log.warning("cannot copy %s: %s", src, exc)
+
+    with cf.ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(one, jobs_list))
+    return image_rel, thumb_rel
+
+
+def _pair_images(best_pairs, rows, folder: Path, stem: str, jobs: int, height: int = 300) -> dict[int, str]:
+    """Side-by-side composites of each pair, from the full posters, ``height`` pixels tall."""
+    from PIL import Image
+
+    from .fsutil import write_bytes_atomic
+    from .images import jpeg_bytes, to_rgb
+
+    paths = list(rows["image_abspath"])
+
+    def load(path):
+        with Image.open(path) as image:
+            image.draft("RGB", (height, height))
+            image.load()
+            rgb = to_rgb(image)
+        return rgb.resize((max(1, round(rgb.width * height / rgb.height)), height), Image.Resampling.BILINEAR)
+
+    def one(item):
+        rank, (_, i, j) = item
+        try:
+            left, right = load(paths[i]), load(paths[j])
+        except (OSError, ValueError, SyntaxError) as exc:
+            log.warning("pair %d: cannot read an image: %s", rank, exc)
+            return rank, None
+        gap = 12
+        canvas = Image.new("RGB", (left.width + right.width + 3 * gap, height + 2 * gap), (255, 255, 255))
+        canvas.paste(left, (gap, gap))
+        canvas.paste(right, (2 * gap + left.width, gap))
+        name = f"{stem}-{rank:03d}.jpg"
+        write_bytes_atomic(folder / name, jpeg_bytes(canvas, 85))
+        return rank, f"assets/pairs/{name}"
+
+    with cf.ThreadPoolExecutor(jobs) as pool:
+        done = dict(pool.map(one, enumerate(best_pairs)))
+    for old in folder.glob(f"{stem}-*.jpg"):
+        if f"assets/pairs/{old.name}" not in done.values():
+            old.unlink()
+    return {rank: rel for rank, rel in done.items() if rel}
+
+
+def load_schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())

@@ -1,0 +1,49 @@
+"""Synthetic stage-2 output for stage-3 and page tests: clustered features, real files."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from posters_cnn.manifest import PosterRecord, write_manifest
+from posters_cnn.store import FeatureWriter
+
+COLOURS = [(200, 40, 40), (40, 160, 60), (40, 70, 200), (220, 180, 30), (150, 60, 180)]
+
+
+def make_mapdata(folder, n_per_cluster=12, clusters=3, titles=None, dim=4096, seed=0, nan_rows=0):
+    """posters.csv + features.h5 + images in ``folder``; returns (manifest, features, cluster of each id)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, (clusters, dim)).astype(np.float32) * 3
+    records, ids, rows, cluster_of = [], [], [], {}
+    for c in range(clusters):
+        for k in range(n_per_cluster):
+            year = 1990 + (k % 5) * 5
+            name = f"movie_c{c}_{k:02d}" if k % 6 else f"movie_c{c}_{k - 1 if k else 0:02d}_ver2"
+            pid = f"{year}/{name}"
+            if pid in cluster_of:
+                name, pid = f"{name}_b", f"{year}/{name}_b"
+            title = (titles or {}).get(len(ids), f"Movie {c}-{k}")
+            image = Image.new("RGB", (60 + k, 90), COLOURS[c % len(COLOURS)])
+            ImageDraw.Draw(image).rectangle([5, 5 + k, 40, 40 + k], fill=(255, 255, 255))
+            for sub in ("posters", "thumbs"):
+                path = folder / sub / str(year) / f"{name}.jpg"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                image.save(path, quality=90)
+            records.append(PosterRecord(pid, title, year, 2 if name.endswith("_ver2") else 1,
+                                        page_url=f"http://www.impawards.com/{year}/{name}.html",
+                                        image_path=f"posters/{year}/{name}.jpg",
+                                        thumb_path=f"thumbs/{year}/{name}.jpg", width=60 + k, height=90,
+                                        status="ok"))
+            ids.append(pid)
+            rows.append(np.maximum(centres[c] + rng.normal(0, 1, dim).astype(np.float32), 0))
+            cluster_of[pid] = c
+    features = np.stack(rows)
+    for i in range(nan_rows):
+        features[i * 7, :3] = np.nan
+    write_manifest(folder / "posters.csv", records)
+    writer = FeatureWriter(folder / "features.h5", dim, {"model": "keras.applications.VGG16", "layer": "fc2",
+                                                           "weights": "random(seed=0)"})
+    writer.append(ids, features)
+    writer.close()
+    return folder / "posters.csv", folder / "features.h5", cluster_of
