@@ -13,6 +13,7 @@ run: setup
 	./run-posters-cnn.sh
 
 test: setup-dev
+	node --test tests/js/
 	$(BIN)/python -m pytest
 
 serve: web/vendor/d3.min.js

@@ -1,0 +1,65 @@
+"""Debian's Chromium driven by Playwright, and a real HTTP server for a web folder."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def copy_page(web_dir: Path) -> None:
+    """Put the page's own files (and the d3 that `make` placed) into ``web_dir``."""
+    vendor = ROOT / "web" / "vendor" / "d3.min.js"
+    if not vendor.exists():
+        raise RuntimeError("web/vendor/d3.min.js is missing: run `make test` (or `make setup`) first")
+    web_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("index.html", "app.js", "logic.js", "style.css"):
+        shutil.copy(ROOT / "web" / name, web_dir / name)
+    (web_dir / "vendor").mkdir(exist_ok=True)
+    shutil.copy(vendor, web_dir / "vendor" / "d3.min.js")
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class StaticServer:
+    def __init__(self, folder: Path):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+class PageWatch:
+    """Collects console errors, page errors and failed requests of a Playwright page."""
+
+    def __init__(self, page):
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        self.responses: list = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
+        page.on("response", lambda r: self.responses.append(r) if r.status >= 400 else None)
+
+    def assert_clean(self):
+        assert not self.errors, self.errors
+        assert not self.failed, self.failed
+        assert not self.responses, [f"{r.status} {r.url}" for r in self.responses]

@@ -1,0 +1,190 @@
+"""The map page in a real Chromium, served by a real HTTP server, on a generated data.json."""
+
+import json
+
+import pytest
+
+from browser import PageWatch, StaticServer, copy_page, launch
+from mapdata import make_mapdata
+from posters_cnn import visu
+
+HOSTILE = '<img src=x onerror="window.__pwned=1">'
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("page")
+    manifest, feats, _ = make_mapdata(folder, n_per_cluster=10, titles={4: HOSTILE, 7: "Rob Roy"})
+    web = folder / "web"
+    copy_page(web)
+    visu.make_map(feats, manifest, web / "data.json", grid=True, neighbors=4, pairs=5)
+    server = StaticServer(web)
+    yield server, json.loads((web / "data.json").read_text())
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1000, "height": 700})
+    page = context.new_page()
+    page.watch = PageWatch(page)
+    yield page
+    context.close()
+
+
+def open_map(page, url, suffix=""):
+    page.goto(f"{url}index.html?data.json{suffix}")
+    page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
+
+
+def point(data, title):
+    return next(p for p in data["points"] if p["title"] == title)
+
+
+def canvas_stats(page):
+    return page.evaluate("""() => {
+        const c = document.getElementById('map');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let sum = 0, sq = 0, n = 0;
+        for (let i = 0; i < d.length; i += 16) { const v = (d[i] + d[i+1] + d[i+2]) / 3; sum += Math.abs(v - 17); sq += v*v; n++; }
+        const mean = sum / n; return {mean, sd: Math.sqrt(Math.max(0, sq / n - (sum / n + 17) ** 2))};
+    }""")
+
+
+def test_map_draws_and_atlases_load_without_errors(page, site):
+    server, data = site
+    atlas_responses = []
+    page.on("response", lambda r: atlas_responses.append(r.status) if "/assets/atlas/" in r.url else None)
+    open_map(page, server.url)
+    page.wait_for_timeout(200)
+    stats = canvas_stats(page)
+    assert stats["sd"] > 5, stats  # not blank
+    assert atlas_responses == [200] * len(data["meta"]["atlas"]["files"])
+    assert page.is_hidden("#loading")
+    page.watch.assert_clean()
+
+
+def test_hover_shows_tooltip_and_click_opens_panel(page, site):
+    server, data = site
+    open_map(page, server.url)
+    target = point(data, "Rob Roy")
+    pos = page.evaluate("id => window.posterMap.screenPosition(id)", target["id"])
+    page.mouse.move(pos["x"], pos["y"])
+    page.wait_for_selector("#tooltip:not([hidden])")
+    hovered = page.text_content("#tooltip")
+    assert hovered  # the poster under the pointer, possibly a neighbour drawn on top
+    page.mouse.click(pos["x"], pos["y"])
+    page.wait_for_selector("#panel:not([hidden])")
+    assert page.text_content("#panel-title") in hovered
+    page.watch.assert_clean()
+
+
+def test_search_selects_a_poster(page, site):
+    server, data = site
+    open_map(page, server.url)
+    assert page.get_attribute("#search", "type") == "search"
+    page.fill("#search", "rob r")
+    page.wait_for_selector("#suggestions li")
+    assert page.text_content("#suggestions li").startswith("Rob Roy")
+    page.press("#search", "Enter")
+    page.wait_for_selector("#panel:not([hidden])")
+    assert page.text_content("#panel-title") == "Rob Roy"
+    assert page.evaluate("location.hash") == "#poster=" + point(data, "Rob Roy")["id"]
+    page.watch.assert_clean()
+
+
+def test_similar_poster_click_flies_to_it(page, site):
+    server, data = site
+    open_map(page, server.url)
+    start = point(data, "Rob Roy")
+    page.evaluate("id => window.posterMap.select(id)", start["id"])
+    first = page.locator("#panel-similar button").first
+    target_id = first.get_attribute("data-id")
+    assert target_id == start["neighbors"][0]
+    first.click()
+    page.wait_for_function("id => location.hash.endsWith(id)", arg=target_id)
+    page.wait_for_timeout(900)  # the flight
+    pos = page.evaluate("id => window.posterMap.screenPosition(id)", target_id)
+    box = page.locator("#map").bounding_box()
+    panel = page.locator("#panel").bounding_box()
+    assert abs(pos["x"] - (box["width"] - panel["width"]) / 2) < 30
+    assert abs(pos["y"] - (box["y"] + box["height"] / 2)) < 30
+    assert page.text_content("#panel-title") == point_by_id(data, target_id)["title"]
+
+
+def point_by_id(data, pid):
+    return next(p for p in data["points"] if p["id"] == pid)
+
+
+def test_permalink_restores_the_selection(page, site):
+    server, data = site
+    target = point(data, "Rob Roy")
+    open_map(page, server.url, f"#poster={target['id']}")
+    page.wait_for_selector("#panel:not([hidden])")
+    assert page.text_content("#panel-title") == "Rob Roy"
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#panel")
+    page.watch.assert_clean()
+
+
+def test_year_filter_dims_posters(page, site):
+    server, data = site
+    open_map(page, server.url)
+    page.click("#layout-grid")  # no overlaps in the grid: each poster's dimming shows on its own
+    page.wait_for_function("!window.posterMap.state.animating && window.posterMap.state.layout === 'grid'")
+    before = canvas_stats(page)["mean"]
+    page.fill("#year-from", "1900")
+    page.fill("#year-to", "1901")  # no poster in range: all dimmed
+    page.wait_for_timeout(400)
+    dimmed = canvas_stats(page)["mean"]
+    assert dimmed < before * 0.4, (before, dimmed)
+    assert page.evaluate("[window.posterMap.state.yearFrom, window.posterMap.state.yearTo]") == [1900, 1901]
+    page.fill("#year-from", "1990")
+    page.fill("#year-to", "2010")  # every poster in range again
+    page.wait_for_timeout(400)
+    assert canvas_stats(page)["mean"] > before * 0.9
+
+
+def test_hostile_title_stays_text(page, site):
+    server, data = site
+    open_map(page, server.url)
+    page.fill("#search", "img src")
+    page.wait_for_selector("#suggestions li")
+    page.press("#search", "Enter")
+    page.wait_for_selector("#panel:not([hidden])")
+    assert page.text_content("#panel-title") == HOSTILE
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img[src='x']").count() == 0
+    page.watch.assert_clean()
+
+
+def test_bad_query_is_refused_on_the_page(page, site):
+    server, _ = site
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(f"{server.url}index.html?http://evil.example/data.json")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "refusing" in page.text_content("#error")
+    assert not any(url.startswith("http://evil") or "data.json" in url.split("?")[0] for url in requested)
+
+
+def test_grid_layout_and_pairs_view(page, site):
+    server, data = site
+    open_map(page, server.url)
+    page.click("#layout-grid")
+    page.wait_for_function("!window.posterMap.state.animating && window.posterMap.state.layout === 'grid'")
+    page.click("#show-pairs")
+    page.wait_for_selector("#pairs-list li")
+    assert page.locator("#pairs-list li").count() == data["meta"]["pairs"]["count"]
+    page.watch.assert_clean()

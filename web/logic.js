@@ -1,0 +1,167 @@
+// Pure logic of the poster map: no DOM, no d3, so Node's test runner can check it.
+
+/**
+ * The data file named by the page's query string (`index.html?data.json`).
+ * Only a plain relative path below the page's folder is accepted: no scheme,
+ * no host, no leading slash, no `..`, no backslash. Returns the path, or
+ * throws an Error whose message is shown on the page.
+ */
+export function dataPathFromQuery(search) {
+  let query = (search || "").replace(/^\?/, "");
+  if (query === "") return "data.json";
+  // Accept ?data.json and ?data=data.json alike.
+  const named = query.match(/^(?:data|file)=(.*)$/);
+  if (named) query = named[1];
+  let path;
+  try {
+    path = decodeURIComponent(query);
+  } catch {
+    throw new Error(`the query ${JSON.stringify(query)} is not a valid file name`);
+  }
+  if (
+    path === "" ||
+    /^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(path) ||
+    path.startsWith("/") ||
+    path.includes("\\") ||
+    path.split("/").some((part) => part === ".." || part === ".") ||
+    /[?#]/.test(path)
+  ) {
+    throw new Error(
+      `refusing to load ${JSON.stringify(path)}: give a .json file in this folder, e.g. index.html?data.json`,
+    );
+  }
+  if (!/\.json$/i.test(path)) {
+    throw new Error(`refusing to load ${JSON.stringify(path)}: the data file must be a .json file`);
+  }
+  return path;
+}
+
+/** Join a path relative to the data file's folder (both relative to the page). */
+export function relativeTo(dataPath, rel) {
+  const slash = dataPath.lastIndexOf("/");
+  return slash < 0 ? rel : dataPath.slice(0, slash + 1) + rel;
+}
+
+/** Lower case, accents removed, punctuation to spaces: for matching titles. */
+export function normalizeTitle(text) {
+  return String(text ?? "")
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, " ")
+    .trim();
+}
+
+/** A search index: one entry per point, with its normalised title. */
+export function buildSearchIndex(points) {
+  return points.map((p, i) => ({ i, key: normalizeTitle(p.title), year: p.year ?? 0 }));
+}
+
+/**
+ * Up to `limit` point indices whose title matches `query`: titles that start
+ * with it first, then titles with a word that starts with it, then any
+ * substring; ties by title, then year.
+ */
+export function searchTitles(index, query, limit = 8) {
+  const q = normalizeTitle(query);
+  if (!q) return [];
+  const ranked = [];
+  for (const entry of index) {
+    let rank = -1;
+    if (entry.key === q) rank = 0;
+    else if (entry.key.startsWith(q)) rank = 1;
+    else if (entry.key.includes(" " + q)) rank = 2;
+    else if (entry.key.includes(q)) rank = 3;
+    if (rank >= 0) ranked.push([rank, entry]);
+  }
+  ranked.sort((a, b) => a[0] - b[0] || a[1].key.localeCompare(b[1].key) || a[1].year - b[1].year);
+  return ranked.slice(0, limit).map(([, entry]) => entry.i);
+}
+
+/** The poster id kept in the URL hash (`#poster=1995/rob_roy`), or null. */
+export function posterFromHash(hash) {
+  const match = (hash || "").match(/^#?(?:.*&)?poster=([^&]*)/);
+  if (!match) return null;
+  try {
+    return decodeURIComponent(match[1]) || null;
+  } catch {
+    return null;
+  }
+}
+
+export function hashForPoster(id) {
+  return id ? `#poster=${encodeURIComponent(id).replace(/%2F/g, "/")}` : "";
+}
+
+/** The decade of a year (1995 -> 1990), or null. */
+export function decadeOf(year) {
+  return Number.isFinite(year) ? Math.floor(year / 10) * 10 : null;
+}
+
+const DECADE_COLOURS = [
+  "#e6194b", "#f58231", "#ffe119", "#bfef45", "#3cb44b", "#42d4f4",
+  "#4363d8", "#911eb4", "#f032e6", "#a9a9a9", "#fabed4", "#ffd8b1",
+];
+
+/** A stable colour per decade. */
+export function decadeColour(year) {
+  const decade = decadeOf(year);
+  if (decade === null) return "#888888";
+  const slot = ((decade - 1900) / 10) % DECADE_COLOURS.length;
+  return DECADE_COLOURS[(slot + DECADE_COLOURS.length) % DECADE_COLOURS.length];
+}
+
+/** Whether a year passes the [from, to] filter; a poster with no year always passes. */
+export function inYearRange(year, from, to) {
+  if (!Number.isFinite(year)) return true;
+  return year >= from && year <= to;
+}
+
+/** [min, max] of the points' years, or [null, null]. */
+export function yearExtent(points) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const p of points) {
+    if (Number.isFinite(p.year)) {
+      lo = Math.min(lo, p.year);
+      hi = Math.max(hi, p.year);
+    }
+  }
+  return lo === Infinity ? [null, null] : [lo, hi];
+}
+
+/**
+ * The world rectangle visible through a d3 zoom transform {x, y, k} on a
+ * width x height viewport, grown by `margin` world units on each side.
+ */
+export function visibleWorld(transform, width, height, margin = 0) {
+  const { x, y, k } = transform;
+  return {
+    x0: (0 - x) / k - margin,
+    y0: (0 - y) / k - margin,
+    x1: (width - x) / k + margin,
+    y1: (height - y) / k + margin,
+  };
+}
+
+/** The size of a poster's slot in world units, so that n posters roughly fill a side x side square. */
+export function slotSize(n, side) {
+  return (side / Math.sqrt(Math.max(n, 1))) * 0.92;
+}
+
+/**
+ * How to draw at zoom scale k: "overview" (one pre-rendered bitmap),
+ * "sprites" (each visible thumbnail from the atlases) or "images" (each
+ * visible poster from its larger image).
+ */
+export function levelOfDetail({ k, dpr, overviewScale, slot, cell }) {
+  const onScreen = slot * k * dpr; // device pixels per poster slot
+  if (overviewScale > 0 && k * dpr <= overviewScale) return "overview";
+  if (onScreen <= cell * 1.25) return "sprites";
+  return "images";
+}
+
+/** The zoom transform that centres world point (x, y) at scale k in a width x height view. */
+export function centreOn(x, y, k, width, height) {
+  return { x: width / 2 - x * k, y: height / 2 - y * k, k };
+}
