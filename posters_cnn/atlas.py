@@ -35,7 +35,9 @@ class Sprite:
 def _fitted(path: str, cell: int) -> Image.Image | None:
     try:
         with Image.open(path) as image:
-            image.draft("RGB", (cell, cell))  # JPEG: decode at a reduced scale, much faster
+            # JPEG: decode straight at 1/2, 1/4 or 1/8 scale, as small as still covers the slot.
+            scale = cell / max(image.size)
+            image.draft("RGB", (max(1, int(image.width * scale)), max(1, int(image.height * scale))))
             image.load()
             rgb = to_rgb(image)
         rgb.thumbnail((cell, cell), Image.Resampling.BILINEAR, reducing_gap=2.0)
@@ -61,10 +63,13 @@ def build_atlases(thumb_paths: list[str], out_dir: str | os.PathLike, stem: str,
     canvas = None
     missing = 0
 
+    writes: list[cf.Future] = []
+
     def flush(index: int, used: int) -> None:
         rows = -(-used // per_row)
         image = canvas.crop((0, 0, sheet if rows > 1 else min(sheet, used * cell), rows * cell))
-        write_bytes_atomic(out_dir / names[index], jpeg_bytes(image, quality))
+        # Encoding releases the GIL: let it run beside the decoding of the next sheet.
+        writes.append(pool.submit(lambda: write_bytes_atomic(out_dir / names[index], jpeg_bytes(image, quality))))
 
     with cf.ThreadPoolExecutor(jobs) as pool:
         fitted_iter = bounded_map(pool, lambda p: _fitted(p, cell), thumb_paths, window=jobs * 16)
@@ -82,8 +87,10 @@ def build_atlases(thumb_paths: list[str], out_dir: str | os.PathLike, stem: str,
             y = row * cell + (cell - fitted.height) // 2
             canvas.paste(fitted, (x, y))
             sprites.append(Sprite(index, x, y, fitted.width, fitted.height))
-    if canvas is not None:
-        flush(len(names) - 1, n - (len(names) - 1) * per_sheet)
+        if canvas is not None:
+            flush(len(names) - 1, n - (len(names) - 1) * per_sheet)
+        for write in writes:
+            write.result()
     if missing:
         log.warning("%d thumbnails could not be read; they show as grey tiles", missing)
     # Remove sheets a bigger earlier run left behind.

@@ -73,18 +73,21 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Make ``dst`` a hard link to ``src`` (a copy across filesystems), atomically.
 
     Hard links, unlike symbolic links, survive ``cp -r`` of the destination
-    folder to a static host. An up-to-date ``dst`` is left alone.
+    folder to a static host. A ``dst`` that is already ``src`` is left alone.
     """
     src, dst = Path(src), Path(dst)
     try:
-        s, d = src.stat(), dst.stat()
-        if (s.st_ino == d.st_ino and s.st_dev == d.st_dev) or (
-            s.st_size == d.st_size and d.st_mtime >= s.st_mtime
-        ):
-            return
+        os.link(src, dst)  # the common first-run case: one system call
+        return
     except FileNotFoundError:
-        pass
-    dst.parent.mkdir(parents=True, exist_ok=True)
+        if not src.exists():
+            raise
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        if os.path.samefile(src, dst):
+            return
+    except OSError:
+        pass  # another filesystem, or links not allowed: copy below
     tmp = dst.with_name(f".{dst.name}.link")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()

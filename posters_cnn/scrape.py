@@ -39,6 +39,7 @@ from .cli import StageError
 from .fsutil import safe_join, write_bytes_atomic, write_json_atomic
 from .http import FetchError, PoliteClient
 from .manifest import MANIFEST_NAME, PosterRecord, read_records, write_manifest
+from .names import movie_key, version_of
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ CHECKPOINT_EVERY_S = 10.0
 
 _NAME_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_\-]*)\.html?", re.IGNORECASE)
 _NOT_A_POSTER = re.compile(r"(std|alpha|index)[0-9_]*|.*_x+lg", re.IGNORECASE)  # navigation pages, xlg pages
-_VERSION_RE = re.compile(r"_ver(\d+)$", re.IGNORECASE)
 _GENERIC_LINK_TEXT = re.compile(
     r"(posters?|v(er(sion)?)?\.?\s*#?\d+|#?\d+|xx?lg|large|more|click here|view|details?)?", re.IGNORECASE)
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
@@ -86,16 +86,6 @@ class Summary:
         if self.years_failed:
             text += f", year indexes failed {self.years_failed}"
         return text
-
-
-def version_of(name: str) -> int:
-    match = _VERSION_RE.search(name)
-    return int(match.group(1)) if match else 1
-
-
-def movie_key(name: str) -> str:
-    """The name without its ``_verN`` suffix: all versions of a movie share it."""
-    return _VERSION_RE.sub("", name)
 
 
 def humanize(name: str) -> str:
@@ -529,7 +519,7 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
         while f"{group}/{name}" in taken:
             name, n = f"{base}_{n}", n + 1
         taken.add(f"{group}/{name}")
-        title = re.sub(r"[_\-.]+", " ", _VERSION_RE.sub("", path.stem)).strip() or name
+        title = re.sub(r"[_\-.]+", " ", movie_key(path.stem)).strip() or name
         jobs_list.append((path, PosterRecord(
             poster_id=f"{group}/{name}", title=title, year=year, version=version_of(path.stem),
             page_url="", image_url=path.resolve().as_uri(),

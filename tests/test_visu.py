@@ -163,3 +163,18 @@ def test_grid_fallback_for_many_points_has_no_overlap(monkeypatch):
     placed, info = layout.grid(coords)
     assert info["method"] == "row-sort"
     assert len({(round(a, 6), round(b, 6)) for a, b in placed}) == 200
+
+
+def test_candidate_search_matches_exact_on_clustered_data(monkeypatch):
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(6, 256)) * 3
+    x = np.maximum(centres[rng.integers(0, 6, 400)] + rng.normal(size=(400, 256)), 0).astype(np.float32)
+    groups = np.arange(400) // 2
+    exact_idx, exact_sim, exact_pairs = similarity.neighbours_and_pairs(x, k=5, n_pairs=20, groups=groups)
+    reduced, _, components = layout.pca(x, 20, 0)
+    monkeypatch.setattr(similarity, "EXACT_MAX", 10)
+    idx, sims, pairs = similarity.neighbours_and_pairs(x, k=5, n_pairs=20, groups=groups, basis=components,
+                                                       chunk=64)
+    assert np.mean(idx == exact_idx) > 0.9  # isotropic clusters: the hard case for a projection
+    assert np.allclose(sims[idx == exact_idx], exact_sim[idx == exact_idx], atol=1e-5)
+    assert [(i, j) for _, i, j in pairs] == [(i, j) for _, i, j in exact_pairs]

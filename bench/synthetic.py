@@ -1,0 +1,47 @@
+"""Stage-2-format inputs of any size for stage-3 and page benchmarks.
+
+Real bench posters (duplicated past their 4,116 to reach big counts) carry
+synthetic 4096-d features drawn around a few known cluster centres: the
+timings depend on the count and the shapes, not on what the features mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from common import OUT, ensure_bench_posters
+from posters_cnn.manifest import load_ok
+from posters_cnn.store import FeatureWriter
+
+
+def make_inputs(n: int, clusters: int = 20, dim: int = 4096, seed: int = 0):
+    """(features.h5, posters.csv) with n posters in bench/out/synthetic-N/ (made once)."""
+    folder = OUT / f"synthetic-{n}"
+    features, manifest = folder / "features.h5", folder / "posters.csv"
+    if features.exists() and manifest.exists():
+        return features, manifest
+    folder.mkdir(parents=True, exist_ok=True)
+    base = load_ok(ensure_bench_posters())
+    rows = []
+    for i in range(n):
+        src = base.iloc[i % len(base)]
+        copy = i // len(base)
+        pid = src.poster_id if copy == 0 else f"{src.poster_id}_dup{copy}"
+        rows.append({"poster_id": pid, "title": src.title if copy == 0 else f"{src.title} ({copy})",
+                     "year": src.year, "version": src.version, "page_url": src.page_url,
+                     "image_url": src.image_url, "image_path": src.image_abspath,
+                     "thumb_path": src.thumb_abspath, "width": src.width, "height": src.height,
+                     "status": "ok", "error": ""})
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, (clusters, dim)).astype(np.float32) * 2
+    writer = FeatureWriter(features, dim, {"model": "synthetic", "layer": "fc2", "weights": "synthetic clusters"},
+                           overwrite=True)
+    for start in range(0, n, 2048):
+        stop = min(n, start + 2048)
+        labels = rng.integers(0, clusters, stop - start)
+        block = np.maximum(centres[labels] + rng.normal(0, 1, (stop - start, dim)).astype(np.float32), 0)
+        writer.append([rows[i]["poster_id"] for i in range(start, stop)], block)
+    writer.close()
+    return features, manifest
