@@ -86,6 +86,12 @@ def main():
     print(f"bare model best ({'XLA' if best_key[0] else 'graph'}, batch {best_key[1]}): {b:.2f} images/s")
     print(f"stage (defaults): median {s:.2f} images/s")
     print(f"stage / original = {s / o:.2f}x   stage / bare best = {s / b:.2f}x")
+    import json
+    from common import OUT
+    with open(OUT / "features.json", "w") as fh:
+        json.dump({"machine": machine(), "images": len(paths), "original": orig, "stage": stage,
+                   "bare": {f"{'xla' if j else 'graph'}-{bs}": v for (j, bs), v in bare.items()},
+                   "stage_over_original": s / o, "stage_over_bare": s / b}, fh, indent=1)
 
 
 if __name__ == "__main__":

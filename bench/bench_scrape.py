@@ -12,6 +12,7 @@ Prints the medians and the ratio; paste them into bench/RESULTS.md.
 
 import argparse
 import shutil
+import subprocess
 import sys
 
 from common import OUT, ROOT, fake_site, machine, median, timed
@@ -23,7 +24,7 @@ def scrape(url, years, out, jobs=None):
            "--out-dir", str(out), "--no-progress", "-q"]
     if jobs is not None:
         cmd += ["--jobs", str(jobs)]
-    return timed(cmd, stdout=__import__("subprocess").DEVNULL)
+    return timed(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def count_posters(out):
@@ -51,9 +52,16 @@ def main():
         print(f"sequential (--jobs 1): median {median(seq):.2f}s  runs {[round(t, 2) for t in seq]}")
         print(f"default (--jobs 4):    median {median(par):.2f}s  runs {[round(t, 2) for t in par]}")
         print(f"speed-up: {median(seq) / median(par):.2f}x")
+        sweep = {}
         for jobs in map(int, args.jobs_sweep.split(",")):
             t = scrape(url, args.range, out, jobs=jobs)
+            sweep[jobs] = n / t
             print(f"--jobs {jobs}: {t:.2f}s, {n / t:.1f} posters/s")
+    import json
+    with open(OUT / "scrape.json", "w") as fh:
+        json.dump({"machine": machine(), "rows": n, "range": args.range, "latency": args.latency,
+                   "sequential_s": seq, "default_s": par, "speedup": median(seq) / median(par),
+                   "posters_per_s_by_jobs": sweep}, fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -194,9 +194,24 @@ class WeightsInfo:
     sha256: str = ""
 
 
-def build_model(weights: str = "imagenet", *, seed: int = 0, mixed_precision: bool = False):
+def weights_info(weights: str, seed: int = 0) -> WeightsInfo:
+    """What the output file records about ``weights``; UsageError for a missing or unknown file."""
+    if weights == "imagenet":
+        return WeightsInfo("imagenet")
+    if weights == "random":
+        return WeightsInfo(f"random(seed={seed})")
+    path = Path(weights)
+    if not path.is_file():
+        raise UsageError(f"--weights: no such file: {weights} (or use imagenet or random)")
+    return WeightsInfo(f"{path.name} ({detect_weights_format(path)})", sha256_of(path))
+
+
+def build_model(weights: str = "imagenet", *, seed: int = 0, mixed_precision: bool = False,
+                info: WeightsInfo | None = None):
     """(fc2 feature model, WeightsInfo) for ``weights`` = imagenet, random or a file path."""
     import keras
+
+    info = info or weights_info(weights, seed)
 
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -207,16 +222,12 @@ def build_model(weights: str = "imagenet", *, seed: int = 0, mixed_precision: bo
             reason = " ".join(str(exc).split())[:200]
             raise StageError(f"cannot get the ImageNet VGG-16 weights through Keras ({reason}); "
                              f"{IMAGENET_HELP}") from None
-        info = WeightsInfo("imagenet")
     elif weights == "random":
         log.warning("--weights random: the features mean nothing; use them for tests and benchmarks only")
         keras.utils.set_random_seed(seed)
         full = keras.applications.VGG16(weights=None, include_top=True)
-        info = WeightsInfo(f"random(seed={seed})")
     else:
         path = Path(weights)
-        if not path.is_file():
-            raise UsageError(f"--weights: no such file: {weights} (or use imagenet or random)")
         kind = detect_weights_format(path)
         full = keras.applications.VGG16(weights=None, include_top=True)
         if kind == "keras-h5":
@@ -225,7 +236,6 @@ def build_model(weights: str = "imagenet", *, seed: int = 0, mixed_precision: bo
             assign_pairs(full, load_legacy_theano(path), str(path))
         else:
             _load_keras3(full, path)
-        info = WeightsInfo(f"{path.name} ({kind})", sha256_of(path))
         log.info("loaded %s weights from %s", kind, path)
     model = keras.Model(full.input, full.get_layer(LAYER).output, name="vgg16_fc2")
     return model, info
@@ -299,15 +309,7 @@ def extract(manifest: str | os.PathLike, output: str | os.PathLike, *, weights: 
     summary = Summary(total=len(frame))
     if limit is not None:
         frame = frame.iloc[:limit]
-    if weights not in ("imagenet", "random") and not Path(weights).is_file():
-        raise UsageError(f"--weights: no such file: {weights} (or use imagenet or random)")
-    if weights not in ("imagenet", "random"):
-        detect_weights_format(weights)  # a bad file is a usage error before the model is built
-    model, info = build_model(weights, seed=seed, mixed_precision=mixed_precision)
-    gpus = gpu_names()
-    if mixed_precision and not gpus:
-        log.warning("--mixed-precision without a GPU is slower on most CPUs")
-    log.info("running on %s", ", ".join(gpus) if gpus else "the CPU")
+    info = weights_info(weights, seed)  # a bad file is a usage error before anything is built
     attrs = {"model": "keras.applications.VGG16", "layer": LAYER, "weights": info.name,
              "weights_sha256": info.sha256, "input_size": INPUT_SIZE, "resize": RESIZE,
              "crop": crop or "none", "preprocessing": PREPROCESSING,
@@ -321,7 +323,12 @@ def extract(manifest: str | os.PathLike, output: str | os.PathLike, *, weights: 
         todo = [(pid, path) for pid, path in zip(frame["poster_id"], frame["image_abspath"]) if pid not in done]
         summary.already = len(frame) - len(todo)
         if not todo:
-            return summary
+            return summary  # nothing to do: not even the model is built
+        model, _ = build_model(weights, seed=seed, mixed_precision=mixed_precision, info=info)
+        gpus = gpu_names()
+        if mixed_precision and not gpus:
+            log.warning("--mixed-precision without a GPU is slower on most CPUs")
+        log.info("running on %s", ", ".join(gpus) if gpus else "the CPU")
         if jit is None:  # measured: XLA helps on GPUs, but was ~20% slower than plain graphs on a 2-core CPU
             jit = bool(gpus)
         log.info("forward pass compiled %s XLA, batches of %d", "with" if jit else "without", batch_size)

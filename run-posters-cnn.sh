@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Chain the three stages: scrape posters, compute VGG-16 features, make the map.
+# Every stage resumes, so running this again after an interruption continues.
+#
+# Settings (environment variables, with their defaults):
+#   RANGE=1920-2016                       years to scrape
+#   BASE_URL=http://www.impawards.com/    the poster archive
+#   WEIGHTS=imagenet                      imagenet, random (tests only) or a weights file
+#   N_SAMPLE=3000                         posters on the map; 0 = all
+#   DATA_DIR=data                         posters, thumbnails, posters.csv, features.h5
+#   WEB_DIR=web                           where data.json and its assets go (the page is copied there too)
+#   JOBS=4                                downloads in flight
+#   SCRAPE_ARGS, FEATURE_ARGS, VISU_ARGS  extra flags for each stage, e.g. VISU_ARGS="--grid"
+#
+# Example: RANGE=1995-1996 BASE_URL=http://127.0.0.1:8000/ WEIGHTS=random ./run-posters-cnn.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+
+RANGE="${RANGE:-1920-2016}"
+BASE_URL="${BASE_URL:-http://www.impawards.com/}"
+WEIGHTS="${WEIGHTS:-imagenet}"
+N_SAMPLE="${N_SAMPLE:-3000}"
+DATA_DIR="${DATA_DIR:-data}"
+WEB_DIR="${WEB_DIR:-web}"
+JOBS="${JOBS:-4}"
+SCRAPE_ARGS="${SCRAPE_ARGS:-}"
+FEATURE_ARGS="${FEATURE_ARGS:-}"
+VISU_ARGS="${VISU_ARGS:-}"
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "1/3 posters: $RANGE from $BASE_URL into $DATA_DIR/"
+# shellcheck disable=SC2086  # the *_ARGS variables hold several flags on purpose
+"$PYTHON" get_posters.py --range "$RANGE" --base-url "$BASE_URL" --out-dir "$DATA_DIR" --jobs "$JOBS" $SCRAPE_ARGS
+
+step "2/3 features: VGG-16 fc2 with --weights $WEIGHTS into $DATA_DIR/features.h5"
+# shellcheck disable=SC2086
+"$PYTHON" get_features_from_cnn.py -i "$DATA_DIR/posters.csv" -o "$DATA_DIR/features.h5" --weights "$WEIGHTS" \
+  $FEATURE_ARGS
+
+step "3/3 map: $N_SAMPLE posters (0 = all) into $WEB_DIR/data.json"
+# shellcheck disable=SC2086
+"$PYTHON" get_data_visu.py -i "$DATA_DIR/features.h5" --posters "$DATA_DIR/posters.csv" \
+  -o "$WEB_DIR/data.json" --n-sample "$N_SAMPLE" $VISU_ARGS
+
+if [ "$(cd "$WEB_DIR" && pwd -P)" != "$(cd web && pwd -P)" ]; then
+  cp web/index.html web/app.js web/logic.js web/style.css "$WEB_DIR/"
+  if [ -f web/vendor/d3.min.js ]; then mkdir -p "$WEB_DIR/vendor" && cp web/vendor/d3.min.js "$WEB_DIR/vendor/"; fi
+fi
+if [ ! -f "$WEB_DIR/vendor/d3.min.js" ]; then
+  echo "note: $WEB_DIR/vendor/d3.min.js is missing; run 'make setup' to install d3 from npm" >&2
+fi
+
+step "done"
+if [ "$WEB_DIR" = web ]; then
+  echo "View the map: make serve, then open http://127.0.0.1:8000/index.html?data.json"
+else
+  echo "View the map: python3 -m http.server 8000 --bind 127.0.0.1 --directory $WEB_DIR"
+  echo "then open http://127.0.0.1:8000/index.html?data.json"
+fi

@@ -1,0 +1,104 @@
+"""run-posters-cnn.sh end to end: a generated site on a real server, random weights, a real browser."""
+
+import json
+import os
+import subprocess
+
+import jsonschema
+import pandas as pd
+import pytest
+
+from browser import PageWatch, StaticServer, launch
+from conftest import ROOT
+from posters_cnn import visu
+from sitegen import FaultyServer, make_site
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("e2e")
+    site = make_site(folder / "site", years=(1995, 1996))
+    server = FaultyServer(site.root)
+    env = dict(os.environ, RANGE="1995-1996", BASE_URL=server.url, WEIGHTS="random", N_SAMPLE="0",
+               DATA_DIR=str(folder / "data"), WEB_DIR=str(folder / "web"), JOBS="3",
+               SCRAPE_ARGS="--no-progress", FEATURE_ARGS="--no-progress --batch-size 8", VISU_ARGS="--grid")
+    try:
+        proc = subprocess.run(["bash", str(ROOT / "run-posters-cnn.sh")], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        server.close()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return site, folder, proc
+
+
+def test_data_json_validates_and_every_poster_is_on_the_map(pipeline):
+    site, folder, proc = pipeline
+    data = json.loads((folder / "web" / "data.json").read_text())
+    jsonschema.validate(data, visu.load_schema())
+    manifest = pd.read_csv(folder / "data" / "posters.csv", keep_default_na=False)
+    ok = set(manifest[manifest.status == "ok"].poster_id)
+    assert ok == set(site.good)
+    assert {p["id"] for p in data["points"]} == ok
+    assert "index.html?data.json" in proc.stdout
+
+
+def test_every_path_resolves(pipeline):
+    _, folder, _ = pipeline
+    web = folder / "web"
+    data = json.loads((web / "data.json").read_text())
+    paths = [p[k] for p in data["points"] for k in ("thumb", "image")] + data["meta"]["atlas"]["files"]
+    pairs = json.loads((web / data["meta"]["pairs"]["file"]).read_text())["pairs"]
+    paths += [p["image"] for p in pairs]
+    assert paths and all((web / p).is_file() for p in paths)
+
+
+def test_the_page_loads_the_map_and_search_works(pipeline):
+    from playwright.sync_api import sync_playwright
+
+    site, folder, _ = pipeline
+    server = StaticServer(folder / "web")
+    try:
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(viewport={"width": 900, "height": 650})
+            watch = PageWatch(page)
+            page.goto(f"{server.url}index.html?data.json")
+            page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
+            page.fill("#search", "apollo")
+            page.press("#search", "Enter")
+            page.wait_for_selector("#panel:not([hidden])")
+            assert page.text_content("#panel-title") == "Apollo 13"
+            page.fill("#search", "casino")
+            page.press("#search", "Enter")
+            page.wait_for_function("document.getElementById('panel-title').textContent.startsWith('Casino')")
+            assert page.text_content("#panel-title") == "Casino & <b>Co</b>"  # markup in a title stays text
+            assert page.locator("#panel b").count() == 0
+            watch.assert_clean()
+            browser.close()
+    finally:
+        server.close()
+
+
+def test_rerun_continues_without_downloading_again(pipeline, tmp_path):
+    site, folder, _ = pipeline
+    server = FaultyServer(site.root)
+    env = dict(os.environ, RANGE="1995-1996", BASE_URL=server.url, WEIGHTS="random", N_SAMPLE="0",
+               DATA_DIR=str(folder / "data"), WEB_DIR=str(folder / "web"),
+               SCRAPE_ARGS="--no-progress", FEATURE_ARGS="--no-progress")
+    try:
+        proc = subprocess.run(["bash", str(ROOT / "run-posters-cnn.sh")], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        server.close()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert server.image_requests() == []
+    assert "computed 0" in proc.stdout
+
+
+def test_a_failing_stage_stops_the_chain(tmp_path):
+    env = dict(os.environ, RANGE="2016-1990", DATA_DIR=str(tmp_path / "data"), WEB_DIR=str(tmp_path / "web"))
+    proc = subprocess.run(["bash", str(ROOT / "run-posters-cnn.sh")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "runs backwards" in proc.stderr
+    assert "2/3" not in proc.stderr
