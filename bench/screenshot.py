@@ -33,8 +33,9 @@ def main(features, manifest, png=str(ROOT / "docs" / "map.png")):
             page.fill("#search", "apollo 13")
             page.press("#search", "Enter")
             page.wait_for_timeout(800)
-            page.keyboard.press("-")
-            page.keyboard.press("-")
+            for _ in range(3):
+                page.keyboard.press("-")
+                page.wait_for_timeout(300)
             page.wait_for_timeout(1500)
             page.screenshot(path=png)
             browser.close()

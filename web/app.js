@@ -489,6 +489,7 @@ function renderSuggestions() {
 
 function choose(i) {
   $("search").value = state.points[i].title;
+  $("search").blur(); // hand the keyboard back to the map (Esc, +, -, 0)
   state.suggestions = [];
   renderSuggestions();
   select(i, { fly: true });
