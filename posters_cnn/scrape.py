@@ -47,7 +47,9 @@ DEFAULT_BASE_URL = "http://www.impawards.com/"
 TRANSIENT_KINDS = frozenset({"transient", ""})
 CHECKPOINT_EVERY_S = 10.0
 
-_NAME_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_\-]*)\.html?", re.IGNORECASE)
+# A poster page's file name: letters (any script), digits, "_", "-" and "."; it is a single
+# path component after normalisation, so it cannot climb out of --out-dir.
+_NAME_RE = re.compile(r"(\w[\w\-.]*?)\.html?", re.IGNORECASE)
 _NOT_A_POSTER = re.compile(r"(std|alpha|index)[0-9_]*|.*_x+lg", re.IGNORECASE)  # navigation pages, xlg pages
 _GENERIC_LINK_TEXT = re.compile(
     r"(posters?|v(er(sion)?)?\.?\s*#?\d+|#?\d+|xx?lg|large|more|click here|view|details?)?", re.IGNORECASE)
@@ -204,8 +206,9 @@ def parse_year_index(html: str | bytes, index_url: str, year: int) -> list[Index
 def find_image_url(html: str | bytes, page_url: str, name: str) -> str | None:
     """The poster image a poster page shows: ``<img src="posters/...">``.
 
-    Prefers the image named after the page, then any image in a ``posters/``
-    folder on the same host.
+    Prefers the image named after the page in a ``posters/`` folder, then any
+    image in a ``posters/`` folder, then an image named after the page
+    elsewhere on the same host.
     """
     soup = BeautifulSoup(html, "html.parser")
     candidates = []
@@ -215,14 +218,15 @@ def find_image_url(html: str | bytes, page_url: str, name: str) -> str | None:
         if target is None:
             continue
         folder, filename = target
-        if posixpath.basename(folder) != "posters" or not filename.lower().endswith(_IMAGE_EXTENSIONS):
+        stem = filename.rsplit(".", 1)[0]
+        in_posters = posixpath.basename(folder) == "posters"
+        if not filename.lower().endswith(_IMAGE_EXTENSIONS) or not (in_posters or stem == name):
             continue
         url = urljoin(page_url, src.strip())
-        stem = filename.rsplit(".", 1)[0]
-        candidates.append((stem != name, stem.endswith("_xlg"), url))
+        candidates.append((not in_posters, stem != name, stem.endswith("_xlg"), url))
     if not candidates:
         return None
-    return min(candidates, key=lambda c: (c[0], c[1]))[2]
+    return min(candidates, key=lambda c: c[:3])[3]
 
 
 def find_xlg_page(html: str | bytes, page_url: str, name: str) -> str | None:

@@ -291,3 +291,19 @@ def test_parse_years():
     assert scrape.parse_years("2001") == [2001]
     with pytest.raises(ValueError):
         scrape.parse_years("1997-1995")
+
+
+def test_image_fallback_reads_the_poster_page():
+    page = """<img src="../img/logo.gif"><IMG SRC = "posters/heat_ver3.jpg"><img src="/art/heat.jpg">
+              <a href="posters/heat_xlg.jpg">big</a>"""
+    assert scrape.find_image_url(page, "http://h/1995/heat.html", "heat") == "http://h/1995/posters/heat_ver3.jpg"
+    assert scrape.find_image_url('<img src="/art/heat.jpg">', "http://h/1995/heat.html", "heat") == \
+        "http://h/art/heat.jpg"
+    assert scrape.find_image_url('<img src="http://other/posters/heat.jpg">', "http://h/1995/heat.html",
+                                 "heat") is None
+
+
+@pytest.mark.parametrize("href, name", [("mr._smith.html", "mr._smith"), ("Léon.html", "Léon"),
+                                        ("alien-3_ver2.htm", "alien-3_ver2")])
+def test_unusual_but_safe_names_are_posters(href, name):
+    assert scrape.poster_name(href, "http://h/1995/std.html") == name
