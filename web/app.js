@@ -12,6 +12,7 @@ const ctx = canvas.getContext("2d", { alpha: false });
 const OVERVIEW_MAX = 4096; // px: the pre-rendered bitmap used when zoomed out
 const BIG_IMAGES_MAX = 200; // at most this many visible posters are drawn from their larger images
 const FLY_SIZE = 160; // css px a poster is shown at after "fly to"
+const SPRITE_BUDGET = 1500; // most posters drawn one by one in a frame (thousands ran at 7 fps)
 
 const state = {
   dataPath: "data.json", data: null, points: [], n: 0, atlases: [], side: 0, cell: 64,
@@ -262,21 +263,27 @@ function draw() {
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   if (!state.n) return;
   ctx.setTransform(dpr * t.k, 0, 0, dpr * t.k, dpr * t.x, dpr * t.y);
-  const lod = state.animating ? "sprites" : levelOfDetail({
+  let lod = state.animating ? "sprites" : levelOfDetail({
     k: t.k, dpr, overviewScale: state.overview ? state.overviewScale : 0, slot: state.slot, cell: state.cell,
   });
-  if (lod === "overview") {
-    const span = state.overview.width / state.overviewScale;
-    ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(state.overview, state.overviewOrigin, state.overviewOrigin, span, span);
-  } else {
+  let visible = null;
+  if (lod !== "overview") {
     const view = visibleWorld(t, state.width, state.height, state.slot);
-    const visible = [];
+    visible = [];
     for (let i = 0; i < state.n; i++) {
       const x = state.wx[i];
       const y = state.wy[i];
       if (x >= view.x0 && x <= view.x1 && y >= view.y0 && y <= view.y1) visible.push(i);
     }
+    // Too many posters in view to draw one by one at 30 fps: the overview, a little
+    // enlarged, looks nearly the same at this zoom and costs one drawImage.
+    if (visible.length > SPRITE_BUDGET && state.overview && !state.animating) lod = "overview";
+  }
+  if (lod === "overview") {
+    const span = state.overview.width / state.overviewScale;
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(state.overview, state.overviewOrigin, state.overviewOrigin, span, span);
+  } else {
     const big = lod === "images" && visible.length <= BIG_IMAGES_MAX;
     for (const i of drawOrder(visible)) drawPoster(ctx, i, state.slot, big ? bigImage(i) : null);
   }
