@@ -36,7 +36,6 @@ def main():
     args = parser.parse_args()
 
     import keras
-    import pandas as pd
     from posters_cnn import features
     from posters_cnn.manifest import load_ok
 

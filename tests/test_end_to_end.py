@@ -18,17 +18,23 @@ from sitegen import FaultyServer, make_site
 def pipeline(tmp_path_factory):
     folder = tmp_path_factory.mktemp("e2e")
     site = make_site(folder / "site", years=(1995, 1996))
+    proc, _ = run_chain(site, folder, JOBS="3", FEATURE_ARGS="--no-progress --batch-size 8", VISU_ARGS="--grid")
+    return site, folder, proc
+
+
+def run_chain(site, folder, **settings):
+    """run-posters-cnn.sh against ``site`` on a fresh local server; (process, server) after it stops."""
     server = FaultyServer(site.root)
     env = dict(os.environ, RANGE="1995-1996", BASE_URL=server.url, WEIGHTS="random", N_SAMPLE="0",
-               DATA_DIR=str(folder / "data"), WEB_DIR=str(folder / "web"), JOBS="3",
-               SCRAPE_ARGS="--no-progress", FEATURE_ARGS="--no-progress --batch-size 8", VISU_ARGS="--grid")
+               DATA_DIR=str(folder / "data"), WEB_DIR=str(folder / "web"), SCRAPE_ARGS="--no-progress",
+               FEATURE_ARGS="--no-progress", **settings)
     try:
         proc = subprocess.run(["bash", str(ROOT / "run-posters-cnn.sh")], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=600)
     finally:
         server.close()
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return site, folder, proc
+    return proc, server
 
 
 def test_data_json_validates_and_every_poster_is_on_the_map(pipeline):
@@ -79,18 +85,9 @@ def test_the_page_loads_the_map_and_search_works(pipeline):
         server.close()
 
 
-def test_rerun_continues_without_downloading_again(pipeline, tmp_path):
+def test_rerun_continues_without_downloading_again(pipeline):
     site, folder, _ = pipeline
-    server = FaultyServer(site.root)
-    env = dict(os.environ, RANGE="1995-1996", BASE_URL=server.url, WEIGHTS="random", N_SAMPLE="0",
-               DATA_DIR=str(folder / "data"), WEB_DIR=str(folder / "web"),
-               SCRAPE_ARGS="--no-progress", FEATURE_ARGS="--no-progress")
-    try:
-        proc = subprocess.run(["bash", str(ROOT / "run-posters-cnn.sh")], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=600)
-    finally:
-        server.close()
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc, server = run_chain(site, folder)
     assert server.image_requests() == []
     assert "computed 0" in proc.stdout
 

@@ -8,9 +8,7 @@ import time
 
 import h5py
 import numpy as np
-import pandas as pd
 import pytest
-from PIL import Image
 
 from conftest import ROOT
 from posters_cnn import features, store
@@ -144,7 +142,7 @@ def write_legacy_theano(path, pairs):
     """
     layout = []  # Keras 0.x Sequential: ZeroPadding, Conv... MaxPool, Flatten, Dense, Dropout...
     conv_iter = iter(pairs[:13])
-    for block, convs in enumerate([2, 2, 3, 3, 3]):
+    for convs in [2, 2, 3, 3, 3]:
         for _ in range(convs):
             layout += [None, next(conv_iter)]
         layout.append(None)

@@ -1,7 +1,6 @@
 """Stage 1 against a real local HTTP server serving a generated site."""
 
 import hashlib
-import os
 import subprocess
 import sys
 import time
