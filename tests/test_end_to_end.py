@@ -25,9 +25,9 @@ def pipeline(tmp_path_factory):
 def run_chain(site, folder, **settings):
     """run-posters-cnn.sh against ``site`` on a fresh local server; (process, server) after it stops."""
     server = FaultyServer(site.root)
-    env = dict(os.environ, RANGE="1995-1996", BASE_URL=server.url, WEIGHTS="random", N_SAMPLE="0",
-               DATA_DIR=str(folder / "data"), WEB_DIR=str(folder / "web"), SCRAPE_ARGS="--no-progress",
-               FEATURE_ARGS="--no-progress", **settings)
+    env = {**os.environ, "RANGE": "1995-1996", "BASE_URL": server.url, "WEIGHTS": "random", "N_SAMPLE": "0",
+           "DATA_DIR": str(folder / "data"), "WEB_DIR": str(folder / "web"), "SCRAPE_ARGS": "--no-progress",
+           "FEATURE_ARGS": "--no-progress", **settings}
     try:
         proc = subprocess.run(["bash", str(ROOT / "run-posters-cnn.sh")], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=600)
