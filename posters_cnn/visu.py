@@ -138,6 +138,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     sprites, sheet_names, image_rel, thumb_rel, pair_rel, image_timings = _assets(
         rows, best_pairs, out_dir / "assets", stem, atlas_cell, n_jobs, pair_images)
     timer.timings.update(image_timings)
+    for name, seconds in image_timings.items():
+        log.info("%s: %.2fs", name, seconds)
     with timer("tsne"):
         embedding, tsne_info = layout.tsne(reduced, backend=tsne, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
         coords = layout.normalise(embedding)
