@@ -188,3 +188,32 @@ def test_grid_layout_and_pairs_view(page, site):
     page.wait_for_selector("#pairs-list li")
     assert page.locator("#pairs-list li").count() == data["meta"]["pairs"]["count"]
     page.watch.assert_clean()
+
+
+def test_touch_drag_pans_and_a_narrow_screen_works(browser, site):
+    server, data = site
+    context = browser.new_context(viewport={"width": 390, "height": 740}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    watch = PageWatch(page)
+    open_map(page, server.url)
+    before = page.evaluate("({...window.posterMap.state.transform})")
+    cdp = context.new_cdp_session(page)
+
+    def touch(kind, x, y):
+        points = [] if kind == "touchEnd" else [{"x": x, "y": y}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    touch("touchStart", 200, 400)
+    for step in range(1, 11):
+        touch("touchMove", 200 - 10 * step, 400 - 5 * step)
+    touch("touchEnd", 100, 350)
+    page.wait_for_timeout(200)
+    after = page.evaluate("({...window.posterMap.state.transform})")
+    assert after["x"] == pytest.approx(before["x"] - 100, abs=5)
+    assert after["y"] == pytest.approx(before["y"] - 50, abs=5)
+    page.evaluate("id => window.posterMap.select(id)", point(data, "Rob Roy")["id"])
+    panel = page.locator("#panel").bounding_box()
+    assert panel["width"] <= 390 and panel["y"] > 200  # a bottom sheet on a phone
+    assert page.locator("#search").bounding_box()["width"] < 390
+    watch.assert_clean()
+    context.close()
