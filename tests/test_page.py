@@ -214,6 +214,8 @@ def test_touch_drag_pans_and_a_narrow_screen_works(browser, site):
     page.evaluate("id => window.posterMap.select(id)", point(data, "Rob Roy")["id"])
     panel = page.locator("#panel").bounding_box()
     assert panel["width"] <= 390 and panel["y"] > 200  # a bottom sheet on a phone
+    pos = page.evaluate("id => window.posterMap.screenPosition(id)", point(data, "Rob Roy")["id"])
+    assert pos["y"] < panel["y"]  # the selected poster is not hidden under the sheet
     assert page.locator("#search").bounding_box()["width"] < 390
     watch.assert_clean()
     context.close()

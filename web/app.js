@@ -369,15 +369,21 @@ function pick(clientX, clientY) {
 
 function flyTo(i, duration = 750) {
   const k = Math.min(zoom.scaleExtent()[1], Math.max(state.transform.k, FLY_SIZE / state.slot));
-  const c = centreOn(state.wx[i], state.wy[i], k, state.width - panelWidth(), state.height);
+  const [covered, below] = panelCover();
+  const c = centreOn(state.wx[i], state.wy[i], k, state.width - covered, state.height - below);
   const target = d3.zoomIdentity.translate(c.x, c.y).scale(c.k);
   const selection = d3.select(canvas);
   if (duration > 0) selection.transition().duration(duration).call(zoom.transform, target);
   else selection.call(zoom.transform, target);
 }
 
-function panelWidth() {
-  return window.innerWidth > 640 && !$("panel").hidden ? $("panel").offsetWidth : 0;
+// How much of the canvas the open panel hides: [from the right, from the bottom].
+// It is a side panel on wide screens and a bottom sheet on narrow ones (see style.css).
+function panelCover() {
+  if ($("panel").hidden) return [0, 0];
+  if (window.innerWidth > 640) return [$("panel").offsetWidth, 0];
+  const top = $("panel").getBoundingClientRect().top;
+  return [0, Math.max(0, canvas.getBoundingClientRect().bottom - top)];
 }
 
 function select(i, { fly = false, duration = 750 } = {}) {
