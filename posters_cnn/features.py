@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from .cli import StageError, UsageError
-from .manifest import load_ok
+from .manifest import load_ok_records
 from .store import FeatureWriter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -305,10 +305,10 @@ def extract(manifest: str | os.PathLike, output: str | os.PathLike, *, weights: 
 
     from .concurrency import bounded_map
 
-    frame = load_ok(manifest)
-    summary = Summary(total=len(frame))
+    posters = load_ok_records(manifest)
+    summary = Summary(total=len(posters))
     if limit is not None:
-        frame = frame.iloc[:limit]
+        posters = posters[:limit]
     info = weights_info(weights, seed)  # a bad file is a usage error before anything is built
     attrs = {"model": "keras.applications.VGG16", "layer": LAYER, "weights": info.name,
              "weights_sha256": info.sha256, "input_size": INPUT_SIZE, "resize": RESIZE,
@@ -320,8 +320,8 @@ def extract(manifest: str | os.PathLike, output: str | os.PathLike, *, weights: 
         if "created" not in writer.handle.attrs:
             writer.handle.attrs["created"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         done = writer.done_ids()
-        todo = [(pid, path) for pid, path in zip(frame["poster_id"], frame["image_abspath"]) if pid not in done]
-        summary.already = len(frame) - len(todo)
+        todo = [(row["poster_id"], row["image_abspath"]) for row in posters if row["poster_id"] not in done]
+        summary.already = len(posters) - len(todo)
         if not todo:
             return summary  # nothing to do: not even the model is built
         model, _ = build_model(weights, seed=seed, mixed_precision=mixed_precision, info=info)

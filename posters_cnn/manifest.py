@@ -114,7 +114,7 @@ def load_ok(path: str | os.PathLike):
     """:func:`load_ok_records` as a pandas DataFrame (``year`` as nullable Int64)."""
     import pandas as pd
 
-    frame = pd.DataFrame(load_ok_records(path), columns=None)
+    frame = pd.DataFrame(load_ok_records(path))
     if frame.empty:
         frame = pd.DataFrame(columns=[*COLUMNS, "image_abspath", "thumb_abspath"])
     frame["year"] = frame["year"].astype("Int64")

@@ -52,11 +52,7 @@ def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: 
         rows = np.arange(stop - start)
         sims[rows, rows + start] = -np.inf  # never one's own neighbour
         if k > 0:
-            part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            part_sims = np.take_along_axis(sims, part, axis=1)
-            order = np.argsort(-part_sims, axis=1, kind="stable")
-            neighbour_index[start:stop] = np.take_along_axis(part, order, axis=1)
-            neighbour_sim[start:stop] = np.take_along_axis(part_sims, order, axis=1)
+            neighbour_index[start:stop], neighbour_sim[start:stop] = _top(sims, k)
         if n_pairs > 0:
             # Each pair once (j > i), never two versions of one movie.
             sims[np.arange(n)[None, :] <= (rows + start)[:, None]] = -np.inf

@@ -135,11 +135,16 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     # The image work (sprite sheets, links, pair images) needs no layout. It runs before
     # t-SNE, not beside it: on two cores, overlapping them was slower (t-SNE 8.9 s -> 12.5 s
     # at 10,000 posters, for 3 s of image work).
-    sprites, sheet_names, image_rel, thumb_rel, pair_rel, image_timings = _assets(
-        rows, best_pairs, out_dir / "assets", stem, atlas_cell, n_jobs, pair_images)
-    timer.timings.update(image_timings)
-    for name, seconds in image_timings.items():
-        log.info("%s: %.2fs", name, seconds)
+    assets = out_dir / "assets"
+    with timer("atlases"):
+        sprites, sheet_names = build_atlases([row["thumb_abspath"] for row in rows], assets / "atlas", stem,
+                                             cell=atlas_cell, jobs=n_jobs)
+    with timer("link images"):
+        image_rel, thumb_rel = _link_images(rows, assets, n_jobs)
+    pair_rel = {}
+    if pair_images and best_pairs:
+        with timer("pair images"):
+            pair_rel = _pair_images(best_pairs, rows, assets / "pairs", stem, n_jobs)
     with timer("tsne"):
         embedding, tsne_info = layout.tsne(reduced, backend=tsne, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
         coords = layout.normalise(embedding)
@@ -199,23 +204,6 @@ def _missing(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is None
-
-
-def _assets(rows, best_pairs, assets: Path, stem: str, cell: int, jobs: int, pair_images: bool):
-    """Sprite sheets, image links and pair composites: everything the page loads besides JSON."""
-    timings = {}
-    start = time.perf_counter()
-    sprites, sheet_names = build_atlases([row["thumb_abspath"] for row in rows], assets / "atlas", stem, cell=cell, jobs=jobs)
-    timings["atlases"] = round(time.perf_counter() - start, 3)
-    start = time.perf_counter()
-    image_rel, thumb_rel = _link_images(rows, assets, jobs)
-    timings["link images"] = round(time.perf_counter() - start, 3)
-    pair_rel = {}
-    if pair_images and best_pairs:
-        start = time.perf_counter()
-        pair_rel = _pair_images(best_pairs, rows, assets / "pairs", stem, jobs)
-        timings["pair images"] = round(time.perf_counter() - start, 3)
-    return sprites, sheet_names, image_rel, thumb_rel, pair_rel, timings
 
 
 def _link_images(rows, assets: Path, jobs: int) -> tuple[list[str], list[str]]:
