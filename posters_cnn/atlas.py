@@ -46,19 +46,21 @@ def _fitted(path: str, cell: int) -> Image.Image | None:
         return None
 
 
-def build_atlases(thumb_paths: list[str], out_dir: str | os.PathLike, stem: str, *, cell: int = 64,
+def build_atlases(thumb_paths: list[str], out_dir: str | os.PathLike, *, cell: int = 64,
                   sheet: int = 2048, jobs: int = 2, quality: int = 82) -> tuple[list[Sprite], list[str]]:
-    """Pack ``thumb_paths`` (in order) into sheets ``out_dir/{stem}-NNN.jpg``.
+    """Pack ``thumb_paths`` (in order) into sheets ``out_dir/NNN.jpg``.
 
-    Returns one Sprite per input and the sheet file names. An unreadable
-    thumbnail gets a grey slot and a warning, never an error.
+    ``out_dir`` belongs to one map: sheets an earlier, bigger run of that map
+    left there are removed, and nothing else is touched. Returns one Sprite per
+    input and the sheet file names. An unreadable thumbnail gets a grey slot
+    and a warning, never an error.
     """
     out_dir = Path(out_dir)
     per_row = sheet // cell
     per_sheet = per_row * per_row
     n = len(thumb_paths)
     sheets_needed = max(1, -(-n // per_sheet))
-    names = [f"{stem}-{i:03d}.jpg" for i in range(sheets_needed)]
+    names = [f"{i:03d}.jpg" for i in range(sheets_needed)]
     sprites: list[Sprite] = []
     canvas = None
     missing = 0
@@ -93,8 +95,8 @@ def build_atlases(thumb_paths: list[str], out_dir: str | os.PathLike, stem: str,
             write.result()
     if missing:
         log.warning("%d thumbnails could not be read; they show as grey tiles", missing)
-    # Remove sheets a bigger earlier run left behind.
-    for old in out_dir.glob(f"{stem}-*.jpg"):
+    # Remove sheets a bigger earlier run of this map left behind.
+    for old in out_dir.glob("*.jpg"):
         if old.name not in names:
             old.unlink()
     return sprites, names

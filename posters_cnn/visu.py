@@ -5,11 +5,15 @@ all beside ``data.json`` so the folder can be copied to any static host:
 
 * ``data.json``: meta + one point per poster (schema: ``data.schema.json``);
 * ``pairs.json``: the closest pairs of posters overall (not versions of one movie);
-* ``assets/atlas/{stem}-NNN.jpg``: thumbnails packed into sprite sheets;
+* ``assets/maps/{stem}/atlas/NNN.jpg``: thumbnails packed into sprite sheets;
+* ``assets/maps/{stem}/pairs/NNN.jpg``: each pair side by side, like the
+  original's ``examples/``;
 * ``assets/posters/`` and ``assets/thumbs/``: hard links (copies across
-  filesystems) of the images the page shows;
-* ``assets/pairs/{stem}-NNN.jpg``: each pair side by side, like the original's
-  ``examples/``.
+  filesystems) of the images the page shows, shared by every map of the folder.
+
+Each map (``{stem}`` is the name of its ``data.json`` without ``.json``) owns
+``assets/maps/{stem}/`` and clears out only that folder, so several maps can
+share one folder without one deleting another's files.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -96,6 +101,11 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     output = Path(output)
     if output.suffix.lower() != ".json":
         raise UsageError(f"-o: the output should be a .json file, got {output}")
+    if not re.fullmatch(r"\w[\w.\-]*", output.stem) or output.stem.startswith("pairs") or \
+            output.stem.endswith("-pairs"):
+        raise UsageError(f"-o: name the map with letters, digits, '.', '-' and '_' (such as data-30k.json), "
+                         f"not starting with 'pairs' or ending in '-pairs' (the names of pairs files); "
+                         f"got {output.name!r}")
     features_path = Path(features_path)
     posters_csv = Path(posters_csv) if posters_csv else features_path.parent / "posters.csv"
     if tsne not in layout.BACKENDS:
@@ -136,15 +146,16 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     # t-SNE, not beside it: on two cores, overlapping them was slower (t-SNE 8.9 s -> 12.5 s
     # at 10,000 posters, for 3 s of image work).
     assets = out_dir / "assets"
+    own = f"assets/maps/{stem}"  # this map's own folder: see the module docstring
     with timer("atlases"):
-        sprites, sheet_names = build_atlases([row["thumb_abspath"] for row in rows], assets / "atlas", stem,
+        sprites, sheet_names = build_atlases([row["thumb_abspath"] for row in rows], out_dir / own / "atlas",
                                              cell=atlas_cell, jobs=n_jobs)
     with timer("link images"):
         image_rel, thumb_rel = _link_images(rows, assets, n_jobs)
     pair_rel = {}
     if pair_images and best_pairs:
         with timer("pair images"):
-            pair_rel = _pair_images(best_pairs, rows, assets / "pairs", stem, n_jobs)
+            pair_rel = _pair_images(best_pairs, rows, out_dir, f"{own}/pairs", n_jobs)
     with timer("tsne"):
         embedding, tsne_info = layout.tsne(reduced, backend=tsne, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
         coords = layout.normalise(embedding)
@@ -167,7 +178,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         "similarity_search": "exact" if n <= EXACT_MAX else f"{CANDIDATES} candidates from a PCA projection, "
                                                               f"re-ranked by exact cosine",
         "pairs": {"file": pairs_file_name(stem), "count": len(best_pairs)},
-        "atlas": {"cell": atlas_cell, "files": [f"assets/atlas/{name}" for name in sheet_names]},
+        "atlas": {"cell": atlas_cell, "files": [f"{own}/atlas/{name}" for name in sheet_names]},
         "grid": grid_info, "timings": timer.timings,
     }
     points = []
@@ -225,8 +236,13 @@ def _link_images(rows, assets: Path, jobs: int) -> tuple[list[str], list[str]]:
     return image_rel, thumb_rel
 
 
-def _pair_images(best_pairs, rows, folder: Path, stem: str, jobs: int, height: int = 256) -> dict[int, str]:
-    """Side-by-side composites of each pair, from the thumbnails, at most ``height`` pixels tall."""
+def _pair_images(best_pairs, rows, out_dir: Path, rel_folder: str, jobs: int, height: int = 256) -> dict[int, str]:
+    """Side-by-side composites of each pair, from the thumbnails, at most ``height`` pixels tall.
+
+    They go to ``out_dir/rel_folder``, a folder of this map's own: images of an
+    earlier run that are not written again are removed from it.
+    """
+    folder = out_dir / rel_folder
     from PIL import Image
 
     from .fsutil import write_bytes_atomic
@@ -252,14 +268,14 @@ def _pair_images(best_pairs, rows, folder: Path, stem: str, jobs: int, height: i
         canvas = Image.new("RGB", (left.width + right.width + 3 * gap, height + 2 * gap), (255, 255, 255))
         canvas.paste(left, (gap, gap))
         canvas.paste(right, (2 * gap + left.width, gap))
-        name = f"{stem}-{rank:03d}.jpg"
+        name = f"{rank:03d}.jpg"
         write_bytes_atomic(folder / name, jpeg_bytes(canvas, 85))
-        return rank, f"assets/pairs/{name}"
+        return rank, f"{rel_folder}/{name}"
 
     with cf.ThreadPoolExecutor(jobs) as pool:
         done = dict(pool.map(one, enumerate(best_pairs)))
-    for old in folder.glob(f"{stem}-*.jpg"):
-        if f"assets/pairs/{old.name}" not in done.values():
+    for old in folder.glob("*.jpg"):
+        if f"{rel_folder}/{old.name}" not in done.values():
             old.unlink()
     return {rank: rel for rank, rel in done.items() if rel}
 

@@ -18,8 +18,13 @@ def make_mapdata(folder, n_per_cluster=12, clusters=3, titles=None, dim=4096, se
     records, ids, rows, cluster_of = [], [], [], {}
     for c in range(clusters):
         for k in range(n_per_cluster):
-            year = 1990 + (k % 5) * 5
-            name = f"movie_c{c}_{k:02d}" if k % 6 else f"movie_c{c}_{k - 1 if k else 0:02d}_ver2"
+            # Every sixth poster is a second version of the one before it: same year, same movie key
+            # (so --one-per-movie and the pairs' exclusion of versions have something to act on),
+            # and nearly the same features (so versions would be the closest pairs if not excluded).
+            is_version = k % 6 == 0 and k > 0
+            base_k = k - 1 if is_version else k
+            year = 1990 + (base_k % 5) * 5
+            name = f"movie_c{c}_{base_k:02d}_ver2" if is_version else f"movie_c{c}_{k:02d}"
             pid = f"{year}/{name}"
             if pid in cluster_of:
                 name, pid = f"{name}_b", f"{year}/{name}_b"
@@ -36,7 +41,10 @@ def make_mapdata(folder, n_per_cluster=12, clusters=3, titles=None, dim=4096, se
                                         thumb_path=f"thumbs/{year}/{name}.jpg", width=60 + k, height=90,
                                         status="ok"))
             ids.append(pid)
-            rows.append(np.maximum(centres[c] + rng.normal(0, 1, dim).astype(np.float32), 0))
+            if is_version:
+                rows.append(rows[-1] + np.abs(rng.normal(0, 0.01, dim)).astype(np.float32))
+            else:
+                rows.append(np.maximum(centres[c] + rng.normal(0, 1, dim).astype(np.float32), 0))
             cluster_of[pid] = c
     features = np.stack(rows)
     for i in range(nan_rows):

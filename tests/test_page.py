@@ -1,16 +1,17 @@
 """The map page in a real Chromium, served by a real HTTP server, on a generated data.json."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
+from playwright import sync_api as playwright_api  # no importorskip: a missing browser suite must fail
 
 from browser import PageWatch, StaticServer, copy_page, launch
 from mapdata import make_mapdata
 from posters_cnn import visu
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +22,7 @@ def site(tmp_path_factory):
     copy_page(web)
     visu.make_map(feats, manifest, web / "data.json", grid=True, neighbors=4, pairs=5)
     server = StaticServer(web)
+    server.folder = web
     yield server, json.loads((web / "data.json").read_text())
     server.close()
 
@@ -64,7 +66,7 @@ def canvas_stats(page):
 def test_map_draws_and_atlases_load_without_errors(page, site):
     server, data = site
     atlas_responses = []
-    page.on("response", lambda r: atlas_responses.append(r.status) if "/assets/atlas/" in r.url else None)
+    page.on("response", lambda r: atlas_responses.append(r.status) if "/atlas/" in r.url else None)
     open_map(page, server.url)
     page.wait_for_timeout(200)
     stats = canvas_stats(page)
@@ -169,14 +171,59 @@ def test_hostile_title_stays_text(page, site):
     page.watch.assert_clean()
 
 
-def test_bad_query_is_refused_on_the_page(page, site):
-    server, _ = site
+HOSTILE_QUERIES = json.loads((Path(__file__).with_name("hostile_queries.json")).read_text())["queries"]
+
+
+@pytest.fixture(scope="module")
+def nested(site, tmp_path_factory):
+    """The page in ROOT/web/ of a server whose root also holds files the page must never fetch."""
+    root = tmp_path_factory.mktemp("nested")
+    web = root / "web"
+    shutil.copytree(site[0].folder, web)
+    (root / "secret.json").write_text(json.dumps({"meta": {}, "points": []}))
+    (root / "x.json").write_text("{}")
+    (root / "web" / "data.html").write_text("<p>not data</p>")
+    server = StaticServer(root)
+    yield server, web
+    server.close()
+
+
+def test_hostile_queries_are_refused_and_nothing_leaves_the_folder(browser, nested):
+    server, _ = nested
+    page = browser.new_page()
     requested = []
     page.on("request", lambda r: requested.append(r.url))
-    page.goto(f"{server.url}index.html?http://evil.example/data.json")
-    page.wait_for_selector("#error:not([hidden])")
-    assert "refusing" in page.text_content("#error")
-    assert not any(url.startswith("http://evil") or "data.json" in url.split("?")[0] for url in requested)
+    inside = f"{server.url}web/"
+    for query in HOSTILE_QUERIES:
+        requested.clear()
+        page.goto(f"{inside}index.html{query}")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "refusing" in page.text_content("#error") or "not a valid" in page.text_content("#error"), query
+        assert page.evaluate("window.posterMap.ready") is False, query
+        outside = [u for u in requested if not u.startswith(inside)]
+        assert not outside, (query, outside)
+        assert not [u for u in requested if u.split("?")[0].endswith(".json")], (query, requested)
+    page.close()
+
+
+@pytest.mark.parametrize("field, value", [("thumb", "../../secret.json"), ("image", "//evil.example/x.jpg"),
+                                          ("image", "%09//evil.example/x.jpg"), ("thumb", "/x.json")])
+def test_paths_in_a_doctored_data_file_stay_in_the_folder(browser, nested, field, value):
+    server, web = nested
+    data = json.loads((web / "data.json").read_text())
+    for p in data["points"]:
+        p[field] = value
+    (web / "doctored.json").write_text(json.dumps(data))
+    page = browser.new_page()
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(f"{server.url}web/index.html?doctored.json")
+    page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
+    page.evaluate("id => window.posterMap.select(id)", data["points"][0]["id"])
+    page.wait_for_selector("#panel:not([hidden])")
+    page.wait_for_function("document.getElementById('notice').textContent.includes('refusing')")
+    assert not [u for u in requested if not u.startswith(f"{server.url}web/")], requested
+    page.close()
 
 
 def test_grid_layout_and_pairs_view(page, site):

@@ -84,6 +84,9 @@ def test_pairs_are_sorted_and_never_versions_of_one_movie(mapped):
     assert len(pairs) == 10
     sims = [p["similarity"] for p in pairs]
     assert sims == sorted(sims, reverse=True)
+    ids = {p["id"] for p in data["points"]}
+    versions = [i for i in ids if i.endswith("_ver2") and i[:-5] in ids]
+    assert versions  # the data has versions of one movie, nearly identical: the closest pairs if not excluded
     for p in pairs:
         assert p["a"].replace("_ver2", "") != p["b"].replace("_ver2", "")
 
@@ -109,9 +112,11 @@ def test_sample_one_per_movie_and_original_aliases(tmp_path):
                "--n_jobs", 1, "-t", "sklearn", "--no-pair-images") == 0
     data = json.loads(out.read_text())
     assert len(data["points"]) == 10 and data["meta"]["tsne"]["backend"] == "sklearn"
+    movies = {pid.replace("_ver2", "") for pid in cluster_of}
+    assert len(movies) < len(cluster_of)  # some movies have two versions
     assert run("-i", feats, "-o", out, "--n-sample", 0, "--one-per-movie", "--no-pair-images") == 0
     ids = [p["id"] for p in json.loads(out.read_text())["points"]]
-    assert not any(i.endswith("_ver2") and i.replace("_ver2", "") in ids for i in ids)
+    assert sorted(ids) == sorted(movies)  # one per movie, the lowest version
 
 
 def test_perplexity_and_pca_are_adjusted_with_a_warning(tmp_path, capsys):
@@ -178,3 +183,31 @@ def test_candidate_search_matches_exact_on_clustered_data(monkeypatch):
     assert np.mean(idx == exact_idx) > 0.9  # isotropic clusters: the hard case for a projection
     assert np.allclose(sims[idx == exact_idx], exact_sim[idx == exact_idx], atol=1e-5)
     assert [(i, j) for _, i, j in pairs] == [(i, j) for _, i, j in exact_pairs]
+
+
+def files_named_by(folder, data_json):
+    data = json.loads((folder / data_json).read_text())
+    named = [data_json, data["meta"]["pairs"]["file"], *data["meta"]["atlas"]["files"]]
+    named += [p[k] for p in data["points"] for k in ("thumb", "image")]
+    pairs = json.loads((folder / data["meta"]["pairs"]["file"]).read_text())["pairs"]
+    return named + [p["image"] for p in pairs if p["image"]]
+
+
+def test_maps_sharing_a_folder_keep_each_others_files(tmp_path):
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=12)
+    web = tmp_path / "web"
+    maps = [("data.json", 30), ("data-30k.json", 36), ("mine.json", 20), ("data.json", 12)]
+    written = {}
+    for name, n in maps:
+        assert run("-i", feats, "-o", web / name, "--n-sample", n, "--pairs", 5, "-q") == 0
+        written[name] = files_named_by(web, name)
+        for other, files in written.items():
+            missing = [f for f in files if not (web / f).is_file()]
+            assert not missing, (name, other, missing[:5])
+
+
+@pytest.mark.parametrize("name", ["pairs.json", "pairs-30k.json", "a-pairs.json", "my map.json", "a#b.json"])
+def test_map_names_that_would_clash_or_break_urls_are_refused(tmp_path, capsys, name):
+    _, feats, _ = make_mapdata(tmp_path, n_per_cluster=3, clusters=2)
+    assert run("-i", feats, "-o", tmp_path / name) == 2
+    assert "-o" in capsys.readouterr().err

@@ -1,8 +1,8 @@
 // The poster map: one <canvas>, d3-zoom for pan and zoom, d3-quadtree for picking.
 // No DOM node per poster, and no data string is ever parsed as HTML.
 import {
-  buildSearchIndex, centreOn, dataPathFromQuery, decadeColour, hashForPoster, inYearRange,
-  levelOfDetail, posterFromHash, relativeTo, searchTitles, slotSize, visibleWorld, yearExtent,
+  assetUrl, buildSearchIndex, centreOn, dataUrlFromQuery, decadeColour, hashForPoster, inYearRange,
+  levelOfDetail, posterFromHash, searchTitles, slotSize, visibleWorld, yearExtent,
 } from "./logic.js";
 
 const d3 = window.d3;
@@ -15,7 +15,7 @@ const FLY_SIZE = 160; // css px a poster is shown at after "fly to"
 const SPRITE_BUDGET = 1500; // most posters drawn one by one in a frame (thousands ran at 7 fps)
 
 const state = {
-  dataPath: "data.json", data: null, points: [], n: 0, atlases: [], side: 0, cell: 64,
+  dataUrl: "", dataName: "", data: null, points: [], n: 0, atlases: [], side: 0, cell: 64,
   wx: null, wy: null, layouts: {}, layout: "tsne", slot: 1, slots: {}, tree: null,
   transform: d3.zoomIdentity, home: d3.zoomIdentity, dpr: 1, width: 0, height: 0,
   overview: null, overviewScale: 0, overviewOrigin: 0, animating: false,
@@ -29,6 +29,20 @@ const zoom = d3.zoom().on("zoom", (event) => {
 });
 
 // -- loading ---------------------------------------------------------------------------
+// Every URL the page fetches is resolved against this and must stay in its folder.
+const PAGE_URL = window.location.href;
+
+// A path from the data file as a URL in the page's folder, or null (and a notice) if it leaves it.
+function asset(rel) {
+  try {
+    return assetUrl(state.dataUrl, rel, PAGE_URL);
+  } catch (error) {
+    $("notice").textContent = `${error.message} (named in ${state.dataName})`;
+    $("notice").hidden = false;
+    return null;
+  }
+}
+
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = false;
@@ -78,16 +92,17 @@ function loadImage(src) {
 
 async function load() {
   try {
-    state.dataPath = dataPathFromQuery(window.location.search);
+    state.dataUrl = dataUrlFromQuery(window.location.search, PAGE_URL);
+    state.dataName = decodeURIComponent(new URL(state.dataUrl).pathname.split("/").pop());
   } catch (error) {
     showError(error.message);
     return;
   }
   let data;
   try {
-    progress(0, `Loading ${state.dataPath}…`);
-    data = await fetchJson(state.dataPath, (f) => progress(f * 0.6));
-    if (!data || !Array.isArray(data.points) || !data.meta) throw new Error(`${state.dataPath} is not a map data file`);
+    progress(0, `Loading ${state.dataName}…`);
+    data = await fetchJson(state.dataUrl, (f) => progress(f * 0.6));
+    if (!data || !Array.isArray(data.points) || !data.meta) throw new Error(`${state.dataName} is not a map data file`);
   } catch (error) {
     showError(error.message);
     return;
@@ -97,7 +112,7 @@ async function load() {
   let loaded = 0;
   progress(0.6, `Loading ${files.length} thumbnail sheet${files.length === 1 ? "" : "s"}…`);
   try {
-    state.atlases = await Promise.all(files.map((file) => loadImage(relativeTo(state.dataPath, file)).then((img) => {
+    state.atlases = await Promise.all(files.map((file) => loadImage(assetUrl(state.dataUrl, file, PAGE_URL)).then((img) => {
       loaded += 1;
       progress(0.6 + (0.4 * loaded) / files.length);
       return img;
@@ -307,7 +322,8 @@ function bigImage(i) {
   image.onerror = () => {
     state.loadingBig -= 1;
   };
-  image.src = relativeTo(state.dataPath, p.thumb);
+  const src = asset(p.thumb);
+  if (src) image.src = src;
   state.bigImages.set(p.id, image);
   if (state.bigImages.size > 600) state.bigImages.delete(state.bigImages.keys().next().value);
   return null;
@@ -405,9 +421,15 @@ function showPanel(p) {
   $("pairs").hidden = true;
   $("panel").hidden = false;
   const image = $("panel-image");
-  image.src = relativeTo(state.dataPath, p.image);
+  const full = asset(p.image);
+  if (full) {
+    image.src = full;
+    $("panel-full").href = full;
+  } else {
+    image.removeAttribute("src");
+    $("panel-full").removeAttribute("href");
+  }
   image.alt = `${p.title} poster`;
-  $("panel-full").href = relativeTo(state.dataPath, p.image);
   $("panel-title").textContent = p.title;
   const info = [p.year ?? "year unknown", `version ${p.version}`];
   $("panel-info").textContent = info.join(" · ");
@@ -434,7 +456,8 @@ function thumbButton(j, similarity) {
   button.title = similarity == null ? `${q.title} (${q.year ?? "?"})`
     : `${q.title} (${q.year ?? "?"}) · similarity ${similarity.toFixed(3)}`;
   const img = document.createElement("img");
-  img.src = relativeTo(state.dataPath, q.thumb);
+  const src = asset(q.thumb);
+  if (src) img.src = src;
   img.alt = q.title;
   img.loading = "lazy";
   button.append(img);
@@ -547,7 +570,7 @@ async function showPairs() {
   if (state.pairs) return;
   const list = $("pairs-list");
   try {
-    const doc = await fetchJson(relativeTo(state.dataPath, state.data.meta.pairs.file), () => {});
+    const doc = await fetchJson(assetUrl(state.dataUrl, state.data.meta.pairs.file, PAGE_URL), () => {});
     state.pairs = doc.pairs;
   } catch (error) {
     const item = document.createElement("li");

@@ -1,16 +1,56 @@
 // Pure logic of the poster map: no DOM, no d3, so Node's test runner can check it.
 
 /**
- * The data file named by the page's query string (`index.html?data.json`).
- * Only a plain relative path below the page's folder is accepted: no scheme,
- * no host, no leading slash, no `..`, no backslash. Returns the path, or
- * throws an Error whose message is shown on the page.
+ * Resolve `rel` against `base` with the browser's own URL rules and accept the
+ * result only when it stays inside `folder` (the page's folder): same origin, a
+ * path under the folder once every escape is decoded, no `.`/`..` segment, no
+ * backslash, no query or fragment. Returns the absolute URL, or throws.
+ *
+ * The check runs on what the URL parser produced, not on the raw text, so
+ * leading control characters and spaces (which the parser strips), `%2e%2e`
+ * (which it treats as `..`) and doubly encoded climbs are all caught.
  */
-export function dataPathFromQuery(search) {
+export function resolveInFolder(rel, base, folder) {
+  const refuse = () => new Error(`refusing to load ${JSON.stringify(String(rel))}: it is not a file in this folder`);
+  if (typeof rel !== "string" || rel === "") throw refuse();
+  let url;
+  try {
+    url = new URL(rel, base);
+  } catch {
+    throw refuse();
+  }
+  const root = new URL(folder);
+  if (url.origin !== root.origin || url.username || url.password || url.search || url.hash) throw refuse();
+  let path;
+  try {
+    path = decodeURIComponent(url.pathname);
+  } catch {
+    throw refuse();
+  }
+  const rootPath = decodeURIComponent(root.pathname.replace(/[^/]*$/, ""));
+  const inner = path.slice(rootPath.length);
+  if (
+    !path.startsWith(rootPath) ||
+    inner === "" ||
+    /[\\\u0000-\u001f\u007f]/.test(path) ||
+    inner.split("/").some((part) => part === ".." || part === "." || part === "")
+  ) {
+    throw refuse();
+  }
+  return url.href;
+}
+
+/**
+ * The data file named by the page's query string (`index.html?data.json`), as
+ * an absolute URL under the page's folder (`pageUrl`). Accepts `?data.json`,
+ * `?maps/data-30k.json` and `?data=maps/x.json`; throws an Error, whose message
+ * is shown on the page, for anything that would leave the folder or is not a
+ * `.json` file.
+ */
+export function dataUrlFromQuery(search, pageUrl) {
   let query = (search || "").replace(/^\?/, "");
-  if (query === "") return "data.json";
-  // Accept ?data.json and ?data=data.json alike.
-  const named = query.match(/^(?:data|file)=(.*)$/);
+  if (query === "") query = "data.json";
+  const named = query.match(/^(?:data|file)=(.*)$/s);
   if (named) query = named[1];
   let path;
   try {
@@ -18,28 +58,20 @@ export function dataPathFromQuery(search) {
   } catch {
     throw new Error(`the query ${JSON.stringify(query)} is not a valid file name`);
   }
-  if (
-    path === "" ||
-    /^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(path) ||
-    path.startsWith("/") ||
-    path.includes("\\") ||
-    path.split("/").some((part) => part === ".." || part === ".") ||
-    /[?#]/.test(path)
-  ) {
-    throw new Error(
-      `refusing to load ${JSON.stringify(path)}: give a .json file in this folder, e.g. index.html?data.json`,
-    );
-  }
-  if (!/\.json$/i.test(path)) {
+  const url = resolveInFolder(path, pageUrl, pageUrl);
+  if (!/\.json$/i.test(new URL(url).pathname)) {
     throw new Error(`refusing to load ${JSON.stringify(path)}: the data file must be a .json file`);
   }
-  return path;
+  return url;
 }
 
-/** Join a path relative to the data file's folder (both relative to the page). */
-export function relativeTo(dataPath, rel) {
-  const slash = dataPath.lastIndexOf("/");
-  return slash < 0 ? rel : dataPath.slice(0, slash + 1) + rel;
+/**
+ * A path written in a data file (relative to that file) as an absolute URL,
+ * refused unless it stays under the page's folder: data files are data, and a
+ * doctored one must not make the page fetch from elsewhere.
+ */
+export function assetUrl(dataUrl, rel, pageUrl) {
+  return resolveInFolder(rel, dataUrl, pageUrl);
 }
 
 /** Lower case, accents removed, punctuation to spaces: for matching titles. */
