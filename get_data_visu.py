@@ -69,11 +69,12 @@ def body(args) -> int:
         raise cli.UsageError(f"--perplexity: must be more than 0, got {args.perplexity}")
     from posters_cnn import visu
 
-    summary = visu.make_map(args.input, args.posters, args.output, n_sample=args.n_sample,
-                            one_per_movie=args.one_per_movie, pca_components=args.pca_components,
-                            perplexity=args.perplexity, tsne=args.tsne, n_jobs=args.n_jobs, seed=args.seed,
-                            neighbors=args.neighbors, pairs=args.pairs, grid=args.grid,
-                            atlas_cell=args.atlas_cell, pair_images=not args.no_pair_images)
+    with cli.OutputLock(args.output):  # one run per map: a second one stops at once
+        summary = visu.make_map(args.input, args.posters, args.output, n_sample=args.n_sample,
+                                one_per_movie=args.one_per_movie, pca_components=args.pca_components,
+                                perplexity=args.perplexity, tsne=args.tsne, n_jobs=args.n_jobs, seed=args.seed,
+                                neighbors=args.neighbors, pairs=args.pairs, grid=args.grid,
+                                atlas_cell=args.atlas_cell, pair_images=not args.no_pair_images)
     total = sum(summary["timings"].values())
     print(f"mapped {summary['count']} posters (trustworthiness {summary['trustworthiness']:.3f}), "
           f"{summary['pairs']} pairs, {summary['atlases']} sprite sheets in {total:.1f}s -> {args.output}")

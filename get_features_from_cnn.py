@@ -59,11 +59,12 @@ def build_parser() -> cli.Parser:
 def body(args) -> int:
     from posters_cnn import features
 
-    summary = features.extract(args.input, args.output, weights=args.weights, batch_size=args.batch_size,
-                               jobs=args.jobs, crop=None if args.crop == "none" else args.crop,
-                               seed=args.seed, mixed_precision=args.mixed_precision,
-                               jit={"auto": None, "on": True, "off": False}[args.xla], overwrite=args.overwrite, limit=args.limit,
-                               progress=not args.no_progress)
+    with cli.OutputLock(args.output):  # one run per output file: a second one stops at once
+        summary = features.extract(
+            args.input, args.output, weights=args.weights, batch_size=args.batch_size, jobs=args.jobs,
+            crop=None if args.crop == "none" else args.crop, seed=args.seed,
+            mixed_precision=args.mixed_precision, jit={"auto": None, "on": True, "off": False}[args.xla],
+            overwrite=args.overwrite, limit=args.limit, progress=not args.no_progress)
     print(f"{summary.line()} in {summary.seconds:.1f}s -> {args.output}")
     return 0
 

@@ -61,20 +61,22 @@ def body(args) -> int:
         raise cli.UsageError(f"--range: {exc}") from None
     if args.timeout == 0:
         raise cli.UsageError("--timeout: must be more than 0")
+    manifest = Path(args.out_dir) / "posters.csv"
     if args.from_dir is not None:
         if not Path(args.from_dir).is_dir():
             raise cli.UsageError(f"--from-dir: no such folder: {args.from_dir}")
-        summary = scrape.index_folder(args.from_dir, args.out_dir, thumb_size=args.thumb_size,
-                                      jobs=args.jobs, progress=not args.no_progress)
-        print(f"indexed {summary.downloaded}, failed {summary.failed} "
-              f"-> {Path(args.out_dir) / 'posters.csv'}")
-        return 0 if summary.downloaded or not summary.found else 1
+        with cli.OutputLock(manifest):
+            summary = scrape.index_folder(args.from_dir, args.out_dir, thumb_size=args.thumb_size,
+                                          jobs=args.jobs, limit=args.limit, progress=not args.no_progress)
+        print(f"indexed {summary.downloaded}, failed {summary.failed} -> {manifest}")
+        return 0  # the job ran; each unreadable image is a failed row of the manifest
     scraper = scrape.Scraper(base_url=args.base_url, out_dir=args.out_dir, years=years, jobs=args.jobs,
                              rate=args.rate, thumb_size=args.thumb_size, timeout=args.timeout,
                              retries=args.retries, limit=args.limit, xlg=args.xlg,
                              progress=not args.no_progress)
-    summary = scraper.run()
-    print(f"{summary.line()} in {summary.seconds:.1f}s -> {Path(args.out_dir) / 'posters.csv'}")
+    with cli.OutputLock(manifest):
+        summary = scraper.run()
+    print(f"{summary.line()} in {summary.seconds:.1f}s -> {manifest}")
     return 0
 
 

@@ -15,6 +15,10 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
+from .fsutil import OutputBusy, OutputLock
+
+__all__ = ["OutputLock", "Parser", "StageError", "UsageError", "run", "setup_logging"]
+
 log = logging.getLogger("posters_cnn")
 
 
@@ -91,7 +95,7 @@ def run(parser: Parser, body: Callable[[argparse.Namespace], int], argv: Sequenc
     except UsageError as exc:
         sys.stderr.write(f"{parser.prog}: error: {exc}\n")
         return 2
-    except StageError as exc:
+    except (StageError, OutputBusy) as exc:
         sys.stderr.write(f"{parser.prog}: {exc}\n")
         return 1
     except KeyboardInterrupt:

@@ -62,13 +62,22 @@ IMAGENET_HELP = ("offline? download vgg16_weights_tf_dim_ordering_tf_kernels.h5 
 
 
 # -- images --------------------------------------------------------------------
-def load_image(path: str | os.PathLike, size: int = INPUT_SIZE, crop: str | None = None) -> np.ndarray:
-    """A poster as a (size, size, 3) uint8 RGB array, ready for ``preprocess_input``."""
-    from .images import to_rgb
+def load_image(path: str | os.PathLike, size: int = INPUT_SIZE, crop: str | None = None, *,
+               reduced: bool = True) -> np.ndarray:
+    """A poster as a (size, size, 3) uint8 RGB array, ready for ``preprocess_input``.
+
+    The image is turned upright first (EXIF orientation). A JPEG at least 4x
+    the input size on both sides is decoded at 1/2, 1/4 or 1/8 scale, never
+    below 2x the input size (``reduced``; poster-sized images are unaffected),
+    so the bilinear resize below still does the real downsampling.
+    """
+    from .images import open_reduced, to_rgb, upright
 
     with Image.open(path) as image:
+        if reduced:
+            open_reduced(image, 2 * size)
         image.load()
-        rgb = to_rgb(image)
+        rgb = to_rgb(upright(image))
     if crop == "center":
         side = min(rgb.size)
         left, top = (rgb.width - side) // 2, (rgb.height - side) // 2

@@ -96,3 +96,86 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     except OSError:
         shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
+
+
+def remove_stale_temporaries(root: str | os.PathLike, subfolders: tuple[str, ...] = (),
+                             names: tuple[str, ...] = ()) -> int:
+    """Delete the temporary files a killed run of this stage left (``.NAME.*.part``, ``.NAME.link``).
+
+    Looks in ``root`` itself (only temporaries of ``names`` when given, else
+    all) and everywhere under ``root/SUBFOLDER`` for each of ``subfolders``.
+    Call it while holding the output's lock: then no live writer owns them.
+    Returns how many were removed.
+    """
+    root = Path(root)
+    removed = 0
+
+    def stale(path: Path, only: tuple[str, ...]) -> bool:
+        name = path.name
+        if not name.startswith(".") or not (name.endswith(".part") or name.endswith(".link")):
+            return False
+        return not only or any(name.startswith(f".{n}.") for n in only)
+
+    candidates = [p for p in root.glob(".*") if stale(p, names)] if root.is_dir() else []
+    for sub in subfolders:
+        if (root / sub).is_dir():
+            candidates += [p for p in (root / sub).rglob(".*") if stale(p, ())]
+    for path in candidates:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
+class OutputBusy(Exception):
+    """Another live run holds the lock of this output."""
+
+
+class OutputLock:
+    """An exclusive lock on one output file, held for a whole run: ``with OutputLock(path): ...``.
+
+    The lock is ``flock`` on ``.NAME.lock`` beside the output, and the file
+    says who holds it (PID and start time) for the message a second run
+    prints. The kernel drops the lock when its process dies, even by
+    ``kill -9``, so a lock left by a killed run is simply taken over.
+    """
+
+    def __init__(self, output: str | os.PathLike):
+        self.output = Path(output)
+        self.path = self.output.with_name(f".{self.output.name}.lock")
+        self.fd: int | None = None
+
+    def __enter__(self) -> "OutputLock":
+        import datetime as dt
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another run"
+                os.close(fd)
+                raise OutputBusy(f"{self.output} is in use by {holder}: wait for that run to end, or stop it "
+                                 f"(a killed run's lock is taken over by itself)") from None
+            # The holder before us may have removed the file after we opened it: lock the one on disk.
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"PID {os.getpid()}, started {started}\n".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()  # before unlocking: a waiter re-checks that it locked the file on disk
+            os.close(self.fd)
+            self.fd = None

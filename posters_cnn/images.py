@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 
 # Truncated files must fail loudly, never be half-decoded.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -43,13 +43,47 @@ def to_rgb(image: Image.Image, background=(255, 255, 255)) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode(data: bytes) -> Image.Image:
+def upright(image: Image.Image) -> Image.Image:
+    """The image as it is meant to be seen: its EXIF orientation applied (every phone photo has one)."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (ValueError, TypeError, SyntaxError, OSError):  # a broken EXIF block: show the pixels as stored
+        return image
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of the file's full-size pixels as they are meant to be seen (EXIF orientation)."""
+    width, height = image.info.get("original_size", image.size)
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+    except (ValueError, TypeError, SyntaxError, OSError):
+        orientation = 1
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def open_reduced(image: Image.Image, at_least: int) -> Image.Image:
+    """Ask a JPEG to decode at 1/2, 1/4 or 1/8 scale, never below ``at_least`` px on either side.
+
+    libjpeg then skips most of the work for a large photo (about 8x faster on a
+    12-megapixel one); other formats decode at full size. Call before ``load``.
+    """
+    if image.format == "JPEG" and min(image.size) >= 2 * at_least:
+        image.draft("RGB", (at_least, at_least))
+    return image
+
+
+def decode(data: bytes, *, reduce_to: int | None = None) -> Image.Image:
     """Fully decode ``data`` and return the image, or raise BadImage.
 
     Catches the bad files a scraper meets: empty bodies, HTML error pages served
     as ``.jpg``, truncated JPEGs, and images over Pillow's decompression-bomb
     limit (``Image.MAX_IMAGE_PIXELS``; refused from the header, before any
     pixel is decoded).
+
+    With ``reduce_to``, a large JPEG is decoded at reduced scale, but never
+    below ``reduce_to`` px on either side (see :func:`open_reduced`): enough for
+    a thumbnail of that size. ``image.info["original_size"]`` keeps the size of
+    the file's own pixels either way.
     """
     if not data:
         raise BadImage("empty", "empty file")
@@ -64,7 +98,11 @@ def decode(data: bytes) -> Image.Image:
             if limit and image.width * image.height > limit:
                 raise BadImage("too-large", f"decompression bomb: {image.width}x{image.height} pixels is over "
                                f"Pillow's limit of {limit}")
+            original_size = image.size
+            if reduce_to:
+                open_reduced(image, reduce_to)
             image.load()
+            image.info["original_size"] = original_size
     except BadImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -80,8 +118,8 @@ def decode(data: bytes) -> Image.Image:
 
 
 def thumbnail(image: Image.Image, size: int) -> Image.Image:
-    """An RGB copy whose longest side is at most ``size`` pixels, aspect kept."""
-    rgb = to_rgb(image)
+    """An upright RGB copy whose longest side is at most ``size`` pixels, aspect kept."""
+    rgb = to_rgb(upright(image))
     thumb = rgb.copy() if rgb is image else rgb
     thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
     return thumb

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from . import images
 from .cli import StageError
-from .fsutil import safe_join, write_bytes_atomic, write_json_atomic
+from .fsutil import remove_stale_temporaries, safe_join, write_bytes_atomic, write_json_atomic
 from .http import FetchError, PoliteClient
 from .manifest import MANIFEST_NAME, PosterRecord, read_records, write_manifest
 from .names import movie_key, version_of
@@ -44,7 +44,10 @@ from .names import movie_key, version_of
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "http://www.impawards.com/"
-TRANSIENT_KINDS = frozenset({"transient", ""})
+# Failures asked about again on the next run: transient ones, and robots.txt refusals (the rules
+# may have changed; a path still disallowed is refused again without a request).
+TRANSIENT_KINDS = frozenset({"transient", "robots", ""})
+NO_XLG = "none"  # xlg_url of a poster whose page links no extra-large version: not asked again
 CHECKPOINT_EVERY_S = 10.0
 
 # A poster page's file name: letters (any script), digits, "_", "-" and "."; it is a single
@@ -85,6 +88,8 @@ class Summary:
     def line(self) -> str:
         text = (f"found {self.found}, downloaded {self.downloaded}, reused {self.reused}, "
                 f"failed {self.failed}")
+        if self.errors.get("robots"):
+            text += f" (disallowed by robots.txt {self.errors['robots']})"
         if self.years_failed:
             text += f", year indexes failed {self.years_failed}"
         return text
@@ -273,6 +278,7 @@ class Scraper:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         manifest_path = self.out_dir / MANIFEST_NAME
         previous = read_records(manifest_path)
+        remove_stale_temporaries(self.out_dir, ("posters", "thumbs"))
         try:
             self._check_reachable()
             entries, year_rows = self._read_indexes(summary, previous)
@@ -291,12 +297,14 @@ class Scraper:
         return summary
 
     def _check_reachable(self) -> None:
+        """Read the site's robots.txt first: it tells whether the site answers at all, and its rules."""
         try:
-            self.client.get(self.base_url)
+            robots = self.client.robots_for(self.base_url, first_contact=True)
         except FetchError as exc:
-            if exc.status is None:
-                raise StageError(f"cannot reach {self.base_url}: {exc}") from None
-            # Any HTTP answer, even a 404 or a 503 after retries, means the site is there.
+            raise StageError(f"cannot reach {self.base_url}: {exc}") from None
+        if robots.unreachable:
+            raise StageError(f"{robots.url} could not be read ({robots.unreachable}); until it can, every path "
+                             f"counts as disallowed (RFC 9309), so nothing was downloaded: try again later")
 
     def _read_indexes(self, summary: Summary, previous: dict) -> tuple[list[IndexEntry], list[PosterRecord]]:
         entries: list[IndexEntry] = []
@@ -316,7 +324,7 @@ class Scraper:
                                                 unit="year", disable=not self.progress):
                 if error is not None:
                     summary.years_failed += 1
-                    kind = "transient" if error.transient else f"http-{error.status}"
+                    kind = error.kind
                     summary.errors[f"index {kind}"] += 1
                     log.warning("year %d: index not read: %s", year, error)
                     year_rows.append(PosterRecord(
@@ -429,8 +437,7 @@ class Scraper:
             if self.xlg:
                 self._fetch_xlg(record, entry, before)
         except FetchError as exc:
-            record.status, record.error = "failed", str(exc)
-            record.error_kind = "transient" if exc.transient else f"http-{exc.status}"
+            record.status, record.error, record.error_kind = "failed", str(exc), exc.kind
             return record, "failed"
         except images.BadImage as exc:
             record.status, record.error, record.error_kind = "failed", str(exc), exc.kind
@@ -473,9 +480,13 @@ class Scraper:
             record.xlg_path = rel
             record.xlg_url = before.xlg_url if before is not None else ""
             return
+        if before is not None and before.xlg_url == NO_XLG:
+            record.xlg_url = NO_XLG  # an earlier run read the page: it links no extra-large version
+            return
         try:
             page_url = find_xlg_page(self.client.get(entry.page_url).content, entry.page_url, entry.name)
             if page_url is None:
+                record.xlg_url = NO_XLG
                 return
             url = find_image_url(self.client.get(page_url).content, page_url, f"{entry.name}_xlg")
             if url is None:
@@ -491,16 +502,19 @@ class Scraper:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "poster"
+    """A file-name-safe id part that keeps letters of any script: "été 2020" -> "été_2020"."""
+    return re.sub(r"\W+", "_", text.lower()).strip("_") or "poster"
 
 
 def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 256, jobs: int = 4,
-                 progress: bool = True) -> Summary:
+                 limit: int | None = None, progress: bool = True) -> Summary:
     """Stage 1 for a local folder of images instead of impawards.
 
-    Each image becomes a row: the title comes from the file name, the year from
-    its folder's name when that is a year. The image is hard-linked (or copied)
-    to ``out_dir/posters/`` so the manifest's contract holds.
+    Each image becomes a row whose ``poster_id`` is ``FOLDER/NAME``: the title
+    comes from the file name, the year from its folder's name when that is a
+    year. The image is hard-linked (or copied) to ``out_dir/posters/`` so the
+    manifest's contract holds; thumbnails are upright (EXIF orientation
+    applied) and large JPEGs are decoded at reduced scale for them.
     """
     from .fsutil import link_or_copy
 
@@ -509,8 +523,11 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
     files = sorted(p for p in src_dir.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_EXTENSIONS
                    and not any(part.startswith(".") for part in p.relative_to(src_dir).parts))
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir, ("posters", "thumbs"))
     out_resolved = out_dir.resolve()
     files = [p for p in files if out_resolved not in p.resolve().parents]  # never index our own output
+    if limit is not None:
+        files = files[:limit]
     summary = Summary(found=len(files))
     taken: set[str] = set()
     jobs_list = []
@@ -533,8 +550,8 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
     def one(item):
         path, record = item
         try:
-            image = images.decode(path.read_bytes())
-            record.width, record.height = image.size
+            image = images.decode(path.read_bytes(), reduce_to=thumb_size)
+            record.width, record.height = images.upright_size(image)
             thumb_file = safe_join(out_dir, *record.thumb_path.split("/"))
             if not thumb_file.exists():
                 write_bytes_atomic(thumb_file, images.jpeg_bytes(images.thumbnail(image, thumb_size)))

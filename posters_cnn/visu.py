@@ -32,7 +32,7 @@ import numpy as np
 from . import layout, store
 from .atlas import build_atlases
 from .cli import UsageError
-from .fsutil import link_or_copy, write_json_atomic
+from .fsutil import link_or_copy, remove_stale_temporaries, write_json_atomic
 from .manifest import load_ok_records
 from .names import movie_of
 from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs
@@ -142,6 +142,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
 
     out_dir = output.parent
     stem = output.stem
+    # What a killed run of this map left half-written (the caller holds the map's lock).
+    remove_stale_temporaries(out_dir, (f"assets/maps/{stem}",), names=(output.name, pairs_file_name(stem)))
     # The image work (sprite sheets, links, pair images) needs no layout. It runs before
     # t-SNE, not beside it: on two cores, overlapping them was slower (t-SNE 8.9 s -> 12.5 s
     # at 10,000 posters, for 3 s of image work).

@@ -146,25 +146,41 @@ class _Handler(SimpleHTTPRequestHandler):
         with server.lock:
             server.counts[self.path] += 1
             server.log.append(self.path)
+            server.times.append((time.monotonic(), self.path))
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
             count = server.counts[self.path]
         try:
             if server.latency:
                 time.sleep(server.latency)
-            if self.path in server.flaky and count == 1:
-                self.send_error(503, "busy")
-                return
-            if server.limited.get(self.path, 0) >= count:
-                self.send_response(429)
-                self.send_header("Retry-After", "0")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            super().do_GET()
         finally:
+            # Counted out before any byte of the answer is sent: a client that has the whole answer
+            # (and may start its next request) is never still counted in flight.
             with server.lock:
                 server.in_flight -= 1
+        if self.path in server.broken:
+            self.send_error(server.broken[self.path], "broken")
+            return
+        if self.path in server.flaky and count == 1:
+            self.send_error(server.flaky_code, "busy")
+            return
+        if server.limited.get(self.path, 0) >= count:
+            with server.lock:
+                server.limited_at.append(time.monotonic())
+            self.send_response(429)
+            self.send_header("Retry-After", server.retry_after)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path == "/robots.txt" and server.robots is not None:
+            body = server.robots.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
 
     def guess_type(self, path):
         if str(path).endswith(".jpg"):
@@ -173,6 +189,15 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 class FaultyServer:
+    """A static server over ``root`` with faults a test sets on ``httpd``.
+
+    ``flaky``: paths whose first request gets ``flaky_code``; ``limited``: path ->
+    how many first requests get a 429 with ``Retry-After: retry_after``;
+    ``broken``: path -> a status always answered; ``robots``: the text of
+    /robots.txt (None: 404). ``times`` holds (monotonic time, path) of each
+    request's arrival and ``limited_at`` when each 429 was sent.
+    """
+
     def __init__(self, root: Path, latency: float = 0.0):
         handler = functools.partial(_Handler, directory=str(root))
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -183,7 +208,13 @@ class FaultyServer:
         self.httpd.in_flight = self.httpd.max_in_flight = 0
         self.httpd.latency = latency
         self.httpd.flaky = set()
+        self.httpd.flaky_code = 503
         self.httpd.limited = {}
+        self.httpd.retry_after = "0"
+        self.httpd.limited_at = []
+        self.httpd.broken = {}
+        self.httpd.robots = None
+        self.httpd.times = []
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
@@ -200,6 +231,7 @@ class FaultyServer:
         with self.httpd.lock:
             self.httpd.counts.clear()
             self.httpd.log.clear()
+            self.httpd.times.clear()
 
     def image_requests(self):
         return [p for p in self.httpd.log if p.endswith(".jpg")]

@@ -1,10 +1,12 @@
 """Stage 1 against a real local HTTP server serving a generated site."""
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -124,11 +126,97 @@ def test_retries_503_then_succeeds(site, server, tmp_path):
     assert server.counts["/1995/posters/balto.jpg"] == 2
 
 
+@pytest.mark.parametrize("code", [408, 500, 501, 505, 520, 522, 524])
+def test_every_5xx_and_408_is_retried(site, server, tmp_path, code):
+    server.httpd.flaky = {"/1995/posters/balto.jpg"}
+    server.httpd.flaky_code = code
+    assert scrape_site(server, tmp_path) == 0
+    assert read_manifest(tmp_path).loc["1995/balto"].status == "ok"
+    assert server.counts["/1995/posters/balto.jpg"] == 2
+
+
+def test_a_5xx_that_outlasts_the_retries_is_tried_again_next_run(site, server, tmp_path):
+    server.httpd.broken = {"/1995/posters/balto.jpg": 522}
+    scrape_site(server, tmp_path, "--retries", 1)
+    row = read_manifest(tmp_path).loc["1995/balto"]
+    assert (row.status, row.error_kind) == ("failed", "transient")
+    server.httpd.broken = {}
+    server.reset()
+    scrape_site(server, tmp_path)
+    assert read_manifest(tmp_path).loc["1995/balto"].status == "ok"
+
+
 def test_retries_429_honouring_retry_after(site, server, tmp_path):
     server.httpd.limited = {"/1995/posters/casino.jpg": 2}
     assert scrape_site(server, tmp_path) == 0
     assert read_manifest(tmp_path).loc["1995/casino"].status == "ok"
     assert server.counts["/1995/posters/casino.jpg"] == 3
+
+
+def test_a_429_pauses_every_worker_for_its_retry_after(site, tmp_path):
+    srv = FaultyServer(site.root, latency=0.02)
+    srv.httpd.limited = {"/1995/posters/casino.jpg": 1}
+    srv.httpd.retry_after = "1"
+    try:
+        assert run_cli("--base-url", srv.url, "--range", "1995-1996", "--out-dir", tmp_path, "--jobs", 4) == 0
+    finally:
+        srv.close()
+    assert read_manifest(tmp_path).loc["1995/casino"].status == "ok"
+    [told] = srv.httpd.limited_at
+    # Requests already on their way when the 429 went out may still arrive; after that, no worker
+    # starts one until the second has passed (ignoring the header, backoff would retry in 0.25-0.75 s).
+    starts = [t - told for t, _ in srv.httpd.times]
+    assert not [d for d in starts if 0.15 < d < 0.95], sorted(d for d in starts if d > 0)[:8]
+    assert [d for d in starts if d >= 0.95]  # and the run went on after the pause
+
+
+def test_robots_txt_disallowed_paths_are_not_requested(site, server, tmp_path):
+    server.httpd.robots = "User-agent: *\nDisallow: /1995/posters/casino\nDisallow: /1996/std.html\n"
+    assert scrape_site(server, tmp_path) == 0
+    manifest = read_manifest(tmp_path)
+    assert (manifest.loc["1995/casino"].status, manifest.loc["1995/casino"].error_kind) == ("failed", "robots")
+    assert manifest.loc["1996/std.html"].error_kind == "robots"
+    assert not [p for p in server.log if p.startswith("/1995/posters/casino") or p == "/1996/std.html"]
+    assert server.counts["/robots.txt"] == 1  # read once for the host
+    stats = json.loads((tmp_path / "scrape_stats.json").read_text())
+    assert stats["errors"]["robots"] == 1 and stats["errors"]["index robots"] == 1
+    assert manifest.loc["1995/balto"].status == "ok"
+
+
+def test_robots_txt_rules_for_our_user_agent_apply(site, server, tmp_path):
+    server.httpd.robots = ("User-agent: movie-posters-convnet\nDisallow: /1995/\n\n"
+                           "User-agent: *\nDisallow:\n")
+    scrape_site(server, tmp_path)
+    assert not [p for p in server.log if p.startswith("/1995/")]
+    assert read_manifest(tmp_path).loc["1996/balto"].status == "ok"
+
+
+def test_crawl_delay_spaces_requests_unless_rate_is_stricter(site, tmp_path):
+    srv = FaultyServer(site.root)
+    srv.httpd.robots = "User-agent: *\nCrawl-delay: 0.25\n"
+    try:
+        run_cli("--base-url", srv.url, "--range", "1995-1995", "--out-dir", tmp_path / "a", "--limit", 4,
+                "--jobs", 4, "--rate", 100)
+        gaps_delay = np.diff(sorted(t for t, _ in srv.httpd.times))
+        srv.reset()
+        run_cli("--base-url", srv.url, "--range", "1995-1995", "--out-dir", tmp_path / "b", "--limit", 4,
+                "--jobs", 4, "--rate", 2)
+        gaps_rate = np.diff(sorted(t for t, _ in srv.httpd.times))
+    finally:
+        srv.close()
+    assert len(gaps_delay) >= 4 and gaps_delay[1:].min() >= 0.2, gaps_delay  # [0]: robots.txt, read first
+    assert len(gaps_rate) >= 4 and gaps_rate[1:].min() >= 0.45, gaps_rate
+
+
+def test_unreadable_robots_txt_stops_before_any_download(site, server, tmp_path):
+    server.httpd.broken = {"/robots.txt": 503}
+    proc = subprocess.run([sys.executable, str(ROOT / "get_posters.py"), "--base-url", server.url, "--range",
+                           "1995-1995", "--out-dir", str(tmp_path), "--retries", "1", "--no-progress"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 1
+    assert "robots.txt could not be read" in proc.stderr.strip().splitlines()[-1]
+    assert set(server.log) == {"/robots.txt"}
+    assert not (tmp_path / "posters.csv").exists()
 
 
 def test_no_retry_on_404(site, server, tmp_path):
@@ -171,14 +259,18 @@ def test_kill_9_mid_run_then_resume_fetches_nothing_twice(site, tmp_path):
         proc.wait()
         on_disk = {p.relative_to(out / "posters").as_posix()[:-4] for p in (out / "posters").rglob("*.jpg")}
         assert on_disk, "the run was killed before it saved anything"
-        for path in out.rglob("*"):
-            assert not path.name.endswith(".part") or path.stat().st_size >= 0  # temp names only
+        # What kill -9 may leave: temporaries under their hidden names; plant some to be sure.
+        for stale in ("posters/1995/.balto.jpg.x1y2.part", "thumbs/1995/.heat.jpg.a1b2.part",
+                      ".posters.csv.q9.part"):
+            (out / stale).parent.mkdir(parents=True, exist_ok=True)
+            (out / stale).write_bytes(b"half")
         srv.reset()
         assert run_cli("--base-url", srv.url, "--range", "1995-1996", "--out-dir", out) == 0
     finally:
         srv.close()
     fetched_again = {p[1:-4].replace("/posters/", "/") for p in srv.image_requests()}
     assert not (fetched_again & on_disk)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]  # the next run cleans them up
     manifest = read_manifest(out)
     for pid, data in site.good.items():
         assert manifest.loc[pid].status == "ok"
@@ -192,6 +284,9 @@ def test_xlg_fetches_the_extra_large_version(site, server, tmp_path):
     assert row.xlg_path == "posters/1995/apollo_13_xlg.jpg"
     assert (tmp_path / row.xlg_path).read_bytes() == (site.root / "1995/posters/apollo_13_xlg.jpg").read_bytes()
     assert read_manifest(tmp_path).loc["1995/balto"].xlg_path == ""
+    server.reset()
+    scrape_site(server, tmp_path, "--xlg")
+    assert sorted(server.log) == ["/1995/std.html", "/1996/std.html", "/robots.txt"]  # no poster page again
 
 
 def test_limit_stops_after_n_posters(site, server, tmp_path):
@@ -306,3 +401,109 @@ def test_image_fallback_reads_the_poster_page():
                                         ("alien-3_ver2.htm", "alien-3_ver2")])
 def test_unusual_but_safe_names_are_posters(href, name):
     assert scrape.poster_name(href, "http://h/1995/std.html") == name
+
+
+def _exif_rotated_jpeg(path, orientation=6):
+    """A 60x40 stored JPEG, left half red, right half blue, whose EXIF says: turn it (6 = 90° clockwise)."""
+    image = Image.new("RGB", (60, 40), "red")
+    image.paste((0, 0, 255), (30, 0, 60, 40))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image.save(path, format="JPEG", exif=exif.tobytes(), quality=95)
+
+
+def test_from_dir_thumbnails_are_upright(tmp_path):
+    src = tmp_path / "mine"
+    src.mkdir()
+    _exif_rotated_jpeg(src / "phone.jpg")
+    assert run_cli("--from-dir", src, "--out-dir", tmp_path / "out") == 0
+    row = read_manifest(tmp_path / "out").loc["local/phone"]
+    assert (row.width, row.height) == (40, 60)  # as seen, not as stored
+    with Image.open(tmp_path / "out" / row.thumb_path) as thumb:
+        assert thumb.width < thumb.height
+        # Turned 90° clockwise, the stored left (red) half is on top.
+        top, bottom = thumb.getpixel((thumb.width // 2, 5)), thumb.getpixel((thumb.width // 2, thumb.height - 5))
+        assert top[0] > 200 and top[2] < 60 and bottom[2] > 200 and bottom[0] < 60
+
+
+def test_from_dir_keeps_letters_of_any_script_and_honours_limit(tmp_path):
+    src = tmp_path / "mine"
+    for folder, name in (("été 2020", "plage.jpg"), ("東京", "夜.jpg"), ("misc", "a.jpg"), ("misc", "b.jpg")):
+        (src / folder).mkdir(parents=True, exist_ok=True)
+        (src / folder / name).write_bytes(_jpeg(30, 40))
+    assert run_cli("--from-dir", src, "--out-dir", tmp_path / "out") == 0
+    assert {"été_2020/plage", "東京/夜", "misc/a", "misc/b"} == set(read_manifest(tmp_path / "out").index)
+    assert run_cli("--from-dir", src, "--out-dir", tmp_path / "two", "--limit", 2) == 0
+    assert len(read_manifest(tmp_path / "two")) == 2
+
+
+def test_from_dir_exits_0_when_every_image_is_unreadable(tmp_path):
+    src = tmp_path / "mine"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(b"")
+    (src / "b.png").write_text("<html>not an image</html>")
+    assert run_cli("--from-dir", src, "--out-dir", tmp_path / "out") == 0
+    manifest = read_manifest(tmp_path / "out")
+    assert list(manifest.status) == ["failed", "failed"] and all(manifest.error)
+
+
+def test_from_dir_large_photos_keep_their_size_in_the_manifest(tmp_path):
+    src = tmp_path / "mine"
+    src.mkdir()
+    Image.new("RGB", (2400, 1600), "green").save(src / "big.jpg", quality=80)
+    assert run_cli("--from-dir", src, "--out-dir", tmp_path / "out") == 0
+    row = read_manifest(tmp_path / "out").loc["local/big"]
+    assert (row.width, row.height) == (2400, 1600)
+    with Image.open(tmp_path / "out" / row.thumb_path) as thumb:
+        assert thumb.size == (256, 171)
+
+
+def _wait_for(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _slow_run_holding_the_lock(site, out):
+    """(server, command, process): a slow scraping run into ``out``, once it holds the output's lock."""
+    srv = FaultyServer(site.root, latency=0.3)
+    cmd = [sys.executable, str(ROOT / "get_posters.py"), "--base-url", srv.url, "--range", "1995-1996",
+           "--out-dir", str(out), "--jobs", "1", "--no-progress", "-q"]
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    lock = out / ".posters.csv.lock"
+    _wait_for(lambda: lock.exists() and str(proc.pid) in lock.read_text(), 60, "the first run's lock")
+    return srv, cmd, proc
+
+
+def test_a_second_run_into_the_same_output_stops_at_once(site, tmp_path):
+    srv, cmd, first = _slow_run_holding_the_lock(site, tmp_path / "out")
+    try:
+        started = time.monotonic()
+        second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert time.monotonic() - started < 5  # python start-up included; the lock check itself is instant
+        assert second.returncode == 1
+        message = second.stderr.strip().splitlines()
+        assert len(message) == 1 and f"PID {first.pid}" in message[0], message
+        assert first.poll() is None  # the first run goes on, untouched
+    finally:
+        first.kill()
+        first.wait()
+        srv.close()
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over(site, tmp_path):
+    out = tmp_path / "out"
+    srv, _, first = _slow_run_holding_the_lock(site, out)
+    lock = out / ".posters.csv.lock"
+    first.kill()
+    first.wait()
+    assert lock.exists()  # kill -9 left it behind
+    srv.httpd.latency = 0
+    try:
+        assert run_cli("--base-url", srv.url, "--range", "1995-1995", "--out-dir", out) == 0
+    finally:
+        srv.close()
+    assert read_manifest(out).loc["1995/balto"].status == "ok"
+    assert not lock.exists()

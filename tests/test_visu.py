@@ -211,3 +211,28 @@ def test_map_names_that_would_clash_or_break_urls_are_refused(tmp_path, capsys, 
     _, feats, _ = make_mapdata(tmp_path, n_per_cluster=3, clusters=2)
     assert run("-i", feats, "-o", tmp_path / name) == 2
     assert "-o" in capsys.readouterr().err
+
+
+def test_a_second_run_on_the_same_map_stops_at_once(tmp_path, capsys):
+    import os
+
+    from posters_cnn.fsutil import OutputLock
+    _, feats, _ = make_mapdata(tmp_path, n_per_cluster=3, clusters=2)
+    with OutputLock(tmp_path / "web" / "data.json"):
+        assert run("-i", feats, "-o", tmp_path / "web" / "data.json") == 1
+    err = capsys.readouterr().err.strip()
+    assert f"PID {os.getpid()}" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "web" / "data.json").exists()
+
+
+def test_a_killed_runs_temporaries_are_removed_and_nothing_else(tmp_path):
+    _, feats, _ = make_mapdata(tmp_path, n_per_cluster=4, clusters=2)
+    web = tmp_path / "web"
+    stale = [web / ".data.json.abc.part", web / ".pairs.json.x.part", web / "assets/maps/data/atlas/.000.jpg.q.part"]
+    kept = [web / ".other.json.abc.part", web / "assets/maps/other/atlas/.000.jpg.q.part", web / "notes.txt"]
+    for path in stale + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    assert run("-i", feats, "-o", web / "data.json", "-q") == 0
+    assert not [p for p in stale if p.exists()]
+    assert all(p.exists() for p in kept)
