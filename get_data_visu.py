@@ -19,9 +19,9 @@ examples:
   python get_data_visu.py --input_file data/features.h5 --output_file web/data.json --n_sample 3000 -t sklearn
 
 Writes beside the output: pairs.json (the closest pairs, not versions of one
-movie), assets/atlas/ (thumbnail sprite sheets), assets/posters/ and
-assets/thumbs/ (links to the images shown) and assets/pairs/ (each pair side
-by side). Open the map with: python -m http.server -d web, then
+movie), assets/maps/STEM/tiles/ (the map's imagery, a pyramid of 256-px tiles),
+assets/maps/STEM/pairs/ (each pair side by side) and assets/posters/ and
+assets/thumbs/ (links to the images shown). Open the map with: python -m http.server -d web, then
 http://127.0.0.1:8000/index.html?data.json
 """
 
@@ -57,8 +57,6 @@ def build_parser() -> cli.Parser:
                         help="closest pairs overall to write to pairs.json (default: %(default)s)")
     parser.add_argument("--grid", action="store_true",
                         help="also compute a grid layout: t-SNE positions snapped to a square grid")
-    parser.add_argument("--atlas-cell", type=cli.positive_int, default=64, metavar="PIXELS",
-                        help="size of each thumbnail's slot in the sprite sheets (default: %(default)s)")
     parser.add_argument("--no-pair-images", action="store_true",
                         help="skip the side-by-side images of the closest pairs")
     return parser
@@ -74,10 +72,10 @@ def body(args) -> int:
                                 one_per_movie=args.one_per_movie, pca_components=args.pca_components,
                                 perplexity=args.perplexity, tsne=args.tsne, n_jobs=args.n_jobs, seed=args.seed,
                                 neighbors=args.neighbors, pairs=args.pairs, grid=args.grid,
-                                atlas_cell=args.atlas_cell, pair_images=not args.no_pair_images)
+                                pair_images=not args.no_pair_images)
     total = sum(summary["timings"].values())
     print(f"mapped {summary['count']} posters (trustworthiness {summary['trustworthiness']:.3f}), "
-          f"{summary['pairs']} pairs, {summary['atlases']} sprite sheets in {total:.1f}s -> {args.output}")
+          f"{summary['pairs']} pairs, {summary['tiles']} tiles in {total:.1f}s -> {args.output}")
     return 0
 
 

@@ -47,7 +47,7 @@ step "3/3 map: $N_SAMPLE posters (0 = all) into $WEB_DIR/data.json"
   -o "$WEB_DIR/data.json" --n-sample "$N_SAMPLE" $VISU_ARGS
 
 if [ "$(cd "$WEB_DIR" && pwd -P)" != "$(cd web && pwd -P)" ]; then
-  cp web/index.html web/app.js web/logic.js web/style.css "$WEB_DIR/"
+  cp web/index.html web/style.css web/*.js "$WEB_DIR/"
   if [ -f web/vendor/d3.min.js ]; then mkdir -p "$WEB_DIR/vendor" && cp web/vendor/d3.min.js "$WEB_DIR/vendor/"; fi
 fi
 if [ ! -f "$WEB_DIR/vendor/d3.min.js" ]; then

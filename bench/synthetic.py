@@ -7,6 +7,8 @@ timings depend on the count and the shapes, not on what the features mean.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -19,7 +21,7 @@ def make_inputs(n: int, clusters: int = 20, dim: int = 4096, seed: int = 0):
     """(features.h5, posters.csv) with n posters in bench/out/synthetic-N/ (made once)."""
     folder = OUT / f"synthetic-{n}"
     features, manifest = folder / "features.h5", folder / "posters.csv"
-    if features.exists() and manifest.exists():
+    if features.exists() and manifest.exists() and (folder / ".layout-2").exists():
         return features, manifest
     folder.mkdir(parents=True, exist_ok=True)
     base = load_ok(ensure_bench_posters())
@@ -28,12 +30,23 @@ def make_inputs(n: int, clusters: int = 20, dim: int = 4096, seed: int = 0):
         src = base.iloc[i % len(base)]
         copy = i // len(base)
         pid = src.poster_id if copy == 0 else f"{src.poster_id}_dup{copy}"
+        # Laid out as stage 1 lays out a scrape (hard links to the bench posters), so that the
+        # map's paths follow its templates, as they do for real users.
+        image, thumb = f"posters/{pid}.jpg", f"thumbs/{pid}.jpg"
+        for rel, source in ((image, src.image_abspath), (thumb, src.thumb_abspath)):
+            target = folder / rel
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(source, target)
         rows.append({"poster_id": pid, "title": src.title if copy == 0 else f"{src.title} ({copy})",
-                     "year": src.year, "version": src.version, "page_url": src.page_url,
-                     "image_url": src.image_url, "image_path": src.image_abspath,
-                     "thumb_path": src.thumb_abspath, "width": src.width, "height": src.height,
+                     "year": src.year, "version": src.version,
+                     "page_url": f"http://www.impawards.com/{pid}.html", "image_url": src.image_url,
+                     "image_path": image, "thumb_path": thumb, "width": src.width, "height": src.height,
                      "status": "ok", "error": ""})
     pd.DataFrame(rows).to_csv(manifest, index=False)
+    (folder / ".layout-2").touch()
+    if features.exists():
+        return features, manifest
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 1, (clusters, dim)).astype(np.float32) * 2
     writer = FeatureWriter(features, dim, {"model": "synthetic", "layer": "fc2", "weights": "synthetic clusters"},

@@ -22,20 +22,22 @@ import concurrent.futures as cf
 import datetime as dt
 import json
 import logging
+import math
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
 from . import layout, store
-from .atlas import build_atlases
 from .cli import UsageError
 from .fsutil import link_or_copy, remove_stale_temporaries, write_json_atomic
 from .manifest import load_ok_records
 from .names import movie_of
 from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs
+from .tiles import build_pyramid, poster_boxes
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
              output: str | os.PathLike, *, n_sample: int = 3000, one_per_movie: bool = False,
              pca_components: int = DEFAULT_PCA, perplexity: float = 30.0, tsne: str = "opentsne",
              n_jobs: int | None = None, seed: int = 0, neighbors: int = 8, pairs: int = 200,
-             grid: bool = False, atlas_cell: int = 64, pair_images: bool = True) -> dict:
+             grid: bool = False, pair_images: bool = True) -> dict:
     """Run stage 3 and return a summary dict; see the module docstring for what is written."""
     timer = _Timer()
     n_jobs = n_jobs or os.cpu_count() or 1
@@ -144,14 +146,9 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     stem = output.stem
     # What a killed run of this map left half-written (the caller holds the map's lock).
     remove_stale_temporaries(out_dir, (f"assets/maps/{stem}",), names=(output.name, pairs_file_name(stem)))
-    # The image work (sprite sheets, links, pair images) needs no layout. It runs before
-    # t-SNE, not beside it: on two cores, overlapping them was slower (t-SNE 8.9 s -> 12.5 s
-    # at 10,000 posters, for 3 s of image work).
     assets = out_dir / "assets"
     own = f"assets/maps/{stem}"  # this map's own folder: see the module docstring
-    with timer("atlases"):
-        sprites, sheet_names = build_atlases([row["thumb_abspath"] for row in rows], out_dir / own / "atlas",
-                                             cell=atlas_cell, jobs=n_jobs)
+    thumbs = [row["thumb_abspath"] for row in rows]
     with timer("link images"):
         image_rel, thumb_rel = _link_images(rows, assets, n_jobs)
     pair_rel = {}
@@ -164,14 +161,28 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     with timer("trustworthiness"):
         trust = layout.trustworthiness(reduced, embedding, k=10, seed=seed)
     log.info("trustworthiness (k=10, against the PCA space): %.4f", trust)
-    grid_coords, grid_info = None, None
+    layouts = {"tsne": (coords, slot_size(n))}
+    grid_info = None
     if grid:
         with timer("grid"):
             grid_coords, grid_info = layout.grid(coords)
+        layouts["grid"] = (grid_coords, 0.92 / max(grid_info["side"] - 1, 1))
+    aspect, thumb_max = _aspects(rows)
+    tiles, tile_files = {}, 0
+    for name, (xy, slot) in layouts.items():
+        with timer(f"tiles {name}"):
+            u, v = (xy[:, 0] + 1) / 2, (1 - xy[:, 1]) / 2
+            pyramid = build_pyramid(thumbs, poster_boxes(u, v, aspect, slot), out_dir / own / "tiles" / name,
+                                    slot=slot, jobs=n_jobs)
+            tile_files += pyramid.files
+            tiles[name] = {**pyramid.as_json(f"{own}/tiles/{name}/{{z}}/{{x}}-{{y}}.jpg"), "slot": round(slot, 6)}
+    for old in (out_dir / own / "tiles").glob("*"):
+        if old.name not in tiles and old.is_dir():
+            shutil.rmtree(old)  # the grid of an earlier run with --grid
 
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     meta = {
-        "created": created, "count": n, "seed": seed,
+        "format": 2, "created": created, "count": n, "seed": seed,
         "features": {"file": features_path.name, "model": attrs.get("model"), "layer": attrs.get("layer"),
                      "weights": attrs.get("weights"), "random_weights": str(attrs.get("weights", "")).startswith("random")},
         "selection": {"n_sample": n_sample, "one_per_movie": one_per_movie, "available": available},
@@ -180,32 +191,84 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         "similarity_search": "exact" if n <= EXACT_MAX else f"{CANDIDATES} candidates from a PCA projection, "
                                                               f"re-ranked by exact cosine",
         "pairs": {"file": pairs_file_name(stem), "count": len(best_pairs)},
-        "atlas": {"cell": atlas_cell, "files": [f"{own}/atlas/{name}" for name in sheet_names]},
-        "grid": grid_info, "timings": timer.timings,
+        "tiles": tiles, "thumb_size": thumb_max, "grid": grid_info, "timings": timer.timings,
     }
-    points = []
-    for i, (pid, row) in enumerate(zip(ids, rows)):
-        sprite = sprites[i]
-        point = {
-            "id": pid, "x": round(float(coords[i, 0]), 5), "y": round(float(coords[i, 1]), 5),
-            "title": row["title"], "year": row["year"], "version": row["version"], "thumb": thumb_rel[i],
-            "image": image_rel[i], "page": row.get("page_url") or "",
-            "neighbors": [ids[j] for j in neighbour_index[i]],
-            "similarity": [round(float(s), 4) for s in neighbour_sim[i]],
-            "atlas": sprite.atlas, "ax": sprite.x, "ay": sprite.y, "aw": sprite.w, "ah": sprite.h,
-        }
-        if grid_coords is not None:
-            point["gx"] = round(float(grid_coords[i, 0]), 5)
-            point["gy"] = round(float(grid_coords[i, 1]), 5)
-        points.append(point)
+    columns = {
+        "id": ids, "title": [row["title"] for row in rows], "year": [row["year"] for row in rows],
+        "version": [row["version"] for row in rows],
+        "x": _rounded(coords[:, 0], 5), "y": _rounded(coords[:, 1], 5), "aspect": _rounded(aspect, 4),
+        "neighbors": neighbour_index.ravel().tolist(), "similarity": _rounded(neighbour_sim.ravel(), 3),
+    }
+    if grid:
+        columns["gx"], columns["gy"] = _rounded(layouts["grid"][0][:, 0], 5), _rounded(layouts["grid"][0][:, 1], 5)
+    # Paths and pages follow templates; a column only for what does not.
+    default_thumb = [f"assets/thumbs/{pid}.jpg" for pid in ids]
+    default_image = [f"assets/posters/{pid}.jpg" for pid in ids]
+    meta["paths"] = {"thumb": "assets/thumbs/{id}.jpg", "image": "assets/posters/{id}.jpg"}
+    for key, rel, default in (("thumb", thumb_rel, default_thumb), ("image", image_rel, default_image)):
+        if rel != default:
+            columns[key] = [None if a == b else a for a, b in zip(rel, default)]
+    pages = [row.get("page_url") or "" for row in rows]
+    template = _page_template(ids, pages)
+    if template:
+        meta["paths"]["page"] = template
+    elif any(pages):
+        columns["page"] = pages
     pairs_doc = {"meta": {"created": created, "count": len(best_pairs), "similarity": "cosine on fc2 features",
                           "excludes": "versions of the same movie", "data": output.name},
                  "pairs": [{"a": ids[i], "b": ids[j], "similarity": round(value, 5),
                             "image": pair_rel.get(rank)} for rank, (value, i, j) in enumerate(best_pairs)]}
     write_json_atomic(out_dir / meta["pairs"]["file"], pairs_doc)
-    write_json_atomic(output, {"meta": meta, "points": points})
+    write_json_atomic(output, {"meta": meta, "columns": columns})
     return {"count": n, "trustworthiness": trust, "timings": timer.timings, "output": str(output),
-            "pairs": len(best_pairs), "atlases": len(sheet_names)}
+            "pairs": len(best_pairs), "tiles": tile_files}
+
+
+def slot_size(n: int) -> float:
+    """A poster's slot on the t-SNE map, in map units (the map is the unit square): n slots fill 85% of it."""
+    return 0.92 / math.sqrt(max(n, 1))
+
+
+def _rounded(values, digits: int) -> list[float]:
+    return [round(float(v), digits) for v in values]
+
+
+def _aspects(rows) -> tuple[np.ndarray, int]:
+    """Each poster's width / height (from the manifest, else the thumbnail's header), and the
+    longest side of the thumbnails (from a sample of their headers)."""
+    from PIL import Image
+
+    aspect = np.empty(len(rows))
+    for i, row in enumerate(rows):
+        w, h = row.get("width"), row.get("height")
+        try:
+            w, h = int(w), int(h)
+        except (TypeError, ValueError):
+            w = h = 0
+        if w <= 0 or h <= 0:
+            try:
+                with Image.open(row["thumb_abspath"]) as image:
+                    w, h = image.size
+            except (OSError, ValueError, SyntaxError):
+                w, h = 2, 3
+        aspect[i] = w / h
+    longest = 0
+    for row in rows[:: max(1, len(rows) // 200)]:
+        try:
+            with Image.open(row["thumb_abspath"]) as image:
+                longest = max(longest, max(image.size))
+        except (OSError, ValueError, SyntaxError):
+            pass
+    return aspect, longest or 256
+
+
+def _page_template(ids: list[str], pages: list[str]) -> str | None:
+    """``http://www.impawards.com/{id}.html`` when every page is that with its poster's id."""
+    if not pages or not pages[0] or not pages[0].endswith(f"{ids[0]}.html"):
+        return None
+    template = pages[0][: -len(f"{ids[0]}.html")] + "{id}.html"
+    prefix = template[:-len("{id}.html")]
+    return template if all(p == f"{prefix}{pid}.html" for pid, p in zip(ids, pages)) else None
 
 
 def pairs_file_name(stem: str) -> str:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
+PAGE_FILES = ("index.html", "style.css", "app.js", "loader.js", "renderer.js", "interaction.js", "panels.js",
+              "logic.js")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -20,7 +22,7 @@ def copy_page(web_dir: Path) -> None:
     if not vendor.exists():
         raise RuntimeError("web/vendor/d3.min.js is missing: run `make test` (or `make setup`) first")
     web_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("index.html", "app.js", "logic.js", "style.css"):
+    for name in PAGE_FILES:
         shutil.copy(ROOT / "web" / name, web_dir / name)
     (web_dir / "vendor").mkdir(exist_ok=True)
     shutil.copy(vendor, web_dir / "vendor" / "d3.min.js")

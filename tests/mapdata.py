@@ -55,3 +55,38 @@ def make_mapdata(folder, n_per_cluster=12, clusters=3, titles=None, dim=4096, se
     writer.append(ids, features)
     writer.close()
     return folder / "posters.csv", folder / "features.h5", cluster_of
+
+
+def points_of(data):
+    """data.json's columns (format 2) as one dict per poster, paths and neighbours resolved, for tests."""
+    cols, meta = data["columns"], data["meta"]
+    k = meta["neighbors"]
+    paths = meta["paths"]
+    out = []
+    for i, pid in enumerate(cols["id"]):
+        point = {name: cols[name][i] for name in ("id", "title", "year", "version", "x", "y", "aspect")}
+        for name in ("gx", "gy"):
+            if name in cols:
+                point[name] = cols[name][i]
+        for name in ("thumb", "image"):
+            own = cols.get(name, [None] * len(cols["id"]))[i]
+            point[name] = own or paths[name].replace("{id}", pid)
+        point["neighbors"] = [cols["id"][j] for j in cols["neighbors"][i * k:(i + 1) * k]]
+        point["similarity"] = cols["similarity"][i * k:(i + 1) * k]
+        out.append(point)
+    return out
+
+
+def tile_files(data):
+    """Every tile file data.json says exists, as paths relative to its folder."""
+    import base64
+
+    files = []
+    for pyramid in data["meta"]["tiles"].values():
+        for z, b64 in enumerate(pyramid["present"]):
+            bits = np.unpackbits(np.frombuffer(base64.b64decode(b64), np.uint8), bitorder="little")
+            side = 2 ** z
+            for bit in np.flatnonzero(bits[: side * side]):
+                y, x = divmod(int(bit), side)
+                files.append(pyramid["path"].replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y)))
+    return files

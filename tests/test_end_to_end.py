@@ -11,6 +11,7 @@ import pytest
 
 from browser import PageWatch, StaticServer, launch
 from conftest import ROOT
+from mapdata import points_of, tile_files
 from posters_cnn import visu
 from sitegen import FaultyServer, make_site
 
@@ -45,7 +46,7 @@ def test_data_json_validates_and_every_poster_is_on_the_map(pipeline):
     manifest = pd.read_csv(folder / "data" / "posters.csv", keep_default_na=False)
     ok = set(manifest[manifest.status == "ok"].poster_id)
     assert ok == set(site.good)
-    assert {p["id"] for p in data["points"]} == ok
+    assert {p["id"] for p in points_of(data)} == ok
     assert "index.html?data.json" in proc.stdout
 
 
@@ -53,7 +54,7 @@ def test_every_path_resolves(pipeline):
     _, folder, _ = pipeline
     web = folder / "web"
     data = json.loads((web / "data.json").read_text())
-    paths = [p[k] for p in data["points"] for k in ("thumb", "image")] + data["meta"]["atlas"]["files"]
+    paths = [p[k] for p in points_of(data) for k in ("thumb", "image")] + tile_files(data)
     pairs = json.loads((web / data["meta"]["pairs"]["file"]).read_text())["pairs"]
     paths += [p["image"] for p in pairs]
     assert paths and all((web / p).is_file() for p in paths)

@@ -8,7 +8,7 @@ import pytest
 from playwright import sync_api as playwright_api  # no importorskip: a missing browser suite must fail
 
 from browser import PageWatch, StaticServer, copy_page, launch
-from mapdata import make_mapdata
+from mapdata import make_mapdata, points_of, tile_files
 from posters_cnn import visu
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
@@ -50,7 +50,7 @@ def open_map(page, url, suffix=""):
 
 
 def point(data, title):
-    return next(p for p in data["points"] if p["title"] == title)
+    return next(p for p in points_of(data) if p["title"] == title)
 
 
 def canvas_stats(page):
@@ -74,15 +74,99 @@ def wait_canvas(page, condition, limit):
         return {condition}; }}""", arg=limit)
 
 
-def test_map_draws_and_atlases_load_without_errors(page, site):
+def settle(page):
+    page.wait_for_function("window.posterMap.settled()", timeout=30000, polling=50)
+
+
+def centre_on(page, pid, k):
+    page.evaluate("""([id, k]) => {
+        const m = window.posterMap.state, l = m.layouts[m.layout], i = m.panels.indexOf(id);
+        window.posterMap.zoomTo(k, m.width / 2 - l.wx[i] * k, m.height / 2 - l.wy[i] * k); }""", [pid, k])
+
+
+def test_map_draws_from_tiles_without_errors(page, site):
     server, data = site
-    atlas_responses = []
-    page.on("response", lambda r: atlas_responses.append(r.status) if "/atlas/" in r.url else None)
+    tiles = []
+    page.on("response", lambda r: tiles.append(r.status) if "/tiles/" in r.url else None)
     open_map(page, server.url)  # ready is set after the first frame is drawn
+    settle(page)
     stats = canvas_stats(page)
     assert stats["sd"] > 5, stats  # not blank
-    assert atlas_responses == [200] * len(data["meta"]["atlas"]["files"])
+    assert tiles and set(tiles) == {200}
     assert page.is_hidden("#loading")
+    page.watch.assert_clean()
+
+
+@pytest.mark.parametrize("k", [1, 3, 8, 30])
+def test_every_visible_poster_is_drawn_at_least_as_sharp_as_it_is_shown(page, site, k):
+    server, data = site
+    open_map(page, server.url)
+    centre_on(page, point(data, "Rob Roy")["id"], k)
+    settle(page)
+    sharp = page.evaluate("window.posterMap.sharpness()")
+    assert sharp["visible"] > 0 and sharp["enlarged"] == 0, sharp
+    page.watch.assert_clean()
+
+
+def test_a_10_poster_map_is_sharp_in_its_starting_view(browser, tmp_path):
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=5, clusters=2)
+    web = tmp_path / "web"
+    copy_page(web)
+    visu.make_map(feats, manifest, web / "data.json", neighbors=3, pairs=2)
+    server = StaticServer(web)
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    try:
+        open_map(page, server.url)
+        settle(page)
+        sharp = page.evaluate("window.posterMap.sharpness()")
+        assert sharp == {**sharp, "visible": 10, "enlarged": 0}
+    finally:
+        page.close()
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """A 300-poster map: at the starting view every poster comes from the server's tiles."""
+    folder = tmp_path_factory.mktemp("big")
+    manifest, feats, _ = make_mapdata(folder, n_per_cluster=100, clusters=3)
+    web = folder / "web"
+    copy_page(web)
+    visu.make_map(feats, manifest, web / "data.json", neighbors=4, pairs=5, pair_images=False)
+    server = StaticServer(web)
+    yield server, json.loads((web / "data.json").read_text())
+    server.close()
+
+
+def test_a_view_requests_only_the_files_it_needs(page, big):
+    server, data = big
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    open_map(page, server.url)
+    settle(page)
+    at_home = [u for u in requested if "/tiles/" in u]
+    assert at_home and not [u for u in requested if "/assets/thumbs/" in u]
+    assert len(at_home) <= 1 + 4 + 16  # the top levels, a few tiles each
+    requested.clear()
+    target = points_of(data)[150]
+    centre_on(page, target["id"], 8)
+    settle(page)
+    thumbs = {u.split("/assets/thumbs/")[1][:-4] for u in requested if "/assets/thumbs/" in u}
+    # Only posters on or next to the screen: within one tile of the view (tiles are loaded whole).
+    near = set(page.evaluate("""() => {
+        const m = window.posterMap.state, l = m.layouts[m.layout], t = m.transform;
+        const tile = l.pyr.spanW / (1 << window.posterMap.stats().level) + l.slot;
+        const x0 = -t.x / t.k - tile, y0 = -t.y / t.k - tile;
+        const x1 = (m.width - t.x) / t.k + tile, y1 = (m.height - t.y) / t.k + tile;
+        return m.P.id.filter((id, i) => l.wx[i] >= x0 && l.wx[i] <= x1 && l.wy[i] >= y0 && l.wy[i] <= y1); }"""))
+    assert thumbs and thumbs <= near and len(thumbs) < 100, (len(thumbs), len(near))
+    requested.clear()
+    page.mouse.move(500, 400)
+    page.mouse.down()
+    page.mouse.move(497, 402, steps=2)  # a nudge: everything it needs is already here
+    page.mouse.up()
+    settle(page)
+    assert requested == []
     page.watch.assert_clean()
 
 
@@ -90,13 +174,13 @@ def test_hover_shows_tooltip_and_click_opens_panel(page, site):
     server, data = site
     open_map(page, server.url)
     page.click("#layout-grid")  # no overlaps in the grid: the poster under the pointer is the one aimed at
-    page.wait_for_function("!window.posterMap.state.animating && window.posterMap.state.layout === 'grid'")
+    page.wait_for_function("!window.posterMap.state.fade && window.posterMap.state.layout === 'grid'")
     target = point(data, "Rob Roy")
     pos = page.evaluate("id => window.posterMap.screenPosition(id)", target["id"])
     page.mouse.move(pos["x"], pos["y"])
     page.wait_for_selector("#tooltip:not([hidden])")
     assert page.text_content("#tooltip") == f"Rob Roy ({target['year']})"
-    other = next(p for p in data["points"] if p["title"] != "Rob Roy")
+    other = next(p for p in points_of(data) if p["title"] != "Rob Roy")
     pos2 = page.evaluate("id => window.posterMap.screenPosition(id)", other["id"])
     page.mouse.move(pos2["x"], pos2["y"])
     page.wait_for_function("t => document.getElementById('tooltip').textContent.startsWith(t)", arg=other["title"])
@@ -141,7 +225,7 @@ def test_similar_poster_click_flies_to_it(page, site):
 
 
 def point_by_id(data, pid):
-    return next(p for p in data["points"] if p["id"] == pid)
+    return next(p for p in points_of(data) if p["id"] == pid)
 
 
 def test_permalink_restores_the_selection(page, site):
@@ -159,7 +243,7 @@ def test_year_filter_dims_posters(page, site):
     server, data = site
     open_map(page, server.url)
     page.click("#layout-grid")  # no overlaps in the grid: each poster's dimming shows on its own
-    page.wait_for_function("!window.posterMap.state.animating && window.posterMap.state.layout === 'grid'")
+    page.wait_for_function("!window.posterMap.state.fade && window.posterMap.state.layout === 'grid'")
     before = canvas_stats(page)["mean"]
     page.fill("#year-from", "1900")
     page.fill("#year-to", "1901")  # no poster in range: all dimmed
@@ -226,15 +310,14 @@ def test_hostile_queries_are_refused_and_nothing_leaves_the_folder(browser, nest
 def test_paths_in_a_doctored_data_file_stay_in_the_folder(browser, nested, field, value):
     server, web = nested
     data = json.loads((web / "data.json").read_text())
-    for p in data["points"]:
-        p[field] = value
+    data["columns"][field] = [value] * len(data["columns"]["id"])
     (web / "doctored.json").write_text(json.dumps(data))
     page = browser.new_page()
     requested = []
     page.on("request", lambda r: requested.append(r.url))
     page.goto(f"{server.url}web/index.html?doctored.json")
     page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
-    page.evaluate("id => window.posterMap.select(id)", data["points"][0]["id"])
+    page.evaluate("id => window.posterMap.select(id)", data["columns"]["id"][0])
     page.wait_for_selector("#panel:not([hidden])")
     page.wait_for_function("document.getElementById('notice').textContent.includes('refusing')")
     assert not [u for u in requested if not u.startswith(f"{server.url}web/")], requested
@@ -245,7 +328,7 @@ def test_grid_layout_and_pairs_view(page, site):
     server, data = site
     open_map(page, server.url)
     page.click("#layout-grid")
-    page.wait_for_function("!window.posterMap.state.animating && window.posterMap.state.layout === 'grid'")
+    page.wait_for_function("!window.posterMap.state.fade && window.posterMap.state.layout === 'grid'")
     page.click("#show-pairs")
     page.wait_for_selector("#pairs-list li")
     assert page.locator("#pairs-list li").count() == data["meta"]["pairs"]["count"]

@@ -204,8 +204,11 @@ def test_crawl_delay_spaces_requests_unless_rate_is_stricter(site, tmp_path):
         gaps_rate = np.diff(sorted(t for t, _ in srv.httpd.times))
     finally:
         srv.close()
-    assert len(gaps_delay) >= 4 and gaps_delay[1:].min() >= 0.2, gaps_delay  # [0]: robots.txt, read first
-    assert len(gaps_rate) >= 4 and gaps_rate[1:].min() >= 0.45, gaps_rate
+    # [0] is robots.txt, read before the delay is known. Starts are spaced by the client; arrivals can
+    # jitter on a busy machine, so: the whole span, and no two requests close together.
+    for gaps, interval in ((gaps_delay[1:], 0.25), (gaps_rate[1:], 0.5)):
+        assert len(gaps) >= 4, gaps
+        assert gaps.sum() >= 0.9 * interval * len(gaps) and gaps.min() >= interval / 2, (interval, gaps)
 
 
 def test_unreadable_robots_txt_stops_before_any_download(site, server, tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mapdata import make_mapdata
+from mapdata import make_mapdata, points_of, tile_files
 from posters_cnn import layout, similarity, visu
 
 import get_data_visu
@@ -30,8 +30,8 @@ def mapped(tmp_path_factory):
 def test_data_json_validates_and_has_every_poster(mapped):
     folder, out, data, cluster_of = mapped
     jsonschema.validate(data, visu.load_schema())
-    assert len(data["points"]) == len(cluster_of) - 1  # the NaN row is dropped
-    for point in data["points"]:
+    assert len(points_of(data)) == len(cluster_of) - 1  # the NaN row is dropped
+    for point in points_of(data):
         assert math.isfinite(point["x"]) and math.isfinite(point["y"])
     assert data["meta"]["features"]["random_weights"] is True
     assert 0 < data["meta"]["trustworthiness"] <= 1
@@ -40,37 +40,66 @@ def test_data_json_validates_and_has_every_poster(mapped):
 def test_every_path_resolves_from_the_json_folder(mapped):
     folder, out, data, _ = mapped
     base = out.parent
-    for point in data["points"]:
+    for point in points_of(data):
         for key in ("thumb", "image"):
             assert (base / point[key]).is_file(), point[key]
-    for rel in data["meta"]["atlas"]["files"]:
-        assert (base / rel).is_file()
+    tiles = tile_files(data)
+    assert tiles and all((base / rel).is_file() for rel in tiles)
+    written = {p.relative_to(base).as_posix() for p in (base / "assets/maps/data/tiles").rglob("*.jpg")}
+    assert written == set(tiles)  # no tile written that the page would not know of
     pairs = json.loads((base / data["meta"]["pairs"]["file"]).read_text())
     for pair in pairs["pairs"]:
         assert (base / pair["image"]).is_file()
 
 
-def test_atlas_sprites_lie_inside_their_sheet(mapped):
+def test_tiles_show_every_poster_where_the_page_places_it(mapped):
+    """Each poster's centre, on the deepest level, has its colour (the cluster's), not the background."""
+    from mapdata import COLOURS
+    _, out, data, cluster_of = mapped
+    pyramid = data["meta"]["tiles"]["tsne"]
+    z = pyramid["levels"] - 1
+    scale = 256 * 2 ** z / pyramid["span"]
+    tiles = {}
+    for p in points_of(data):
+        u, v = (p["x"] + 1) / 2, (1 - p["y"]) / 2
+        px, py = (u - pyramid["origin"]) * scale, (v - pyramid["origin"]) * scale
+        # a point near the top-left corner of the poster: the mapdata images are coloured there
+        h = pyramid["slot"] * scale
+        w = h * p["aspect"] if p["aspect"] < 1 else h
+        px, py = px - w / 2 + 3, py - (h if p["aspect"] < 1 else h / p["aspect"]) / 2 + 3
+        tx, ty = int(px // 256), int(py // 256)
+        key = (tx, ty)
+        if key not in tiles:
+            tiles[key] = Image.open(out.parent / pyramid["path"].format(z=z, x=tx, y=ty)).convert("RGB")
+        colour = tiles[key].getpixel((int(px - tx * 256), int(py - ty * 256)))
+        assert colour != (17, 17, 17)
+    assert len(tiles) >= 1
+    assert 48 <= pyramid["slot"] * scale <= 130  # posters 64-128 px tall at the deepest level (slot)
+
+
+def test_data_json_is_compact_columns(mapped):
     _, out, data, _ = mapped
-    sizes = [Image.open(out.parent / f).size for f in data["meta"]["atlas"]["files"]]
-    for p in data["points"]:
-        w, h = sizes[p["atlas"]]
-        assert p["ax"] + p["aw"] <= w and p["ay"] + p["ah"] <= h
-        assert max(p["aw"], p["ah"]) <= data["meta"]["atlas"]["cell"]
+    cols = data["columns"]
+    n = len(cols["id"])
+    assert all(len(cols[name]) == n for name in ("title", "year", "version", "x", "y", "aspect"))
+    assert len(cols["neighbors"]) == n * data["meta"]["neighbors"]
+    assert all(isinstance(j, int) and 0 <= j < n for j in cols["neighbors"])
+    assert "thumb" not in cols and "image" not in cols  # every path follows the templates
+    assert data["meta"]["paths"]["page"] == "http://www.impawards.com/{id}.html"
 
 
 def test_neighbours_come_from_the_same_cluster(mapped):
     _, _, data, cluster_of = mapped
-    listed = [(p["id"], n) for p in data["points"] for n in p["neighbors"]]
+    listed = [(p["id"], n) for p in points_of(data) for n in p["neighbors"]]
     same = sum(cluster_of[a] == cluster_of[b] for a, b in listed)
     assert same / len(listed) >= 0.95
-    assert all(p["id"] not in p["neighbors"] for p in data["points"])
+    assert all(p["id"] not in p["neighbors"] for p in points_of(data))
 
 
 def test_map_neighbourhoods_keep_clusters(mapped):
     _, _, data, cluster_of = mapped
-    xy = np.array([[p["x"], p["y"]] for p in data["points"]])
-    ids = [p["id"] for p in data["points"]]
+    xy = np.array([[p["x"], p["y"]] for p in points_of(data)])
+    ids = [p["id"] for p in points_of(data)]
     d = ((xy[:, None] - xy[None]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
     near = np.argsort(d, axis=1)[:, :5]
@@ -84,7 +113,7 @@ def test_pairs_are_sorted_and_never_versions_of_one_movie(mapped):
     assert len(pairs) == 10
     sims = [p["similarity"] for p in pairs]
     assert sims == sorted(sims, reverse=True)
-    ids = {p["id"] for p in data["points"]}
+    ids = {p["id"] for p in points_of(data)}
     versions = [i for i in ids if i.endswith("_ver2") and i[:-5] in ids]
     assert versions  # the data has versions of one movie, nearly identical: the closest pairs if not excluded
     for p in pairs:
@@ -93,15 +122,15 @@ def test_pairs_are_sorted_and_never_versions_of_one_movie(mapped):
 
 def test_grid_puts_each_poster_in_its_own_cell(mapped):
     _, _, data, _ = mapped
-    cells = {(round(p["gx"], 4), round(p["gy"], 4)) for p in data["points"]}
-    assert len(cells) == len(data["points"])
+    cells = {(round(p["gx"], 4), round(p["gy"], 4)) for p in points_of(data)}
+    assert len(cells) == len(points_of(data))
 
 
 def test_same_seed_same_map(tmp_path):
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=8)
     for name in ("a.json", "b.json"):
         assert run("-i", feats, "-o", tmp_path / name, "--seed", 3, "--no-pair-images") == 0
-    a, b = (json.loads((tmp_path / n).read_text())["points"] for n in ("a.json", "b.json"))
+    a, b = (points_of(json.loads((tmp_path / n).read_text())) for n in ("a.json", "b.json"))
     assert [(p["x"], p["y"]) for p in a] == [(p["x"], p["y"]) for p in b]
 
 
@@ -111,11 +140,11 @@ def test_sample_one_per_movie_and_original_aliases(tmp_path):
     assert run("--input_file", feats, "--output_file", out, "--n_sample", 10, "--pca_components", 5,
                "--n_jobs", 1, "-t", "sklearn", "--no-pair-images") == 0
     data = json.loads(out.read_text())
-    assert len(data["points"]) == 10 and data["meta"]["tsne"]["backend"] == "sklearn"
+    assert len(points_of(data)) == 10 and data["meta"]["tsne"]["backend"] == "sklearn"
     movies = {pid.replace("_ver2", "") for pid in cluster_of}
     assert len(movies) < len(cluster_of)  # some movies have two versions
     assert run("-i", feats, "-o", out, "--n-sample", 0, "--one-per-movie", "--no-pair-images") == 0
-    ids = [p["id"] for p in json.loads(out.read_text())["points"]]
+    ids = [p["id"] for p in points_of(json.loads(out.read_text()))]
     assert sorted(ids) == sorted(movies)  # one per movie, the lowest version
 
 
@@ -187,8 +216,8 @@ def test_candidate_search_matches_exact_on_clustered_data(monkeypatch):
 
 def files_named_by(folder, data_json):
     data = json.loads((folder / data_json).read_text())
-    named = [data_json, data["meta"]["pairs"]["file"], *data["meta"]["atlas"]["files"]]
-    named += [p[k] for p in data["points"] for k in ("thumb", "image")]
+    named = [data_json, data["meta"]["pairs"]["file"], *tile_files(data)]
+    named += [p[k] for p in points_of(data) for k in ("thumb", "image")]
     pairs = json.loads((folder / data["meta"]["pairs"]["file"]).read_text())["pairs"]
     return named + [p["image"] for p in pairs if p["image"]]
 
@@ -228,8 +257,8 @@ def test_a_second_run_on_the_same_map_stops_at_once(tmp_path, capsys):
 def test_a_killed_runs_temporaries_are_removed_and_nothing_else(tmp_path):
     _, feats, _ = make_mapdata(tmp_path, n_per_cluster=4, clusters=2)
     web = tmp_path / "web"
-    stale = [web / ".data.json.abc.part", web / ".pairs.json.x.part", web / "assets/maps/data/atlas/.000.jpg.q.part"]
-    kept = [web / ".other.json.abc.part", web / "assets/maps/other/atlas/.000.jpg.q.part", web / "notes.txt"]
+    stale = [web / ".data.json.abc.part", web / ".pairs.json.x.part", web / "assets/maps/data/tiles/tsne/0/.0-0.jpg.q.part"]
+    kept = [web / ".other.json.abc.part", web / "assets/maps/other/tiles/tsne/0/.0-0.jpg.q.part", web / "notes.txt"]
     for path in stale + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x")

@@ -84,9 +84,9 @@ export function normalizeTitle(text) {
     .trim();
 }
 
-/** A search index: one entry per point, with its normalised title. */
-export function buildSearchIndex(points) {
-  return points.map((p, i) => ({ i, key: normalizeTitle(p.title), year: p.year ?? 0 }));
+/** A search index: one entry per poster, with its normalised title. */
+export function buildSearchIndex(titles, years) {
+  return Array.from(titles, (title, i) => ({ i, key: normalizeTitle(title), year: Number.isFinite(years[i]) ? years[i] : 0 }));
 }
 
 /**
@@ -149,14 +149,14 @@ export function inYearRange(year, from, to) {
   return year >= from && year <= to;
 }
 
-/** [min, max] of the points' years, or [null, null]. */
-export function yearExtent(points) {
+/** [min, max] of the years (NaN or null for unknown), or [null, null]. */
+export function yearExtent(years) {
   let lo = Infinity;
   let hi = -Infinity;
-  for (const p of points) {
-    if (Number.isFinite(p.year)) {
-      lo = Math.min(lo, p.year);
-      hi = Math.max(hi, p.year);
+  for (const year of years) {
+    if (Number.isFinite(year)) {
+      lo = Math.min(lo, year);
+      hi = Math.max(hi, year);
     }
   }
   return lo === Infinity ? [null, null] : [lo, hi];
@@ -176,21 +176,89 @@ export function visibleWorld(transform, width, height, margin = 0) {
   };
 }
 
-/** The size of a poster's slot in world units, so that n posters roughly fill a side x side square. */
-export function slotSize(n, side) {
-  return (side / Math.sqrt(Math.max(n, 1))) * 0.92;
+/**
+ * The columns of data.json (format 2) as arrays a renderer can walk fast:
+ * typed arrays for numbers (NaN for a missing year), plain arrays for text.
+ */
+export function readColumns(columns, meta) {
+  const n = columns.id.length;
+  const num = (values, Type = Float64Array) => {
+    const out = new Type(n);
+    for (let i = 0; i < n; i++) out[i] = values[i] ?? NaN;
+    return out;
+  };
+  const k = meta.neighbors || 0;
+  return {
+    n, k, id: columns.id, title: columns.title, year: num(columns.year), version: num(columns.version),
+    x: num(columns.x), y: num(columns.y), gx: columns.gx ? num(columns.gx) : null,
+    gy: columns.gy ? num(columns.gy) : null, aspect: num(columns.aspect, Float32Array),
+    neighbors: Int32Array.from(columns.neighbors || []), similarity: Float32Array.from(columns.similarity || []),
+    thumb: columns.thumb || null, image: columns.image || null, page: columns.page || null,
+  };
+}
+
+/** A path from a template such as `assets/thumbs/{id}.jpg`, unless the column names another. */
+export function pathFor(template, column, i, id) {
+  const own = column ? column[i] : null;
+  return own ?? template.replaceAll("{id}", id);
+}
+
+/** Whether tile (x, y) of level z exists: bit y * 2^z + x of the level's base64 bitset. */
+export function makePresence(levels) {
+  const bits = levels.map((b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
+  return (z, x, y) => {
+    if (z >= bits.length) {
+      const d = z - (bits.length - 1);
+      return makePresenceAt(bits[bits.length - 1], bits.length - 1, x >> d, y >> d);
+    }
+    return makePresenceAt(bits[z], z, x, y);
+  };
+}
+
+function makePresenceAt(bytes, z, x, y) {
+  const side = 1 << z;
+  if (x < 0 || y < 0 || x >= side || y >= side) return false;
+  const bit = y * side + x;
+  return (bytes[bit >> 3] >> (bit & 7)) & 1 ? true : false;
 }
 
 /**
- * How to draw at zoom scale k: "overview" (one pre-rendered bitmap),
- * "sprites" (each visible thumbnail from the atlases) or "images" (each
- * visible poster from its larger image).
+ * The pyramid level to draw at zoom scale k: the first whose pixels are at
+ * least as fine as the screen's (device pixels), clamped to [0, maxLevel].
+ * `spanWorld` is the pyramid square's side in world units, `tile` its tiles' size.
  */
-export function levelOfDetail({ k, dpr, overviewScale, slot, cell }) {
-  const onScreen = slot * k * dpr; // device pixels per poster slot
-  if (overviewScale > 0 && k * dpr <= overviewScale) return "overview";
-  if (onScreen <= cell * 1.25) return "sprites";
-  return "images";
+export function levelFor(k, dpr, spanWorld, tile, maxLevel) {
+  const need = Math.log2((k * dpr * spanWorld) / tile);
+  return Math.max(0, Math.min(maxLevel, Math.ceil(need - 1e-9)));
+}
+
+/** The tiles [x0, x1] x [y0, y1] of level z that meet the world rectangle `view`. */
+export function tileRange(view, z, originWorld, spanWorld) {
+  const n = 1 << z;
+  const size = spanWorld / n;
+  const clamp = (v) => Math.max(0, Math.min(n - 1, v));
+  return {
+    x0: clamp(Math.floor((view.x0 - originWorld) / size)), x1: clamp(Math.floor((view.x1 - originWorld) / size)),
+    y0: clamp(Math.floor((view.y0 - originWorld) / size)), y1: clamp(Math.floor((view.y1 - originWorld) / size)),
+    empty: view.x1 < originWorld || view.y1 < originWorld || view.x0 > originWorld + spanWorld
+      || view.y0 > originWorld + spanWorld,
+  };
+}
+
+/** A poster's box [x, y, w, h] in world units: fitted in a square slot, centred on (cx, cy). */
+export function posterBox(cx, cy, aspect, slot) {
+  const w = aspect >= 1 ? slot : slot * aspect;
+  const h = aspect >= 1 ? slot / aspect : slot;
+  return [cx - w / 2, cy - h / 2, w, h];
+}
+
+/**
+ * Whether a poster is drawn from an image smaller than its size on screen:
+ * `sourcePx` is its height in the image it was drawn from, `screenPx` its
+ * height on screen (device pixels), `capPx` the largest image there is of it.
+ */
+export function drawnEnlarged(sourcePx, screenPx, capPx) {
+  return sourcePx < screenPx * 0.99 && sourcePx < capPx * 0.99;
 }
 
 /** The zoom transform that centres world point (x, y) at scale k in a width x height view. */

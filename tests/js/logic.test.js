@@ -4,8 +4,9 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import {
-  assetUrl, buildSearchIndex, centreOn, dataUrlFromQuery, decadeColour, hashForPoster, inYearRange, levelOfDetail,
-  normalizeTitle, posterFromHash, resolveInFolder, searchTitles, visibleWorld, yearExtent,
+  assetUrl, buildSearchIndex, centreOn, dataUrlFromQuery, decadeColour, drawnEnlarged, hashForPoster, inYearRange,
+  levelFor, makePresence, normalizeTitle, pathFor, posterBox, posterFromHash, readColumns, resolveInFolder,
+  searchTitles, tileRange, visibleWorld, yearExtent,
 } from "../../web/logic.js";
 
 const PAGE = "http://127.0.0.1:8000/maps/index.html?data.json";
@@ -39,9 +40,7 @@ test("paths in data.json resolve from its folder and must stay in the page's fol
 });
 
 test("title search ranks prefixes first and ignores case and accents", () => {
-  const points = [{ title: "The Net", year: 1995 }, { title: "Léon", year: 1994 }, { title: "Net Force", year: 1999 },
-    { title: "Internet Story", year: 2010 }];
-  const index = buildSearchIndex(points);
+  const index = buildSearchIndex(["The Net", "Léon", "Net Force", "Internet Story"], [1995, 1994, 1999, 2010]);
   assert.deepEqual(searchTitles(index, "net"), [2, 0, 3]);
   assert.deepEqual(searchTitles(index, "LEON"), [1]);
   assert.deepEqual(searchTitles(index, "   "), []);
@@ -62,14 +61,48 @@ test("year filter and decade colours", () => {
   assert.ok(inYearRange(null, 1990, 2000));
   assert.equal(decadeColour(1991), decadeColour(1999));
   assert.notEqual(decadeColour(1991), decadeColour(2001));
-  assert.deepEqual(yearExtent([{ year: 2001 }, { year: null }, { year: 1990 }]), [1990, 2001]);
+  assert.deepEqual(yearExtent([2001, NaN, 1990]), [1990, 2001]);
 });
 
 test("geometry helpers", () => {
   assert.deepEqual(visibleWorld({ x: -100, y: 0, k: 2 }, 200, 100), { x0: 50, y0: 0, x1: 150, y1: 50 });
   const c = centreOn(10, 20, 2, 100, 100);
   assert.deepEqual([50 - 10 * 2, 50 - 20 * 2], [c.x, c.y]);
-  assert.equal(levelOfDetail({ k: 1, dpr: 1, overviewScale: 4, slot: 10, cell: 64 }), "overview");
-  assert.equal(levelOfDetail({ k: 5, dpr: 1, overviewScale: 4, slot: 10, cell: 64 }), "sprites");
-  assert.equal(levelOfDetail({ k: 20, dpr: 1, overviewScale: 4, slot: 10, cell: 64 }), "images");
+  assert.deepEqual(posterBox(10, 10, 0.5, 4), [9, 8, 2, 4]);
+  assert.deepEqual(posterBox(10, 10, 2, 4), [8, 9, 4, 2]);
+});
+
+test("the pyramid level is the first as sharp as the screen, within the levels there are", () => {
+  // A 512-unit map square in 256-px tiles: level 1 is 1 px per unit.
+  assert.equal(levelFor(1, 1, 512, 256, 9), 1);
+  assert.equal(levelFor(1.01, 1, 512, 256, 9), 2);
+  assert.equal(levelFor(1, 2, 512, 256, 9), 2); // a high-DPI screen needs twice the pixels
+  assert.equal(levelFor(0.1, 1, 512, 256, 9), 0);
+  assert.equal(levelFor(1000, 1, 512, 256, 9), 9);
+  assert.deepEqual(tileRange({ x0: 10, y0: 10, x1: 300, y1: 100 }, 1, 0, 512),
+    { x0: 0, x1: 1, y0: 0, y1: 0, empty: false });
+  assert.equal(tileRange({ x0: 600, y0: 10, x1: 700, y1: 100 }, 1, 0, 512).empty, true);
+});
+
+test("tile presence bitsets and deeper levels", () => {
+  // Level 0: one tile; level 1: tiles (1, 0) and (0, 1) of four (bits 1 and 2 -> byte 6).
+  const present = makePresence([Buffer.from([1]).toString("base64"), Buffer.from([6]).toString("base64")]);
+  assert.equal(present(0, 0, 0), true);
+  assert.deepEqual([present(1, 0, 0), present(1, 1, 0), present(1, 0, 1), present(1, 1, 1)], [false, true, true, false]);
+  assert.equal(present(3, 5, 1), true); // inside level 1's tile (1, 0)
+  assert.equal(present(3, 1, 1), false);
+  assert.equal(present(1, 2, 0), false);
+});
+
+test("columns, path templates and the sharpness rule", () => {
+  const P = readColumns({ id: ["1995/a", "x/b"], title: ["A", "B"], year: [1995, null], version: [1, 2],
+    x: [0, 1], y: [0, -1], aspect: [0.67, 1.5], neighbors: [1, 0], similarity: [0.9, 0.9],
+    image: [null, "assets/posters/x/b.png"] }, { neighbors: 1 });
+  assert.equal(P.n, 2);
+  assert.ok(Number.isNaN(P.year[1]));
+  assert.equal(pathFor("assets/posters/{id}.jpg", P.image, 0, P.id[0]), "assets/posters/1995/a.jpg");
+  assert.equal(pathFor("assets/posters/{id}.jpg", P.image, 1, P.id[1]), "assets/posters/x/b.png");
+  assert.equal(drawnEnlarged(100, 120, 256), true);
+  assert.equal(drawnEnlarged(256, 400, 256), false); // the thumbnail is the sharpest there is
+  assert.equal(drawnEnlarged(130, 120, 256), false);
 });

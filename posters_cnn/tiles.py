@@ -1,0 +1,184 @@
+"""The map's imagery as a pyramid of 256-px tiles, so that the page's work follows the screen.
+
+Level ``z`` cuts the map square into ``2**z`` x ``2**z`` tiles of 256 x 256
+pixels; each level doubles the resolution of the one above. Every poster is
+drawn, in index order (a later poster on top, as the page picks), centred on
+its map position in a box that fits its slot, exactly as the page draws it.
+The deepest level is the first at which a poster is at least ``min_poster``
+pixels tall: beyond it the page composes its own tiles from the 256-px
+thumbnails of the few posters on screen. Tiles where no poster lies are not
+written, and the levels' ``present`` bitsets tell the page which exist.
+
+The deepest level is rendered in blocks of up to 8 x 8 tiles (2048 px square),
+each from the thumbnails of the posters that meet it, decoded at reduced
+scale (JPEG draft); each block is then halved three times for the levels
+above it, and the top levels are halved from a mosaic of the blocks' last
+tiles. Blocks run in a thread pool: decoding, resizing and encoding release
+the GIL. Memory stays at a few blocks plus one mosaic of at most 4096 px.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures as cf
+import logging
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .fsutil import write_bytes_atomic
+from .images import jpeg_bytes, open_reduced, to_rgb
+
+log = logging.getLogger(__name__)
+
+TILE = 256
+BLOCK_TILES = 8  # a block is at most 8 x 8 tiles of the deepest level: 2048 px
+BACKGROUND = (17, 17, 17)  # the page's background, so that tiles and empty space meet seamlessly
+MIN_POSTER = 64  # px: posters are at least this tall at the deepest level
+QUALITY = 80
+
+
+@dataclass
+class Pyramid:
+    """What the page needs to find and place the tiles of one layout."""
+
+    levels: int  # 0 .. levels - 1
+    origin: float  # the pyramid square is [origin, origin + span] in both map axes (unit square units)
+    span: float
+    present: list[str]  # per level, base64 of a bitset of 4**z bits (row-major, y then x), 1 = written
+    files: int
+
+    def as_json(self, path_template: str) -> dict:
+        return {"path": path_template, "size": TILE, "levels": self.levels, "origin": round(self.origin, 6),
+                "span": round(self.span, 6), "present": self.present}
+
+
+def poster_boxes(u: np.ndarray, v: np.ndarray, aspect: np.ndarray, slot: float) -> np.ndarray:
+    """(n, 4) boxes x0, y0, x1, y1 in map units: each poster fitted in a ``slot`` square, centred."""
+    w = np.where(aspect >= 1, slot, slot * aspect)
+    h = np.where(aspect >= 1, slot / aspect, slot)
+    return np.stack([u - w / 2, v - h / 2, u + w / 2, v + h / 2], axis=1)
+
+
+def deepest_level(slot: float, min_poster: int = MIN_POSTER, span: float = 1.0) -> int:
+    """The first level at which a slot is at least ``min_poster`` pixels, at most 12."""
+    px_at_0 = TILE * slot / span
+    return int(min(12, max(0, math.ceil(math.log2(max(min_poster / px_at_0, 1.0))))))
+
+
+def _bitset(flags: np.ndarray) -> str:
+    return base64.b64encode(np.packbits(flags.astype(np.uint8).ravel(), bitorder="little").tobytes()).decode()
+
+
+def _fitted(path: str, width: int, height: int) -> Image.Image | None:
+    """The thumbnail at ``path`` resized to width x height (decoded at reduced scale when it can be)."""
+    try:
+        with Image.open(path) as image:
+            open_reduced(image, max(width, height))
+            image.load()
+            rgb = to_rgb(image)
+        return rgb.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    except (OSError, ValueError, SyntaxError):
+        return None
+
+
+def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.PathLike, *,
+                  slot: float, jobs: int = 2, min_poster: int = MIN_POSTER) -> Pyramid:
+    """Render the tiles of one layout into ``out_dir/{z}/{x}-{y}.jpg``; see the module docstring.
+
+    ``boxes`` are the posters' boxes (:func:`poster_boxes`) in map units, the
+    map lying in the unit square. Files of an earlier run that are not written
+    again are removed from ``out_dir``, which belongs to this map and layout.
+    """
+    out_dir = Path(out_dir)
+    n = len(thumb_paths)
+    pad = slot  # room for posters centred on the map's edge
+    origin, span = -pad, 1.0 + 2 * pad
+    levels = deepest_level(slot, min_poster, span) + 1
+    deepest = levels - 1
+    side = 2 ** deepest  # tiles per side at the deepest level
+    scale = TILE * side / span  # px per map unit at the deepest level
+    px = (boxes - origin) * scale  # boxes in deepest-level pixels
+    block_tiles = min(BLOCK_TILES, side)
+    blocks = side // block_tiles
+    block_px = block_tiles * TILE
+
+    # Which deepest tiles and blocks hold a poster, and which posters each block draws.
+    present = np.zeros((side, side), bool)
+    members: dict[tuple[int, int], list[int]] = {}
+    t0 = np.clip(np.floor(px[:, :2] / TILE).astype(int), 0, side - 1)
+    t1 = np.clip(np.floor((px[:, 2:] - 1e-6) / TILE).astype(int), 0, side - 1)
+    for i in range(n):
+        (tx0, ty0), (tx1, ty1) = t0[i], t1[i]
+        present[ty0:ty1 + 1, tx0:tx1 + 1] = True
+        for by in range(ty0 // block_tiles, ty1 // block_tiles + 1):
+            for bx in range(tx0 // block_tiles, tx1 // block_tiles + 1):
+                members.setdefault((bx, by), []).append(i)
+
+    presence = [present]
+    for _ in range(deepest):
+        below = presence[-1]
+        half = below.shape[0] // 2
+        presence.append(below.reshape(half, 2, half, 2).any(axis=(1, 3)))
+    presence.reverse()  # presence[z] is (2**z, 2**z)
+
+    written: set[Path] = set()
+    written_lock = threading.Lock()
+    top_level = deepest - int(math.log2(block_tiles))  # each block ends as one tile of this level
+    mosaic = Image.new("RGB", (blocks * TILE, blocks * TILE), BACKGROUND)
+
+    def save(z: int, x: int, y: int, image: Image.Image) -> None:
+        if not presence[z][y, x]:
+            return
+        path = out_dir / str(z) / f"{x}-{y}.jpg"
+        write_bytes_atomic(path, jpeg_bytes(image, QUALITY))
+        with written_lock:
+            written.add(path)
+
+    def render_block(key: tuple[int, int]) -> None:
+        bx, by = key
+        canvas = Image.new("RGB", (block_px, block_px), BACKGROUND)
+        left, top = bx * block_px, by * block_px
+        for i in members.get(key, ()):
+            x0, y0, x1, y1 = px[i]
+            w, h = max(1, round(x1 - x0)), max(1, round(y1 - y0))
+            image = _fitted(thumb_paths[i], w, h)
+            if image is None:
+                image = Image.new("RGB", (w, h), (90, 90, 90))
+            canvas.paste(image, (round(x0) - left, round(y0) - top))
+        level_canvas, z, per_side = canvas, deepest, block_tiles
+        while True:
+            for ty in range(per_side):
+                for tx in range(per_side):
+                    tile = level_canvas.crop((tx * TILE, ty * TILE, (tx + 1) * TILE, (ty + 1) * TILE))
+                    save(z, bx * per_side + tx, by * per_side + ty, tile)
+            if per_side == 1:
+                break
+            level_canvas, z, per_side = level_canvas.reduce(2), z - 1, per_side // 2
+        with written_lock:
+            mosaic.paste(level_canvas, (bx * TILE, by * TILE))
+
+    keys = [(bx, by) for by in range(blocks) for bx in range(blocks)]
+    with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
+        list(pool.map(render_block, [k for k in keys if k in members]))
+    # The levels above the blocks' own, halved from the mosaic of their last tiles.
+    level_canvas, z, per_side = mosaic, top_level, blocks
+    while z > 0:
+        level_canvas, z, per_side = level_canvas.reduce(2), z - 1, per_side // 2
+        for ty in range(per_side):
+            for tx in range(per_side):
+                save(z, tx, ty, level_canvas.crop((tx * TILE, ty * TILE, (tx + 1) * TILE, (ty + 1) * TILE)))
+    # Remove tiles of an earlier, different run of this map.
+    if out_dir.is_dir():
+        for old in out_dir.rglob("*.jpg"):
+            if old not in written:
+                old.unlink()
+    log.info("tiles: %d levels, %d files, posters %.0f px tall at the deepest", levels, len(written),
+             slot * scale)
+    return Pyramid(levels=levels, origin=origin, span=span, present=[_bitset(p) for p in presence],
+                   files=len(written))

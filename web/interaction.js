@@ -1,0 +1,176 @@
+// Interaction: d3-zoom for pan and zoom (mouse, wheel, touch), a d3-quadtree for picking,
+// hover, click, keyboard, fly-to, the layout switch, and the highlights drawn over a frame.
+import { centreOn, posterBox } from "./logic.js";
+
+const FLY_SIZE = 160; // css px a poster is shown at after "fly to"
+
+export function interaction(map, panels) {
+  const { $, canvas, d3 } = map;
+  const zoom = d3.zoom().on("zoom", (event) => {
+    map.transform = event.transform;
+    map.requestDraw();
+  });
+
+  function layout() {
+    return map.layouts[map.layout];
+  }
+
+  function setUp() {
+    const maxK = Math.max(4, (Math.min(map.width, map.height) * 0.85) / layout().slot);
+    zoom.scaleExtent([0.3, maxK]);
+    d3.select(canvas).call(zoom).call(zoom.transform, map.home).on("dblclick.zoom", null);
+  }
+
+  function zoomTo(transform, duration = 0) {
+    const selection = d3.select(canvas);
+    if (duration > 0) selection.transition().duration(duration).call(zoom.transform, transform);
+    else selection.call(zoom.transform, transform);
+  }
+
+  // The poster drawn on top under the pointer: the later one where posters overlap.
+  function pick(clientX, clientY) {
+    const rect = canvas.getBoundingClientRect();
+    const [x, y] = map.transform.invert([clientX - rect.left, clientY - rect.top]);
+    const l = layout();
+    const r = l.slot / 2;
+    let best = -1;
+    l.tree.visit((node, x0, y0, x1, y1) => {
+      if (!node.length) {
+        for (let leaf = node; leaf; leaf = leaf.next) {
+          const i = leaf.data;
+          const [bx, by, bw, bh] = posterBox(l.wx[i], l.wy[i], map.P.aspect[i], l.slot);
+          if (i > best && x >= bx && x <= bx + bw && y >= by && y <= by + bh) best = i;
+        }
+      }
+      return x0 > x + r || x1 < x - r || y0 > y + r || y1 < y - r;
+    });
+    return best;
+  }
+
+  function flyTo(i, duration = 750) {
+    const l = layout();
+    const k = Math.min(zoom.scaleExtent()[1], Math.max(map.transform.k, FLY_SIZE / l.slot));
+    const [covered, below] = panels.cover();
+    const c = centreOn(l.wx[i], l.wy[i], k, map.width - covered, map.height - below);
+    zoomTo(d3.zoomIdentity.translate(c.x, c.y).scale(c.k), duration);
+  }
+
+  function drawHighlights() {
+    const ctx = canvas.getContext("2d");
+    const t = map.transform;
+    const l = layout();
+    const P = map.P;
+    ctx.setTransform(map.dpr * t.k, 0, 0, map.dpr * t.k, map.dpr * t.x, map.dpr * t.y);
+    const line = 2 / t.k;
+    const box = (i) => posterBox(l.wx[i], l.wy[i], P.aspect[i], l.slot);
+    if (map.selected >= 0 && !map.fade) {
+      ctx.strokeStyle = "rgba(107, 140, 255, 0.9)";
+      ctx.lineWidth = line;
+      for (let r = 0; r < P.k; r++) {
+        const j = P.neighbors[map.selected * P.k + r];
+        if (j < 0 || j >= map.n) continue;
+        const [x, y, w, h] = box(j);
+        ctx.strokeRect(x, y, w, h);
+      }
+      // The selected poster on top of any overlap, from its thumbnail once loaded.
+      const [x, y, w, h] = box(map.selected);
+      const thumb = map.renderer.thumbs.get(`t${map.selected}`);
+      if (thumb) ctx.drawImage(thumb, x, y, w, h);
+      else map.renderer.thumbs.want(`t${map.selected}`, map.thumbUrl(map.selected), -1e9);
+      ctx.strokeStyle = "#ffd24a";
+      ctx.lineWidth = line * 2;
+      ctx.strokeRect(x - line, y - line, w + 2 * line, h + 2 * line);
+    }
+    if (map.hover >= 0 && map.hover !== map.selected && !map.fade) {
+      const [x, y, w, h] = box(map.hover);
+      ctx.strokeStyle = "#fff";
+      ctx.lineWidth = line;
+      ctx.strokeRect(x, y, w, h);
+    }
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+  }
+
+  // Switching layouts: the two pyramids cross-fade while the view stays put (each frame costs
+  // two layers of tiles, whatever the number of posters).
+  function switchLayout(name) {
+    if (name === map.layout || !map.layouts[name] || map.fade) return;
+    map.fade = { from: map.layout, to: name, t: 0 };
+    for (const id of ["layout-tsne", "layout-grid"]) $(id).setAttribute("aria-pressed", String(id === `layout-${name}`));
+    hideTooltip();
+    const timer = d3.timer((elapsed) => {
+      map.fade.t = d3.easeCubicInOut(Math.min(1, elapsed / 800));
+      map.requestDraw();
+      if (elapsed >= 800) {
+        timer.stop();
+        map.fade = null;
+        map.layout = name;
+        map.requestDraw();
+      }
+    });
+  }
+
+  function hideTooltip() {
+    $("tooltip").hidden = true;
+    if (map.hover >= 0) {
+      map.hover = -1;
+      map.requestDraw();
+    }
+  }
+
+  function wire() {
+    window.addEventListener("resize", () => {
+      if (!map.n) return;
+      const { k, x, y } = map.transform;
+      const oldW = map.width;
+      const oldH = map.height;
+      resizeCanvas();
+      zoomTo(d3.zoomIdentity.translate(x + (map.width - oldW) / 2, y + (map.height - oldH) / 2).scale(k));
+      map.requestDraw();
+    });
+    canvas.addEventListener("pointermove", (event) => {
+      if (!map.n || map.fade) return;
+      const i = pick(event.clientX, event.clientY);
+      const tip = $("tooltip");
+      if (i !== map.hover) {
+        map.hover = i;
+        map.requestDraw();
+      }
+      if (i < 0) {
+        tip.hidden = true;
+        return;
+      }
+      const P = map.P;
+      tip.textContent = Number.isFinite(P.year[i]) ? `${P.title[i]} (${P.year[i]})` : P.title[i];
+      const rect = canvas.getBoundingClientRect();
+      tip.style.left = `${Math.min(event.clientX - rect.left + 14, rect.width - 200)}px`;
+      tip.style.top = `${event.clientY - rect.top + 14}px`;
+      tip.hidden = false;
+    });
+    canvas.addEventListener("pointerleave", hideTooltip);
+    canvas.addEventListener("click", (event) => {
+      if (!map.n || map.fade) return;
+      panels.select(pick(event.clientX, event.clientY));
+    });
+    $("layout-tsne").addEventListener("click", () => switchLayout("tsne"));
+    $("layout-grid").addEventListener("click", () => switchLayout("grid"));
+    window.addEventListener("keydown", (event) => {
+      if (!map.n || event.target instanceof HTMLInputElement) return;
+      const selection = d3.select(canvas).transition().duration(250);
+      if (event.key === "Escape") panels.escape();
+      else if (event.key === "+" || event.key === "=") zoom.scaleBy(selection, 1.5);
+      else if (event.key === "-" || event.key === "_") zoom.scaleBy(selection, 1 / 1.5);
+      else if (event.key === "0") selection.call(zoom.transform, map.home);
+    });
+  }
+
+  function resizeCanvas() {
+    const rect = canvas.getBoundingClientRect();
+    map.dpr = window.devicePixelRatio || 1;
+    map.width = Math.max(1, rect.width);
+    map.height = Math.max(1, rect.height);
+    canvas.width = Math.round(map.width * map.dpr);
+    canvas.height = Math.round(map.height * map.dpr);
+  }
+
+  return { setUp, wire, pick, flyTo, zoomTo, drawHighlights, switchLayout, hideTooltip };
+}

@@ -1,0 +1,134 @@
+// Loading: the data file with a progress bar, and images on demand, nearest to the view first.
+//
+// ImageCache holds decoded images (ImageBitmap: decoded off the main thread) under string
+// keys. A renderer says each frame which images it wants and how urgently (`want`); the
+// cache starts the most urgent loads, at most `concurrency` at a time, forgets queued
+// requests nobody wanted in the last frame, and evicts the least recently used images
+// past `capacity`, so memory stays bounded however long one pans.
+
+export async function fetchJson(url, onProgress = () => {}) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`cannot load ${decodeURIComponent(new URL(url).pathname)}: HTTP ${response.status}`);
+  const total = Number(response.headers.get("Content-Length")) || 0;
+  if (!response.body || !total) return response.json();
+  const reader = response.body.getReader();
+  const chunks = [];
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.length;
+    onProgress(received / total);
+  }
+  const bytes = new Uint8Array(received);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return JSON.parse(new TextDecoder().decode(bytes));
+}
+
+async function decodeImage(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return createImageBitmap(await response.blob());
+}
+
+export class ImageCache {
+  constructor({ capacity, concurrency = 6, onLoad = () => {} }) {
+    this.capacity = capacity;
+    this.concurrency = concurrency;
+    this.onLoad = onLoad;
+    this.entries = new Map(); // key -> {state, url, priority, bitmap, frame}; Map order = recency
+    this.inFlight = 0;
+    this.frame = 0;
+    this.failures = 0;
+  }
+
+  /** The decoded image under `key`, or null; marks it recently used. */
+  get(key) {
+    const entry = this.entries.get(key);
+    if (!entry || entry.state !== "ready") return null;
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    entry.frame = this.frame;
+    return entry.bitmap;
+  }
+
+  failed(key) {
+    const entry = this.entries.get(key);
+    return !!entry && entry.state === "failed";
+  }
+
+  /** Ask for `url` under `key`; a lower `priority` loads sooner. Call every frame it is still wanted. */
+  want(key, url, priority) {
+    let entry = this.entries.get(key);
+    if (!entry) {
+      entry = { state: "queued", url, priority, bitmap: null, frame: this.frame };
+      this.entries.set(key, entry);
+    } else if (entry.state === "queued") {
+      entry.priority = Math.min(entry.priority, priority);
+    }
+    entry.frame = this.frame;
+  }
+
+  /** After a frame's wants: drop stale queued requests, start the most urgent loads, evict. */
+  pump() {
+    const queued = [];
+    for (const [key, entry] of this.entries) {
+      if (entry.state !== "queued") continue;
+      if (entry.frame < this.frame) this.entries.delete(key);
+      else queued.push([entry.priority, key, entry]);
+    }
+    queued.sort((a, b) => a[0] - b[0]);
+    for (const [, key, entry] of queued) {
+      if (this.inFlight >= this.concurrency) break;
+      this.start(key, entry);
+    }
+    this.evict();
+    this.frame += 1;
+  }
+
+  start(key, entry) {
+    entry.state = "loading";
+    this.inFlight += 1;
+    decodeImage(entry.url).then((bitmap) => {
+      entry.state = "ready";
+      entry.bitmap = bitmap;
+    }, () => {
+      entry.state = "failed";
+      this.failures += 1;
+    }).finally(() => {
+      this.inFlight -= 1;
+      if (this.entries.get(key) !== entry && entry.bitmap) entry.bitmap.close();
+      this.onLoad(key);
+    });
+  }
+
+  evict() {
+    let ready = 0;
+    for (const entry of this.entries.values()) if (entry.state === "ready") ready += 1;
+    for (const [key, entry] of this.entries) {
+      if (ready <= this.capacity) break;
+      // Never evict what the last frame used: a view that needs more than the capacity keeps it all.
+      if (entry.state === "ready" && entry.frame < this.frame - 1) {
+        entry.bitmap.close();
+        this.entries.delete(key);
+        ready -= 1;
+      }
+    }
+  }
+
+  /** Requests queued or on their way. */
+  get pending() {
+    let count = this.inFlight;
+    for (const entry of this.entries.values()) if (entry.state === "queued") count += 1;
+    return count;
+  }
+
+  get size() {
+    return this.entries.size;
+  }
+}

@@ -1,0 +1,358 @@
+// The renderer: what a frame costs follows the screen, not the number of posters.
+//
+// Imagery comes from the map's tile pyramid (stage 3 renders levels 0 .. levels-1, every poster
+// at most ~64-128 px tall at the deepest); deeper levels are composed here, one 256-px tile at a
+// time, from the 256-px thumbnails of the posters in that tile. A frame draws, for each tile of
+// the level that matches the zoom, that tile if it is ready, else the part of its nearest ready
+// ancestor that covers it (enlarged: never blank, never a stall), and asks for what is missing,
+// nearest to the centre first. Year dimming and decade tints are overlay tiles composed the same
+// way. Composing runs within a time budget per frame; loading runs off the main thread.
+import { ImageCache } from "./loader.js";
+import { decadeColour, drawnEnlarged, inYearRange, levelFor, posterBox, tileRange, visibleWorld } from "./logic.js";
+
+const TILE = 256;
+const COMPOSE_BUDGET_MS = 6; // per frame, for composing client and overlay tiles
+const BG = "#111";
+
+export class Renderer {
+  /**
+   * `map` gives: P (columns), layouts[name] = {wx, wy, slot, tree, pyr}, thumbUrl(i), thumbSize,
+   * and the view: transform, width, height, dpr; filters: yearFrom, yearTo, decades.
+   */
+  constructor(canvas, map, requestDraw) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d", { alpha: false });
+    this.map = map;
+    this.requestDraw = requestDraw;
+    this.tiles = new ImageCache({ capacity: 400, concurrency: 6, onLoad: requestDraw });
+    this.thumbs = new ImageCache({ capacity: 1200, concurrency: 6, onLoad: requestDraw });
+    this.composed = new Map(); // client tiles: key -> {canvas, fallbacks: Set}; Map order = recency
+    this.overlays = new Map(); // overlay tiles: key -> {canvas, done, cursor, items}
+    this.overlayVersion = 0;
+    this.jobs = []; // composing wanted this frame: [priority, fn]
+    this.drawn = new Map(); // this frame: target tile key -> level drawn
+    this.stats = { frames: 0, lastMs: 0, level: 0, complete: false, fallbacks: 0 };
+  }
+
+  /** Call when the year filter or the colouring changes: overlay tiles are composed anew. */
+  overlaysChanged() {
+    this.overlayVersion += 1;
+    this.overlays.clear();
+    this.requestDraw();
+  }
+
+  overlayActive() {
+    const m = this.map;
+    return m.decades || m.yearFrom !== -Infinity || m.yearTo !== Infinity;
+  }
+
+  levelFor(layout) {
+    const m = this.map;
+    return levelFor(m.transform.k, m.dpr, layout.pyr.spanW, TILE, layout.pyr.maxLevel);
+  }
+
+  /** Draw a frame of `layoutName` (and, while switching layouts, `fadeTo` over it with alpha `fade`). */
+  draw(layoutName, fadeTo = null, fade = 0) {
+    const started = performance.now();
+    const m = this.map;
+    const ctx = this.ctx;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.globalAlpha = 1;
+    ctx.fillStyle = BG;
+    ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    this.jobs = [];
+    this.drawn.clear();
+    let complete = this.drawLayout(m.layouts[layoutName], layoutName, 1);
+    if (fadeTo) complete = this.drawLayout(m.layouts[fadeTo], fadeTo, fade) && complete;
+    this.tiles.pump();
+    this.thumbs.pump();
+    this.runJobs();
+    this.stats.frames += 1;
+    this.stats.lastMs = performance.now() - started;
+    this.stats.complete = complete;
+    if (this.jobs.length || this.tiles.pending || this.thumbs.pending) this.requestDraw();
+    return complete;
+  }
+
+  drawLayout(layout, name, alpha) {
+    const m = this.map;
+    const { pyr } = layout;
+    const z = this.levelFor(layout);
+    this.stats.level = z;
+    const view = visibleWorld(m.transform, m.width, m.height, 0);
+    const range = tileRange(view, z, pyr.originW, pyr.spanW);
+    if (range.empty) return true;
+    const cx = (range.x0 + range.x1) / 2;
+    const cy = (range.y0 + range.y1) / 2;
+    const overlay = this.overlayActive() && alpha === 1;
+    let complete = true;
+    this.ctx.globalAlpha = alpha;
+    // The top levels are always wanted, so that every tile has an ancestor to fall back on.
+    for (let a = 0; a < Math.min(pyr.levels, 3); a++) {
+      const shift = Math.max(0, z - a);
+      for (let y = range.y0 >> shift; y <= range.y1 >> shift; y++) {
+        for (let x = range.x0 >> shift; x <= range.x1 >> shift; x++) {
+          if (a < z && pyr.present(a, x, y)) this.tiles.want(`${name}/${a}/${x}/${y}`, pyr.url(a, x, y), -1e6 + a);
+        }
+      }
+    }
+    for (let y = range.y0; y <= range.y1; y++) {
+      for (let x = range.x0; x <= range.x1; x++) {
+        if (!pyr.present(z, x, y)) continue;
+        const priority = Math.hypot(x - cx, y - cy);
+        const got = this.tileImage(layout, name, z, x, y, priority);
+        let level = z;
+        let source = got;
+        if (!got) {
+          complete = false;
+          [level, source] = this.ancestor(layout, name, z, x, y);
+        }
+        this.drawn.set(`${name}/${z}/${x}/${y}`, source ? level : -1);
+        if (source) this.blit(source, pyr, z, x, y, level);
+        if (overlay) {
+          const over = this.overlayTile(layout, name, z, x, y, priority);
+          if (over) this.blit(over, pyr, z, x, y, z);
+          else complete = false;
+        }
+      }
+    }
+    this.ctx.globalAlpha = 1;
+    return complete;
+  }
+
+  /** The ready image of tile (z, x, y), asking for it if needed; null while it is not ready. */
+  tileImage(layout, name, z, x, y, priority) {
+    const { pyr } = layout;
+    if (z < pyr.levels) {
+      const key = `${name}/${z}/${x}/${y}`;
+      const image = this.tiles.get(key);
+      if (!image && !this.tiles.failed(key)) this.tiles.want(key, pyr.url(z, x, y), priority);
+      return image;
+    }
+    return this.clientTile(layout, name, z, x, y, priority);
+  }
+
+  /** [level, image] of the nearest ready ancestor of (z, x, y), or [-1, null]. */
+  ancestor(layout, name, z, x, y) {
+    for (let a = z - 1; a >= 0; a--) {
+      const d = z - a;
+      const key = `${name}/${a}/${x >> d}/${y >> d}`;
+      const image = a < layout.pyr.levels ? this.tiles.get(key) : this.composed.get(key)?.canvas;
+      if (image) return [a, image];
+    }
+    return [-1, null];
+  }
+
+  /** Draw tile (z, x, y) from `image`, a tile of level `level` <= z that contains it, edges on device pixels. */
+  blit(image, pyr, z, x, y, level) {
+    const m = this.map;
+    const t = m.transform;
+    const size = pyr.spanW / (1 << z);
+    const wx0 = pyr.originW + x * size;
+    const wy0 = pyr.originW + y * size;
+    const X0 = Math.round(m.dpr * (t.x + t.k * wx0));
+    const Y0 = Math.round(m.dpr * (t.y + t.k * wy0));
+    const X1 = Math.round(m.dpr * (t.x + t.k * (wx0 + size)));
+    const Y1 = Math.round(m.dpr * (t.y + t.k * (wy0 + size)));
+    const d = z - level;
+    const part = TILE / (1 << d);
+    const sx = (x - ((x >> d) << d)) * part;
+    const sy = (y - ((y >> d) << d)) * part;
+    this.ctx.drawImage(image, sx, sy, part, part, X0, Y0, X1 - X0, Y1 - Y0);
+  }
+
+  // -- tiles composed here, from thumbnails --------------------------------------------------
+  posterIndices(layout, wx0, wy0, wx1, wy1) {
+    const r = layout.slot / 2;
+    const out = [];
+    layout.tree.visit((node, x0, y0, x1, y1) => {
+      if (!node.length) {
+        for (let leaf = node; leaf; leaf = leaf.next) {
+          const i = leaf.data;
+          const px = layout.wx[i];
+          const py = layout.wy[i];
+          if (px + r >= wx0 && px - r <= wx1 && py + r >= wy0 && py - r <= wy1) out.push(i);
+        }
+      }
+      return x0 > wx1 + r || x1 < wx0 - r || y0 > wy1 + r || y1 < wy0 - r;
+    });
+    return out;
+  }
+
+  tileRect(pyr, z, x, y) {
+    const size = pyr.spanW / (1 << z);
+    return [pyr.originW + x * size, pyr.originW + y * size, size];
+  }
+
+  clientTile(layout, name, z, x, y, priority) {
+    const key = `${name}/${z}/${x}/${y}`;
+    const done = this.composed.get(key);
+    if (done) {
+      this.composed.delete(key);
+      this.composed.set(key, done);
+      return done.canvas;
+    }
+    const [wx0, wy0, size] = this.tileRect(layout.pyr, z, x, y);
+    const members = this.posterIndices(layout, wx0, wy0, wx0 + size, wy0 + size);
+    let missing = 0;
+    for (const i of members) {
+      const thumbKey = `t${i}`;
+      if (this.thumbs.get(thumbKey) || this.thumbs.failed(thumbKey)) continue;
+      missing += 1;
+      this.thumbs.want(thumbKey, this.map.thumbUrl(i), priority);
+    }
+    if (!missing) this.jobs.push([priority, () => this.compose(layout, name, key, z, x, y, members)]);
+    return null;
+  }
+
+  compose(layout, name, key, z, x, y, members) {
+    const canvas = document.createElement("canvas");
+    canvas.width = TILE;
+    canvas.height = TILE;
+    const c = canvas.getContext("2d", { alpha: false });
+    c.fillStyle = BG;
+    c.fillRect(0, 0, TILE, TILE);
+    const [wx0, wy0, size] = this.tileRect(layout.pyr, z, x, y);
+    const scale = TILE / size;
+    const P = this.map.P;
+    const fallbacks = new Set();
+    members.sort((a, b) => a - b); // index order: a later poster on top, as on the server's tiles
+    for (const i of members) {
+      const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
+      const thumb = this.thumbs.get(`t${i}`);
+      if (thumb) {
+        c.drawImage(thumb, (bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
+        continue;
+      }
+      fallbacks.add(i); // no thumbnail: its part of the deepest server tile, enlarged
+      const deepest = layout.pyr.levels - 1;
+      const d = z - deepest;
+      const image = this.tiles.get(`${name}/${deepest}/${x >> d}/${y >> d}`);
+      if (image) {
+        const [ax0, ay0, asize] = this.tileRect(layout.pyr, deepest, x >> d, y >> d);
+        const k = TILE / asize;
+        c.drawImage(image, (bx - ax0) * k, (by - ay0) * k, bw * k, bh * k,
+          (bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
+      } else {
+        c.fillStyle = "#5a5a5a";
+        c.fillRect((bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
+      }
+    }
+    this.composed.set(key, { canvas, fallbacks });
+    while (this.composed.size > 300) this.composed.delete(this.composed.keys().next().value);
+  }
+
+  runJobs() {
+    this.jobs.sort((a, b) => a[0] - b[0]);
+    const stop = performance.now() + COMPOSE_BUDGET_MS;
+    let done = 0;
+    for (const [, job] of this.jobs) {
+      if (done > 0 && performance.now() > stop) break;
+      job();
+      done += 1;
+    }
+    this.jobs = this.jobs.slice(done);
+    if (done) this.requestDraw();
+  }
+
+  // -- overlays: dimming and decade tints ----------------------------------------------------
+  overlayTile(layout, name, z, x, y, priority) {
+    const key = `${name}/${z}/${x}/${y}`;
+    let entry = this.overlays.get(key);
+    if (entry && entry.done) return entry.canvas;
+    if (!entry) {
+      const [wx0, wy0, size] = this.tileRect(layout.pyr, z, x, y);
+      const canvas = document.createElement("canvas");
+      canvas.width = TILE;
+      canvas.height = TILE;
+      entry = { canvas, done: false, cursor: 0, items: this.posterIndices(layout, wx0, wy0, wx0 + size, wy0 + size),
+        wx0, wy0, scale: TILE / size };
+      this.overlays.set(key, entry);
+      while (this.overlays.size > 400) this.overlays.delete(this.overlays.keys().next().value);
+    }
+    this.jobs.push([priority, () => this.composeOverlay(layout, entry)]);
+    // Until it is done, the nearest finished ancestor stands in.
+    for (let a = z - 1; a >= 0; a--) {
+      const d = z - a;
+      const up = this.overlays.get(`${name}/${a}/${x >> d}/${y >> d}`);
+      if (up && up.done) {
+        this.blit(up.canvas, layout.pyr, z, x, y, a);
+        break;
+      }
+    }
+    return null;
+  }
+
+  composeOverlay(layout, entry) {
+    const m = this.map;
+    const P = m.P;
+    const c = entry.canvas.getContext("2d");
+    const stop = performance.now() + COMPOSE_BUDGET_MS;
+    const { wx0, wy0, scale, items } = entry;
+    while (entry.cursor < items.length) {
+      const end = Math.min(items.length, entry.cursor + 2000);
+      for (let n = entry.cursor; n < end; n++) {
+        const i = items[n];
+        const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
+        const dim = !inYearRange(P.year[i], m.yearFrom, m.yearTo);
+        if (dim) {
+          c.fillStyle = "rgba(17, 17, 17, 0.88)";
+          c.fillRect((bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
+        }
+        if (m.decades) {
+          c.globalAlpha = dim ? 0.06 : 0.45;
+          c.fillStyle = decadeColour(P.year[i]);
+          c.fillRect((bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
+          c.globalAlpha = 1;
+        }
+      }
+      entry.cursor = end;
+      if (performance.now() > stop) return;
+    }
+    entry.done = true;
+  }
+
+  // -- what a person sees --------------------------------------------------------------------
+  /**
+   * Of the posters in view, how many are drawn from an image smaller than their size on
+   * screen (device pixels), below the thumbnail's own size: 0 once a view has settled.
+   */
+  sharpness(layoutName) {
+    const m = this.map;
+    const layout = m.layouts[layoutName];
+    const { pyr } = layout;
+    const P = m.P;
+    const z = this.levelFor(layout);
+    const view = visibleWorld(m.transform, m.width, m.height, 0);
+    const visible = this.posterIndices(layout, view.x0, view.y0, view.x1, view.y1).filter((i) => {
+      const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
+      return bx + bw > view.x0 && bx < view.x1 && by + bh > view.y0 && by < view.y1;
+    });
+    let enlarged = 0;
+    const size = pyr.spanW / (1 << z);
+    for (const i of visible) {
+      const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
+      // The tile under the middle of the poster's visible part: the one it was drawn from.
+      const mx = (Math.max(bx, view.x0) + Math.min(bx + bw, view.x1)) / 2;
+      const my = (Math.max(by, view.y0) + Math.min(by + bh, view.y1)) / 2;
+      const tx = Math.floor((mx - pyr.originW) / size);
+      const ty = Math.floor((my - pyr.originW) / size);
+      const level = this.drawn.get(`${layoutName}/${z}/${tx}/${ty}`) ?? -1;
+      const thumbPx = P.aspect[i] >= 1 ? m.thumbSize / P.aspect[i] : m.thumbSize;
+      let sourcePx = level < 0 ? 0 : (bh * TILE * (1 << level)) / pyr.spanW;
+      if (level >= pyr.levels) {
+        const composed = this.composed.get(`${layoutName}/${level}/${tx >> (z - level)}/${ty >> (z - level)}`);
+        const fromThumb = composed && !composed.fallbacks.has(i);
+        sourcePx = fromThumb ? Math.min(sourcePx, thumbPx)
+          : Math.min(sourcePx, (bh * TILE * (1 << (pyr.levels - 1))) / pyr.spanW);
+      }
+      if (drawnEnlarged(sourcePx, bh * m.transform.k * m.dpr, thumbPx)) enlarged += 1;
+    }
+    return { visible: visible.length, enlarged, level: z };
+  }
+
+  /** Nothing left to load or compose for the current view. */
+  settled() {
+    return this.stats.complete && !this.jobs.length && !this.tiles.pending && !this.thumbs.pending;
+  }
+}
