@@ -76,19 +76,25 @@ export class ImageCache {
 
   /** After a frame's wants: drop stale queued requests, start the most urgent loads, evict. */
   pump() {
-    const queued = [];
+    this.queue = [];
     for (const [key, entry] of this.entries) {
       if (entry.state !== "queued") continue;
       if (entry.frame < this.frame) this.entries.delete(key);
-      else queued.push([entry.priority, key, entry]);
+      else this.queue.push([entry.priority, key, entry]);
     }
-    queued.sort((a, b) => a[0] - b[0]);
-    for (const [, key, entry] of queued) {
-      if (this.inFlight >= this.concurrency) break;
-      this.start(key, entry);
-    }
+    this.queue.sort((a, b) => b[0] - a[0]); // most urgent last, for pop()
+    this.startMore();
     this.evict();
     this.frame += 1;
+  }
+
+  // Keep `concurrency` loads going: called each frame, and as soon as a load ends, so that the
+  // next one starts at once rather than a frame later (most of the time of a small image's load).
+  startMore() {
+    while (this.inFlight < this.concurrency && this.queue && this.queue.length) {
+      const [, key, entry] = this.queue.pop();
+      if (entry.state === "queued" && this.entries.get(key) === entry) this.start(key, entry);
+    }
   }
 
   start(key, entry) {
@@ -103,6 +109,7 @@ export class ImageCache {
     }).finally(() => {
       this.inFlight -= 1;
       if (this.entries.get(key) !== entry && entry.bitmap) entry.bitmap.close();
+      this.startMore();
       this.onLoad(key);
     });
   }

@@ -1,7 +1,7 @@
 // The renderer: what a frame costs follows the screen, not the number of posters.
 //
 // Imagery comes from the map's tile pyramid (stage 3 renders levels 0 .. levels-1, every poster
-// at most ~64-128 px tall at the deepest); deeper levels are composed here, one 256-px tile at a
+// 128-256 px tall at the deepest); deeper levels are composed here, one 256-px tile at a
 // time, from the 256-px thumbnails of the posters in that tile. A frame draws, for each tile of
 // the level that matches the zoom, that tile if it is ready, else the part of its nearest ready
 // ancestor that covers it (enlarged: never blank, never a stall), and asks for what is missing,
@@ -11,7 +11,11 @@ import { ImageCache } from "./loader.js";
 import { decadeColour, drawnEnlarged, inYearRange, levelFor, posterBox, tileRange, visibleWorld } from "./logic.js";
 
 const TILE = 256;
-const COMPOSE_BUDGET_MS = 6; // per frame, for composing client and overlay tiles
+// Per frame, for composing client and overlay tiles: little while the view moves, so that frames stay
+// short; more once it has rested, so that the view turns sharp sooner.
+const COMPOSE_BUDGET_MS = 6;
+const COMPOSE_BUDGET_AT_REST_MS = 24;
+const REST_AFTER_MS = 150;
 const BG = "#111";
 
 export class Renderer {
@@ -24,9 +28,15 @@ export class Renderer {
     this.ctx = canvas.getContext("2d", { alpha: false });
     this.map = map;
     this.requestDraw = requestDraw;
+    // A frame after each tile that arrives; thumbnails arrive by the hundred, so they ask for a frame
+    // at most every 50 ms: a frame per thumbnail took a third of the main thread and slowed loading.
     this.tiles = new ImageCache({ capacity: 400, concurrency: 6, onLoad: requestDraw });
-    this.thumbs = new ImageCache({ capacity: 1200, concurrency: 6, onLoad: requestDraw });
+    this.thumbs = new ImageCache({ capacity: 1200, concurrency: 6, onLoad: () => this.drawSoon() });
+    this.soon = 0;
     this.composed = new Map(); // client tiles: key -> {canvas, fallbacks: Set}; Map order = recency
+    this.composing = new Map(); // client tiles under way: key -> {canvas, members, cursor, fallbacks}
+    this.lastView = "";
+    this.movedAt = 0;
     this.overlays = new Map(); // overlay tiles: key -> {canvas, done, cursor, items}
     this.overlayVersion = 0;
     this.jobs = []; // composing wanted this frame: [priority, fn]
@@ -62,6 +72,11 @@ export class Renderer {
     ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
     this.jobs = [];
     this.drawn.clear();
+    const viewKey = `${m.transform.k},${m.transform.x},${m.transform.y},${layoutName},${fadeTo}`;
+    if (viewKey !== this.lastView) {
+      this.lastView = viewKey;
+      this.movedAt = started;
+    }
     let complete = this.drawLayout(m.layouts[layoutName], layoutName, 1);
     if (fadeTo) complete = this.drawLayout(m.layouts[fadeTo], fadeTo, fade) && complete;
     this.tiles.pump();
@@ -70,8 +85,16 @@ export class Renderer {
     this.stats.frames += 1;
     this.stats.lastMs = performance.now() - started;
     this.stats.complete = complete;
-    if (this.jobs.length || this.tiles.pending || this.thumbs.pending) this.requestDraw();
+    if (this.jobs.length) this.requestDraw(); // composing goes on in the next frame; loads call back
     return complete;
+  }
+
+  drawSoon() {
+    if (this.soon) return;
+    this.soon = setTimeout(() => {
+      this.soon = 0;
+      this.requestDraw();
+    }, 50);
   }
 
   drawLayout(layout, name, alpha) {
@@ -184,40 +207,78 @@ export class Renderer {
     return [pyr.originW + x * size, pyr.originW + y * size, size];
   }
 
+  /**
+   * A tile composed here from thumbnails. Only the posters that show in the view need theirs: a
+   * poster of the tile outside the view is drawn from the server's deepest tile (it does not show),
+   * and the tile is composed again if the view comes to show it.
+   */
   clientTile(layout, name, z, x, y, priority) {
     const key = `${name}/${z}/${x}/${y}`;
+    const view = visibleWorld(this.map.transform, this.map.width, this.map.height, 0);
+    const P = this.map.P;
+    const shows = (i) => {
+      const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
+      return bx + bw > view.x0 && bx < view.x1 && by + bh > view.y0 && by < view.y1;
+    };
     const done = this.composed.get(key);
     if (done) {
-      this.composed.delete(key);
-      this.composed.set(key, done);
-      return done.canvas;
+      let stale = false;
+      for (const i of done.fallbacks) {
+        if (shows(i) && !this.thumbs.failed(`t${i}`)) {
+          stale = true;
+          break;
+        }
+      }
+      if (!stale) {
+        this.composed.delete(key);
+        this.composed.set(key, done);
+        return done.canvas;
+      }
     }
     const [wx0, wy0, size] = this.tileRect(layout.pyr, z, x, y);
     const members = this.posterIndices(layout, wx0, wy0, wx0 + size, wy0 + size);
     let missing = 0;
+    const cx = (view.x0 + view.x1) / 2;
+    const cy = (view.y0 + view.y1) / 2;
     for (const i of members) {
       const thumbKey = `t${i}`;
-      if (this.thumbs.get(thumbKey) || this.thumbs.failed(thumbKey)) continue;
+      if (!shows(i) || this.thumbs.get(thumbKey) || this.thumbs.failed(thumbKey)) continue;
       missing += 1;
-      this.thumbs.want(thumbKey, this.map.thumbUrl(i), priority);
+      // Nearest the centre of the view first, poster by poster.
+      this.thumbs.want(thumbKey, this.map.thumbUrl(i), Math.hypot(layout.wx[i] - cx, layout.wy[i] - cy));
     }
-    if (!missing) this.jobs.push([priority, () => this.compose(layout, name, key, z, x, y, members)]);
-    return null;
+    if (!missing) {
+      this.jobs.push([priority, (stop) => {
+        if (this.composed.get(key) === done) this.composed.delete(key); // replaced when the new one is ready
+        this.compose(layout, name, key, z, x, y, members, stop);
+      }]);
+    }
+    return done ? done.canvas : null; // the older composition, still right where it shows, meanwhile
   }
 
-  compose(layout, name, key, z, x, y, members) {
-    const canvas = document.createElement("canvas");
-    canvas.width = TILE;
-    canvas.height = TILE;
-    const c = canvas.getContext("2d", { alpha: false });
-    c.fillStyle = BG;
-    c.fillRect(0, 0, TILE, TILE);
+  /** Compose client tile `key` from its posters' thumbnails, resuming where the last frame's budget ran out. */
+  compose(layout, name, key, z, x, y, members, stop) {
+    let job = this.composing.get(key);
+    if (!job) {
+      const canvas = document.createElement("canvas");
+      canvas.width = TILE;
+      canvas.height = TILE;
+      const c = canvas.getContext("2d", { alpha: false });
+      c.fillStyle = BG;
+      c.fillRect(0, 0, TILE, TILE);
+      members.sort((a, b) => a - b); // index order: a later poster on top, as on the server's tiles
+      job = { canvas, c, members, cursor: 0, fallbacks: new Set() };
+      this.composing.set(key, job);
+      // Tiles left half-done when the view moved on: keep a few, forget the oldest.
+      while (this.composing.size > 64) this.composing.delete(this.composing.keys().next().value);
+    }
+    const { c, fallbacks } = job;
     const [wx0, wy0, size] = this.tileRect(layout.pyr, z, x, y);
     const scale = TILE / size;
     const P = this.map.P;
-    const fallbacks = new Set();
-    members.sort((a, b) => a - b); // index order: a later poster on top, as on the server's tiles
-    for (const i of members) {
+    while (job.cursor < job.members.length) {
+      if (job.cursor % 16 === 0 && job.cursor && performance.now() > stop) return;
+      const i = job.members[job.cursor++];
       const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
       const thumb = this.thumbs.get(`t${i}`);
       if (thumb) {
@@ -238,17 +299,19 @@ export class Renderer {
         c.fillRect((bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
       }
     }
-    this.composed.set(key, { canvas, fallbacks });
+    this.composing.delete(key);
+    this.composed.set(key, { canvas: job.canvas, fallbacks });
     while (this.composed.size > 300) this.composed.delete(this.composed.keys().next().value);
   }
 
   runJobs() {
     this.jobs.sort((a, b) => a[0] - b[0]);
-    const stop = performance.now() + COMPOSE_BUDGET_MS;
+    const now = performance.now();
+    const stop = now + (now - this.movedAt > REST_AFTER_MS ? COMPOSE_BUDGET_AT_REST_MS : COMPOSE_BUDGET_MS);
     let done = 0;
     for (const [, job] of this.jobs) {
       if (done > 0 && performance.now() > stop) break;
-      job();
+      job(stop);
       done += 1;
     }
     this.jobs = this.jobs.slice(done);
@@ -270,7 +333,7 @@ export class Renderer {
       this.overlays.set(key, entry);
       while (this.overlays.size > 400) this.overlays.delete(this.overlays.keys().next().value);
     }
-    this.jobs.push([priority, () => this.composeOverlay(layout, entry)]);
+    this.jobs.push([priority, (stop) => this.composeOverlay(layout, entry, stop)]);
     // Until it is done, the nearest finished ancestor stands in.
     for (let a = z - 1; a >= 0; a--) {
       const d = z - a;
@@ -283,14 +346,13 @@ export class Renderer {
     return null;
   }
 
-  composeOverlay(layout, entry) {
+  composeOverlay(layout, entry, stop) {
     const m = this.map;
     const P = m.P;
     const c = entry.canvas.getContext("2d");
-    const stop = performance.now() + COMPOSE_BUDGET_MS;
     const { wx0, wy0, scale, items } = entry;
     while (entry.cursor < items.length) {
-      const end = Math.min(items.length, entry.cursor + 2000);
+      const end = Math.min(items.length, entry.cursor + 500);
       for (let n = entry.cursor; n < end; n++) {
         const i = items[n];
         const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
@@ -301,7 +363,7 @@ export class Renderer {
         }
         if (m.decades) {
           c.globalAlpha = dim ? 0.06 : 0.45;
-          c.fillStyle = decadeColour(P.year[i]);
+          c.fillStyle = decadeColour(P.year[i], m.palette, m.firstDecade);
           c.fillRect((bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
           c.globalAlpha = 1;
         }
