@@ -68,6 +68,69 @@ def read_features(path: str | os.PathLike, *, load: bool = True):
     return ids, features, attrs
 
 
+def _precision_of(attrs) -> str | None:
+    """The precision that made a file's features; files before ``precision`` had ``mixed_precision``."""
+    value = attrs.get("precision")
+    if value is not None:
+        return value.decode() if isinstance(value, bytes) else str(value)
+    if "mixed_precision" in attrs:
+        return "float16" if bool(attrs["mixed_precision"]) else "float32"
+    return None
+
+
+def existing_precision(path: str | os.PathLike) -> str | None:
+    """The precision of the rows already in ``path``, or None (no file, no rows, not readable)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with h5py.File(path, "r") as handle:
+            return _precision_of(handle.attrs) if _valid_rows(handle) > 0 else None
+    except OSError:
+        return None
+
+
+def check_and_read_done(path: str | os.PathLike, dim: int, attrs: dict) -> set[str]:
+    """The posters already in ``path`` (rows and skips), after the checks a writer would make;
+    an empty set when there is no file. Opens the file read-only: it changes nothing."""
+    path = Path(path)
+    if not path.exists():
+        return set()
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise UsageError(f"{path} exists but is not a readable HDF5 file ({exc}); "
+                         f"move it away or pass --overwrite") from None
+    with handle:
+        _check_compatible(handle, path, dim, attrs)
+        rows = max(_valid_rows(handle), 0)
+        skipped = min(int(handle.attrs.get("skipped_count", 0)), handle[SKIPPED_ID].shape[0])
+        ids = set(_decode(handle[POSTER_ID][:rows]))
+        ids.update(_decode(handle[SKIPPED_ID][:skipped]))
+    return ids
+
+
+def _check_compatible(handle: h5py.File, path: Path, dim: int, attrs: dict) -> None:
+    """UsageError unless the rows in ``handle`` were made like the ones ``attrs`` describe.
+
+    A file with no rows is free to reuse, whatever made it (a run that failed early, say).
+    """
+    if _valid_rows(handle) < 0 or handle[FEATURES].shape[1] != dim or SKIPPED_ID not in handle:
+        raise UsageError(f"{path} is not a features file of this kind; move it away or pass --overwrite")
+    if _valid_rows(handle) == 0:
+        return
+    old, new = _precision_of(handle.attrs), attrs.get("precision")
+    if old is not None and new is not None and old != new:
+        raise UsageError(f"{path} holds features computed in {old}, not {new}: pass --precision "
+                         f"{old} to extend it, or use another -o or --overwrite")
+    for key in ("model", "layer", "weights", "weights_sha256", "input_size", "crop", "preprocessing"):
+        old, new = handle.attrs.get(key), attrs.get(key)
+        old = old.decode() if isinstance(old, bytes) else old
+        if old is not None and new is not None and str(old) != str(new):
+            raise UsageError(f"{path} holds features made with {key}={old!r}, not {new!r}: "
+                             f"mixing them would be meaningless; use another -o or pass --overwrite")
+
+
 class FeatureWriter:
     """Appends batches of features to an HDF5 file, resumably (see module docstring)."""
 
@@ -94,21 +157,25 @@ class FeatureWriter:
             self.handle.attrs["skipped_count"] = 0
         for key, value in attrs.items():
             self.handle.attrs[key] = value
+        if "precision" in attrs and "mixed_precision" in self.handle.attrs:
+            del self.handle.attrs["mixed_precision"]  # replaced by precision
         self.count = _valid_rows(self.handle)
         self.skipped_count = min(int(self.handle.attrs.get("skipped_count", 0)),
                                  self.handle[SKIPPED_ID].shape[0], self.handle[SKIPPED_ERROR].shape[0])
         self.handle.flush()
 
     def _check_compatible(self, attrs: dict) -> None:
-        handle = self.handle
-        if _valid_rows(handle) < 0 or handle[FEATURES].shape[1] != self.dim or SKIPPED_ID not in handle:
-            raise UsageError(f"{self.path} is not a features file of this kind; move it away or pass --overwrite")
-        for key in ("model", "layer", "weights", "weights_sha256", "input_size", "crop", "preprocessing"):
-            old, new = handle.attrs.get(key), attrs.get(key)
-            old = old.decode() if isinstance(old, bytes) else old
-            if old is not None and new is not None and str(old) != str(new):
-                raise UsageError(f"{self.path} holds features made with {key}={old!r}, not {new!r}: "
-                                 f"mixing them would be meaningless; use another -o or pass --overwrite")
+        _check_compatible(self.handle, self.path, self.dim, attrs)
+
+    def record_run(self, **fields) -> None:
+        """Add this run to the JSON list in the ``runs`` attribute: what made which rows."""
+        import datetime as dt
+        import json
+
+        runs = json.loads(self.handle.attrs.get("runs", "[]"))
+        runs.append({"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **fields})
+        self.handle.attrs["runs"] = json.dumps(runs)
+        self.handle.flush()
 
     def done_ids(self) -> set[str]:
         ids = set(_decode(self.handle[POSTER_ID][: self.count]))

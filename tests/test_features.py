@@ -1,5 +1,6 @@
 """Stage 2: real VGG-16 graphs, real HDF5 files, a handful of images (each forward is costly)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 
 from conftest import ROOT
 from posters_cnn import features, store
+from posters_cnn.cli import UsageError
 from posters_cnn.manifest import PosterRecord, write_manifest
 from sitegen import poster_bytes
 
@@ -58,7 +60,7 @@ def test_shapes_dtype_order_and_values(tmp_path, random_model):
     records = make_manifest(tmp_path, 5, bad={"poster_002"})
     manifest = write(tmp_path, records)
     out = tmp_path / "features.h5"
-    assert run("-i", manifest, "-o", out, "--weights", "random", "--batch-size", 4) == 0
+    assert run("-i", manifest, "-o", out, "--weights", "random", "--batch-size", 4, "--precision", "float32") == 0
     ids, rows, attrs = store.read_features(out)
     assert ids == ["2000/poster_000", "2000/poster_001", "2000/poster_003", "2000/poster_004"]
     assert rows.shape == (4, 4096) and rows.dtype == np.float32
@@ -247,7 +249,8 @@ def test_stage_with_legacy_file_matches_keras(tmp_path, source_model):
     write_legacy_theano(tmp_path / "vgg16_weights.h5", weight_pairs(source_model))
     records = make_manifest(tmp_path, 2)
     out = tmp_path / "f.h5"
-    assert run("-i", write(tmp_path, records), "-o", out, "--weights", tmp_path / "vgg16_weights.h5") == 0
+    assert run("-i", write(tmp_path, records), "-o", out, "--weights", tmp_path / "vgg16_weights.h5",
+               "--precision", "float32") == 0
     _, rows, attrs = store.read_features(out)
     want = direct_fc2(source_model, [tmp_path / r.image_path for r in records])
     assert np.linalg.norm(rows - want) / np.linalg.norm(want) < 1e-3
@@ -301,6 +304,17 @@ def test_offline_imagenet_says_how_to_pass_a_file(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert "--weights /path/to/file.h5" in last and "ImageNet" in last
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "f.h5").exists()  # nothing left that would block the next run
+
+
+def test_a_file_with_no_rows_is_free_to_reuse(tmp_path):
+    manifest = write(tmp_path, make_manifest(tmp_path, 1))
+    out = tmp_path / "f.h5"
+    store.FeatureWriter(out, 4096, {"model": "keras.applications.VGG16", "weights": "imagenet",
+                                    "precision": "float16"}).close()  # what an early failure once left
+    assert run("-i", manifest, "-o", out, "--weights", "random", "--precision", "float32") == 0
+    ids, _, attrs = store.read_features(out)
+    assert len(ids) == 1 and attrs["weights"].startswith("random") and attrs["precision"] == "float32"
 
 
 def test_mixing_weights_in_one_file_is_refused(tmp_path):
@@ -340,3 +354,93 @@ def test_a_second_run_on_the_same_features_file_stops_at_once(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert f"PID {os.getpid()}" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "f.h5").exists()
+
+
+# -- precision -------------------------------------------------------------------
+@pytest.mark.parametrize("requested, gpus, flags, existing, want", [
+    ("auto", [], {"avx512f", "avx512_bf16"}, None, "bfloat16"),
+    ("auto", [], {"amx_bf16", "amx_tile"}, None, "bfloat16"),
+    ("auto", [], {"avx512f", "avx2"}, None, "float32"),
+    ("auto", [], set(), None, "float32"),
+    ("auto", ["/physical_device:GPU:0"], {"avx512_bf16"}, None, "float32"),
+    ("auto", [], {"avx512_bf16"}, "float32", "float32"),  # a resume follows the file
+    ("float32", [], {"avx512_bf16"}, None, "float32"),
+    ("bfloat16", [], set(), None, "bfloat16"),
+    ("float16", ["/physical_device:GPU:0"], set(), None, "float16"),
+])
+def test_precision_choice(requested, gpus, flags, existing, want):
+    chosen, why = features.choose_precision(requested, gpus=gpus, flags=flags, existing=existing)
+    assert chosen == want and why
+
+
+def test_auto_precision_is_logged_once_with_its_reason_and_recorded(tmp_path, caplog):
+    import logging
+    manifest = write(tmp_path, make_manifest(tmp_path, 2))
+    caplog.set_level(logging.INFO, logger="posters_cnn")
+    features.extract(manifest, tmp_path / "f.h5", weights="random", progress=False, flags={"avx512_bf16"})
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("precision:")]
+    assert lines == ["precision: bfloat16 (this CPU computes bfloat16 natively (avx512_bf16)); "
+                     "features are stored as float32"]
+    with h5py.File(tmp_path / "f.h5") as handle:
+        assert handle.attrs["precision"] == "bfloat16" and "mixed_precision" not in handle.attrs
+        assert handle["features"].dtype == np.float32
+        runs = json.loads(handle.attrs["runs"])
+        assert [r["precision"] for r in runs] == ["bfloat16"] and runs[0]["rows_before"] == 0
+
+
+def test_a_resume_in_another_precision_is_refused_naming_the_flag(tmp_path, capsys):
+    records = make_manifest(tmp_path, 2)
+    manifest = write(tmp_path, records[:1])
+    out = tmp_path / "f.h5"
+    assert run("-i", manifest, "-o", out, "--weights", "random", "--precision", "float32") == 0
+    manifest = write(tmp_path, records)
+    capsys.readouterr()
+    assert run("-i", manifest, "-o", out, "--weights", "random", "--mixed-precision") == 2
+    err = capsys.readouterr().err.strip()
+    assert "--precision float32" in err and len(err.splitlines()) == 1
+    ids, _, attrs = store.read_features(out)
+    assert len(ids) == 1 and attrs["precision"] == "float32"  # nothing appended in float16
+    # auto follows the file, whatever the CPU
+    assert run("-i", manifest, "-o", out, "--weights", "random") == 0
+    assert len(store.read_features(out)[0]) == 2
+
+
+def test_files_from_before_precision_are_read_as_their_mixed_precision(tmp_path):
+    out = tmp_path / "old.h5"
+    writer = store.FeatureWriter(out, 4096, {"model": "m", "mixed_precision": False})
+    writer.append(["2000/a"], np.zeros((1, 4096), np.float32))
+    writer.close()
+    assert store.existing_precision(out) == "float32"
+    with pytest.raises(UsageError, match="--precision float32"):
+        store.FeatureWriter(out, 4096, {"model": "m", "precision": "bfloat16"})
+
+
+def test_bfloat16_features_match_float32(tmp_path):
+    """The quality gate: min cosine >= 0.999, 8-NN overlap >= 0.9, t-SNE trustworthiness within 0.005."""
+    from posters_cnn import layout
+    records = make_manifest(tmp_path, 40)
+    manifest = write(tmp_path, records)
+    rows = {}
+    for precision in ("float32", "bfloat16"):
+        out = tmp_path / f"{precision}.h5"
+        assert run("-i", manifest, "-o", out, "--weights", "random", "--precision", precision) == 0
+        rows[precision] = store.read_features(out)[1]
+    a, b = rows["float32"], rows["bfloat16"]
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() >= 0.999, cos.min()
+
+    def knn(x, k=8):
+        unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+        sim = unit @ unit.T
+        np.fill_diagonal(sim, -np.inf)
+        return np.argsort(-sim, axis=1)[:, :k]
+
+    overlap = np.mean([len(set(p) & set(q)) / 8 for p, q in zip(knn(a), knn(b))])
+    assert overlap >= 0.9, overlap
+    trust = []
+    for x in (a, b):  # the mean over t-SNE seeds: one map's figure moves more than 0.005 from seed to seed
+        reduced, _, _ = layout.pca(x, 10, 0)
+        values = [layout.trustworthiness(reduced, layout.tsne(reduced, backend="opentsne", perplexity=8, seed=seed,
+                                                                  n_jobs=1)[0], k=5, seed=0) for seed in range(5)]
+        trust.append(np.mean(values))
+    assert abs(trust[0] - trust[1]) <= 0.005, trust
