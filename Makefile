@@ -21,6 +21,8 @@ serve: web/vendor/d3.min.js
 	$(PYTHON) -m http.server 8000 --bind 127.0.0.1 --directory web
 
 bench: setup-dev
+	@test -d ../shared/data/impawards-bench -a -f ../shared/tools/fake_impawards_server.py || { \
+	  echo "make bench: needs ../shared/ beside this checkout (data/impawards-bench and tools/fake_impawards_server.py), which a plain clone does not have; bench/bench_large_photos.py needs nothing: .venv/bin/python bench/bench_large_photos.py" >&2; exit 2; }
 	bench/run_all.sh
 
 setup: $(VENV)/.runtime web/vendor/d3.min.js

@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
+from pathlib import Path
 
-from posters_cnn import cli
+try:
+    from posters_cnn import cli
+except ModuleNotFoundError as exc:  # run with a Python that lacks the requirements
+    sys.exit(f"{sys.argv[0]}: the Python package {exc.name!r} is missing: run `make setup`, then "
+             f"`. .venv/bin/activate` (or run this script with .venv/bin/python)")
 
 EXAMPLES = """\
 examples:
@@ -76,6 +82,9 @@ def body(args) -> int:
     total = sum(summary["timings"].values())
     print(f"mapped {summary['count']} posters (trustworthiness {summary['trustworthiness']:.3f}), "
           f"{summary['pairs']} pairs, {summary['tiles']} tiles in {total:.1f}s -> {args.output}")
+    folder = Path(args.output).resolve().parent
+    print(f"view it: python3 -m http.server 8000 --bind 127.0.0.1 --directory {shlex.quote(str(folder))}\n"
+          f"then open http://127.0.0.1:8000/index.html?{Path(args.output).name}")
     return 0
 
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from posters_cnn import cli
+try:
+    from posters_cnn import cli
+except ModuleNotFoundError as exc:  # run with a Python that lacks the requirements
+    sys.exit(f"{sys.argv[0]}: the Python package {exc.name!r} is missing: run `make setup`, then "
+             f"`. .venv/bin/activate` (or run this script with .venv/bin/python)")
 
 EXAMPLES = """\
 examples:
@@ -61,6 +65,14 @@ def body(args) -> int:
         raise cli.UsageError(f"--range: {exc}") from None
     if args.timeout == 0:
         raise cli.UsageError("--timeout: must be more than 0")
+    if args.from_dir is None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(args.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise cli.UsageError(f"--base-url: give a full address with http:// or https://, such as "
+                                 f"http://{args.base_url.split('://')[-1].lstrip('/') or '127.0.0.1:8000/'}, "
+                                 f"got {args.base_url!r}")
     manifest = Path(args.out_dir) / "posters.csv"
     if args.from_dir is not None:
         if not Path(args.from_dir).is_dir():

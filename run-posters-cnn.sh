@@ -6,7 +6,7 @@
 #   RANGE=1920-2016                       years to scrape
 #   BASE_URL=http://www.impawards.com/    the poster archive
 #   WEIGHTS=imagenet                      imagenet, random (tests only) or a weights file
-#   N_SAMPLE=3000                         posters on the map; 0 = all
+#   N_SAMPLE=0                            posters on the map: 0 = every one; 3000 = the original's sample
 #   DATA_DIR=data                         posters, thumbnails, posters.csv, features.h5
 #   WEB_DIR=web                           where data.json and its assets go (the page is copied there too)
 #   JOBS=4                                downloads in flight
@@ -19,7 +19,7 @@ cd "$(dirname "$0")"
 RANGE="${RANGE:-1920-2016}"
 BASE_URL="${BASE_URL:-http://www.impawards.com/}"
 WEIGHTS="${WEIGHTS:-imagenet}"
-N_SAMPLE="${N_SAMPLE:-3000}"
+N_SAMPLE="${N_SAMPLE:-0}"
 DATA_DIR="${DATA_DIR:-data}"
 WEB_DIR="${WEB_DIR:-web}"
 JOBS="${JOBS:-4}"
@@ -46,18 +46,5 @@ step "3/3 map: $N_SAMPLE posters (0 = all) into $WEB_DIR/data.json"
 "$PYTHON" get_data_visu.py -i "$DATA_DIR/features.h5" --posters "$DATA_DIR/posters.csv" \
   -o "$WEB_DIR/data.json" --n-sample "$N_SAMPLE" $VISU_ARGS
 
-if [ "$(cd "$WEB_DIR" && pwd -P)" != "$(cd web && pwd -P)" ]; then
-  cp web/index.html web/style.css web/*.js "$WEB_DIR/"
-  if [ -f web/vendor/d3.min.js ]; then mkdir -p "$WEB_DIR/vendor" && cp web/vendor/d3.min.js "$WEB_DIR/vendor/"; fi
-fi
-if [ ! -f "$WEB_DIR/vendor/d3.min.js" ]; then
-  echo "note: $WEB_DIR/vendor/d3.min.js is missing; run 'make setup' to install d3 from npm" >&2
-fi
-
 step "done"
-if [ "$WEB_DIR" = web ]; then
-  echo "View the map: make serve, then open http://127.0.0.1:8000/index.html?data.json"
-else
-  echo "View the map: python3 -m http.server 8000 --bind 127.0.0.1 --directory $WEB_DIR"
-  echo "then open http://127.0.0.1:8000/index.html?data.json"
-fi
+# Stage 3 put the page beside data.json and printed the command that serves it.

@@ -501,6 +501,37 @@ class Scraper:
         record.xlg_url, record.xlg_path = url, rel
 
 
+_YEAR_IN_NAME = re.compile(r"\s*[\(\[]((?:18|19|20)\d\d)[\)\]]\s*")
+
+
+def title_and_year(stem: str) -> tuple[str, int | None]:
+    """A title, and a year written in parentheses or brackets, from a file name as people write them.
+
+    ``Alien (1979)`` -> ("Alien", 1979); ``Blade_Runner`` -> "Blade Runner";
+    ``E.T._the_Extra-Terrestrial`` -> "E.T. the Extra-Terrestrial" (a dot after a single letter, or
+    before a separator, belongs to the title); ``The.Matrix`` -> "The Matrix"; ``_verN`` is dropped.
+    """
+    name = movie_key(stem)
+    year = None
+    match = _YEAR_IN_NAME.search(name)
+    if match:
+        year = int(match.group(1))
+        name = (name[: match.start()] + " " + name[match.end():]).strip()
+    out = []
+    for i, char in enumerate(name):
+        if char == ".":
+            before = name[max(0, i - 2): i]
+            after = name[i + 1: i + 2]
+            single_letter = len(before) >= 1 and before[-1].isalpha() and (len(before) == 1 or not before[0].isalnum())
+            if single_letter or after in ("", "_", " "):
+                out.append(".")
+            else:
+                out.append(" ")
+        else:
+            out.append(" " if char == "_" else char)
+    return " ".join("".join(out).split()), year
+
+
 def _slug(text: str) -> str:
     """A file-name-safe id part that keeps letters of any script: "été 2020" -> "été_2020"."""
     return re.sub(r"\W+", "_", text.lower()).strip("_") or "poster"
@@ -533,14 +564,17 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
     jobs_list = []
     for path in files:
         folder = path.parent.name
-        year = int(folder) if re.fullmatch(r"(18|19|20)\d\d", folder) else None
-        group = str(year) if year is not None else (_slug(folder) if path.parent != src_dir else "local")
-        name = _slug(path.stem)
+        title, year_in_name = title_and_year(path.stem)
+        folder_year = int(folder) if re.fullmatch(r"(18|19|20)\d\d", folder) else None
+        year = folder_year if folder_year is not None else year_in_name
+        group = str(folder_year) if folder_year is not None else (
+            _slug(folder) if path.parent != src_dir else "local")
+        name = _slug(_YEAR_IN_NAME.sub(" ", path.stem)) if year_in_name else _slug(path.stem)
         base, n = name, 2
         while f"{group}/{name}" in taken:
             name, n = f"{base}_{n}", n + 1
         taken.add(f"{group}/{name}")
-        title = re.sub(r"[_\-.]+", " ", movie_key(path.stem)).strip() or name
+        title = title or name
         jobs_list.append((path, PosterRecord(
             poster_id=f"{group}/{name}", title=title, year=year, version=version_of(path.stem),
             page_url="", image_url=path.resolve().as_uri(),

@@ -142,6 +142,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         neighbour_index, neighbour_sim, best_pairs = neighbours_and_pairs(
             features, k=neighbors, n_pairs=pairs, groups=groups, basis=components)
 
+    del features  # 1.6 GB at 100,000 posters, not needed past this point: the tiles' memory instead
     out_dir = output.parent
     stem = output.stem
     # What a killed run of this map left half-written (the caller holds the map's lock).
@@ -220,8 +221,32 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                             "image": pair_rel.get(rank)} for rank, (value, i, j) in enumerate(best_pairs)]}
     write_json_atomic(out_dir / meta["pairs"]["file"], pairs_doc)
     write_json_atomic(output, {"meta": meta, "columns": columns})
+    install_page(out_dir)
     return {"count": n, "trustworthiness": trust, "timings": timer.timings, "output": str(output),
             "pairs": len(best_pairs), "tiles": tile_files}
+
+
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+PAGE_FILES = ("index.html", "style.css", "app.js", "loader.js", "renderer.js", "interaction.js", "panels.js",
+              "logic.js")
+
+
+def install_page(out_dir: str | os.PathLike) -> bool:
+    """Put the page's files (and d3, when ``make setup`` has installed it) beside a map written
+    outside ``web/``, so that the folder is a complete site. False if d3 is missing."""
+    out_dir = Path(out_dir)
+    if out_dir.resolve() == WEB_DIR:
+        return (WEB_DIR / "vendor" / "d3.min.js").exists()
+    for name in PAGE_FILES:
+        shutil.copyfile(WEB_DIR / name, out_dir / name)
+    d3 = WEB_DIR / "vendor" / "d3.min.js"
+    if not d3.exists():
+        log.warning("web/vendor/d3.min.js is missing: run `make setup` (it installs d3 from npm), then run "
+                    "this stage again to copy it beside the map")
+        return False
+    (out_dir / "vendor").mkdir(exist_ok=True)
+    shutil.copyfile(d3, out_dir / "vendor" / "d3.min.js")
+    return True
 
 
 def slot_size(n: int) -> float:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import functools
 import shutil
+import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-PAGE_FILES = ("index.html", "style.css", "app.js", "loader.js", "renderer.js", "interaction.js", "panels.js",
-              "logic.js")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from posters_cnn.visu import PAGE_FILES  # noqa: E402  (the page's own files, as stage 3 copies them)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

@@ -11,8 +11,11 @@ from posters_cnn.store import FeatureWriter
 COLOURS = [(200, 40, 40), (40, 160, 60), (40, 70, 200), (220, 180, 30), (150, 60, 180)]
 
 
-def make_mapdata(folder, n_per_cluster=12, clusters=3, titles=None, dim=4096, seed=0, nan_rows=0):
-    """posters.csv + features.h5 + images in ``folder``; returns (manifest, features, cluster of each id)."""
+def make_mapdata(folder, n_per_cluster=12, clusters=3, titles=None, dim=4096, seed=0, nan_rows=0, height=90):
+    """posters.csv + features.h5 + images in ``folder``; returns (manifest, features, cluster of each id).
+
+    The images are ``height`` px tall (thumbnails of 256 make the page compose tiles from them).
+    """
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 1, (clusters, dim)).astype(np.float32) * 3
     records, ids, rows, cluster_of = [], [], [], {}
@@ -29,8 +32,10 @@ def make_mapdata(folder, n_per_cluster=12, clusters=3, titles=None, dim=4096, se
             if pid in cluster_of:
                 name, pid = f"{name}_b", f"{year}/{name}_b"
             title = (titles or {}).get(len(ids), f"Movie {c}-{k}")
-            image = Image.new("RGB", (60 + k, 90), COLOURS[c % len(COLOURS)])
-            ImageDraw.Draw(image).rectangle([5, 5 + k, 40, 40 + k], fill=(255, 255, 255))
+            scale = height / 90
+            image = Image.new("RGB", (round((60 + k) * scale), height), COLOURS[c % len(COLOURS)])
+            ImageDraw.Draw(image).rectangle([5 * scale, (5 + k) * scale, 40 * scale, (40 + k) * scale],
+                                            fill=(255, 255, 255))
             for sub in ("posters", "thumbs"):
                 path = folder / sub / str(year) / f"{name}.jpg"
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,7 +43,8 @@ def make_mapdata(folder, n_per_cluster=12, clusters=3, titles=None, dim=4096, se
             records.append(PosterRecord(pid, title, year, 2 if name.endswith("_ver2") else 1,
                                         page_url=f"http://www.impawards.com/{year}/{name}.html",
                                         image_path=f"posters/{year}/{name}.jpg",
-                                        thumb_path=f"thumbs/{year}/{name}.jpg", width=60 + k, height=90,
+                                        thumb_path=f"thumbs/{year}/{name}.jpg", width=image.width,
+                                        height=image.height,
                                         status="ok"))
             ids.append(pid)
             if is_version:

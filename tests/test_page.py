@@ -17,7 +17,7 @@ HOSTILE = '<img src=x onerror="window.__pwned=1">'
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     folder = tmp_path_factory.mktemp("page")
-    manifest, feats, _ = make_mapdata(folder, n_per_cluster=10, titles={4: HOSTILE, 7: "Rob Roy"})
+    manifest, feats, _ = make_mapdata(folder, n_per_cluster=10, titles={4: HOSTILE, 7: "Rob Roy", 5: "The A-Team", 6: "The A-Team"})
     web = folder / "web"
     copy_page(web)
     visu.make_map(feats, manifest, web / "data.json", grid=True, neighbors=4, pairs=5)
@@ -108,6 +108,22 @@ def test_every_visible_poster_is_drawn_at_least_as_sharp_as_it_is_shown(page, si
     page.watch.assert_clean()
 
 
+def test_a_high_dpi_screen_gets_tiles_as_sharp_as_its_pixels(browser, big):
+    server, data = big
+    context = browser.new_context(viewport={"width": 900, "height": 600}, device_scale_factor=2)
+    page = context.new_page()
+    try:
+        open_map(page, server.url)
+        for k in (1, 6):
+            centre_on(page, points_of(data)[150]["id"], k)
+            settle(page)
+            sharp = page.evaluate("window.posterMap.sharpness()")
+            assert sharp["visible"] > 0 and sharp["enlarged"] == 0, (k, sharp)
+        assert page.evaluate("document.getElementById('map').width") == 1800
+    finally:
+        context.close()
+
+
 def test_a_10_poster_map_is_sharp_in_its_starting_view(browser, tmp_path):
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=5, clusters=2)
     web = tmp_path / "web"
@@ -129,7 +145,7 @@ def test_a_10_poster_map_is_sharp_in_its_starting_view(browser, tmp_path):
 def big(tmp_path_factory):
     """A 300-poster map: at the starting view every poster comes from the server's tiles."""
     folder = tmp_path_factory.mktemp("big")
-    manifest, feats, _ = make_mapdata(folder, n_per_cluster=100, clusters=3)
+    manifest, feats, _ = make_mapdata(folder, n_per_cluster=100, clusters=3, height=256)
     web = folder / "web"
     copy_page(web)
     visu.make_map(feats, manifest, web / "data.json", neighbors=4, pairs=5, pair_images=False)
@@ -364,3 +380,138 @@ def test_touch_drag_pans_and_a_narrow_screen_works(browser, site):
     assert page.locator("#search").bounding_box()["width"] < 390
     watch.assert_clean()
     context.close()
+
+
+# -- what a hand expects: panels, keys, legend, search, tooltip, years --------------------
+def screen_box(page, pid):
+    """The poster's box on screen (css px, page coordinates)."""
+    return page.evaluate("""id => { const m = window.posterMap.state, l = m.layouts[m.layout], i = m.panels.indexOf(id);
+        const t = m.transform, r = m.canvas.getBoundingClientRect(), a = m.P.aspect[i];
+        const w = (a >= 1 ? l.slot : l.slot * a) * t.k, h = (a >= 1 ? l.slot / a : l.slot) * t.k;
+        const x = r.left + t.x + l.wx[i] * t.k, y = r.top + t.y + l.wy[i] * t.k;
+        return {x0: x - w / 2, y0: y - h / 2, x1: x + w / 2, y1: y + h / 2}; }""", pid)
+
+
+def test_a_poster_clicked_at_the_right_edge_ends_up_beside_the_panel_not_under_it(page, site):
+    server, data = site
+    open_map(page, server.url)
+    page.click("#layout-grid")  # no overlaps in the grid: the click lands on the poster aimed at
+    page.wait_for_function("!window.posterMap.state.fade && window.posterMap.state.layout === 'grid'")
+    target = point(data, "Rob Roy")
+    box = page.locator("#map").bounding_box()
+    # Put the poster at the right edge, where the panel will open, then click it.
+    page.evaluate("""([id, x]) => { const m = window.posterMap.state, l = m.layouts[m.layout], i = m.panels.indexOf(id);
+        const k = 4; window.posterMap.zoomTo(k, x - l.wx[i] * k, m.height / 2 - l.wy[i] * k); }""",
+                  [target["id"], box["width"] - 30])
+    b = screen_box(page, target["id"])
+    page.mouse.click((b["x0"] + b["x1"]) / 2 if b["x1"] < box["width"] else b["x0"] + 3, (b["y0"] + b["y1"]) / 2)
+    page.wait_for_selector("#panel:not([hidden])")
+    assert page.text_content("#panel-title") == "Rob Roy"
+    panel = page.locator("#panel").bounding_box()
+    page.wait_for_function("""([id, left]) => { const m = window.posterMap.state, l = m.layouts[m.layout];
+        const i = m.panels.indexOf(id), t = m.transform, a = m.P.aspect[i];
+        const w = (a >= 1 ? l.slot : l.slot * a) * t.k;
+        return t.x + l.wx[i] * t.k + w / 2 <= left && t.x + l.wx[i] * t.k - w / 2 >= 0; }""",
+                           arg=[target["id"], panel["x"] - box["x"]])
+
+
+def test_on_a_phone_a_tapped_poster_stays_above_the_sheet_and_the_sheet_shows_its_text(browser, site):
+    server, data = site
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    try:
+        open_map(page, server.url)
+        page.tap("#layout-grid")  # no overlaps in the grid: the tap lands on the poster aimed at
+        page.wait_for_function("!window.posterMap.state.fade && window.posterMap.state.layout === 'grid'")
+        target = point(data, "Rob Roy")
+        # The poster low on the screen, where the sheet will rise, then a tap on it.
+        page.evaluate("""id => { const m = window.posterMap.state, l = m.layouts[m.layout], i = m.panels.indexOf(id);
+            const k = 3; window.posterMap.zoomTo(k, m.width / 2 - l.wx[i] * k, m.height - 60 - l.wy[i] * k); }""",
+                      target["id"])
+        b = screen_box(page, target["id"])
+        page.touchscreen.tap((b["x0"] + b["x1"]) / 2, (b["y0"] + b["y1"]) / 2)
+        page.wait_for_selector("#panel:not([hidden])")
+        assert page.text_content("#panel-title") == "Rob Roy"
+        sheet = page.locator("#panel").bounding_box()
+        page.wait_for_function("""([id, top]) => { const m = window.posterMap.state, l = m.layouts[m.layout];
+            const i = m.panels.indexOf(id), t = m.transform, a = m.P.aspect[i];
+            const h = (a >= 1 ? l.slot / a : l.slot) * t.k, r = m.canvas.getBoundingClientRect();
+            return r.top + t.y + l.wy[i] * t.k + h / 2 <= top; }""", arg=[target["id"], sheet["y"]])
+        b = screen_box(page, target["id"])
+        assert b["y1"] <= sheet["y"] and b["y0"] >= 0
+        for selector in ("#panel-title", "#panel h3"):
+            box = page.locator(selector).bounding_box()
+            assert box["y"] + box["height"] <= 844, selector  # in view without scrolling the sheet
+    finally:
+        context.close()
+
+
+def test_keys_work_after_a_checkbox_or_a_year_field_is_used(page, site):
+    server, data = site
+    open_map(page, server.url)
+    page.click("#decades")  # the checkbox keeps the focus
+    k = page.evaluate("window.posterMap.state.transform.k")
+    page.keyboard.press("+")
+    page.wait_for_function("k => window.posterMap.state.transform.k > k * 1.2", arg=k)
+    page.evaluate("id => window.posterMap.select(id)", point(data, "Rob Roy")["id"])
+    page.fill("#year-from", "1990")  # focus in a text field: Esc still closes the panel
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#panel", state="hidden")
+    page.watch.assert_clean()
+
+
+def test_decade_colours_have_a_legend_that_filters(page, site):
+    server, data = site
+    open_map(page, server.url)
+    assert page.is_hidden("#legend")
+    page.check("#decades")
+    page.wait_for_selector("#legend button")
+    decades = page.eval_on_selector_all("#legend button", "bs => bs.map(b => b.dataset.decade)")
+    assert decades == ["1990", "2000", "2010"]
+    colours = page.eval_on_selector_all("#legend .swatch", "ss => ss.map(s => getComputedStyle(s).backgroundColor)")
+    assert len(set(colours)) == len(colours)
+    page.click("#legend button[data-decade='2000']")
+    assert page.evaluate("[window.posterMap.state.yearFrom, window.posterMap.state.yearTo]") == [2000, 2009]
+    assert (page.input_value("#year-from"), page.input_value("#year-to")) == ("2000", "2009")
+
+
+def test_search_tells_versions_apart_and_says_when_nothing_matches(page, site):
+    server, data = site
+    open_map(page, server.url)
+    page.fill("#search", "a-team")
+    page.wait_for_selector("#suggestions li")
+    texts = page.eval_on_selector_all("#suggestions li", "ls => ls.map(l => l.textContent)")
+    assert len(texts) == 2 and len(set(texts)) == 2 and all("version" in t for t in texts), texts
+    assert page.locator("#suggestions li img").count() == 2
+    page.fill("#search", "zzzz no such film")
+    page.press("#search", "Enter")
+    page.wait_for_selector("#search-status:not([hidden])")
+    assert "No poster matches" in page.text_content("#search-status")
+    page.fill("#search", "rob")
+    assert page.is_hidden("#search-status")
+
+
+def test_the_tooltip_goes_when_what_is_under_the_pointer_changes(page, site):
+    server, data = site
+    open_map(page, server.url)
+    pos = page.evaluate("id => window.posterMap.screenPosition(id)", point(data, "Rob Roy")["id"])
+    page.mouse.move(pos["x"], pos["y"])
+    page.wait_for_selector("#tooltip:not([hidden])")
+    page.mouse.click(pos["x"], pos["y"])
+    page.wait_for_selector("#tooltip", state="hidden")
+    settle(page)  # the panel opened, and the map may have moved the poster out from under it
+    pos = page.evaluate("id => window.posterMap.screenPosition(id)", point(data, "Rob Roy")["id"])
+    page.mouse.move(pos["x"] + 1, pos["y"])
+    page.wait_for_selector("#tooltip:not([hidden])")
+    page.keyboard.press("-")  # a keyboard zoom moves the map under a still pointer
+    page.wait_for_selector("#tooltip", state="hidden")
+
+
+def test_a_backwards_year_range_is_read_the_right_way_round(page, site):
+    server, data = site
+    open_map(page, server.url)
+    page.fill("#year-from", "2010")
+    page.fill("#year-to", "1995")
+    page.press("#year-to", "Tab")  # commits the field
+    assert page.evaluate("[window.posterMap.state.yearFrom, window.posterMap.state.yearTo]") == [1995, 2010]
+    assert (page.input_value("#year-from"), page.input_value("#year-to")) == ("1995", "2010")

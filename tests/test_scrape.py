@@ -163,10 +163,11 @@ def test_a_429_pauses_every_worker_for_its_retry_after(site, tmp_path):
         srv.close()
     assert read_manifest(tmp_path).loc["1995/casino"].status == "ok"
     [told] = srv.httpd.limited_at
-    # Requests already on their way when the 429 went out may still arrive; after that, no worker
-    # starts one until the second has passed (ignoring the header, backoff would retry in 0.25-0.75 s).
+    # The other 3 workers may each have a request on its way when the 429 goes out; after those, no
+    # worker starts one until the second has passed. (Ignoring the header, the run would go on at full
+    # speed, dozens of requests in that second, and backoff would retry in 0.25-0.75 s.)
     starts = [t - told for t, _ in srv.httpd.times]
-    assert not [d for d in starts if 0.15 < d < 0.95], sorted(d for d in starts if d > 0)[:8]
+    assert len([d for d in starts if 0 < d < 0.95]) <= 3, sorted(d for d in starts if d > 0)[:8]
     assert [d for d in starts if d >= 0.95]  # and the run went on after the pause
 
 
@@ -193,7 +194,7 @@ def test_robots_txt_rules_for_our_user_agent_apply(site, server, tmp_path):
 
 def test_crawl_delay_spaces_requests_unless_rate_is_stricter(site, tmp_path):
     srv = FaultyServer(site.root)
-    srv.httpd.robots = "User-agent: *\nCrawl-delay: 0.25\n"
+    srv.httpd.robots = "User-agent: *\nCrawl-delay: 0.4\n"
     try:
         run_cli("--base-url", srv.url, "--range", "1995-1995", "--out-dir", tmp_path / "a", "--limit", 4,
                 "--jobs", 4, "--rate", 100)
@@ -206,9 +207,9 @@ def test_crawl_delay_spaces_requests_unless_rate_is_stricter(site, tmp_path):
         srv.close()
     # [0] is robots.txt, read before the delay is known. Starts are spaced by the client; arrivals can
     # jitter on a busy machine, so: the whole span, and no two requests close together.
-    for gaps, interval in ((gaps_delay[1:], 0.25), (gaps_rate[1:], 0.5)):
+    for gaps, interval in ((gaps_delay[1:], 0.4), (gaps_rate[1:], 0.5)):
         assert len(gaps) >= 4, gaps
-        assert gaps.sum() >= 0.9 * interval * len(gaps) and gaps.min() >= interval / 2, (interval, gaps)
+        assert gaps.sum() >= 0.9 * interval * len(gaps) and gaps.min() >= interval / 3, (interval, gaps)
 
 
 def test_unreadable_robots_txt_stops_before_any_download(site, server, tmp_path):
@@ -323,7 +324,7 @@ def test_from_dir_indexes_a_local_folder(tmp_path):
     assert (out / row.image_path).read_bytes() == (src / "1984" / "Blade_Runner.jpg").read_bytes()
     assert (out / row.thumb_path).exists()
     other = manifest.loc["misc/my_poster_ver2"]
-    assert (other.title, other.version) == ("my poster", 2)
+    assert (other.title, other.version) == ("my-poster", 2)
     assert manifest.loc["misc/broken"].status == "failed"
 
 
@@ -340,6 +341,8 @@ def _jpeg(w, h, fmt="JPEG"):
     (["--jobs", "0"], "--jobs"),
     (["--from-dir", "/no/such/folder"], "--from-dir"),
     (["--thumb-size", "-3"], "--thumb-size"),
+    (["--base-url", "127.0.0.1:8000"], "http://127.0.0.1:8000"),
+    (["--base-url", "ftp://host/"], "--base-url"),
 ])
 def test_cli_usage_errors_exit_2_in_one_line(args, message, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "get_posters.py"), *args, "--out-dir", str(tmp_path)],
@@ -510,3 +513,30 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(site, tmp_path):
         srv.close()
     assert read_manifest(out).loc["1995/balto"].status == "ok"
     assert not lock.exists()
+
+
+@pytest.mark.parametrize("stem, title, year", [
+    ("Alien (1979)", "Alien", 1979), ("Heat [1995]_ver2", "Heat", 1995), ("Blade_Runner", "Blade Runner", None),
+    ("E.T._the_Extra-Terrestrial", "E.T. the Extra-Terrestrial", None), ("The.Matrix", "The Matrix", None),
+    ("Mr._Smith_Goes_to_Washington", "Mr. Smith Goes to Washington", None), ("A.I.", "A.I.", None),
+])
+def test_from_dir_reads_titles_and_years_as_people_name_films(stem, title, year):
+    assert scrape.title_and_year(stem) == (title, year)
+
+
+def test_from_dir_takes_the_year_in_a_file_name(tmp_path):
+    src = tmp_path / "mine"
+    src.mkdir()
+    (src / "Alien (1979).jpg").write_bytes(_jpeg(30, 40))
+    assert run_cli("--from-dir", src, "--out-dir", tmp_path / "out") == 0
+    row = read_manifest(tmp_path / "out").loc["local/alien"]
+    assert (row.title, row.year) == ("Alien", 1979)
+
+
+def test_a_missing_dependency_is_one_line_not_a_traceback(tmp_path):
+    # -S: no site-packages, as with a system python3 that never saw requirements.txt
+    proc = subprocess.run([sys.executable, "-S", str(ROOT / "get_posters.py"), "--help"], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 1
+    assert "make setup" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

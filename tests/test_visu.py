@@ -74,7 +74,7 @@ def test_tiles_show_every_poster_where_the_page_places_it(mapped):
         colour = tiles[key].getpixel((int(px - tx * 256), int(py - ty * 256)))
         assert colour != (17, 17, 17)
     assert len(tiles) >= 1
-    assert 48 <= pyramid["slot"] * scale <= 130  # posters 64-128 px tall at the deepest level (slot)
+    assert 128 <= pyramid["slot"] * scale <= 256  # posters 128-256 px tall at the deepest level (slot)
 
 
 def test_data_json_is_compact_columns(mapped):
@@ -265,3 +265,15 @@ def test_a_killed_runs_temporaries_are_removed_and_nothing_else(tmp_path):
     assert run("-i", feats, "-o", web / "data.json", "-q") == 0
     assert not [p for p in stale if p.exists()]
     assert all(p.exists() for p in kept)
+
+
+def test_a_map_written_outside_web_gets_the_page_and_the_command_to_serve_it(tmp_path, capsys):
+    _, feats, _ = make_mapdata(tmp_path, n_per_cluster=4, clusters=2)
+    out = tmp_path / "elsewhere" / "mine.json"
+    assert run("-i", feats, "-o", out, "-q") == 0
+    for name in ("index.html", "app.js", "renderer.js", "logic.js", "style.css"):
+        assert (out.parent / name).read_bytes() == (visu.WEB_DIR / name).read_bytes()
+    if (visu.WEB_DIR / "vendor" / "d3.min.js").exists():
+        assert (out.parent / "vendor" / "d3.min.js").exists()
+    stdout = capsys.readouterr().out
+    assert f"--directory {out.parent.resolve()}" in stdout and "index.html?mine.json" in stdout

@@ -112,7 +112,7 @@ function resize() {
 
 // A layout's positions in world units (the map square is side x side css px at zoom 1), its
 // quadtree for picking, and its tile pyramid.
-function makeLayout(xs, ys, pyramid) {
+function makeLayout(xs, ys, pyramid, { lazyTree = false } = {}) {
   const n = xs.length;
   const wx = new Float64Array(n);
   const wy = new Float64Array(n);
@@ -126,9 +126,15 @@ function makeLayout(xs, ys, pyramid) {
   // Levels composed here go on until a poster is as tall as its thumbnail: no sharper image exists.
   const tallAt0 = (slot * pyramid.size) / spanW;
   const maxLevel = Math.max(pyramid.levels - 1, Math.ceil(Math.log2(map.thumbSize / tallAt0)));
+  let tree = null;
+  const buildTree = () => d3.quadtree().x((i) => wx[i]).y((i) => wy[i]).addAll(d3.range(n));
+  if (!lazyTree) tree = buildTree();
   return {
     wx, wy, slot,
-    tree: d3.quadtree().x((i) => wx[i]).y((i) => wy[i]).addAll(d3.range(n)),
+    get tree() {
+      if (!tree) tree = buildTree(); // the grid's: built when first shown
+      return tree;
+    },
     pyr: {
       levels: pyramid.levels, maxLevel, originW: pyramid.origin * map.side, spanW, present,
       url: (z, x, y) => map.asset(pyramid.path.replace("{z}", z).replace("{x}", x).replace("{y}", y)) || "about:blank",
@@ -150,7 +156,7 @@ function setUp(data) {
   map.side = Math.min(map.width, map.height) * 0.9;
   map.layouts.tsne = makeLayout(map.P.x, map.P.y, data.meta.tiles.tsne);
   if (data.meta.tiles.grid && map.P.gx) {
-    map.layouts.grid = makeLayout(map.P.gx, map.P.gy, data.meta.tiles.grid);
+    map.layouts.grid = makeLayout(map.P.gx, map.P.gy, data.meta.tiles.grid, { lazyTree: true });
     $("layouts").hidden = false;
   }
   map.renderer = new Renderer(canvas, map, map.requestDraw);

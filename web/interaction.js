@@ -1,6 +1,6 @@
 // Interaction: d3-zoom for pan and zoom (mouse, wheel, touch), a d3-quadtree for picking,
 // hover, click, keyboard, fly-to, the layout switch, and the highlights drawn over a frame.
-import { centreOn, posterBox } from "./logic.js";
+import { centreOn, keepsKeys, posterBox } from "./logic.js";
 
 const FLY_SIZE = 160; // css px a poster is shown at after "fly to"
 
@@ -8,6 +8,8 @@ export function interaction(map, panels) {
   const { $, canvas, d3 } = map;
   const zoom = d3.zoom().on("zoom", (event) => {
     map.transform = event.transform;
+    // What is under the pointer changes with the view: the tooltip goes until the pointer moves again.
+    if (!$("tooltip").hidden) hideTooltip();
     map.requestDraw();
   });
 
@@ -53,6 +55,31 @@ export function interaction(map, panels) {
     const [covered, below] = panels.cover();
     const c = centreOn(l.wx[i], l.wy[i], k, map.width - covered, map.height - below);
     zoomTo(d3.zoomIdentity.translate(c.x, c.y).scale(c.k), duration);
+  }
+
+  // Pan, at the same zoom, just enough for poster i to be wholly in the part of the map the
+  // panel leaves (centred there when it does not fit).
+  function reveal(i, duration = 300) {
+    const l = layout();
+    const t = map.transform;
+    const [bx, by, bw, bh] = posterBox(l.wx[i], l.wy[i], map.P.aspect[i], l.slot);
+    const [covered, below] = panels.cover();
+    const w = map.width - covered;
+    const h = map.height - below;
+    const margin = 8;
+    const x0 = t.x + bx * t.k;
+    const y0 = t.y + by * t.k;
+    const x1 = x0 + bw * t.k;
+    const y1 = y0 + bh * t.k;
+    const shift = (lo, hi, size) => {
+      if (hi - lo > size - 2 * margin) return size / 2 - (lo + hi) / 2;
+      if (lo < margin) return margin - lo;
+      if (hi > size - margin) return size - margin - hi;
+      return 0;
+    };
+    const dx = shift(x0, x1, w);
+    const dy = shift(y0, y1, h);
+    if (dx || dy) zoomTo(d3.zoomIdentity.translate(t.x + dx, t.y + dy).scale(t.k), duration);
   }
 
   function drawHighlights() {
@@ -118,15 +145,19 @@ export function interaction(map, panels) {
   }
 
   function wire() {
-    window.addEventListener("resize", () => {
+    // The canvas changes size with the window, and when the bar above it wraps onto another line
+    // (a notice, the layout buttons, the legend): keep the view centred and the sizes true.
+    new ResizeObserver(() => {
       if (!map.n) return;
+      const rect = canvas.getBoundingClientRect();
+      if (rect.width === map.width && rect.height === map.height && (window.devicePixelRatio || 1) === map.dpr) return;
       const { k, x, y } = map.transform;
       const oldW = map.width;
       const oldH = map.height;
       resizeCanvas();
       zoomTo(d3.zoomIdentity.translate(x + (map.width - oldW) / 2, y + (map.height - oldH) / 2).scale(k));
       map.requestDraw();
-    });
+    }).observe(canvas);
     canvas.addEventListener("pointermove", (event) => {
       if (!map.n || map.fade) return;
       const i = pick(event.clientX, event.clientY);
@@ -149,15 +180,20 @@ export function interaction(map, panels) {
     canvas.addEventListener("pointerleave", hideTooltip);
     canvas.addEventListener("click", (event) => {
       if (!map.n || map.fade) return;
+      hideTooltip();
       panels.select(pick(event.clientX, event.clientY));
     });
     $("layout-tsne").addEventListener("click", () => switchLayout("tsne"));
     $("layout-grid").addEventListener("click", () => switchLayout("grid"));
     window.addEventListener("keydown", (event) => {
-      if (!map.n || event.target instanceof HTMLInputElement) return;
+      if (!map.n) return;
+      if (event.key === "Escape") { // always: whatever has the focus (search handles its own first)
+        panels.escape();
+        return;
+      }
+      if (keepsKeys(event.target)) return; // text typed in a field; checkboxes and buttons keep none
       const selection = d3.select(canvas).transition().duration(250);
-      if (event.key === "Escape") panels.escape();
-      else if (event.key === "+" || event.key === "=") zoom.scaleBy(selection, 1.5);
+      if (event.key === "+" || event.key === "=") zoom.scaleBy(selection, 1.5);
       else if (event.key === "-" || event.key === "_") zoom.scaleBy(selection, 1 / 1.5);
       else if (event.key === "0") selection.call(zoom.transform, map.home);
     });
@@ -172,5 +208,5 @@ export function interaction(map, panels) {
     canvas.height = Math.round(map.height * map.dpr);
   }
 
-  return { setUp, wire, pick, flyTo, zoomTo, drawHighlights, switchLayout, hideTooltip };
+  return { setUp, wire, pick, flyTo, reveal, zoomTo, drawHighlights, switchLayout, hideTooltip };
 }

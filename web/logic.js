@@ -130,17 +130,38 @@ export function decadeOf(year) {
   return Number.isFinite(year) ? Math.floor(year / 10) * 10 : null;
 }
 
-const DECADE_COLOURS = [
-  "#e6194b", "#f58231", "#ffe119", "#bfef45", "#3cb44b", "#42d4f4",
-  "#4363d8", "#911eb4", "#f032e6", "#a9a9a9", "#fabed4", "#ffd8b1",
-];
-
-/** A stable colour per decade. */
-export function decadeColour(year) {
+/**
+ * A stable colour per decade from `palette` (the page passes d3's schemeTableau10, a palette made
+ * to be told apart): the decades of the map's years in order, so neighbouring decades differ.
+ */
+export function decadeColour(year, palette, firstDecade = 1900) {
   const decade = decadeOf(year);
   if (decade === null) return "#888888";
-  const slot = ((decade - 1900) / 10) % DECADE_COLOURS.length;
-  return DECADE_COLOURS[(slot + DECADE_COLOURS.length) % DECADE_COLOURS.length];
+  const slot = Math.round((decade - firstDecade) / 10) % palette.length;
+  return palette[(slot + palette.length) % palette.length];
+}
+
+/** The decades from the year range [lo, hi]: [1990, 2000, 2010] for [1995, 2016]. */
+export function decadesOf(lo, hi) {
+  const out = [];
+  if (lo === null || hi === null) return out;
+  for (let d = decadeOf(lo); d <= decadeOf(hi); d += 10) out.push(d);
+  return out;
+}
+
+/** The year filter from two fields' texts: a range typed backwards is read the right way round. */
+export function yearRange(fromText, toText) {
+  const from = Number.parseInt(fromText, 10);
+  const to = Number.parseInt(toText, 10);
+  const lo = Number.isFinite(from) ? from : -Infinity;
+  const hi = Number.isFinite(to) ? to : Infinity;
+  return lo <= hi ? { from: lo, to: hi, swapped: false } : { from: hi, to: lo, swapped: true };
+}
+
+/** Whether a key press in `element` belongs to it (text typed in a field) rather than to the map. */
+export function keepsKeys(element) {
+  if (!element || element.tagName !== "INPUT") return element?.tagName === "TEXTAREA" || !!element?.isContentEditable;
+  return !["checkbox", "radio", "button", "submit", "reset", "range", "color"].includes(element.type);
 }
 
 /** Whether a year passes the [from, to] filter; a poster with no year always passes. */

@@ -1,12 +1,14 @@
 // Panels and controls: the poster panel, search, closest pairs, the year filter and decade colours.
 // No data string is ever parsed as HTML: titles go in with textContent.
 import { fetchJson } from "./loader.js";
-import { buildSearchIndex, hashForPoster, posterFromHash, searchTitles, yearExtent } from "./logic.js";
+import {
+  buildSearchIndex, decadeColour, decadeOf, decadesOf, hashForPoster, posterFromHash, searchTitles, yearExtent, yearRange,
+} from "./logic.js";
 
 export function panels(map) {
   const { $ } = map;
   let byId = null;
-  let searchIndex = [];
+  let searchIndex = null; // built on the first search: not on the way to the first view
   let suggestions = [];
   let active = -1;
   let pairs = null;
@@ -18,7 +20,6 @@ export function panels(map) {
   function setUp() {
     const P = map.P;
     byId = new Map(P.id.map((id, i) => [id, i]));
-    searchIndex = buildSearchIndex(P.title, P.year);
     const [lo, hi] = yearExtent(P.year);
     if (lo !== null) {
       for (const [id, value] of [["year-from", lo], ["year-to", hi]]) {
@@ -27,6 +28,41 @@ export function panels(map) {
         $(id).value = String(value);
       }
     }
+    map.palette = map.d3.schemeTableau10;
+    map.firstDecade = lo === null ? 1900 : decadeOf(lo);
+    buildLegend(lo, hi);
+  }
+
+  // The decade legend: a swatch per decade; clicking one filters the map to it.
+  function buildLegend(lo, hi) {
+    const legend = $("legend");
+    legend.replaceChildren();
+    for (const decade of decadesOf(lo, hi)) {
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.decade = String(decade);
+      button.title = `show only ${decade}-${decade + 9}`;
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = decadeColour(decade, map.palette, map.firstDecade);
+      button.append(swatch, `${decade}s`);
+      button.addEventListener("click", () => {
+        $("year-from").value = String(decade);
+        $("year-to").value = String(decade + 9);
+        applyYears();
+      });
+      item.append(button);
+      legend.append(item);
+    }
+  }
+
+  function applyYears() {
+    const range = yearRange($("year-from").value, $("year-to").value);
+    map.yearFrom = range.from;
+    map.yearTo = range.to;
+    if (map.renderer) map.renderer.overlaysChanged();
+    return range;
   }
 
   // How much of the canvas the open panel hides: [from the right, from the bottom].
@@ -49,6 +85,7 @@ export function panels(map) {
     showPanel(i);
     history.replaceState(null, "", hashForPoster(map.P.id[i]));
     if (fly) map.ui.flyTo(i, duration);
+    else map.ui.reveal(i); // never left under the panel or the bottom sheet
     map.requestDraw();
   }
 
@@ -119,11 +156,20 @@ export function panels(map) {
     const list = $("suggestions");
     list.replaceChildren();
     const P = map.P;
+    const label = (i) => (Number.isFinite(P.year[i]) ? `${P.title[i]} (${P.year[i]})` : P.title[i]);
     suggestions.forEach((i, rank) => {
       const item = document.createElement("li");
       item.role = "option";
       item.dataset.id = P.id[i];
-      item.textContent = Number.isFinite(P.year[i]) ? `${P.title[i]} (${P.year[i]})` : P.title[i];
+      // Versions of one film read alike: say which version, and show each one's thumbnail.
+      const twin = suggestions.some((j) => j !== i && label(j) === label(i));
+      const thumb = document.createElement("img");
+      const src = map.asset(map.thumbPath(i));
+      if (src) thumb.src = src;
+      thumb.alt = "";
+      const text = document.createElement("span");
+      text.textContent = twin || P.version[i] > 1 ? `${label(i)} · version ${P.version[i]}` : label(i);
+      item.append(thumb, text);
       item.setAttribute("aria-selected", String(rank === active));
       item.addEventListener("mousedown", (event) => {
         event.preventDefault();
@@ -142,10 +188,16 @@ export function panels(map) {
     select(i, { fly: true });
   }
 
+  function index() {
+    if (!searchIndex) searchIndex = buildSearchIndex(map.P.title, map.P.year);
+    return searchIndex;
+  }
+
   function wireSearch() {
     const input = $("search");
     input.addEventListener("input", () => {
-      suggestions = searchTitles(searchIndex, input.value, 8);
+      $("search-status").hidden = true;
+      suggestions = searchTitles(index(), input.value, 8);
       active = -1;
       renderSuggestions();
     });
@@ -160,8 +212,12 @@ export function panels(map) {
         renderSuggestions();
       } else if (event.key === "Enter") {
         event.preventDefault();
-        const matches = suggestions.length ? suggestions : searchTitles(searchIndex, input.value, 1);
+        const matches = suggestions.length ? suggestions : searchTitles(index(), input.value, 1);
         if (matches.length) choose(matches[Math.max(0, active)]);
+        else if (input.value.trim()) {
+          $("search-status").textContent = `No poster matches “${input.value.trim()}”`;
+          $("search-status").hidden = false;
+        }
       } else if (event.key === "Escape") {
         suggestions = [];
         renderSuggestions();
@@ -212,17 +268,21 @@ export function panels(map) {
     $("panel-close").addEventListener("click", () => select(-1));
     $("pairs-close").addEventListener("click", () => { $("pairs").hidden = true; });
     $("show-pairs").addEventListener("click", () => { if (map.n) showPairs(); });
-    const years = () => {
-      const from = Number.parseInt($("year-from").value, 10);
-      const to = Number.parseInt($("year-to").value, 10);
-      map.yearFrom = Number.isFinite(from) ? from : -Infinity;
-      map.yearTo = Number.isFinite(to) ? to : Infinity;
-      if (map.renderer) map.renderer.overlaysChanged();
+    const commitYears = () => {
+      // A range typed backwards (2015-1995) counts the right way round, and the fields say so.
+      const range = applyYears();
+      if (range.swapped) {
+        $("year-from").value = String(range.from);
+        $("year-to").value = String(range.to);
+      }
     };
-    $("year-from").addEventListener("input", years);
-    $("year-to").addEventListener("input", years);
+    $("year-from").addEventListener("input", applyYears);
+    $("year-to").addEventListener("input", applyYears);
+    $("year-from").addEventListener("change", commitYears);
+    $("year-to").addEventListener("change", commitYears);
     $("decades").addEventListener("change", (event) => {
       map.decades = event.target.checked;
+      $("legend").hidden = !map.decades;
       if (map.renderer) map.renderer.overlaysChanged();
     });
     window.addEventListener("hashchange", () => restoreFromHash(true));

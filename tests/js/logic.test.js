@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import {
-  assetUrl, buildSearchIndex, centreOn, dataUrlFromQuery, decadeColour, drawnEnlarged, hashForPoster, inYearRange,
+  assetUrl, buildSearchIndex, centreOn, dataUrlFromQuery, decadeColour, decadesOf, drawnEnlarged, hashForPoster,
+  inYearRange, keepsKeys, yearRange,
   levelFor, makePresence, normalizeTitle, pathFor, posterBox, posterFromHash, readColumns, resolveInFolder,
   searchTitles, tileRange, visibleWorld, yearExtent,
 } from "../../web/logic.js";
@@ -59,8 +60,14 @@ test("year filter and decade colours", () => {
   assert.ok(inYearRange(1995, 1990, 2000));
   assert.ok(!inYearRange(1989, 1990, 2000));
   assert.ok(inYearRange(null, 1990, 2000));
-  assert.equal(decadeColour(1991), decadeColour(1999));
-  assert.notEqual(decadeColour(1991), decadeColour(2001));
+  const palette = ["#a", "#b", "#c"];
+  assert.equal(decadeColour(1991, palette, 1990), decadeColour(1999, palette, 1990));
+  assert.notEqual(decadeColour(1991, palette, 1990), decadeColour(2001, palette, 1990));
+  assert.equal(decadeColour(1991, palette, 1990), "#a");
+  assert.equal(decadeColour(null, palette), "#888888");
+  assert.deepEqual(decadesOf(1995, 2016), [1990, 2000, 2010]);
+  assert.deepEqual(yearRange("2015", "1995"), { from: 1995, to: 2015, swapped: true });
+  assert.deepEqual(yearRange("1995", ""), { from: 1995, to: Infinity, swapped: false });
   assert.deepEqual(yearExtent([2001, NaN, 1990]), [1990, 2001]);
 });
 
@@ -105,4 +112,13 @@ test("columns, path templates and the sharpness rule", () => {
   assert.equal(drawnEnlarged(100, 120, 256), true);
   assert.equal(drawnEnlarged(256, 400, 256), false); // the thumbnail is the sharpest there is
   assert.equal(drawnEnlarged(130, 120, 256), false);
+});
+
+test("only text fields keep the keyboard from the map", () => {
+  assert.equal(keepsKeys({ tagName: "INPUT", type: "search" }), true);
+  assert.equal(keepsKeys({ tagName: "INPUT", type: "number" }), true);
+  assert.equal(keepsKeys({ tagName: "INPUT", type: "checkbox" }), false);
+  assert.equal(keepsKeys({ tagName: "BUTTON", type: "button" }), false);
+  assert.equal(keepsKeys({ tagName: "CANVAS" }), false);
+  assert.equal(keepsKeys(null), false);
 });
