@@ -3,9 +3,9 @@
 Inputs: ``features.h5`` (stage 2) and ``posters.csv`` (stage 1). Outputs,
 all beside ``data.json`` so the folder can be copied to any static host:
 
-* ``data.json``: meta + one point per poster (schema: ``data.schema.json``);
+* ``data.json``: meta and one column per field (format 2; schema: ``data.schema.json``);
 * ``pairs.json``: the closest pairs of posters overall (not versions of one movie);
-* ``assets/maps/{stem}/atlas/NNN.jpg``: thumbnails packed into sprite sheets;
+* ``assets/maps/{stem}/tiles/LAYOUT/Z/X-Y.jpg``: the map's imagery, a pyramid of tiles (:mod:`.tiles`);
 * ``assets/maps/{stem}/pairs/NNN.jpg``: each pair side by side, like the
   original's ``examples/``;
 * ``assets/posters/`` and ``assets/thumbs/``: hard links (copies across

@@ -101,15 +101,6 @@ async function load() {
   setUp(data);
 }
 
-function resize() {
-  const rect = canvas.getBoundingClientRect();
-  map.dpr = window.devicePixelRatio || 1;
-  map.width = Math.max(1, rect.width);
-  map.height = Math.max(1, rect.height);
-  canvas.width = Math.round(map.width * map.dpr);
-  canvas.height = Math.round(map.height * map.dpr);
-}
-
 // A layout's positions in world units (the map square is side x side css px at zoom 1), its
 // quadtree for picking, and its tile pyramid.
 function makeLayout(xs, ys, pyramid, { lazyTree = false } = {}) {
@@ -152,7 +143,7 @@ function setUp(data) {
       + "its positions and similarities say nothing about the posters.";
     $("notice").hidden = false;
   }
-  resize(); // after the notice, which takes room from the canvas
+  ui.resizeCanvas(); // after the notice, which takes room from the canvas
   map.side = Math.min(map.width, map.height) * 0.9;
   map.layouts.tsne = makeLayout(map.P.x, map.P.y, data.meta.tiles.tsne);
   if (data.meta.tiles.grid && map.P.gx) {

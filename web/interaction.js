@@ -199,6 +199,7 @@ export function interaction(map, panels) {
     });
   }
 
+  /** The canvas's backing store to its size on screen, in device pixels. */
   function resizeCanvas() {
     const rect = canvas.getBoundingClientRect();
     map.dpr = window.devicePixelRatio || 1;
@@ -208,5 +209,5 @@ export function interaction(map, panels) {
     canvas.height = Math.round(map.height * map.dpr);
   }
 
-  return { setUp, wire, pick, flyTo, reveal, zoomTo, drawHighlights, switchLayout, hideTooltip };
+  return { setUp, wire, pick, flyTo, reveal, zoomTo, drawHighlights, switchLayout, hideTooltip, resizeCanvas };
 }

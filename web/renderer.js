@@ -127,7 +127,8 @@ export class Renderer {
         let level = z;
         let source = got;
         if (!got) {
-          complete = false;
+          // A tile that failed to load stays drawn from its ancestor: nothing more will come.
+          if (z >= pyr.levels || !this.tiles.failed(`${name}/${z}/${x}/${y}`)) complete = false;
           [level, source] = this.ancestor(layout, name, z, x, y);
         }
         this.drawn.set(`${name}/${z}/${x}/${y}`, source ? level : -1);
