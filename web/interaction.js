@@ -146,16 +146,13 @@ export function interaction(map, panels) {
 
   function wire() {
     // The canvas changes size with the window, and when the bar above it wraps onto another line
-    // (a notice, the layout buttons, the legend): keep the view centred and the sizes true.
+    // (a notice, the layout buttons, the legend): keep its sizes true. The view is left as it is:
+    // moving it here would cut short a zoom under way (a key press, a fly-to).
     new ResizeObserver(() => {
       if (!map.n) return;
       const rect = canvas.getBoundingClientRect();
       if (rect.width === map.width && rect.height === map.height && (window.devicePixelRatio || 1) === map.dpr) return;
-      const { k, x, y } = map.transform;
-      const oldW = map.width;
-      const oldH = map.height;
       resizeCanvas();
-      zoomTo(d3.zoomIdentity.translate(x + (map.width - oldW) / 2, y + (map.height - oldH) / 2).scale(k));
       map.requestDraw();
     }).observe(canvas);
     canvas.addEventListener("pointermove", (event) => {
