@@ -256,9 +256,7 @@ def test_kill_9_mid_run_then_resume_fetches_nothing_twice(site, tmp_path):
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "get_posters.py"), "--base-url", srv.url, "--range", "1995-1996",
              "--out-dir", str(out), "--jobs", "2", "--no-progress", "-q"], cwd=ROOT)
-        deadline = time.time() + 30
-        while time.time() < deadline and len(list((out / "thumbs").rglob("*.jpg"))) < 3:
-            time.sleep(0.05)
+        _wait_for(lambda: len(list((out / "thumbs").rglob("*.jpg"))) >= 3, 60, "the first 3 thumbnails")
         proc.kill()
         proc.wait()
         on_disk = {p.relative_to(out / "posters").as_posix()[:-4] for p in (out / "posters").rglob("*.jpg")}
