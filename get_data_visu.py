@@ -21,11 +21,16 @@ examples:
   # every poster, one version per movie, with the grid layout too
   python get_data_visu.py -i data/features.h5 -o web/data.json --n-sample 0 --one-per-movie --grid
 
+  # bigger clusters only (at least 40 posters each), or none at all
+  python get_data_visu.py -i data/features.h5 -o web/data.json --min-cluster-size 40
+  python get_data_visu.py -i data/features.h5 -o web/data.json --clusters 0
+
   # the original's flag spellings still work
   python get_data_visu.py --input_file data/features.h5 --output_file web/data.json --n_sample 3000 -t sklearn
 
 Writes beside the output: pairs.json (the closest pairs, not versions of one
-movie), assets/maps/STEM/tiles/ (the map's imagery, a pyramid of 256-px tiles),
+movie), clusters.csv (poster_id,cluster; -1 for a poster in no cluster),
+assets/maps/STEM/tiles/ (the map's imagery, a pyramid of 256-px tiles),
 assets/maps/STEM/pairs/ (each pair side by side) and assets/posters/ and
 assets/thumbs/ (links to the images shown). Open the map with: python -m http.server -d web, then
 http://127.0.0.1:8000/index.html?data.json
@@ -65,6 +70,12 @@ def build_parser() -> cli.Parser:
                         help="also compute a grid layout: t-SNE positions snapped to a square grid")
     parser.add_argument("--no-pair-images", action="store_true",
                         help="skip the side-by-side images of the closest pairs")
+    parser.add_argument("--clusters", choices=["auto", "0"], default="auto",
+                        help="find the clusters of look-alike posters on the map (HDBSCAN on the t-SNE "
+                             "positions) and write them to data.json and clusters.csv; 0 skips it "
+                             "(default: %(default)s)")
+    parser.add_argument("--min-cluster-size", type=cli.int_at_least(2), default=None, metavar="N",
+                        help="the fewest posters a cluster may have (default: one poster in 300, at least 5)")
     return parser
 
 
@@ -78,10 +89,11 @@ def body(args) -> int:
                                 one_per_movie=args.one_per_movie, pca_components=args.pca_components,
                                 perplexity=args.perplexity, tsne=args.tsne, n_jobs=args.n_jobs, seed=args.seed,
                                 neighbors=args.neighbors, pairs=args.pairs, grid=args.grid,
-                                pair_images=not args.no_pair_images)
-    total = sum(summary["timings"].values())
-    print(f"mapped {summary['count']} posters (trustworthiness {summary['trustworthiness']:.3f}), "
-          f"{summary['pairs']} pairs, {summary['tiles']} tiles in {total:.1f}s -> {args.output}")
+                                pair_images=not args.no_pair_images, clusters=args.clusters == "auto",
+                                min_cluster_size=args.min_cluster_size)
+    found = "" if summary["clusters"] is None else f"{summary['clusters']} clusters, "
+    print(f"mapped {summary['count']} posters (trustworthiness {summary['trustworthiness']:.3f}), {found}"
+          f"{summary['pairs']} pairs, {summary['tiles']} tiles in {summary['seconds']:.1f}s -> {args.output}")
     folder = Path(args.output).resolve().parent
     print(f"view it: python3 -m http.server 8000 --bind 127.0.0.1 --directory {shlex.quote(str(folder))}\n"
           f"then open http://127.0.0.1:8000/index.html?{Path(args.output).name}")

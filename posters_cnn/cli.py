@@ -81,6 +81,10 @@ def _number(convert, noun: str, minimum):
     return parse
 
 
+def int_at_least(minimum: int):
+    return _number(int, "a whole number", minimum)
+
+
 positive_int = _number(int, "a whole number", 1)
 non_negative_int = _number(int, "a whole number", 0)
 non_negative_float = _number(float, "a number", 0)

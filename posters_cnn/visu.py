@@ -5,6 +5,7 @@ all beside ``data.json`` so the folder can be copied to any static host:
 
 * ``data.json``: meta and one column per field (format 2; schema: ``data.schema.json``);
 * ``pairs.json``: the closest pairs of posters overall (not versions of one movie);
+* ``clusters.csv``: ``poster_id,cluster`` for every poster of the map (:mod:`.clusters`);
 * ``assets/maps/{stem}/tiles/LAYOUT/Z/X-Y.jpg``: the map's imagery, a pyramid of tiles (:mod:`.tiles`);
 * ``assets/maps/{stem}/pairs/NNN.jpg``: each pair side by side, like the
   original's ``examples/``;
@@ -26,14 +27,15 @@ import math
 import os
 import re
 import shutil
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import layout, store
+from . import clusters as clustering, layout, store
 from .cli import UsageError
-from .fsutil import link_or_copy, remove_stale_temporaries, write_json_atomic
+from .fsutil import link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from .manifest import load_ok_records
 from .names import movie_of
 from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs
@@ -96,8 +98,13 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
              output: str | os.PathLike, *, n_sample: int = 3000, one_per_movie: bool = False,
              pca_components: int = DEFAULT_PCA, perplexity: float = 30.0, tsne: str = "opentsne",
              n_jobs: int | None = None, seed: int = 0, neighbors: int = 8, pairs: int = 200,
-             grid: bool = False, pair_images: bool = True) -> dict:
+             grid: bool = False, pair_images: bool = True, clusters: bool = True,
+             min_cluster_size: int | None = None) -> dict:
     """Run stage 3 and return a summary dict; see the module docstring for what is written."""
+    started = time.perf_counter()
+    # scikit-learn takes a second to import (PCA, trustworthiness and HDBSCAN come from it): let it load
+    # on the other core while the features are read and compared. An import waits for it where needed.
+    threading.Thread(target=_import_sklearn, name="import-sklearn", daemon=True).start()
     timer = _Timer()
     n_jobs = n_jobs or os.cpu_count() or 1
     output = Path(output)
@@ -112,6 +119,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     posters_csv = Path(posters_csv) if posters_csv else features_path.parent / "posters.csv"
     if tsne not in layout.BACKENDS:
         raise UsageError(f"--tsne: unknown backend {tsne!r}; choose one of {', '.join(layout.BACKENDS)}")
+    if min_cluster_size is not None and min_cluster_size < 2:
+        raise UsageError(f"--min-cluster-size: must be 2 or more, got {min_cluster_size}")
     if tsne == "multicore" and _missing("MulticoreTSNE"):
         raise UsageError(layout.MULTICORE_MISSING)  # before minutes of work, not after
 
@@ -135,18 +144,26 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     if str(attrs.get("weights", "")).startswith("random"):
         log.warning("these features come from random weights: the map shows nothing about the posters")
 
+    groups = np.unique([movie_of(pid) for pid in ids], return_inverse=True)[1]
+
+    def similar(basis):
+        with timer("similarity"):
+            return neighbours_and_pairs(features, k=neighbors, n_pairs=pairs, groups=groups, basis=basis)
+
+    exact = n <= EXACT_MAX  # every pair compared: no need of the PCA basis, so first, beside the import
+    if exact:
+        neighbour_index, neighbour_sim, best_pairs = similar(None)
     with timer("pca"):
         reduced, pca_info, components = layout.pca(features, pca_components, seed)
-    with timer("similarity"):
-        groups = np.unique([movie_of(pid) for pid in ids], return_inverse=True)[1]
-        neighbour_index, neighbour_sim, best_pairs = neighbours_and_pairs(
-            features, k=neighbors, n_pairs=pairs, groups=groups, basis=components)
+    if not exact:
+        neighbour_index, neighbour_sim, best_pairs = similar(components)
 
     del features  # 1.6 GB at 100,000 posters, not needed past this point: the tiles' memory instead
     out_dir = output.parent
     stem = output.stem
     # What a killed run of this map left half-written (the caller holds the map's lock).
-    remove_stale_temporaries(out_dir, (f"assets/maps/{stem}",), names=(output.name, pairs_file_name(stem)))
+    remove_stale_temporaries(out_dir, (f"assets/maps/{stem}",),
+                             names=(output.name, pairs_file_name(stem), clusters_file_name(stem)))
     assets = out_dir / "assets"
     own = f"assets/maps/{stem}"  # this map's own folder: see the module docstring
     thumbs = [row["thumb_abspath"] for row in rows]
@@ -162,6 +179,17 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     with timer("trustworthiness"):
         trust = layout.trustworthiness(reduced, embedding, k=10, seed=seed)
     log.info("trustworthiness (k=10, against the PCA space): %.4f", trust)
+    labels, cluster_list, clustering_info = None, [], None
+    if clusters:
+        with timer("clusters"):
+            min_size = min_cluster_size or clustering.default_min_size(n)
+            labels = clustering.find(coords, min_size)
+            cluster_list = clustering.describe(labels, coords, reduced, ids, [row["year"] for row in rows])
+        clustering_info = {"file": clusters_file_name(stem), "method": "HDBSCAN", "space": "the t-SNE map",
+                           "min_cluster_size": int(min_size), "count": len(cluster_list),
+                           "unclustered": int((labels < 0).sum())}
+        log.info("clusters: %d (at least %d posters each); %d posters in none", len(cluster_list), min_size,
+                 clustering_info["unclustered"])
     layouts = {"tsne": (coords, slot_size(n))}
     grid_info = None
     if grid:
@@ -184,22 +212,28 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     meta = {
         "format": 2, "created": created, "count": n, "seed": seed,
+        "seconds": round(time.perf_counter() - started, 2),  # the whole stage, up to writing its files
         "features": {"file": features_path.name, "model": attrs.get("model"), "layer": attrs.get("layer"),
                      "weights": attrs.get("weights"), "random_weights": str(attrs.get("weights", "")).startswith("random")},
         "selection": {"n_sample": n_sample, "one_per_movie": one_per_movie, "available": available},
         "pca": pca_info, "tsne": tsne_info, "trustworthiness": round(trust, 4),
         "trustworthiness_k": 10, "neighbors": int(neighbour_index.shape[1]), "similarity": "cosine on fc2 features",
-        "similarity_search": "exact" if n <= EXACT_MAX else f"{CANDIDATES} candidates from a PCA projection, "
+        "similarity_search": "exact" if exact else f"{CANDIDATES} candidates from a PCA projection, "
                                                               f"re-ranked by exact cosine",
         "pairs": {"file": pairs_file_name(stem), "count": len(best_pairs)},
         "tiles": tiles, "thumb_size": thumb_max, "grid": grid_info, "timings": timer.timings,
     }
+    if clusters:
+        meta["clustering"] = clustering_info
+        meta["clusters"] = cluster_list
     columns = {
         "id": ids, "title": [row["title"] for row in rows], "year": [row["year"] for row in rows],
         "version": [row["version"] for row in rows],
         "x": _rounded(coords[:, 0], 5), "y": _rounded(coords[:, 1], 5), "aspect": _rounded(aspect, 4),
         "neighbors": neighbour_index.ravel().tolist(), "similarity": _rounded(neighbour_sim.ravel(), 3),
     }
+    if clusters:
+        columns["cluster"] = labels.tolist()
     if grid:
         columns["gx"], columns["gy"] = _rounded(layouts["grid"][0][:, 0], 5), _rounded(layouts["grid"][0][:, 1], 5)
     # Paths and pages follow templates; a column only for what does not.
@@ -220,10 +254,16 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                  "pairs": [{"a": ids[i], "b": ids[j], "similarity": round(value, 5),
                             "image": pair_rel.get(rank)} for rank, (value, i, j) in enumerate(best_pairs)]}
     write_json_atomic(out_dir / meta["pairs"]["file"], pairs_doc)
+    clusters_csv = out_dir / clusters_file_name(stem)
+    if clusters:
+        write_text_atomic(clusters_csv, clustering.csv_text(ids, labels))
+    elif clusters_csv.exists():
+        clusters_csv.unlink()  # an earlier run's groups would not match this map
     write_json_atomic(output, {"meta": meta, "columns": columns})
     install_page(out_dir)
-    return {"count": n, "trustworthiness": trust, "timings": timer.timings, "output": str(output),
-            "pairs": len(best_pairs), "tiles": tile_files}
+    return {"count": n, "trustworthiness": trust, "timings": timer.timings, "seconds": meta["seconds"],
+            "output": str(output),
+            "pairs": len(best_pairs), "tiles": tile_files, "clusters": len(cluster_list) if clusters else None}
 
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
@@ -299,6 +339,20 @@ def _page_template(ids: list[str], pages: list[str]) -> str | None:
 def pairs_file_name(stem: str) -> str:
     """``data`` -> ``pairs.json``, ``data-30k`` -> ``pairs-30k.json``, ``map`` -> ``map-pairs.json``."""
     return f"pairs{stem[4:]}.json" if stem.startswith("data") else f"{stem}-pairs.json"
+
+
+def clusters_file_name(stem: str) -> str:
+    """``data`` -> ``clusters.csv``, ``data-30k`` -> ``clusters-30k.csv``, ``map`` -> ``map-clusters.csv``."""
+    return f"clusters{stem[4:]}.csv" if stem.startswith("data") else f"{stem}-clusters.csv"
+
+
+def _import_sklearn() -> None:
+    try:
+        import sklearn.cluster  # noqa: F401
+        import sklearn.decomposition  # noqa: F401
+        import sklearn.manifold  # noqa: F401
+    except ImportError:  # pragma: no cover - reported where it is used
+        pass
 
 
 def _missing(module: str) -> bool:

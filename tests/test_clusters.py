@@ -1,0 +1,149 @@
+"""Stage 3's clusters: found on generated groups with known truth, written to data.json and clusters.csv."""
+
+import csv
+import json
+
+import jsonschema
+import numpy as np
+import pytest
+
+from groups import hard_groups, score, write_stage2
+from posters_cnn import clusters, layout, visu
+
+import get_data_visu
+
+
+def run(*args):
+    return get_data_visu.main([*map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory):
+    """Stage 3 run as a user runs it on 3,000 posters in 12 groups of sizes 25x apart, 3% in none."""
+    folder = tmp_path_factory.mktemp("groups")
+    features, truth = hard_groups(n=3000, seed=0)
+    ids = write_stage2(folder, features)
+    out = folder / "web" / "data.json"
+    assert run("-i", folder / "features.h5", "-o", out, "--n-sample", 0, "--no-pair-images", "-q") == 0
+    data = json.loads(out.read_text())
+    truth_of = dict(zip(ids, truth.tolist()))
+    return out, data, truth_of, features
+
+
+def read_clusters_csv(out):
+    with open(out.parent / "clusters.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {row["poster_id"]: int(row["cluster"]) for row in rows}, list(rows[0].keys()) if rows else []
+
+
+def test_clusters_csv_finds_the_true_groups(grouped):
+    out, data, truth_of, _ = grouped
+    found, header = read_clusters_csv(out)
+    assert header == ["poster_id", "cluster"]
+    assert set(found) == set(truth_of)
+    ids = sorted(found)
+    ari, left_out = score([truth_of[i] for i in ids], [found[i] for i in ids])
+    assert ari >= 0.9, ari
+    assert left_out <= 0.10, left_out
+
+
+def test_the_same_data_defeats_hdbscan_on_the_pca_space(grouped):
+    """What makes the test hard: the naive choice, HDBSCAN on the 50-d PCA space, scores below 0.5."""
+    from sklearn.cluster import HDBSCAN
+
+    _, _, truth_of, features = grouped
+    reduced, _, _ = layout.pca(features, 50, 0)
+    labels = HDBSCAN(min_cluster_size=clusters.default_min_size(len(features)), copy=True).fit_predict(reduced)
+    ari, _ = score(list(truth_of.values()), labels)
+    assert ari < 0.5, ari
+
+
+def test_meta_clusters_agree_with_the_csv_and_the_column(grouped):
+    out, data, _, _ = grouped
+    jsonschema.validate(data, visu.load_schema())
+    found, _ = read_clusters_csv(out)
+    column = dict(zip(data["columns"]["id"], data["columns"]["cluster"]))
+    assert column == found
+    listed = data["meta"]["clusters"]
+    assert listed, "no cluster found"
+    sizes = [c["size"] for c in listed]
+    assert sizes == sorted(sizes, reverse=True)
+    assert [c["id"] for c in listed] == list(range(len(listed)))
+    year_of = dict(zip(data["columns"]["id"], data["columns"]["year"]))
+    for c in listed:
+        members = [pid for pid, label in found.items() if label == c["id"]]
+        assert len(members) == c["size"]
+        assert found[c["face"]] == c["id"] and c["examples"][0] == c["face"]
+        assert len(c["examples"]) == 4 and all(found[pid] == c["id"] for pid in c["examples"])
+        assert c["years"] == [min(year_of[p] for p in members), max(year_of[p] for p in members)]
+        assert len(c["outline"]) >= 3
+    meta = data["meta"]["clustering"]
+    assert meta["count"] == len(listed)
+    assert meta["unclustered"] == sum(1 for label in found.values() if label < 0)
+    assert meta["min_cluster_size"] == clusters.default_min_size(3000)
+
+
+def test_outline_holds_every_member_and_the_centroid(grouped):
+    from matplotlib.path import Path as Polygon
+
+    _, data, _, _ = grouped
+    cols = data["columns"]
+    xy = np.column_stack([cols["x"], cols["y"]])
+    label = np.array(cols["cluster"])
+    for c in data["meta"]["clusters"]:
+        polygon = Polygon(np.array(c["outline"]))
+        inside = polygon.contains_points(xy[label == c["id"]], radius=1e-4) | \
+            polygon.contains_points(xy[label == c["id"]], radius=-1e-4)
+        assert inside.all(), c["id"]
+        assert polygon.contains_point(c["centroid"])
+
+
+def test_clusters_0_writes_no_clusters_and_removes_an_old_csv(tmp_path):
+    features, _ = hard_groups(n=200, groups=3, dim=256, seed=1)
+    write_stage2(tmp_path, features)
+    out = tmp_path / "web" / "data.json"
+    assert run("-i", tmp_path / "features.h5", "-o", out, "--no-pair-images", "-q") == 0
+    assert (out.parent / "clusters.csv").exists()
+    assert run("-i", tmp_path / "features.h5", "-o", out, "--no-pair-images", "--clusters", "0", "-q") == 0
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, visu.load_schema())
+    assert "cluster" not in data["columns"] and "clusters" not in data["meta"]
+    assert not (out.parent / "clusters.csv").exists()
+
+
+def test_min_cluster_size_is_honoured(tmp_path):
+    features, _ = hard_groups(n=400, groups=4, dim=256, seed=2)
+    write_stage2(tmp_path, features)
+    out = tmp_path / "data-big.json"
+    assert run("-i", tmp_path / "features.h5", "-o", out, "--no-pair-images", "--min-cluster-size", 60, "-q") == 0
+    data = json.loads(out.read_text())
+    assert data["meta"]["clustering"]["min_cluster_size"] == 60
+    assert all(c["size"] >= 60 for c in data["meta"]["clusters"])
+    assert (tmp_path / "clusters-big.csv").exists()  # named after the map, as pairs-big.json is
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--min-cluster-size", "1"], "must be 2 or more"),
+    (["--min-cluster-size", "0"], "must be 2 or more"),
+    (["--min-cluster-size", "-3"], "must be 2 or more"),
+    (["--min-cluster-size", "ten"], "expected a whole number"),
+    (["--min-cluster-size", "2.5"], "expected a whole number"),
+    (["--clusters", "7"], "invalid choice"),
+])
+def test_bad_cluster_flags_get_one_line_and_exit_2(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        run("-i", tmp_path / "missing.h5", "-o", tmp_path / "data.json", *args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "data.json").exists()
+
+
+def test_renumber_puts_the_largest_first():
+    raw = np.array([3, 3, -1, 0, 1, 1, 1, 0, 3, 3])
+    assert clusters.renumber(raw).tolist() == [0, 0, -1, 2, 1, 1, 1, 2, 0, 0]
+
+
+def test_too_few_points_for_a_cluster_are_all_left_out():
+    assert clusters.find(np.zeros((3, 2)), 5).tolist() == [-1, -1, -1]
