@@ -268,7 +268,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 PAGE_FILES = ("index.html", "style.css", "app.js", "loader.js", "renderer.js", "interaction.js", "panels.js",
-              "logic.js")
+              "clusters.js", "logic.js")
 
 
 def install_page(out_dir: str | os.PathLike) -> bool:

@@ -3,7 +3,9 @@
 //   renderer.js    drawing frames from the tile pyramid, composing tiles and overlays
 //   interaction.js zoom and pan, picking, hover, click, keyboard, fly-to, layouts
 //   panels.js      the poster panel, search, closest pairs, year filter and colours
+//   clusters.js    the clusters panel, colour by cluster, the lasso, selections and their export
 //   logic.js       pure functions, unit-tested with node --test
+import { clusters } from "./clusters.js";
 import { interaction } from "./interaction.js";
 import { fetchJson } from "./loader.js";
 import { assetUrl, dataUrlFromQuery, makePresence, pathFor, readColumns } from "./logic.js";
@@ -19,7 +21,8 @@ const PAGE_URL = window.location.href;
 const map = {
   dataUrl: "", dataName: "", meta: null, P: null, n: 0, side: 0, layouts: {}, layout: "tsne",
   transform: d3.zoomIdentity, home: d3.zoomIdentity, dpr: 1, width: 0, height: 0,
-  selected: -1, hover: -1, yearFrom: -Infinity, yearTo: Infinity, decades: false,
+  selected: -1, hover: -1, yearFrom: -Infinity, yearTo: Infinity, decades: false, clusterColours: false,
+  selection: null, suppressClick: false, clusterTints: [],
   fade: null, thumbSize: 256, renderer: null, frame: 0,
   $, canvas, d3,
   /** A path from the data file as a URL in the page's folder, or null (and a notice) if it leaves it. */
@@ -60,6 +63,7 @@ function draw() {
   const complete = map.fade ? map.renderer.draw(map.fade.from, map.fade.to, map.fade.t)
     : map.renderer.draw(map.layout);
   ui.drawHighlights();
+  clusterUi.draw(map.renderer.ctx);
   if (complete && !window.posterMap.firstView) window.posterMap.firstView = performance.now();
 }
 
@@ -143,7 +147,8 @@ function setUp(data) {
       + "its positions and similarities say nothing about the posters.";
     $("notice").hidden = false;
   }
-  ui.resizeCanvas(); // after the notice, which takes room from the canvas
+  clusterUi.showControls();
+  ui.resizeCanvas(); // after the notice and the controls, which take room from the canvas
   map.side = Math.min(map.width, map.height) * 0.9;
   map.layouts.tsne = makeLayout(map.P.x, map.P.y, data.meta.tiles.tsne);
   if (data.meta.tiles.grid && map.P.gx) {
@@ -154,6 +159,7 @@ function setUp(data) {
   map.home = d3.zoomIdentity.translate((map.width - map.side) / 2, (map.height - map.side) / 2);
   ui.setUp();
   panelUi.setUp();
+  clusterUi.setUp();
   draw();
   $("loading").hidden = true;
   window.posterMap.firstDraw = performance.now();
@@ -164,8 +170,10 @@ function setUp(data) {
 
 const panelUi = panels(map);
 const ui = interaction(map, panelUi);
+const clusterUi = clusters(map, panelUi, PAGE_URL);
 map.ui = ui;
 map.panels = panelUi;
+map.clusterUi = clusterUi;
 
 // Hooks for tests and benchmarks: read-only views and the same actions a user has.
 Object.assign(window.posterMap, {
@@ -183,11 +191,15 @@ Object.assign(window.posterMap, {
     ui.zoomTo(d3.zoomIdentity.translate(x, y).scale(k));
   },
   sharpness: () => map.renderer.sharpness(map.layout),
-  settled: () => !!map.renderer && !map.frame && map.renderer.settled() && !map.fade,
+  settled: () => !!map.renderer && !map.frame && map.renderer.settled() && !map.fade && !clusterUi.busy()
+    && !ui.flying(),
+  selection: clusterUi.selection, // ids, most central first, as exported
+  selectCluster: (id) => clusterUi.selectCluster(id, { duration: 0 }),
   stats: () => ({ ...map.renderer.stats, tiles: map.renderer.tiles.size, thumbs: map.renderer.thumbs.size,
     composed: map.renderer.composed.size, overlays: map.renderer.overlays.size }),
 });
 
 ui.wire();
 panelUi.wire();
+clusterUi.wire();
 load();

@@ -6,7 +6,11 @@ const FLY_SIZE = 160; // css px a poster is shown at after "fly to"
 
 export function interaction(map, panels) {
   const { $, canvas, d3 } = map;
-  const zoom = d3.zoom().on("zoom", (event) => {
+  // A shift-drag, or any drag in lasso mode, draws a lasso (clusters.js) instead of panning.
+  const zoom = d3.zoom().filter((event) => {
+    if ((event.type === "mousedown" || event.type === "touchstart") && map.clusterUi?.wantsLasso(event)) return false;
+    return (!event.ctrlKey || event.type === "wheel") && !event.button;
+  }).on("zoom", (event) => {
     map.transform = event.transform;
     // What is under the pointer changes with the view: the tooltip goes until the pointer moves again.
     if (!$("tooltip").hidden) hideTooltip();
@@ -23,10 +27,16 @@ export function interaction(map, panels) {
     d3.select(canvas).call(zoom).call(zoom.transform, map.home).on("dblclick.zoom", null);
   }
 
+  // Animated changes of view (fly-to, keys): the view is not settled before the last one's end.
+  let flyingUntil = 0;
+  function animated(duration) {
+    flyingUntil = Math.max(flyingUntil, performance.now() + duration + 50); // it starts on the next tick
+    return d3.select(canvas).transition().duration(duration);
+  }
+
   function zoomTo(transform, duration = 0) {
-    const selection = d3.select(canvas);
-    if (duration > 0) selection.transition().duration(duration).call(zoom.transform, transform);
-    else selection.call(zoom.transform, transform);
+    if (duration > 0) animated(duration).call(zoom.transform, transform);
+    else d3.select(canvas).call(zoom.transform, transform);
   }
 
   // The poster drawn on top under the pointer: the later one where posters overlap.
@@ -54,6 +64,17 @@ export function interaction(map, panels) {
     const k = Math.min(zoom.scaleExtent()[1], Math.max(map.transform.k, FLY_SIZE / l.slot));
     const [covered, below] = panels.cover();
     const c = centreOn(l.wx[i], l.wy[i], k, map.width - covered, map.height - below);
+    zoomTo(d3.zoomIdentity.translate(c.x, c.y).scale(c.k), duration);
+  }
+
+  /** Zoom to show the world box [x0, x1] x [y0, y1] whole, in the part of the map the panels leave. */
+  function fitBox(x0, y0, x1, y1, duration = 750) {
+    const [covered, below] = panels.cover();
+    const w = map.width - covered;
+    const h = map.height - below;
+    const [lo, hi] = zoom.scaleExtent();
+    const k = Math.max(lo, Math.min(hi, 0.9 * Math.min(w / Math.max(x1 - x0, 1e-9), h / Math.max(y1 - y0, 1e-9))));
+    const c = centreOn((x0 + x1) / 2, (y0 + y1) / 2, k, w, h);
     zoomTo(d3.zoomIdentity.translate(c.x, c.y).scale(c.k), duration);
   }
 
@@ -156,7 +177,7 @@ export function interaction(map, panels) {
       map.requestDraw();
     }).observe(canvas);
     canvas.addEventListener("pointermove", (event) => {
-      if (!map.n || map.fade) return;
+      if (!map.n || map.fade || map.clusterUi.busy()) return;
       const i = pick(event.clientX, event.clientY);
       const tip = $("tooltip");
       if (i !== map.hover) {
@@ -176,7 +197,7 @@ export function interaction(map, panels) {
     });
     canvas.addEventListener("pointerleave", hideTooltip);
     canvas.addEventListener("click", (event) => {
-      if (!map.n || map.fade) return;
+      if (!map.n || map.fade || map.suppressClick) return;
       hideTooltip();
       panels.select(pick(event.clientX, event.clientY));
     });
@@ -189,10 +210,9 @@ export function interaction(map, panels) {
         return;
       }
       if (keepsKeys(event.target)) return; // text typed in a field; checkboxes and buttons keep none
-      const selection = d3.select(canvas).transition().duration(250);
-      if (event.key === "+" || event.key === "=") zoom.scaleBy(selection, 1.5);
-      else if (event.key === "-" || event.key === "_") zoom.scaleBy(selection, 1 / 1.5);
-      else if (event.key === "0") selection.call(zoom.transform, map.home);
+      if (event.key === "+" || event.key === "=") zoom.scaleBy(animated(250), 1.5);
+      else if (event.key === "-" || event.key === "_") zoom.scaleBy(animated(250), 1 / 1.5);
+      else if (event.key === "0") animated(250).call(zoom.transform, map.home);
     });
   }
 
@@ -206,5 +226,8 @@ export function interaction(map, panels) {
     canvas.height = Math.round(map.height * map.dpr);
   }
 
-  return { setUp, wire, pick, flyTo, reveal, zoomTo, drawHighlights, switchLayout, hideTooltip, resizeCanvas };
+  return {
+    setUp, wire, pick, flyTo, fitBox, reveal, zoomTo, drawHighlights, switchLayout, hideTooltip, resizeCanvas,
+    flying: () => performance.now() < flyingUntil,
+  };
 }

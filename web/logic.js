@@ -215,6 +215,7 @@ export function readColumns(columns, meta) {
     gy: columns.gy ? num(columns.gy) : null, aspect: num(columns.aspect, Float32Array),
     neighbors: Int32Array.from(columns.neighbors || []), similarity: Float32Array.from(columns.similarity || []),
     thumb: columns.thumb || null, image: columns.image || null, page: columns.page || null,
+    cluster: columns.cluster ? Int32Array.from(columns.cluster, (c) => (Number.isInteger(c) ? c : -1)) : null,
   };
 }
 
@@ -285,4 +286,162 @@ export function drawnEnlarged(sourcePx, screenPx, capPx) {
 /** The zoom transform that centres world point (x, y) at scale k in a width x height view. */
 export function centreOn(x, y, k, width, height) {
   return { x: width / 2 - x * k, y: height / 2 - y * k, k };
+}
+
+// -- clusters and selections ---------------------------------------------------------------
+
+/**
+ * What the URL hash keeps: `#poster=ID`, `#cluster=3`, `#lasso=tsne:x,y;x,y;...` (a polygon
+ * in the layout's data coordinates), joined with `&`. Anything unreadable is left out.
+ */
+export function parseHash(hash) {
+  const out = { poster: posterFromHash(hash), cluster: null, lasso: null };
+  for (const part of (hash || "").replace(/^#/, "").split("&")) {
+    const [key, value = ""] = part.split(/=(.*)/s);
+    if (key === "cluster" && /^\d{1,6}$/.test(value)) out.cluster = Number(value);
+    if (key === "lasso") {
+      const match = value.match(/^([a-z]{1,10}):(.*)$/);
+      if (!match) continue;
+      const points = [];
+      for (const pair of match[2].split(";")) {
+        const [x, y] = pair.split(",").map(Number);
+        if (!Number.isFinite(x) || !Number.isFinite(y)) {
+          points.length = 0;
+          break;
+        }
+        points.push(x, y);
+      }
+      if (points.length >= 6) out.lasso = { layout: match[1], points };
+    }
+  }
+  return out;
+}
+
+export function makeHash({ poster = null, cluster = null, lasso = null } = {}) {
+  const parts = [];
+  if (cluster !== null && cluster !== undefined) parts.push(`cluster=${cluster}`);
+  if (lasso) {
+    const pairs = [];
+    for (let i = 0; i + 1 < lasso.points.length; i += 2) {
+      pairs.push(`${+lasso.points[i].toFixed(4)},${+lasso.points[i + 1].toFixed(4)}`);
+    }
+    parts.push(`lasso=${lasso.layout}:${pairs.join(";")}`);
+  }
+  const hash = parts.join("&");
+  const p = hashForPoster(poster).slice(1);
+  return parts.length || p ? `#${[hash, p].filter(Boolean).join("&")}` : "";
+}
+
+/** Whether (x, y) is inside the polygon `points` ([x0, y0, x1, y1, ...], closed implicitly). */
+export function pointInPolygon(x, y, points) {
+  let inside = false;
+  const n = points.length;
+  for (let i = 0, j = n - 2; i < n; j = i, i += 2) {
+    const xi = points[i];
+    const yi = points[i + 1];
+    const xj = points[j];
+    const yj = points[j + 1];
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
+/** [x0, y0, x1, y1]: the bounding box of the points [x0, y0, x1, y1, ...] (a polygon's, a cluster's). */
+export function boxOf(points) {
+  const box = [Infinity, Infinity, -Infinity, -Infinity];
+  for (let i = 0; i + 1 < points.length; i += 2) {
+    box[0] = Math.min(box[0], points[i]);
+    box[1] = Math.min(box[1], points[i + 1]);
+    box[2] = Math.max(box[2], points[i]);
+    box[3] = Math.max(box[3], points[i + 1]);
+  }
+  return box;
+}
+
+/**
+ * The indices i in [from, to), ascending, whose point (xs[i], ys[i]) is inside the polygon
+ * (its bounding box `box` first: the page calls this a chunk of posters per frame).
+ */
+export function insidePolygon(xs, ys, points, from = 0, to = xs.length, box = boxOf(points)) {
+  const [x0, y0, x1, y1] = box;
+  const out = [];
+  for (let i = from; i < to; i++) {
+    const x = xs[i];
+    const y = ys[i];
+    if (x >= x0 && x <= x1 && y >= y0 && y <= y1 && pointInPolygon(x, y, points)) out.push(i);
+  }
+  return out;
+}
+
+/** A free-hand path with points closer than `minDist` to the last one kept dropped. */
+export function simplifyPath(points, minDist) {
+  const out = [];
+  for (let i = 0; i + 1 < points.length; i += 2) {
+    const n = out.length;
+    if (n && Math.hypot(points[i] - out[n - 2], points[i + 1] - out[n - 1]) < minDist) continue;
+    out.push(points[i], points[i + 1]);
+  }
+  return out;
+}
+
+/** The squared distance of each of `indices` to their mean point. */
+function spread(indices, xs, ys) {
+  let mx = 0;
+  let my = 0;
+  for (const i of indices) {
+    mx += xs[i];
+    my += ys[i];
+  }
+  mx /= indices.length || 1;
+  my /= indices.length || 1;
+  return Float64Array.from(indices, (i) => (xs[i] - mx) ** 2 + (ys[i] - my) ** 2);
+}
+
+/** `indices` (at positions r) ordered by d[r], ties by index. */
+function orderBy(indices, d, positions) {
+  positions.sort((a, b) => d[a] - d[b] || indices[a] - indices[b]);
+  return Int32Array.from(positions, (r) => indices[r]);
+}
+
+/** `indices` ordered most central first: by distance to their mean point (ties: lower index first). */
+export function centralOrder(indices, xs, ys) {
+  return orderBy(indices, spread(indices, xs, ys), Int32Array.from(indices, (_, r) => r));
+}
+
+/** The first `k` of centralOrder(indices, xs, ys), without sorting them all (a selection may be 100,000). */
+export function mostCentral(indices, xs, ys, k) {
+  if (indices.length <= k) return centralOrder(indices, xs, ys);
+  const d = spread(indices, xs, ys);
+  const limit = Float64Array.from(d).sort()[k - 1];
+  const near = [];
+  for (let r = 0; r < indices.length; r++) if (d[r] <= limit) near.push(r);
+  return orderBy(indices, d, Int32Array.from(near)).slice(0, k);
+}
+
+/** A colour per cluster: the palette's first, then hues spaced by the golden angle; null for none (-1). */
+export function clusterColour(c, palette) {
+  if (!(c >= 0)) return null;
+  if (c < palette.length) return palette[c];
+  return `hsl(${Math.round((c * 137.508) % 360)}, 65%, 55%)`;
+}
+
+/**
+ * One CSV field (RFC 4180): quoted when it holds a comma, quote or line break. A text that a
+ * spreadsheet would run as a formula (=, +, -, @, tab, carriage return first) gets a leading '.
+ */
+export function csvField(value) {
+  let text = value === null || value === undefined || (typeof value === "number" && !Number.isFinite(value))
+    ? "" : String(value);
+  if (typeof value === "string" && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+export function toCsv(header, rows) {
+  return [header, ...rows].map((row) => row.map(csvField).join(",")).join("\r\n") + "\r\n";
+}
+
+/** `url` relative to the folder of `pageUrl` (both absolute; `url` inside that folder). */
+export function relativeToPage(url, pageUrl) {
+  const folder = new URL(".", pageUrl).href;
+  return url.startsWith(folder) ? url.slice(folder.length) : url;
 }

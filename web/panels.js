@@ -2,7 +2,7 @@
 // No data string is ever parsed as HTML: titles go in with textContent.
 import { fetchJson } from "./loader.js";
 import {
-  buildSearchIndex, decadeColour, decadeOf, decadesOf, hashForPoster, posterFromHash, searchTitles, yearExtent, yearRange,
+  buildSearchIndex, decadeColour, decadeOf, decadesOf, posterFromHash, searchTitles, yearExtent, yearRange,
 } from "./logic.js";
 
 export function panels(map) {
@@ -65,25 +65,25 @@ export function panels(map) {
     return range;
   }
 
-  // How much of the canvas the open panel hides: [from the right, from the bottom].
-  // It is a side panel on wide screens and a bottom sheet on narrow ones (see style.css).
+  // How much of the canvas the open panels hide: [from the right, from the bottom].
+  // Each is a side panel on wide screens and a bottom sheet on narrow ones (see style.css).
   function cover() {
-    if ($("panel").hidden) return [0, 0];
-    if (window.innerWidth > 640) return [$("panel").offsetWidth, 0];
-    const top = $("panel").getBoundingClientRect().top;
+    const open = ["panel", "clusters", "pairs"].map($).filter((element) => !element.hidden);
+    if (!open.length) return [0, 0];
+    if (window.innerWidth > 640) return [Math.max(...open.map((element) => element.offsetWidth)), 0];
+    const top = Math.min(...open.map((element) => element.getBoundingClientRect().top));
     return [0, Math.max(0, map.canvas.getBoundingClientRect().bottom - top)];
   }
 
   function select(i, { fly = false, duration = 750 } = {}) {
     map.selected = i;
+    map.clusterUi.writeHash();
     if (i < 0) {
       $("panel").hidden = true;
-      if (window.location.hash) history.replaceState(null, "", window.location.pathname + window.location.search);
       map.requestDraw();
       return;
     }
     showPanel(i);
-    history.replaceState(null, "", hashForPoster(map.P.id[i]));
     if (fly) map.ui.flyTo(i, duration);
     else map.ui.reveal(i); // never left under the panel or the bottom sheet
     map.requestDraw();
@@ -140,15 +140,18 @@ export function panels(map) {
   }
 
   function restoreFromHash(animate) {
+    if (!byId) return;
+    map.clusterUi.restore(animate);
     const id = posterFromHash(window.location.hash);
-    if (!id || !byId) return;
-    const i = indexOf(id);
+    const i = id ? indexOf(id) : -1;
     if (i >= 0 && i !== map.selected) select(i, { fly: true, duration: animate ? 750 : 0 });
   }
 
+  // Esc: the closest pairs, then the poster's panel, then the lasso, the selection and the clusters panel.
   function escape() {
     if (!$("pairs").hidden) $("pairs").hidden = true;
-    else select(-1);
+    else if (map.selected >= 0) select(-1);
+    else map.clusterUi.escape();
   }
 
   // -- search -----------------------------------------------------------------------------
@@ -233,6 +236,7 @@ export function panels(map) {
   // -- pairs ------------------------------------------------------------------------------
   async function showPairs() {
     $("panel").hidden = true;
+    $("clusters").hidden = true;
     $("pairs").hidden = false;
     if (pairs) return;
     const list = $("pairs-list");
@@ -289,5 +293,5 @@ export function panels(map) {
     wireSearch();
   }
 
-  return { setUp, wire, select, indexOf, cover, escape, restoreFromHash };
+  return { setUp, wire, select, indexOf, cover, escape, restoreFromHash, thumbButton };
 }

@@ -8,7 +8,9 @@
 // nearest to the centre first. Year dimming and decade tints are overlay tiles composed the same
 // way. Composing runs within a time budget per frame; loading runs off the main thread.
 import { ImageCache } from "./loader.js";
-import { decadeColour, drawnEnlarged, inYearRange, levelFor, posterBox, tileRange, visibleWorld } from "./logic.js";
+import {
+  decadeColour, drawnEnlarged, inYearRange, levelFor, posterBox, tileRange, visibleWorld,
+} from "./logic.js";
 
 const TILE = 256;
 // Per frame, for composing client and overlay tiles: little while the view moves, so that frames stay
@@ -44,7 +46,7 @@ export class Renderer {
     this.stats = { frames: 0, lastMs: 0, level: 0, complete: false, fallbacks: 0 };
   }
 
-  /** Call when the year filter or the colouring changes: overlay tiles are composed anew. */
+  /** Call when the year filter, the selection or the colouring changes: overlay tiles are composed anew. */
   overlaysChanged() {
     this.overlayVersion += 1;
     this.overlays.clear();
@@ -53,7 +55,7 @@ export class Renderer {
 
   overlayActive() {
     const m = this.map;
-    return m.decades || m.yearFrom !== -Infinity || m.yearTo !== Infinity;
+    return m.decades || m.clusterColours || !!m.selection || m.yearFrom !== -Infinity || m.yearTo !== Infinity;
   }
 
   levelFor(layout) {
@@ -319,7 +321,7 @@ export class Renderer {
     if (done) this.requestDraw();
   }
 
-  // -- overlays: dimming and decade tints ----------------------------------------------------
+  // -- overlays: dimming (years, a selection) and tints (decades, clusters) -------------------
   overlayTile(layout, name, z, x, y, priority) {
     const key = `${name}/${z}/${x}/${y}`;
     let entry = this.overlays.get(key);
@@ -352,19 +354,23 @@ export class Renderer {
     const P = m.P;
     const c = entry.canvas.getContext("2d");
     const { wx0, wy0, scale, items } = entry;
+    const mask = m.selection ? m.selection.mask : null;
+    const clusterOf = m.clusterColours ? P.cluster : null; // tints by cluster id: m.clusterTints
     while (entry.cursor < items.length) {
       const end = Math.min(items.length, entry.cursor + 500);
       for (let n = entry.cursor; n < end; n++) {
         const i = items[n];
         const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
-        const dim = !inYearRange(P.year[i], m.yearFrom, m.yearTo);
+        const dim = !inYearRange(P.year[i], m.yearFrom, m.yearTo) || (mask !== null && !mask[i]);
         if (dim) {
           c.fillStyle = "rgba(17, 17, 17, 0.88)";
           c.fillRect((bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
         }
-        if (m.decades) {
+        const tint = m.decades ? decadeColour(P.year[i], m.palette, m.firstDecade)
+          : clusterOf ? m.clusterTints[clusterOf[i]] ?? null : null;
+        if (tint) {
           c.globalAlpha = dim ? 0.06 : 0.45;
-          c.fillStyle = decadeColour(P.year[i], m.palette, m.firstDecade);
+          c.fillStyle = tint;
           c.fillRect((bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
           c.globalAlpha = 1;
         }

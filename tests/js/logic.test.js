@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import {
-  assetUrl, buildSearchIndex, centreOn, dataUrlFromQuery, decadeColour, decadesOf, drawnEnlarged, hashForPoster,
+  assetUrl, buildSearchIndex, centralOrder, mostCentral, centreOn, clusterColour, csvField, dataUrlFromQuery, insidePolygon,
+  makeHash, parseHash, pointInPolygon, relativeToPage, simplifyPath, toCsv, decadeColour, decadesOf, drawnEnlarged, hashForPoster,
   inYearRange, keepsKeys, yearRange,
   levelFor, makePresence, normalizeTitle, pathFor, posterBox, posterFromHash, readColumns, resolveInFolder,
   searchTitles, tileRange, visibleWorld, yearExtent,
@@ -121,4 +122,78 @@ test("only text fields keep the keyboard from the map", () => {
   assert.equal(keepsKeys({ tagName: "BUTTON", type: "button" }), false);
   assert.equal(keepsKeys({ tagName: "CANVAS" }), false);
   assert.equal(keepsKeys(null), false);
+});
+
+test("the hash keeps a poster, a cluster and a lasso, and refuses what it cannot read", () => {
+  const lasso = { layout: "tsne", points: [-0.5, -0.25, 0.5, -0.25, 0.123456, 0.5] };
+  const hash = makeHash({ poster: "1995/rob_roy", cluster: 3, lasso });
+  assert.equal(hash, "#cluster=3&lasso=tsne:-0.5,-0.25;0.5,-0.25;0.1235,0.5&poster=1995/rob_roy");
+  const back = parseHash(hash);
+  assert.equal(back.poster, "1995/rob_roy");
+  assert.equal(back.cluster, 3);
+  assert.deepEqual(back.lasso, { layout: "tsne", points: [-0.5, -0.25, 0.5, -0.25, 0.1235, 0.5] });
+  assert.equal(makeHash({}), "");
+  assert.equal(makeHash({ poster: "1995/a" }), "#poster=1995/a");
+  for (const bad of ["#cluster=x", "#cluster=-1", "#lasso=tsne:1,2;3", "#lasso=tsne:1,2;3,4", "#lasso=:1,2;3,4;5,6",
+    "#lasso=tsne:a,b;1,2;3,4", "#lasso=TSNE<script>:1,2;3,4;5,6"]) {
+    const got = parseHash(bad);
+    assert.equal(got.cluster, null, bad);
+    assert.equal(got.lasso, null, bad);
+  }
+});
+
+test("points inside a free-hand polygon, bounding box first", () => {
+  const square = [0, 0, 2, 0, 2, 2, 0, 2];
+  assert.equal(pointInPolygon(1, 1, square), true);
+  assert.equal(pointInPolygon(3, 1, square), false);
+  // A concave "U": its notch is outside.
+  const u = [0, 0, 3, 0, 3, 3, 2, 3, 2, 1, 1, 1, 1, 3, 0, 3];
+  assert.equal(pointInPolygon(1.5, 2, u), false);
+  assert.equal(pointInPolygon(0.5, 2, u), true);
+  const xs = Float64Array.from([0.5, 1.5, 2.5, 1.5, -1]);
+  const ys = Float64Array.from([2, 2, 2, 0.5, 0]);
+  assert.deepEqual(insidePolygon(xs, ys, u), [0, 2, 3]);
+  assert.deepEqual(insidePolygon(xs, ys, u, 1, 3), [2]); // a chunk: indices 1 and 2 only
+});
+
+test("a free-hand path keeps points at least minDist apart", () => {
+  assert.deepEqual(simplifyPath([0, 0, 0.5, 0, 1, 0, 1.2, 0, 3, 0], 1), [0, 0, 1, 0, 3, 0]);
+});
+
+test("most central first", () => {
+  const xs = Float64Array.from([0, 10, 4, 6, 5]);
+  const ys = Float64Array.from([0, 0, 0, 0, 0]);
+  assert.deepEqual(Array.from(centralOrder([0, 1, 2, 3, 4], xs, ys)), [4, 2, 3, 0, 1]);
+  // The first k without sorting them all: the same as the first k of the whole order, ties included.
+  const many = Array.from({ length: 500 }, (_, i) => i);
+  const mx = Float64Array.from(many, (i) => (i * 7919) % 101);
+  const my = Float64Array.from(many, (i) => (i * 104729) % 37);
+  for (const k of [1, 5, 60, 499, 500, 600]) {
+    assert.deepEqual(Array.from(mostCentral(many, mx, my, k)), Array.from(centralOrder(many, mx, my)).slice(0, k));
+  }
+});
+
+test("cluster colours: the palette, then distinct hues; none for -1", () => {
+  const palette = ["#a", "#b"];
+  assert.equal(clusterColour(0, palette), "#a");
+  assert.equal(clusterColour(-1, palette), null);
+  assert.match(clusterColour(2, palette), /^hsl\(\d+, 65%, 55%\)$/);
+  assert.notEqual(clusterColour(2, palette), clusterColour(3, palette));
+});
+
+test("CSV fields are quoted where needed and never run as formulas", () => {
+  assert.equal(csvField("Rob Roy"), "Rob Roy");
+  assert.equal(csvField('Say "hi", now'), '"Say ""hi"", now"');
+  assert.equal(csvField("two\nlines"), '"two\nlines"');
+  assert.equal(csvField("=HYPERLINK(\"http://x\")"), '"\'=HYPERLINK(""http://x"")"');
+  assert.equal(csvField("-5 degrees"), "'-5 degrees");
+  assert.equal(csvField(1995), "1995");
+  assert.equal(csvField(-3), "-3");
+  assert.equal(csvField(NaN), "");
+  assert.equal(toCsv(["a", "b"], [[1, "x,y"]]), 'a,b\r\n1,"x,y"\r\n');
+});
+
+test("a URL in the page's folder, relative to the page", () => {
+  assert.equal(relativeToPage("http://h/maps/sub/assets/a.jpg", "http://h/maps/index.html?sub/data.json"),
+    "sub/assets/a.jpg");
 });

@@ -1,0 +1,321 @@
+"""The page's clusters, lasso, selection export and permalink, in a real Chromium on a stage-3 map."""
+
+import csv
+import io
+import urllib.request
+
+import pytest
+
+from mapdata import points_of
+from test_page import HOSTILE, browser, open_map, page, settle, site  # noqa: F401  (fixtures and helpers)
+
+TABLEAU10 = ["#4e79a7", "#f28e2c", "#e15759", "#76b7b2", "#59a14f", "#edc949", "#af7aa1", "#ff9da7", "#9c755f",
+             "#bab0ab"]
+
+
+def members(data, cluster):
+    return {pid for pid, c in zip(data["columns"]["id"], data["columns"]["cluster"]) if c == cluster}
+
+
+def screen_points(page):
+    """Every poster's centre on screen (css px, page coordinates), by id."""
+    return page.evaluate("""() => {
+        const m = window.posterMap.state;
+        return Object.fromEntries(m.P.id.map((id) => {
+            const p = window.posterMap.screenPosition(id);
+            return [id, [p.x, p.y]]; }));
+    }""")
+
+
+def pixel(page, x, y):
+    """[r, g, b] of the canvas at page point (x, y)."""
+    return page.evaluate("""([x, y]) => {
+        const c = document.getElementById('map'), r = c.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
+        const d = c.getContext('2d').getImageData(Math.round((x - r.left) * dpr), Math.round((y - r.top) * dpr), 1, 1).data;
+        return [d[0], d[1], d[2]]; }""", [x, y])
+
+
+def brightness(page):
+    """Each poster's brightness on screen, by id: the median of r+g+b over a 5x5 grid across the middle of
+    its box (so that a line drawn across it, such as an outline, does not decide)."""
+    return page.evaluate("""() => {
+        const m = window.posterMap.state, l = m.layouts[m.layout], t = m.transform, dpr = m.dpr;
+        const c = document.getElementById('map'), ctx = c.getContext('2d');
+        const out = {};
+        m.P.id.forEach((id, i) => {
+            const a = m.P.aspect[i], w = a >= 1 ? l.slot : l.slot * a, h = a >= 1 ? l.slot / a : l.slot;
+            const values = [];
+            for (let u = 0; u < 5; u++) for (let v = 0; v < 5; v++) {
+                const x = t.x + t.k * (l.wx[i] + (u / 4 - 0.5) * 0.6 * w);
+                const y = t.y + t.k * (l.wy[i] + (v / 4 - 0.5) * 0.6 * h);
+                const d = ctx.getImageData(Math.round(x * dpr), Math.round(y * dpr), 1, 1).data;
+                values.push(d[0] + d[1] + d[2]);
+            }
+            values.sort((p, q) => p - q);
+            out[id] = values[12];
+        });
+        return out; }""")
+
+
+def inside(x, y, polygon):
+    hit = False
+    for (xi, yi), (xj, yj) in zip(polygon, polygon[-1:] + polygon[:-1]):
+        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+            hit = not hit
+    return hit
+
+
+def distance_to_edges(x, y, polygon):
+    best = float("inf")
+    for (ax, ay), (bx, by) in zip(polygon, polygon[1:] + polygon[:1]):
+        dx, dy = bx - ax, by - ay
+        t = max(0.0, min(1.0, ((x - ax) * dx + (y - ay) * dy) / (dx * dx + dy * dy or 1)))
+        best = min(best, ((ax + t * dx - x) ** 2 + (ay + t * dy - y) ** 2) ** 0.5)
+    return best
+
+
+def draw_lasso(page, polygon, shift=True):
+    if shift:
+        page.keyboard.down("Shift")
+    page.mouse.move(*polygon[0])
+    page.mouse.down()
+    for x, y in polygon[1:] + polygon[:1]:
+        page.mouse.move(x, y, steps=4)
+    page.mouse.up()
+    if shift:
+        page.keyboard.up("Shift")
+    settle(page)
+
+
+def test_the_clusters_panel_lists_each_cluster_largest_first(page, site):
+    server, data = site
+    clusters = data["meta"]["clusters"]
+    assert len(clusters) >= 2, "the fixture's three groups should give clusters"
+    open_map(page, server.url)
+    page.click("#show-clusters")
+    items = page.locator("#clusters-list li")
+    assert items.count() == len(clusters)
+    for k, c in enumerate(clusters):
+        text = items.nth(k).inner_text()
+        assert text.startswith(f"#{c['id']} · {c['size']} posters"), text
+        face = next(p for p in points_of(data) if p["id"] == c["face"])
+        assert items.nth(k).locator("img").get_attribute("src").endswith(face["thumb"])
+    page.watch.assert_clean()
+
+
+def test_a_click_on_a_cluster_flies_to_it_marks_its_members_and_dims_the_rest(page, site):
+    server, data = site
+    c = data["meta"]["clusters"][1]
+    open_map(page, server.url)
+    settle(page)
+    home = page.evaluate("(() => { const t = window.posterMap.state.transform; return [t.x, t.y, t.k]; })()")
+    before = brightness(page)
+    page.click("#show-clusters")
+    page.click(f"#clusters-list button[data-cluster='{c['id']}']")
+    settle(page)
+    assert set(page.evaluate("window.posterMap.selection()")) == members(data, c["id"])
+    assert page.evaluate("location.hash") == f"#cluster={c['id']}"
+    assert page.locator("#selection-count").inner_text().startswith(f"{c['size']} posters")
+    # The cluster fills the part of the map the panel leaves.
+    box = page.locator("#map").bounding_box()
+    panel = page.locator("#clusters").bounding_box()
+    now = screen_points(page)
+    for pid in members(data, c["id"]):
+        x, y = now[pid]
+        assert box["x"] <= x <= panel["x"] and box["y"] <= y <= box["y"] + box["height"], pid
+    # Back at the home view: members keep their colours, the rest are dimmed.
+    page.keyboard.press("0")
+    settle(page)
+    after = brightness(page)
+    for pid, was in before.items():
+        if pid in members(data, c["id"]):
+            assert abs(after[pid] - was) < 30, pid
+        else:
+            assert after[pid] < 0.5 * was, (pid, was, after[pid])
+    # Esc brings the map back: no selection, no dimming, the view from before the flight.
+    page.keyboard.press("Escape")
+    settle(page)
+    assert page.evaluate("window.posterMap.selection()") is None
+    assert page.evaluate("location.hash") == ""
+    after = brightness(page)
+    for pid, was in before.items():
+        assert abs(after[pid] - was) < 30, pid
+    assert page.evaluate("(() => { const t = window.posterMap.state.transform; return [t.x, t.y, t.k]; })()") == \
+        pytest.approx(home, abs=0.5)
+    page.watch.assert_clean()
+
+
+def test_colour_by_cluster_tints_each_cluster_and_outlines_it(page, site):
+    server, data = site
+    open_map(page, server.url)
+    settle(page)
+    before = screen_points(page)
+    colours = {pid: pixel(page, *xy) for pid, xy in before.items()}
+    page.check("#cluster-colours")
+    settle(page)
+
+    def hex_rgb(h):
+        return [int(h[i:i + 2], 16) for i in (1, 3, 5)]
+
+    def dist(a, b):
+        return sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5
+
+    for pid, c in zip(data["columns"]["id"], data["columns"]["cluster"]):
+        if c < 0:
+            continue
+        target = hex_rgb(TABLEAU10[c % 10])
+        assert dist(pixel(page, *before[pid]), target) < dist(colours[pid], target) - 20, pid
+    # Each cluster's outline: the middle of each edge of its hull is drawn in its colour.
+    for c in data["meta"]["clusters"]:
+        outline = c["outline"]
+        hits = 0
+        for (ax, ay), (bx, by) in zip(outline, outline[1:] + outline[:1]):
+            x, y = page.evaluate("""([x, y]) => { const m = window.posterMap.state, t = m.transform,
+                r = document.getElementById('map').getBoundingClientRect();
+                const wx = (x + 1) / 2 * m.side, wy = (1 - y) / 2 * m.side;
+                return [r.left + t.x + t.k * wx, r.top + t.y + t.k * wy]; }""", [(ax + bx) / 2, (ay + by) / 2])
+            near = [pixel(page, x + dx, y + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+            hits += min(dist(p, hex_rgb(TABLEAU10[c["id"] % 10])) for p in near) < 60
+        assert hits >= len(outline) * 0.7, (c["id"], hits, len(outline))
+    # Decades and clusters colour one at a time.
+    page.check("#decades")
+    assert not page.is_checked("#cluster-colours")
+    page.watch.assert_clean()
+
+
+def lasso_around(page, data, cluster, margin=12):
+    """A rectangle around a cluster's members with no other poster's centre near its edges."""
+    pts = screen_points(page)
+    inner = [pts[pid] for pid in members(data, cluster)]
+    x0, y0 = min(p[0] for p in inner) - margin, min(p[1] for p in inner) - margin
+    x1, y1 = max(p[0] for p in inner) + margin, max(p[1] for p in inner) + margin
+    return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)], pts
+
+
+def test_a_lasso_selects_exactly_the_posters_inside_it(page, site):
+    server, data = site
+    open_map(page, server.url)
+    settle(page)
+    polygon, pts = lasso_around(page, data, 0)
+    # A triangle, so that the box of the lasso is not what decides.
+    (x0, y0), (x1, _), (_, y1), _ = polygon
+    triangle = [(x0, y0), (x1 + (x1 - x0), y0), (x0, y1 + (y1 - y0))]
+    expected = {pid for pid, (x, y) in pts.items() if inside(x, y, triangle)}
+    assert all(distance_to_edges(x, y, triangle) > 2 for x, y in pts.values()), "a poster on the edge"
+    assert expected and len(expected) < len(pts)
+    draw_lasso(page, triangle)
+    assert set(page.evaluate("window.posterMap.selection()")) == expected
+    assert page.locator("#selection-title").inner_text() == "Lasso selection"
+    assert page.locator("#selection-count").inner_text().startswith(f"{len(expected)} poster")
+    assert page.evaluate("window.posterMap.state.selected") == -1  # the drag opened no poster
+    # The button draws one without shift, once.
+    page.keyboard.press("Escape")
+    settle(page)
+    page.click("#lasso")
+    polygon, pts = lasso_around(page, data, 1)
+    draw_lasso(page, polygon, shift=False)
+    assert set(page.evaluate("window.posterMap.selection()")) == \
+        {pid for pid, (x, y) in pts.items() if inside(x, y, polygon)}
+    assert page.get_attribute("#lasso", "aria-pressed") == "false"
+    page.watch.assert_clean()
+
+
+def test_export_downloads_the_selection_as_csv_most_central_first(page, site):
+    server, data = site
+    open_map(page, server.url)
+    settle(page)
+    polygon, pts = lasso_around(page, data, 0)
+    draw_lasso(page, polygon)
+    selected = page.evaluate("window.posterMap.selection()")
+    with page.expect_download() as info:
+        page.click("#selection-export")
+    download = info.value
+    rows = list(csv.reader(io.StringIO(open(download.path(), encoding="utf-8", newline="").read())))
+    assert rows[0] == ["poster_id", "title", "year", "image"]
+    by_id = {p["id"]: p for p in points_of(data)}
+    assert [r[0] for r in rows[1:]] == selected
+    for pid, title, year, image in rows[1:]:
+        point = by_id[pid]
+        assert title == point["title"] and year == str(point["year"]) and image == point["image"]
+        with urllib.request.urlopen(server.url + image) as response:  # relative to the page: it opens
+            assert response.status == 200
+    # Most central first: the distance to the selection's middle never decreases.
+    xs = [by_id[pid]["x"] for pid in selected]
+    ys = [by_id[pid]["y"] for pid in selected]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    d = [(x - mx) ** 2 + (y - my) ** 2 for x, y in zip(xs, ys)]
+    assert d == sorted(d)
+    page.watch.assert_clean()
+
+
+def test_a_title_with_quotes_and_markup_is_exported_as_the_same_text(page, site):
+    server, data = site
+    pid = next(p["id"] for p in points_of(data) if p["title"] == HOSTILE)
+    cluster = dict(zip(data["columns"]["id"], data["columns"]["cluster"]))[pid]
+    assert cluster >= 0
+    open_map(page, server.url)
+    settle(page)
+    page.evaluate("c => window.posterMap.selectCluster(c)", cluster)
+    settle(page)
+    with page.expect_download() as info:
+        page.click("#selection-export")
+    assert info.value.suggested_filename == f"cluster-{cluster}.csv"
+    rows = list(csv.reader(io.StringIO(open(info.value.path(), encoding="utf-8", newline="").read())))
+    assert len(rows) == len(members(data, cluster)) + 1
+    assert [r[1] for r in rows if r[0] == pid] == [HOSTILE]
+    assert page.evaluate("window.__pwned") is None
+
+
+@pytest.mark.parametrize("kind", ["cluster", "lasso"])
+def test_the_permalink_restores_the_selection(browser, site, kind):
+    server, data = site
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    open_map(page, server.url)
+    settle(page)
+    if kind == "cluster":
+        page.evaluate("window.posterMap.selectCluster(1)")
+    else:
+        polygon, _ = lasso_around(page, data, 0)
+        draw_lasso(page, polygon)
+    settle(page)
+    chosen = page.evaluate("window.posterMap.selection()")
+    url = page.url
+    assert f"#{kind}=" in url
+    page.close()
+    again = browser.new_page(viewport={"width": 1000, "height": 700})
+    again.goto(url)
+    again.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
+    settle(again)
+    assert again.evaluate("window.posterMap.selection()") == chosen
+    assert again.locator("#selection-view").is_visible()
+    again.close()
+
+
+def test_a_map_without_clusters_hides_their_controls_and_still_lassos(browser, tmp_path):
+    from browser import PageWatch, StaticServer, copy_page
+    from mapdata import make_mapdata
+    from posters_cnn import visu
+
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=6)
+    web = tmp_path / "web"
+    copy_page(web)
+    visu.make_map(feats, manifest, web / "data.json", clusters=False, pair_images=False)
+    server = StaticServer(web)
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    watch = PageWatch(page)
+    try:
+        open_map(page, server.url)
+        settle(page)
+        assert page.locator("#show-clusters").is_hidden()
+        assert page.locator("#cluster-colours").is_hidden()
+        pts = screen_points(page)
+        xs, ys = [p[0] for p in pts.values()], [p[1] for p in pts.values()]
+        polygon = [(min(xs) - 15, min(ys) - 15), (max(xs) + 15, min(ys) - 15), (max(xs) + 15, max(ys) + 15),
+                   (min(xs) - 15, max(ys) + 15)]
+        draw_lasso(page, polygon)
+        assert set(page.evaluate("window.posterMap.selection()")) == set(pts)
+        assert page.locator("#selection-back").is_hidden()  # no clusters to go back to
+        watch.assert_clean()
+    finally:
+        page.close()
+        server.close()
