@@ -35,26 +35,29 @@ def pixel(page, x, y):
         return [d[0], d[1], d[2]]; }""", [x, y])
 
 
-def brightness(page):
-    """Each poster's brightness on screen, by id: the median of r+g+b over a 5x5 grid across the middle of
-    its box (so that a line drawn across it, such as an outline, does not decide)."""
+def poster_colours(page):
+    """Each poster's colour on screen, by id: the per-channel median over a 5x5 grid across the middle of
+    its box (so that a line or a label drawn across it does not decide)."""
     return page.evaluate("""() => {
         const m = window.posterMap.state, l = m.layouts[m.layout], t = m.transform, dpr = m.dpr;
-        const c = document.getElementById('map'), ctx = c.getContext('2d');
+        const ctx = document.getElementById('map').getContext('2d');
         const out = {};
         m.P.id.forEach((id, i) => {
             const a = m.P.aspect[i], w = a >= 1 ? l.slot : l.slot * a, h = a >= 1 ? l.slot / a : l.slot;
-            const values = [];
+            const samples = [[], [], []];
             for (let u = 0; u < 5; u++) for (let v = 0; v < 5; v++) {
                 const x = t.x + t.k * (l.wx[i] + (u / 4 - 0.5) * 0.6 * w);
                 const y = t.y + t.k * (l.wy[i] + (v / 4 - 0.5) * 0.6 * h);
                 const d = ctx.getImageData(Math.round(x * dpr), Math.round(y * dpr), 1, 1).data;
-                values.push(d[0] + d[1] + d[2]);
+                for (let c = 0; c < 3; c++) samples[c].push(d[c]);
             }
-            values.sort((p, q) => p - q);
-            out[id] = values[12];
+            out[id] = samples.map((values) => values.sort((p, q) => p - q)[12]);
         });
         return out; }""")
+
+
+def brightness(page):
+    return {pid: sum(rgb) for pid, rgb in poster_colours(page).items()}
 
 
 def inside(x, y, polygon):
@@ -149,10 +152,10 @@ def test_colour_by_cluster_tints_each_cluster_and_outlines_it(page, site):
     server, data = site
     open_map(page, server.url)
     settle(page)
-    before = screen_points(page)
-    colours = {pid: pixel(page, *xy) for pid, xy in before.items()}
+    colours = poster_colours(page)
     page.check("#cluster-colours")
     settle(page)
+    tinted = poster_colours(page)
 
     def hex_rgb(h):
         return [int(h[i:i + 2], 16) for i in (1, 3, 5)]
@@ -164,19 +167,37 @@ def test_colour_by_cluster_tints_each_cluster_and_outlines_it(page, site):
         if c < 0:
             continue
         target = hex_rgb(TABLEAU10[c % 10])
-        assert dist(pixel(page, *before[pid]), target) < dist(colours[pid], target) - 20, pid
-    # Each cluster's outline: the middle of each edge of its hull is drawn in its colour.
+        assert dist(tinted[pid], target) < dist(colours[pid], target) - 20, pid
+    # Each cluster's outline, round its posters: where the middle of an edge fell on the background before,
+    # it is now the cluster's colour.
+    view = page.evaluate("""() => { const m = window.posterMap.state, t = m.transform,
+        r = document.getElementById('map').getBoundingClientRect();
+        return {side: m.side, slot: m.layouts.tsne.slot, x: r.left + t.x, y: r.top + t.y, k: t.k}; }""")
+
+    def on_screen(x, y):
+        return view["x"] + view["k"] * (x + 1) / 2 * view["side"], view["y"] + view["k"] * (1 - y) / 2 * view["side"]
+
+    page.uncheck("#cluster-colours")
+    settle(page)
+    edges = []
     for c in data["meta"]["clusters"]:
-        outline = c["outline"]
-        hits = 0
-        for (ax, ay), (bx, by) in zip(outline, outline[1:] + outline[:1]):
-            x, y = page.evaluate("""([x, y]) => { const m = window.posterMap.state, t = m.transform,
-                r = document.getElementById('map').getBoundingClientRect();
-                const wx = (x + 1) / 2 * m.side, wy = (1 - y) / 2 * m.side;
-                return [r.left + t.x + t.k * wx, r.top + t.y + t.k * wy]; }""", [(ax + bx) / 2, (ay + by) / 2])
-            near = [pixel(page, x + dx, y + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
-            hits += min(dist(p, hex_rgb(TABLEAU10[c["id"] % 10])) for p in near) < 60
-        assert hits >= len(outline) * 0.7, (c["id"], hits, len(outline))
+        cx, cy = on_screen(*c["centroid"])
+        grown = []
+        for x, y in c["outline"]:
+            sx, sy = on_screen(x, y)
+            d = max(1e-9, ((sx - cx) ** 2 + (sy - cy) ** 2) ** 0.5)
+            pad = 0.75 * view["slot"] * view["k"]
+            grown.append((sx + (sx - cx) / d * pad, sy + (sy - cy) / d * pad))
+        for (ax, ay), (bx, by) in zip(grown, grown[1:] + grown[:1]):
+            mx, my = (ax + bx) / 2, (ay + by) / 2
+            if dist(pixel(page, mx, my), [17, 17, 17]) < 10:
+                edges.append((c["id"], mx, my))
+    assert len(edges) >= len(data["meta"]["clusters"]) * 2, edges
+    page.check("#cluster-colours")
+    settle(page)
+    for cluster, mx, my in edges:
+        near = [pixel(page, mx + dx, my + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+        assert min(dist(p, hex_rgb(TABLEAU10[cluster % 10])) for p in near) < 60, (cluster, mx, my, near)
     # Decades and clusters colour one at a time.
     page.check("#decades")
     assert not page.is_checked("#cluster-colours")

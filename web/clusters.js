@@ -7,11 +7,13 @@
 // frames as the year filter, whatever the number of posters. Outlines, numbers and the lasso are
 // vectors drawn over each frame: a few hundred points at most.
 import {
-  boxOf, centralOrder, clusterColour, insidePolygon, makeHash, mostCentral, parseHash, relativeToPage, simplifyPath,
+  boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, makeHash, mostCentral, parseHash, relativeToPage, simplifyPath,
   toCsv,
 } from "./logic.js";
 
-const OUTLINES_BELOW_PX = 48; // outlines and numbers while a poster is drawn smaller than this
+// Outlines and numbers while a poster is drawn smaller than this, or the map at most twice its first size.
+const OUTLINES_BELOW_PX = 48;
+const OUTLINES_UP_TO_ZOOM = 2;
 const SHOWN_MEMBERS = 60; // thumbnails listed in the selection's panel
 const SELECT_BUDGET_MS = 8; // per frame, for the lasso's point-in-polygon tests
 
@@ -48,12 +50,15 @@ export function clusters(map, panels, pageUrl) {
       }
       for (const c of meta) map.clusterTints[c.id] = clusterColour(c.id, map.palette);
       list = meta.map((c, k) => {
-        const outline = [];
-        for (const [x, y] of c.outline || []) outline.push(...world(x, y));
+        const centres = [];
+        for (const [x, y] of c.outline || []) centres.push(...world(x, y));
+        const centroid = world(...(c.centroid || [0, 0]));
+        // The outline joins the centres of the outermost posters: move it out by half a poster's diagonal.
+        const outline = grownOutline(centres, centroid[0], centroid[1], 0.75 * map.layouts.tsne.slot);
         const members = Int32Array.from(buckets[k]);
         const face = panels.indexOf(c.face);
         return { id: c.id, size: members.length, years: c.years, face: face >= 0 ? face : members[0], members,
-          outline, centroid: world(...(c.centroid || [0, 0])) };
+          outline, centroid };
       });
     }
   }
@@ -358,7 +363,8 @@ export function clusters(map, panels, pageUrl) {
     const tsne = map.layout === "tsne" && !map.fade;
     ctx.setTransform(map.dpr * t.k, 0, 0, map.dpr * t.k, map.dpr * t.x, map.dpr * t.y);
     const line = 1 / t.k;
-    if (tsne && map.clusterColours && map.layouts.tsne.slot * t.k < OUTLINES_BELOW_PX) {
+    const small = map.layouts.tsne.slot * t.k < OUTLINES_BELOW_PX || t.k <= OUTLINES_UP_TO_ZOOM;
+    if (tsne && map.clusterColours && small) {
       ctx.lineWidth = 1.5 * line;
       for (const c of list) {
         if (c.outline.length < 6) continue;

@@ -373,6 +373,21 @@ export function insidePolygon(xs, ys, points, from = 0, to = xs.length, box = bo
   return out;
 }
 
+/**
+ * A convex outline [x0, y0, ...] moved `pad` further from its centre (cx, cy) at every vertex: drawn
+ * round the posters of a cluster rather than through the centres of the outermost ones.
+ */
+export function grownOutline(points, cx, cy, pad) {
+  const out = [];
+  for (let i = 0; i + 1 < points.length; i += 2) {
+    const dx = points[i] - cx;
+    const dy = points[i + 1] - cy;
+    const d = Math.hypot(dx, dy) || 1;
+    out.push(points[i] + (dx / d) * pad, points[i + 1] + (dy / d) * pad);
+  }
+  return out;
+}
+
 /** A free-hand path with points closer than `minDist` to the last one kept dropped. */
 export function simplifyPath(points, minDist) {
   const out = [];

@@ -4,11 +4,11 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import {
-  assetUrl, buildSearchIndex, centralOrder, mostCentral, centreOn, clusterColour, csvField, dataUrlFromQuery, insidePolygon,
-  makeHash, parseHash, pointInPolygon, relativeToPage, simplifyPath, toCsv, decadeColour, decadesOf, drawnEnlarged, hashForPoster,
-  inYearRange, keepsKeys, yearRange,
-  levelFor, makePresence, normalizeTitle, pathFor, posterBox, posterFromHash, readColumns, resolveInFolder,
-  searchTitles, tileRange, visibleWorld, yearExtent,
+  assetUrl, buildSearchIndex, centralOrder, centreOn, clusterColour, csvField, dataUrlFromQuery, decadeColour,
+  decadesOf, drawnEnlarged, grownOutline, hashForPoster, insidePolygon, inYearRange, keepsKeys, levelFor, makeHash,
+  makePresence, mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterBox, posterFromHash,
+  readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, tileRange, toCsv, visibleWorld,
+  yearExtent, yearRange,
 } from "../../web/logic.js";
 
 const PAGE = "http://127.0.0.1:8000/maps/index.html?data.json";
@@ -154,6 +154,10 @@ test("points inside a free-hand polygon, bounding box first", () => {
   const ys = Float64Array.from([2, 2, 2, 0.5, 0]);
   assert.deepEqual(insidePolygon(xs, ys, u), [0, 2, 3]);
   assert.deepEqual(insidePolygon(xs, ys, u, 1, 3), [2]); // a chunk: indices 1 and 2 only
+});
+
+test("an outline grown round its centre", () => {
+  assert.deepEqual(grownOutline([2, 0, 0, 2, -2, 0], 0, 0, 1), [3, 0, 0, 3, -3, 0]);
 });
 
 test("a free-hand path keeps points at least minDist apart", () => {
