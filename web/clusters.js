@@ -14,8 +14,10 @@ import {
 // Outlines and numbers while a poster is drawn smaller than this, or the map at most twice its first size.
 const OUTLINES_BELOW_PX = 48;
 const OUTLINES_UP_TO_ZOOM = 2;
-const SHOWN_MEMBERS = 60; // thumbnails listed in the selection's panel
-const SELECT_BUDGET_MS = 8; // per frame, for the lasso's point-in-polygon tests
+// Thumbnails listed in the selection's panel, a page at a time: 60 arriving at once took a frame of
+// 80-130 ms at 100,000 posters (decoded and painted on the main thread); 20 stay under 50 ms.
+const SHOWN_PAGE = 20;
+const SHOWN_MAX = 200;
 
 export function clusters(map, panels, pageUrl) {
   const { $, canvas } = map;
@@ -41,6 +43,7 @@ export function clusters(map, panels, pageUrl) {
     const meta = map.meta.clusters;
     list = [];
     map.clusterTints = []; // by cluster id, for the renderer's overlay tiles
+    map.renderer.background.push(() => (pending ? [-Infinity, work] : null)); // before any composing
     if (P.cluster && Array.isArray(meta)) {
       const buckets = meta.map(() => []);
       const slot = new Map(meta.map((c, k) => [c.id, k]));
@@ -154,10 +157,9 @@ export function clusters(map, panels, pageUrl) {
     map.requestDraw();
   }
 
-  /** Called once per frame: goes on with a pending lasso within the budget. */
-  function work() {
-    if (!pending) return;
-    const stop = performance.now() + SELECT_BUDGET_MS;
+  /** Goes on with a pending lasso until `stop`: a job of the renderer's, within its frame budget. */
+  function work(stop) {
+    if (pending.next >= map.n) return; // done: its selection is on the way (below)
     const { xs, ys, points, box, found } = pending;
     let i = pending.next;
     while (i < map.n) {
@@ -167,16 +169,17 @@ export function clusters(map, panels, pageUrl) {
       if (performance.now() > stop) break;
     }
     pending.next = i;
-    if (i < map.n) {
-      map.requestDraw();
-      return;
-    }
+    if (i < map.n) return; // the renderer asks for another frame
+    // The selection, its panel and its overlay tiles: a task of their own, after this frame.
     const done = pending;
-    pending = null;
-    if (!map.selection) before = null;
-    setSelection({ kind: "lasso", lasso: { layout: done.layout, points: done.points },
-      members: Int32Array.from(done.found), xs: done.xs, ys: done.ys });
-    showSelection();
+    setTimeout(() => {
+      if (pending !== done) return; // cleared, or another lasso, meanwhile
+      pending = null;
+      if (!map.selection) before = null;
+      setSelection({ kind: "lasso", lasso: { layout: done.layout, points: done.points },
+        members: Int32Array.from(done.found), xs: done.xs, ys: done.ys });
+      showSelection();
+    }, 0);
   }
 
   function showSelection() {
@@ -197,13 +200,23 @@ export function clusters(map, panels, pageUrl) {
     }
     const count = `${s.members.length} poster${s.members.length === 1 ? "" : "s"}`;
     $("selection-count").textContent = lo <= hi ? `${count} · ${years([lo, hi])}` : count;
-    $("selection-status").textContent = s.members.length > SHOWN_MEMBERS
-      ? `The ${SHOWN_MEMBERS} most central are shown; Export has them all.` : "";
     $("selection-export").disabled = s.members.length === 0;
     $("selection-back").hidden = !available();
+    $("selection-list").replaceChildren();
+    s.central = mostCentral(s.members, s.xs, s.ys, SHOWN_MAX);
+    showMore();
+  }
+
+  /** The next page of the selection's most central posters. */
+  function showMore() {
+    const s = map.selection;
     const grid = $("selection-list");
-    grid.replaceChildren();
-    for (const i of mostCentral(s.members, s.xs, s.ys, SHOWN_MEMBERS)) grid.append(panels.thumbButton(i, null));
+    const from = grid.childElementCount;
+    for (const i of s.central.slice(from, from + SHOWN_PAGE)) grid.append(panels.thumbButton(i, null));
+    const shown = grid.childElementCount;
+    $("selection-more").hidden = shown >= s.central.length;
+    $("selection-status").textContent = s.members.length > shown
+      ? `The ${shown} most central are shown; Export has all ${s.members.length}.` : "";
   }
 
   function clear({ flyBack = true } = {}) {
@@ -294,6 +307,9 @@ export function clusters(map, panels, pageUrl) {
       $("clusters").hidden = true;
     });
     $("selection-export").addEventListener("click", exportCsv);
+    $("selection-more").addEventListener("click", () => {
+      if (map.selection) showMore();
+    });
     $("cluster-colours").addEventListener("change", (event) => {
       map.clusterColours = event.target.checked;
       if (map.clusterColours && map.decades) {
@@ -357,7 +373,6 @@ export function clusters(map, panels, pageUrl) {
   }
 
   function draw(ctx) {
-    work();
     const t = map.transform;
     const s = map.selection;
     const tsne = map.layout === "tsne" && !map.fade;

@@ -16,7 +16,7 @@ const TILE = 256;
 // Per frame, for composing client and overlay tiles: little while the view moves, so that frames stay
 // short; more once it has rested, so that the view turns sharp sooner.
 const COMPOSE_BUDGET_MS = 6;
-const COMPOSE_BUDGET_AT_REST_MS = 24;
+const COMPOSE_BUDGET_AT_REST_MS = 12;
 const REST_AFTER_MS = 150;
 const BG = "#111";
 
@@ -41,7 +41,9 @@ export class Renderer {
     this.movedAt = 0;
     this.overlays = new Map(); // overlay tiles: key -> {canvas, done, cursor, items}
     this.overlayVersion = 0;
+    this.buckets = new Map(); // "layout/z" -> Map(tile index -> poster indices, ascending): see tileMembers
     this.jobs = []; // composing wanted this frame: [priority, fn]
+    this.background = []; // functions giving other work for a frame's budget ([priority, fn]) or null
     this.drawn = new Map(); // this frame: target tile key -> level drawn
     this.stats = { frames: 0, lastMs: 0, level: 0, complete: false, fallbacks: 0 };
   }
@@ -83,6 +85,10 @@ export class Renderer {
     if (fadeTo) complete = this.drawLayout(m.layouts[fadeTo], fadeTo, fade) && complete;
     this.tiles.pump();
     this.thumbs.pump();
+    for (const more of this.background) {
+      const job = more();
+      if (job) this.jobs.push(job);
+    }
     this.runJobs();
     this.stats.frames += 1;
     this.stats.lastMs = performance.now() - started;
@@ -322,6 +328,39 @@ export class Renderer {
   }
 
   // -- overlays: dimming (years, a selection) and tints (decades, clusters) -------------------
+  /**
+   * The posters whose box meets tile (z, x, y), ascending. Every tile of a level is filled in one pass
+   * over the posters, once per level: a quadtree walk per tile cost tens of ms a frame at 100,000
+   * posters whenever a selection or a colouring changed every overlay tile at once.
+   */
+  tileMembers(layout, name, z, x, y) {
+    const levelKey = `${name}/${z}`;
+    let level = this.buckets.get(levelKey);
+    if (!level) {
+      level = new Map();
+      const { pyr, wx, wy } = layout;
+      const size = pyr.spanW / (1 << z);
+      const r = layout.slot / 2;
+      const last = (1 << z) - 1;
+      const cell = (v) => Math.max(0, Math.min(last, Math.floor((v - pyr.originW) / size)));
+      for (let i = 0; i < wx.length; i++) {
+        const x1 = cell(wx[i] + r);
+        const y1 = cell(wy[i] + r);
+        for (let ty = cell(wy[i] - r); ty <= y1; ty++) {
+          for (let tx = cell(wx[i] - r); tx <= x1; tx++) {
+            const k = ty * (last + 1) + tx;
+            const list = level.get(k);
+            if (list) list.push(i);
+            else level.set(k, [i]);
+          }
+        }
+      }
+      this.buckets.set(levelKey, level);
+      while (this.buckets.size > 24) this.buckets.delete(this.buckets.keys().next().value);
+    }
+    return level.get(y * (1 << z) + x) || [];
+  }
+
   overlayTile(layout, name, z, x, y, priority) {
     const key = `${name}/${z}/${x}/${y}`;
     let entry = this.overlays.get(key);
@@ -331,8 +370,10 @@ export class Renderer {
       const canvas = document.createElement("canvas");
       canvas.width = TILE;
       canvas.height = TILE;
-      entry = { canvas, done: false, cursor: 0, items: this.posterIndices(layout, wx0, wy0, wx0 + size, wy0 + size),
-        wx0, wy0, scale: TILE / size };
+      // A canvas on the CPU (read back below): see composeOverlay.
+      const c = canvas.getContext("2d", { willReadFrequently: true });
+      entry = { canvas, c, done: false, cursor: 0, items: this.tileMembers(layout, name, z, x, y), wx0, wy0,
+        scale: TILE / size };
       this.overlays.set(key, entry);
       while (this.overlays.size > 400) this.overlays.delete(this.overlays.keys().next().value);
     }
@@ -352,8 +393,7 @@ export class Renderer {
   composeOverlay(layout, entry, stop) {
     const m = this.map;
     const P = m.P;
-    const c = entry.canvas.getContext("2d");
-    const { wx0, wy0, scale, items } = entry;
+    const { c, wx0, wy0, scale, items } = entry;
     const mask = m.selection ? m.selection.mask : null;
     const clusterOf = m.clusterColours ? P.cluster : null; // tints by cluster id: m.clusterTints
     while (entry.cursor < items.length) {
@@ -376,6 +416,10 @@ export class Renderer {
         }
       }
       entry.cursor = end;
+      // Drawing calls are only recorded here; the pixels are made when the canvas is used. Read a pixel
+      // back so that they are made now, inside this frame's budget: otherwise a tile of 100,000 posters
+      // was rasterised at once in the frame that first showed it (46 ms on top of the budget).
+      c.getImageData(0, 0, 1, 1);
       if (performance.now() > stop) return;
     }
     entry.done = true;

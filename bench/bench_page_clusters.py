@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Frame times while a person uses the clusters: colours switched, a lasso drawn, a cluster chosen.
+
+    python bench/bench_page_clusters.py [--sizes 3000,100000] [--repeats 3]
+
+The maps are bench_page.py's (stage 3 on synthetic clustered features, bench/out/page-N/, made
+again if they have no clusters), served by a local HTTP server and opened in Debian's Chromium
+(headless, software rendering, 1280x800, device pixel ratio 1). Each scenario runs in a fresh
+browser context once the first view has settled; its frame times are the intervals between
+animation frames from the first input until the view has settled again (or 6 s):
+
+* colours: "colour by cluster" ticked at the whole map, then "colour by decade", then cluster
+  again, at 16x on a dense place (each switch recomposes the overlay tiles);
+* lasso: a shift-drag round a circle of 250 px at the whole map, 120 pointer moves in 2 s, then
+  the selection of the posters inside and the dimming of the rest;
+* cluster: the largest cluster chosen in the Clusters panel: the flight to it and the dimming.
+
+The target: no frame over 50 ms. Median and worst frame per scenario, over all repeats.
+"""
+
+import argparse
+import json
+import math
+import statistics
+import time
+
+from bench_page import FRAMES_START, FRAMES_STOP, centre_zoom, prepare
+from common import OUT, machine
+
+from browser import StaticServer, launch
+
+
+def settled(page, limit=6.0):
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        if page.evaluate("window.posterMap.settled()"):
+            return True
+        page.wait_for_timeout(50)
+    return False
+
+
+def open_map(browser, url):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_function("window.posterMap && window.posterMap.ready && window.posterMap.firstView",
+                           timeout=600_000, polling=50)
+    settled(page, 60)
+    return context, page
+
+
+def colours(page):
+    page.evaluate(FRAMES_START)
+    page.check("#cluster-colours")
+    settled(page)
+    centre_zoom(page, 16)
+    settled(page)
+    page.check("#decades")
+    settled(page)
+    page.check("#cluster-colours")
+    settled(page)
+    return page.evaluate(FRAMES_STOP)
+
+
+def lasso(page):
+    box = page.locator("#map").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.evaluate(FRAMES_START)
+    page.keyboard.down("Shift")
+    page.mouse.move(cx + 250, cy)
+    page.mouse.down()
+    start = time.perf_counter()
+    for i in range(1, 121):
+        a = 2 * math.pi * i / 120
+        page.mouse.move(cx + 250 * math.cos(a), cy + 250 * math.sin(a))
+        wait = start + i * 2.0 / 120 - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    settled(page)
+    frames = page.evaluate(FRAMES_STOP)
+    count = len(page.evaluate("window.posterMap.selection() || []"))
+    return frames, count
+
+
+def cluster(page):
+    page.click("#show-clusters")
+    page.evaluate(FRAMES_START)
+    page.click("#clusters-list li:first-child button")
+    settled(page)
+    return page.evaluate(FRAMES_STOP)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="3000,100000")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", default=str(OUT / "page_clusters.json"))
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    print(f"machine: {machine()}; headless Chromium, software rendering, 1280x800", flush=True)
+    results = []
+    with sync_playwright() as p:
+        browser = launch(p)
+        for n in map(int, args.sizes.split(",")):
+            data = OUT / f"page-{n}" / "data.json"
+            if data.exists() and "clusters" not in json.loads(data.read_text())["meta"]:
+                data.unlink()  # made before stage 3 found clusters
+            web = prepare(n, baseline=False)
+            server = StaticServer(web)
+            url = server.url + "index.html?data.json"
+            runs = {"colours": [], "lasso": [], "cluster": []}
+            selected = []
+            try:
+                for _ in range(args.repeats):
+                    for name in runs:
+                        context, page = open_map(browser, url)
+                        centre_zoom(page, 1)
+                        settled(page)
+                        if name == "lasso":
+                            frames, count = lasso(page)
+                            selected.append(count)
+                        else:
+                            frames = colours(page) if name == "colours" else cluster(page)
+                        runs[name].extend(frames)
+                        context.close()
+            finally:
+                server.close()
+            for name, frames in runs.items():
+                row = {"n": n, "scenario": name, "frames": len(frames), "median_ms": round(statistics.median(frames), 1),
+                       "max_ms": round(max(frames), 1), "over_50ms": sum(f > 50 for f in frames)}
+                if name == "lasso":
+                    row["selected"] = selected
+                results.append(row)
+                print(row, flush=True)
+        browser.close()
+    with open(args.json, "w") as fh:
+        json.dump({"machine": machine(), "results": results}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
