@@ -103,8 +103,10 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     """Run stage 3 and return a summary dict; see the module docstring for what is written."""
     started = time.perf_counter()
     # scikit-learn takes a second to import (PCA, trustworthiness and HDBSCAN come from it): let it load
-    # on the other core while the features are read and compared. An import waits for it where needed.
-    threading.Thread(target=_import_sklearn, name="import-sklearn", daemon=True).start()
+    # on the other core while the features are read and compared, and wait for it before its first use
+    # here (two threads importing one package at once can see it half-initialised).
+    importing = threading.Thread(target=_import_sklearn, name="import-sklearn", daemon=True)
+    importing.start()
     timer = _Timer()
     n_jobs = n_jobs or os.cpu_count() or 1
     output = Path(output)
@@ -154,6 +156,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     if exact:
         neighbour_index, neighbour_sim, best_pairs = similar(None)
     with timer("pca"):
+        importing.join()
         reduced, pca_info, components = layout.pca(features, pca_components, seed)
     if not exact:
         neighbour_index, neighbour_sim, best_pairs = similar(components)
@@ -262,8 +265,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     write_json_atomic(output, {"meta": meta, "columns": columns})
     install_page(out_dir)
     return {"count": n, "trustworthiness": trust, "timings": timer.timings, "seconds": meta["seconds"],
-            "output": str(output),
-            "pairs": len(best_pairs), "tiles": tile_files, "clusters": len(cluster_list) if clusters else None}
+            "output": str(output), "pairs": len(best_pairs), "tiles": tile_files,
+            "clusters": len(cluster_list) if clusters else None}
 
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"

@@ -2,13 +2,13 @@
 // the lasso, the selection's panel, its CSV export, and the permalink of a selection.
 //
 // A selection (a cluster, or the posters inside a lasso) is map.selection = {kind, members, mask,
-// cluster | lasso}: members most central first, mask[i] = 1 for a member. The renderer dims the
+// cluster | lasso}: members in index order, mask[i] = 1 for a member. The renderer dims the
 // rest with its overlay tiles (composed within its frame budget), so a selection costs the same
 // frames as the year filter, whatever the number of posters. Outlines, numbers and the lasso are
 // vectors drawn over each frame: a few hundred points at most.
 import {
-  boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, makeHash, mostCentral, parseHash, relativeToPage, simplifyPath,
-  toCsv,
+  boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, makeHash, mostCentral, parseHash, relativeToPage,
+  simplifyPath, toCsv,
 } from "./logic.js";
 
 // Outlines and numbers while a poster is drawn smaller than this, or the map at most twice its first size.
@@ -97,7 +97,7 @@ export function clusters(map, panels, pageUrl) {
       text.textContent = `#${c.id} · ${c.size} posters${c.years ? ` · ${years(c.years)}` : ""}`;
       const swatch = document.createElement("span");
       swatch.className = "swatch";
-      swatch.style.background = clusterColour(c.id, map.palette);
+      swatch.style.background = map.clusterTints[c.id];
       button.append(img, swatch, text);
       button.addEventListener("click", () => selectCluster(c.id));
       item.append(button);
