@@ -18,6 +18,8 @@ const canvas = $("map");
 // Every URL the page fetches is resolved against this and must stay in its folder.
 const PAGE_URL = window.location.href;
 
+const thumbUrls = new Map(); // poster index -> its thumbnail's URL, once resolved
+
 const map = {
   dataUrl: "", dataName: "", meta: null, P: null, n: 0, side: 0, layouts: {}, layout: "tsne",
   transform: d3.zoomIdentity, home: d3.zoomIdentity, dpr: 1, width: 0, height: 0,
@@ -39,7 +41,14 @@ const map = {
     return pathFor(map.meta.paths.thumb, map.P.thumb, i, map.P.id[i]);
   },
   thumbUrl(i) {
-    return map.asset(map.thumbPath(i)) || "about:blank";
+    // Asked for every frame while a thumbnail loads: resolving and checking the URL each time took
+    // tens of ms a frame with hundreds loading, so each is resolved once.
+    let url = thumbUrls.get(i);
+    if (url === undefined) {
+      url = map.asset(map.thumbPath(i)) || "about:blank";
+      thumbUrls.set(i, url);
+    }
+    return url;
   },
   imagePath(i) {
     return pathFor(map.meta.paths.image, map.P.image, i, map.P.id[i]);

@@ -402,16 +402,21 @@ export class Renderer {
         const i = items[n];
         const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
         const dim = !inYearRange(P.year[i], m.yearFrom, m.yearTo) || (mask !== null && !mask[i]);
+        const x = (bx - wx0) * scale;
+        const y = (by - wy0) * scale;
+        // Each poster's box takes its own overlay, over what lay under it: a later poster is on top, as
+        // in the tiles, and tints of overlapping posters do not pile up into a solid colour.
+        c.clearRect(x, y, bw * scale, bh * scale);
         if (dim) {
           c.fillStyle = "rgba(17, 17, 17, 0.88)";
-          c.fillRect((bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
+          c.fillRect(x, y, bw * scale, bh * scale);
         }
         const tint = m.decades ? decadeColour(P.year[i], m.palette, m.firstDecade)
           : clusterOf ? m.clusterTints[clusterOf[i]] ?? null : null;
         if (tint) {
           c.globalAlpha = dim ? 0.06 : 0.45;
           c.fillStyle = tint;
-          c.fillRect((bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
+          c.fillRect(x, y, bw * scale, bh * scale);
           c.globalAlpha = 1;
         }
       }
