@@ -168,6 +168,9 @@ def test_colour_by_cluster_tints_each_cluster_and_outlines_it(page, site):
             continue
         target = hex_rgb(TABLEAU10[c % 10])
         assert dist(tinted[pid], target) < dist(colours[pid], target) - 20, pid
+        # A 45% tint over the poster, however many posters overlap there: not a solid colour.
+        expected = [0.55 * a + 0.45 * b for a, b in zip(colours[pid], target)]
+        assert dist(tinted[pid], expected) < 30, (pid, colours[pid], tinted[pid], expected)
     # Each cluster's outline, round its posters: where the middle of an edge fell on the background before,
     # it is now the cluster's colour.
     view = page.evaluate("""() => { const m = window.posterMap.state, t = m.transform,
