@@ -343,3 +343,29 @@ def test_a_map_without_clusters_hides_their_controls_and_still_lassos(browser, t
     finally:
         page.close()
         server.close()
+
+
+def test_a_finger_draws_a_lasso_in_lasso_mode_and_does_not_pan(browser, site):
+    server, data = site
+    context = browser.new_context(viewport={"width": 1000, "height": 700}, has_touch=True)
+    page = context.new_page()
+    try:
+        open_map(page, server.url)
+        settle(page)
+        page.tap("#lasso")
+        polygon, pts = lasso_around(page, data, 0)
+        view = page.evaluate("(() => { const t = window.posterMap.state.transform; return [t.x, t.y, t.k]; })()")
+        cdp = context.new_cdp_session(page)
+        start = {"x": polygon[0][0], "y": polygon[0][1]}
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [start]})
+        for (xa, ya), (xb, yb) in zip(polygon, polygon[1:] + polygon[:1]):
+            for k in range(1, 6):
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
+                    {"x": xa + (xb - xa) * k / 5, "y": ya + (yb - ya) * k / 5}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        settle(page)
+        assert set(page.evaluate("window.posterMap.selection()")) == \
+            {pid for pid, (x, y) in pts.items() if inside(x, y, polygon)}
+        assert page.evaluate("(() => { const t = window.posterMap.state.transform; return [t.x, t.y, t.k]; })()") == view
+    finally:
+        context.close()
