@@ -129,7 +129,8 @@ def main():
             finally:
                 server.close()
             for name, frames in runs.items():
-                row = {"n": n, "scenario": name, "frames": len(frames), "median_ms": round(statistics.median(frames), 1),
+                row = {"n": n, "scenario": name, "frames": len(frames),
+                       "median_ms": round(statistics.median(frames), 1),
                        "max_ms": round(max(frames), 1), "over_50ms": sum(f > 50 for f in frames)}
                 if name == "lasso":
                     row["selected"] = selected

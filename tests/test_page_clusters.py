@@ -9,6 +9,7 @@ import pytest
 from mapdata import points_of
 from test_page import HOSTILE, browser, open_map, page, settle, site  # noqa: F401  (fixtures and helpers)
 
+TRANSFORM = "(() => { const t = window.posterMap.state.transform; return [t.x, t.y, t.k]; })()"
 TABLEAU10 = ["#4e79a7", "#f28e2c", "#e15759", "#76b7b2", "#59a14f", "#edc949", "#af7aa1", "#ff9da7", "#9c755f",
              "#bab0ab"]
 
@@ -31,7 +32,8 @@ def pixel(page, x, y):
     """[r, g, b] of the canvas at page point (x, y)."""
     return page.evaluate("""([x, y]) => {
         const c = document.getElementById('map'), r = c.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
-        const d = c.getContext('2d').getImageData(Math.round((x - r.left) * dpr), Math.round((y - r.top) * dpr), 1, 1).data;
+        const px = Math.round((x - r.left) * dpr), py = Math.round((y - r.top) * dpr);
+        const d = c.getContext('2d').getImageData(px, py, 1, 1).data;
         return [d[0], d[1], d[2]]; }""", [x, y])
 
 
@@ -354,7 +356,7 @@ def test_a_finger_draws_a_lasso_in_lasso_mode_and_does_not_pan(browser, site):
         settle(page)
         page.tap("#lasso")
         polygon, pts = lasso_around(page, data, 0)
-        view = page.evaluate("(() => { const t = window.posterMap.state.transform; return [t.x, t.y, t.k]; })()")
+        view = page.evaluate(TRANSFORM)
         cdp = context.new_cdp_session(page)
         start = {"x": polygon[0][0], "y": polygon[0][1]}
         cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [start]})
@@ -366,6 +368,6 @@ def test_a_finger_draws_a_lasso_in_lasso_mode_and_does_not_pan(browser, site):
         settle(page)
         assert set(page.evaluate("window.posterMap.selection()")) == \
             {pid for pid, (x, y) in pts.items() if inside(x, y, polygon)}
-        assert page.evaluate("(() => { const t = window.posterMap.state.transform; return [t.x, t.y, t.k]; })()") == view
+        assert page.evaluate(TRANSFORM) == view
     finally:
         context.close()
