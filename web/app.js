@@ -8,7 +8,7 @@
 import { clusters } from "./clusters.js";
 import { interaction } from "./interaction.js";
 import { fetchJson } from "./loader.js";
-import { assetUrl, dataUrlFromQuery, makePresence, pathFor, readColumns } from "./logic.js";
+import { assetUrl, dataUrlFromQuery, makePresence, pathFor, readColumns, toWorld } from "./logic.js";
 import { panels } from "./panels.js";
 import { Renderer } from "./renderer.js";
 
@@ -121,8 +121,7 @@ function makeLayout(xs, ys, pyramid, { lazyTree = false } = {}) {
   const wx = new Float64Array(n);
   const wy = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    wx[i] = ((xs[i] + 1) / 2) * map.side;
-    wy[i] = ((1 - ys[i]) / 2) * map.side; // y up in the data, down on screen
+    [wx[i], wy[i]] = toWorld(xs[i], ys[i], map.side);
   }
   const present = makePresence(pyramid.present);
   const slot = pyramid.slot * map.side;

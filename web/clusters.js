@@ -8,7 +8,7 @@
 // vectors drawn over each frame: a few hundred points at most.
 import {
   boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, makeHash, mostCentral, parseHash, relativeToPage,
-  simplifyPath, toCsv,
+  simplifyPath, toCsv, toData, toWorld,
 } from "./logic.js";
 
 // Outlines and numbers while a poster is drawn smaller than this, or the map at most twice its first size.
@@ -66,13 +66,7 @@ export function clusters(map, panels, pageUrl) {
     }
   }
 
-  function world(x, y) {
-    return [((x + 1) / 2) * map.side, ((1 - y) / 2) * map.side];
-  }
-
-  function fromWorld(wx, wy) {
-    return [(2 * wx) / map.side - 1, 1 - (2 * wy) / map.side];
-  }
+  const world = (x, y) => toWorld(x, y, map.side);
 
   // -- the clusters panel ---------------------------------------------------------------------
   function showList() {
@@ -354,7 +348,7 @@ export function clusters(map, panels, pageUrl) {
       const t = map.transform;
       const points = [];
       for (let i = 0; i < path.length; i += 2) {
-        points.push(...fromWorld((path[i] - t.x) / t.k, (path[i + 1] - t.y) / t.k).map((v) => +v.toFixed(4)));
+        points.push(...toData((path[i] - t.x) / t.k, (path[i + 1] - t.y) / t.k, map.side).map((v) => +v.toFixed(4)));
       }
       selectLasso(map.layout, points);
     };
@@ -363,13 +357,14 @@ export function clusters(map, panels, pageUrl) {
   }
 
   // -- drawn over each frame ------------------------------------------------------------------
-  function polygon(ctx, points) {
+  /** Trace the path [x0, y0, x1, y1, ...], closed into a polygon unless `close` is false. */
+  function trace(ctx, points, close = true) {
     ctx.beginPath();
     for (let i = 0; i < points.length; i += 2) {
       if (i === 0) ctx.moveTo(points[i], points[i + 1]);
       else ctx.lineTo(points[i], points[i + 1]);
     }
-    ctx.closePath();
+    if (close) ctx.closePath();
   }
 
   function draw(ctx) {
@@ -383,8 +378,8 @@ export function clusters(map, panels, pageUrl) {
       ctx.lineWidth = 1.5 * line;
       for (const c of list) {
         if (c.outline.length < 6) continue;
-        ctx.strokeStyle = clusterColour(c.id, map.palette);
-        polygon(ctx, c.outline);
+        ctx.strokeStyle = map.clusterTints[c.id];
+        trace(ctx, c.outline);
         ctx.stroke();
       }
       ctx.setTransform(map.dpr, 0, 0, map.dpr, 0, 0);
@@ -409,7 +404,7 @@ export function clusters(map, panels, pageUrl) {
       if (c && c.outline.length >= 6) {
         ctx.strokeStyle = "#fff";
         ctx.lineWidth = 2 * line;
-        polygon(ctx, c.outline);
+        trace(ctx, c.outline);
         ctx.stroke();
       }
     }
@@ -420,7 +415,7 @@ export function clusters(map, panels, pageUrl) {
       ctx.strokeStyle = "#ffd24a";
       ctx.lineWidth = 1.5 * line;
       ctx.setLineDash([6 * line, 4 * line]);
-      polygon(ctx, points);
+      trace(ctx, points);
       ctx.stroke();
       ctx.setLineDash([]);
     }
@@ -428,11 +423,7 @@ export function clusters(map, panels, pageUrl) {
     if (drawing && drawing.length >= 4) {
       ctx.strokeStyle = "#ffd24a";
       ctx.lineWidth = 2;
-      ctx.beginPath();
-      for (let i = 0; i < drawing.length; i += 2) {
-        if (i === 0) ctx.moveTo(drawing[i], drawing[i + 1]);
-        else ctx.lineTo(drawing[i], drawing[i + 1]);
-      }
+      trace(ctx, drawing, false);
       ctx.stroke();
     }
     ctx.setTransform(1, 0, 0, 1, 0, 0);

@@ -283,6 +283,16 @@ export function drawnEnlarged(sourcePx, screenPx, capPx) {
   return sourcePx < screenPx * 0.99 && sourcePx < capPx * 0.99;
 }
 
+/** A map point (data x, y in [-1, 1], y up) in world units: the map square is side x side, y down. */
+export function toWorld(x, y, side) {
+  return [((x + 1) / 2) * side, ((1 - y) / 2) * side];
+}
+
+/** The inverse of toWorld. */
+export function toData(wx, wy, side) {
+  return [(2 * wx) / side - 1, 1 - (2 * wy) / side];
+}
+
 /** The zoom transform that centres world point (x, y) at scale k in a width x height view. */
 export function centreOn(x, y, k, width, height) {
   return { x: width / 2 - x * k, y: height / 2 - y * k, k };

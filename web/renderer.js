@@ -19,6 +19,10 @@ const COMPOSE_BUDGET_MS = 6;
 const COMPOSE_BUDGET_AT_REST_MS = 12;
 const REST_AFTER_MS = 150;
 const BG = "#111";
+// Overlay tiles of levels up to this one take their posters from one pass per level (at most 4,096
+// tiles, each with many posters); deeper, where a tile holds a few posters, from the quadtree, so that
+// the passes' lists stay a few times the number of posters in memory, not one per level zoomed through.
+const BUCKETED_LEVELS = 6;
 
 export class Renderer {
   /**
@@ -329,11 +333,16 @@ export class Renderer {
 
   // -- overlays: dimming (years, a selection) and tints (decades, clusters) -------------------
   /**
-   * The posters whose box meets tile (z, x, y), ascending. Every tile of a level is filled in one pass
-   * over the posters, once per level: a quadtree walk per tile cost tens of ms a frame at 100,000
-   * posters whenever a selection or a colouring changed every overlay tile at once.
+   * The posters whose box meets tile (z, x, y), ascending (a later poster on top). Down to
+   * BUCKETED_LEVELS every tile of a level is filled in one pass over the posters, once per level: a
+   * quadtree walk per tile cost tens of ms a frame at 100,000 posters whenever a selection or a
+   * colouring changed every overlay tile at once.
    */
   tileMembers(layout, name, z, x, y) {
+    if (z > BUCKETED_LEVELS) {
+      const [wx0, wy0, size] = this.tileRect(layout.pyr, z, x, y);
+      return this.posterIndices(layout, wx0, wy0, wx0 + size, wy0 + size).sort((a, b) => a - b);
+    }
     const levelKey = `${name}/${z}`;
     let level = this.buckets.get(levelKey);
     if (!level) {
@@ -356,7 +365,7 @@ export class Renderer {
         }
       }
       this.buckets.set(levelKey, level);
-      while (this.buckets.size > 24) this.buckets.delete(this.buckets.keys().next().value);
+
     }
     return level.get(y * (1 << z) + x) || [];
   }

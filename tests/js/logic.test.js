@@ -7,7 +7,8 @@ import {
   assetUrl, buildSearchIndex, centralOrder, centreOn, clusterColour, csvField, dataUrlFromQuery, decadeColour,
   decadesOf, drawnEnlarged, grownOutline, hashForPoster, insidePolygon, inYearRange, keepsKeys, levelFor, makeHash,
   makePresence, mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterBox, posterFromHash,
-  readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, tileRange, toCsv, visibleWorld,
+  readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, tileRange, toCsv, toData, toWorld,
+  visibleWorld,
   yearExtent, yearRange,
 } from "../../web/logic.js";
 
@@ -200,4 +201,11 @@ test("CSV fields are quoted where needed and never run as formulas", () => {
 test("a URL in the page's folder, relative to the page", () => {
   assert.equal(relativeToPage("http://h/maps/sub/assets/a.jpg", "http://h/maps/index.html?sub/data.json"),
     "sub/assets/a.jpg");
+});
+
+test("map points to world units and back", () => {
+  assert.deepEqual(toWorld(-1, 1, 200), [0, 0]); // the top left corner
+  assert.deepEqual(toWorld(1, -1, 200), [200, 200]);
+  assert.deepEqual(toWorld(0.5, 0.5, 200), [150, 50]);
+  assert.deepEqual(toData(150, 50, 200), [0.5, 0.5]);
 });
