@@ -85,8 +85,8 @@ def int_at_least(minimum: int):
     return _number(int, "a whole number", minimum)
 
 
-positive_int = _number(int, "a whole number", 1)
-non_negative_int = _number(int, "a whole number", 0)
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
 non_negative_float = _number(float, "a number", 0)
 
 

@@ -339,14 +339,20 @@ def _page_template(ids: list[str], pages: list[str]) -> str | None:
     return template if all(p == f"{prefix}{pid}.html" for pid, p in zip(ids, pages)) else None
 
 
+def _companion(stem: str, kind: str, suffix: str) -> str:
+    """The name of a file that goes with map ``stem``: ``data`` -> ``KIND.SUFFIX``, ``data-30k`` ->
+    ``KIND-30k.SUFFIX``, ``map`` -> ``map-KIND.SUFFIX``."""
+    return f"{kind}{stem[4:]}{suffix}" if stem.startswith("data") else f"{stem}-{kind}{suffix}"
+
+
 def pairs_file_name(stem: str) -> str:
     """``data`` -> ``pairs.json``, ``data-30k`` -> ``pairs-30k.json``, ``map`` -> ``map-pairs.json``."""
-    return f"pairs{stem[4:]}.json" if stem.startswith("data") else f"{stem}-pairs.json"
+    return _companion(stem, "pairs", ".json")
 
 
 def clusters_file_name(stem: str) -> str:
     """``data`` -> ``clusters.csv``, ``data-30k`` -> ``clusters-30k.csv``, ``map`` -> ``map-clusters.csv``."""
-    return f"clusters{stem[4:]}.csv" if stem.startswith("data") else f"{stem}-clusters.csv"
+    return _companion(stem, "clusters", ".csv")
 
 
 def _import_sklearn() -> None:
