@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Stage 3: PCA then t-SNE to 2-D, similar posters, closest pairs, and data.json for the map."""
+"""Stage 3: PCA then t-SNE to 2-D, clusters, similar posters, closest pairs, and data.json for the map."""
 
 from __future__ import annotations
 
