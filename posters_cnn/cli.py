@@ -102,6 +102,11 @@ def run(parser: Parser, body: Callable[[argparse.Namespace], int], argv: Sequenc
     except (StageError, OutputBusy) as exc:
         sys.stderr.write(f"{parser.prog}: {exc}\n")
         return 1
+    except OSError as exc:  # a read-only or full output folder, a file that vanished: the system said no
+        log.debug("%s failed", parser.prog, exc_info=True)
+        where = f" {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"{parser.prog}: cannot read or write{where}: {exc.strerror or exc}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"{parser.prog}: interrupted; finished work is saved, run again to resume\n")
         return 130

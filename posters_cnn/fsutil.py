@@ -58,6 +58,29 @@ def write_json_atomic(path: str | os.PathLike, obj, *, indent: int | None = None
     write_text_atomic(path, text + "\n")
 
 
+class UnsafePath(ValueError):
+    """A path taken from a file (a manifest, a map) that could reach outside its folder."""
+
+
+def contained(root: str | os.PathLike, rel: str) -> Path:
+    """``root / rel`` for a ``rel`` read from a file, or UnsafePath.
+
+    The one rule for every path a manifest or a map names: it is relative,
+    written with ``/``, and none of its parts is empty, ``.``, ``..`` or holds a
+    control character or a backslash; so it names a file under ``root`` and
+    nothing else (``/etc/shadow``, ``../../x``, ``C:\\x`` and ``a//b`` are refused).
+    """
+    if not isinstance(rel, str) or not rel:
+        raise UnsafePath(f"empty path: {rel!r}")
+    parts = rel.split("/")
+    for part in parts:
+        if part in ("", ".", "..") or "\\" in part or any(ord(c) < 32 or ord(c) == 127 for c in part):
+            raise UnsafePath(f"not a plain relative path: {rel!r}")
+    if re.match(r"[A-Za-z]:", rel):
+        raise UnsafePath(f"not a plain relative path: {rel!r}")
+    return Path(root).joinpath(*parts)
+
+
 def is_safe_name(name: str) -> bool:
     """True for a single path component that cannot escape its folder."""
     return bool(_SAFE_NAME.match(name)) and ".." not in name
@@ -76,9 +99,11 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Make ``dst`` a hard link to ``src`` (a copy across filesystems), atomically.
 
     Hard links, unlike symbolic links, survive ``cp -r`` of the destination
-    folder to a static host. A ``dst`` that is already ``src`` is left alone.
+    folder to a static host. A ``src`` that is a symbolic link is followed (a
+    link to a link, relative ones included, would dangle). A ``dst`` that is
+    already ``src`` is left alone.
     """
-    src, dst = Path(src), Path(dst)
+    src, dst = Path(os.path.realpath(src)), Path(dst)
     try:
         os.link(src, dst)  # the common first-run case: one system call
         return

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
+from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps
 
@@ -78,7 +80,9 @@ def decode(data: bytes, *, reduce_to: int | None = None) -> Image.Image:
     Catches the bad files a scraper meets: empty bodies, HTML error pages served
     as ``.jpg``, truncated JPEGs, and images over Pillow's decompression-bomb
     limit (``Image.MAX_IMAGE_PIXELS``; refused from the header, before any
-    pixel is decoded).
+    pixel is decoded). Any other failure of a decoder (Pillow's plugins raise
+    ``NotImplementedError``, ``struct.error``, ``IndexError``... on doctored
+    files) is a BadImage too: no file can stop a stage.
 
     With ``reduce_to``, a large JPEG is decoded at reduced scale, but never
     below ``reduce_to`` px on either side (see :func:`open_reduced`): enough for
@@ -109,12 +113,32 @@ def decode(data: bytes, *, reduce_to: int | None = None) -> Image.Image:
         raise BadImage("too-large", f"decompression bomb: {exc}") from None
     except Image.UnidentifiedImageError:
         raise BadImage("not-image", "not an image (unrecognised format)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        text = str(exc)
+    except Exception as exc:  # noqa: BLE001 - every decoder failure is a bad file, whatever its type
+        text = str(exc) or exc.__class__.__name__
         if "truncated" in text.lower() or isinstance(exc, EOFError):
             raise BadImage("truncated", f"truncated image ({text})") from None
-        raise BadImage("unreadable", f"unreadable image ({text})") from None
+        raise BadImage("unreadable", f"unreadable image ({exc.__class__.__name__}: {text})") from None
     return image
+
+
+def load(path: str | os.PathLike, *, reduce_to: int | None = None) -> Image.Image:
+    """:func:`decode` the file at ``path``; a file that cannot be read is a BadImage (``unreadable``) too."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise BadImage("unreadable", f"cannot read {path}: {exc.strerror or exc}") from None
+    return decode(data, reduce_to=reduce_to)
+
+
+def header_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) from the file's header, without decoding its pixels; None for any bad file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size
+    except Exception:  # noqa: BLE001 - as in decode: whatever a doctored header makes Pillow raise
+        return None
 
 
 def thumbnail(image: Image.Image, size: int) -> Image.Image:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .cli import UsageError
-from .fsutil import write_text_atomic
+from .fsutil import UnsafePath, contained, write_text_atomic
+
+log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "posters.csv"
 
@@ -59,25 +62,50 @@ def write_manifest(path: str | os.PathLike, records) -> None:
 def _int_or_none(text: str) -> int | None:
     try:
         return int(float(text))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # "", "x", "nan", "inf"
         return None
 
 
+def _rows(path: Path, required: tuple[str, ...], what_next: str):
+    """The rows of the manifest at ``path`` as dicts; UsageError in one line when it cannot be read.
+
+    Read as a spreadsheet may have saved it: a UTF-8 byte-order mark and CRLF
+    line ends are fine. A file that is not UTF-8 or lacks ``required`` columns
+    is refused whole, never read as empty.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                raise UsageError(f"manifest {path} lacks column(s) {', '.join(missing)}; is it a posters.csv "
+                                 f"written by get_posters.py? {what_next}")
+            return list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"cannot read manifest {path} ({exc.__class__.__name__}: {exc}); "
+                         f"{what_next}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
+
+
 def read_records(path: str | os.PathLike) -> dict[str, PosterRecord]:
-    """Rows of an earlier run, by poster_id, for resuming. A missing file gives {}."""
+    """Rows of an earlier run, by poster_id, for resuming. A missing file gives {}.
+
+    A file that exists but cannot be read is a UsageError: the run would
+    otherwise write a new manifest without the earlier rows.
+    """
     path = Path(path)
     if not path.exists():
         return {}
     records: dict[str, PosterRecord] = {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if not row.get("poster_id"):
-                continue
-            values = {name: row.get(name) or "" for name in COLUMNS}
-            for name in ("year", "width", "height"):
-                values[name] = _int_or_none(values[name])
-            values["version"] = _int_or_none(values["version"]) or 1
-            records[values["poster_id"]] = PosterRecord(**values)
+    for row in _rows(path, ("poster_id",), "It is kept as it is: move it away to start a new one"):
+        if not row.get("poster_id"):
+            continue
+        values = {name: row.get(name) or "" for name in COLUMNS}
+        for name in ("year", "width", "height"):
+            values[name] = _int_or_none(values[name])
+        values["version"] = _int_or_none(values["version"]) or 1
+        records.setdefault(values["poster_id"], PosterRecord(**values))
     return records
 
 
@@ -92,21 +120,25 @@ def load_ok_records(path: str | os.PathLike) -> list[dict]:
     if not path.is_file():
         raise UsageError(f"manifest not found: {path}")
     root = path.parent.resolve()
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in REQUIRED_BY_LATER_STAGES if c not in (reader.fieldnames or [])]
-            if missing:
-                raise UsageError(f"manifest {path} lacks column(s) {', '.join(missing)}; "
-                                 f"is it a posters.csv written by get_posters.py?")
-            rows = [row for row in reader if row.get("status") == "ok"]
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise UsageError(f"cannot read manifest {path}: {exc}") from None
-    for row in rows:
+    rows, seen = [], set()
+    for row in _rows(path, REQUIRED_BY_LATER_STAGES, "Pass the posters.csv that get_posters.py wrote."):
+        if row.get("status") != "ok":
+            continue
+        pid = row["poster_id"]
+        try:  # every path the row names stays under the manifest's folder: see fsutil.contained
+            contained(root, pid)
+            row["image_abspath"] = str(contained(root, row["image_path"]))
+            row["thumb_abspath"] = str(contained(root, row["thumb_path"]))
+        except UnsafePath as exc:
+            log.warning("manifest %s: poster %r left out: %s", path, pid, exc)
+            continue
+        if pid in seen:
+            log.warning("manifest %s: poster %r is listed twice; the first row is used", path, pid)
+            continue
+        seen.add(pid)
         row["year"] = _int_or_none(row["year"])
         row["version"] = _int_or_none(row["version"]) or 1
-        row["image_abspath"] = str(root / row["image_path"])
-        row["thumb_abspath"] = str(root / row["thumb_path"])
+        rows.append(row)
     return rows
 
 

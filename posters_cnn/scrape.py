@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import logging
+import os
 import posixpath
 import re
 import time
@@ -31,7 +33,6 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 from bs4 import BeautifulSoup
-from PIL import Image
 from tqdm import tqdm
 
 from . import images
@@ -160,10 +161,18 @@ def _container(link):
     return link.parent
 
 
-def _title_for(link, name: str, names_in: dict) -> str:
+def _title_text(text: str) -> str | None:
+    return text if text and not _GENERIC_LINK_TEXT.fullmatch(text) else None
+
+
+def _title_for(link, name: str, names_in: dict, row_link_title: dict) -> str:
     """The poster's title from its index row: the row's text outside links,
     else a link text that is not 'poster' or 'v2', else an image's alt text,
-    else the text just before the link, else the name made readable."""
+    else the text just before the link, else the name made readable.
+
+    ``row_link_title`` caches each row's first such link text, so that a row
+    of thousands of links is read once, not once per link.
+    """
     row = _container(link)
     if row is not None and row.name not in ("body", "html", "[document]"):
         if len(names_in.get(id(row), ())) <= 1:
@@ -173,10 +182,14 @@ def _title_for(link, name: str, names_in: dict) -> str:
             outside = " ".join(outside.split())
             if outside:
                 return outside
-        for other in ([link] + row.find_all("a")):
-            text = _text(other)
-            if text and not _GENERIC_LINK_TEXT.fullmatch(text):
-                return text
+        own = _title_text(_text(link))
+        if own:
+            return own
+        if id(row) not in row_link_title:
+            row_link_title[id(row)] = next(
+                (text for text in map(_title_text, map(_text, row.find_all("a"))) if text), None)
+        if row_link_title[id(row)]:
+            return row_link_title[id(row)]
     image = link.find("img", alt=True)
     if image is not None and image["alt"].strip():
         return re.sub(r"\s+movie poster$", "", image["alt"].strip(), flags=re.IGNORECASE)
@@ -198,8 +211,9 @@ def parse_year_index(html: str | bytes, index_url: str, year: int) -> list[Index
             names_in[id(_container(link))].add(movie_key(name).lower())
     entries: dict[str, IndexEntry] = {}
     folder = urljoin(index_url, ".")
+    row_link_title: dict[int, str | None] = {}
     for link, name in links:
-        title = _title_for(link, name, names_in)
+        title = _title_for(link, name, names_in, row_link_title)
         known = entries.get(name)
         if known is None:
             entries[name] = IndexEntry(year, name, title, urljoin(folder, f"{name}.html"))
@@ -305,6 +319,8 @@ class Scraper:
         if robots.unreachable:
             raise StageError(f"{robots.url} could not be read ({robots.unreachable}); until it can, every path "
                              f"counts as disallowed (RFC 9309), so nothing was downloaded: try again later")
+        if robots.refused:
+            raise StageError(robots.refused)
 
     def _read_indexes(self, summary: Summary, previous: dict) -> tuple[list[IndexEntry], list[PosterRecord]]:
         entries: list[IndexEntry] = []
@@ -421,8 +437,7 @@ class Scraper:
                 if before is not None and before.status == "ok" and before.width:
                     record.width, record.height = before.width, before.height
                 else:
-                    with Image.open(image_file) as image:
-                        record.width, record.height = image.size
+                    record.width, record.height = images.upright_size(images.load(image_file))
             elif image_file.exists():
                 how = "reused"
                 self._store(record, image_file.read_bytes(), write_image=False)
@@ -468,7 +483,7 @@ class Scraper:
 
     def _store(self, record: PosterRecord, data: bytes, *, write_image: bool) -> None:
         image = images.decode(data)
-        record.width, record.height = image.size
+        record.width, record.height = images.upright_size(image)  # as the thumbnail and the map show it
         thumb = images.jpeg_bytes(images.thumbnail(image, self.thumb_size))
         if write_image:
             write_bytes_atomic(self._abs(record.image_path), data)
@@ -499,6 +514,16 @@ class Scraper:
             return
         write_bytes_atomic(self._abs(rel), data)
         record.xlg_url, record.xlg_path = url, rel
+
+
+def _thumb_is_current(thumb_file: Path, source: Path, before: PosterRecord | None, record: PosterRecord) -> bool:
+    """True when ``thumb_file`` was made from ``source`` as it is now: same file, and not older than it."""
+    if before is None or before.status != "ok" or before.image_url != record.image_url:
+        return False
+    try:
+        return thumb_file.stat().st_mtime >= source.stat().st_mtime
+    except FileNotFoundError:
+        return False
 
 
 _YEAR_IN_NAME = re.compile(r"\s*[\(\[]((?:18|19|20)\d\d)[\)\]]\s*")
@@ -554,14 +579,20 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
     files = sorted(p for p in src_dir.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_EXTENSIONS
                    and not any(part.startswith(".") for part in p.relative_to(src_dir).parts))
     out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / MANIFEST_NAME
+    previous = read_records(manifest_path)  # refuses, rather than drops, a manifest it cannot read
     remove_stale_temporaries(out_dir, ("posters", "thumbs"))
     out_resolved = out_dir.resolve()
     files = [p for p in files if out_resolved not in p.resolve().parents]  # never index our own output
     if limit is not None:
         files = files[:limit]
     summary = Summary(found=len(files))
-    taken: set[str] = set()
-    jobs_list = []
+    # An image keeps the id an earlier run gave it (found by its file), so adding FOO.gif beside
+    # Foo.jpg gives the new file a new id instead of taking the old one's; the ids of every earlier
+    # row (a scrape's too) are taken, and those rows are kept in the manifest.
+    earlier_id = {record.image_url: pid for pid, record in previous.items() if record.image_url}
+    taken: set[str] = set(previous)
+    planned = []
     for path in files:
         folder = path.parent.name
         title, year_in_name = title_and_year(path.stem)
@@ -570,26 +601,37 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
         group = str(folder_year) if folder_year is not None else (
             _slug(folder) if path.parent != src_dir else "local")
         name = _slug(_YEAR_IN_NAME.sub(" ", path.stem)) if year_in_name else _slug(path.stem)
-        base, n = name, 2
-        while f"{group}/{name}" in taken:
-            name, n = f"{base}_{n}", n + 1
-        taken.add(f"{group}/{name}")
-        title = title or name
-        jobs_list.append((path, PosterRecord(
-            poster_id=f"{group}/{name}", title=title, year=year, version=version_of(path.stem),
-            page_url="", image_url=path.resolve().as_uri(),
-            image_path=f"posters/{group}/{name}{path.suffix.lower()}",
-            thumb_path=f"thumbs/{group}/{name}.jpg")))
+        uri = Path(os.path.abspath(path)).as_uri()
+        planned.append((path, uri, group, name, title, year))
+    chosen = {uri: earlier_id[uri] for _, uri, *_ in planned if uri in earlier_id}
+    jobs_list = []
+    for path, uri, group, name, title, year in planned:
+        pid = chosen.get(uri)
+        if pid is None:
+            base, n = name, 2
+            while f"{group}/{name}" in taken:
+                name, n = f"{base}_{n}", n + 1
+            pid = f"{group}/{name}"
+            taken.add(pid)
+        before = previous.get(pid)
+        jobs_list.append((path, before, PosterRecord(
+            poster_id=pid, title=title or pid.rsplit("/", 1)[-1], year=year, version=version_of(path.stem),
+            page_url="", image_url=uri, image_path=f"posters/{pid}{path.suffix.lower()}",
+            thumb_path=f"thumbs/{pid}.jpg")))
 
     def one(item):
-        path, record = item
+        path, before, record = item
         try:
-            image = images.decode(path.read_bytes(), reduce_to=thumb_size)
+            image = images.load(path, reduce_to=thumb_size)
             record.width, record.height = images.upright_size(image)
             thumb_file = safe_join(out_dir, *record.thumb_path.split("/"))
-            if not thumb_file.exists():
+            if not _thumb_is_current(thumb_file, path, before, record):
                 write_bytes_atomic(thumb_file, images.jpeg_bytes(images.thumbnail(image, thumb_size)))
-            link_or_copy(path, safe_join(out_dir, *record.image_path.split("/")))
+            image_file = safe_join(out_dir, *record.image_path.split("/"))
+            if before is not None and before.image_path and before.image_path != record.image_path:
+                with contextlib.suppress(FileNotFoundError, ValueError):  # another extension now
+                    safe_join(out_dir, *before.image_path.split("/")).unlink()
+            link_or_copy(path, image_file)
             record.status = "ok"
         except images.BadImage as exc:
             record.error, record.error_kind = str(exc), exc.kind
@@ -608,6 +650,8 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
                 summary.failed += 1
                 summary.errors[record.error_kind] += 1
                 log.warning("%s failed: %s", record.poster_id, record.error)
-    write_manifest(out_dir / MANIFEST_NAME, records)
+    listed = {record.poster_id for record in records}
+    records += [record for pid, record in previous.items() if pid not in listed]  # nothing is dropped
+    write_manifest(manifest_path, records)
     summary.seconds = time.monotonic() - started
     return summary

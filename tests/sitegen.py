@@ -158,6 +158,9 @@ class _Handler(SimpleHTTPRequestHandler):
             # (and may start its next request) is never still counted in flight.
             with server.lock:
                 server.in_flight -= 1
+        if self.path in server.special:
+            server.special[self.path](self)
+            return
         if self.path in server.broken:
             self.send_error(server.broken[self.path], "broken")
             return
@@ -194,7 +197,8 @@ class FaultyServer:
     ``flaky``: paths whose first request gets ``flaky_code``; ``limited``: path ->
     how many first requests get a 429 with ``Retry-After: retry_after``;
     ``broken``: path -> a status always answered; ``robots``: the text of
-    /robots.txt (None: 404). ``times`` holds (monotonic time, path) of each
+    /robots.txt (None: 404); ``special``: path -> a function of the request
+    handler that answers it (see ``hostile.py`` for the answers a hostile site gives). ``times`` holds (monotonic time, path) of each
     request's arrival and ``limited_at`` when each 429 was sent.
     """
 
@@ -214,6 +218,7 @@ class FaultyServer:
         self.httpd.limited_at = []
         self.httpd.broken = {}
         self.httpd.robots = None
+        self.httpd.special = {}
         self.httpd.times = []
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
