@@ -84,6 +84,7 @@ def body(args) -> int:
         raise cli.UsageError(f"--perplexity: must be more than 0, got {args.perplexity}")
     from posters_cnn import visu
 
+    visu.check_output(args.output)  # before the lock makes its folder
     with cli.OutputLock(args.output):  # one run per map: a second one stops at once
         summary = visu.make_map(args.input, args.posters, args.output, n_sample=args.n_sample,
                                 one_per_movie=args.one_per_movie, pca_components=args.pca_components,

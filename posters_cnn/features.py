@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image
 
 from .cli import StageError, UsageError
+from .images import BadImage
 from .manifest import load_ok_records
 from . import store
 from .store import FeatureWriter
@@ -72,13 +73,9 @@ def load_image(path: str | os.PathLike, size: int = INPUT_SIZE, crop: str | None
     below 2x the input size (``reduced``; poster-sized images are unaffected),
     so the bilinear resize below still does the real downsampling.
     """
-    from .images import open_reduced, to_rgb, upright
+    from .images import load, to_rgb, upright
 
-    with Image.open(path) as image:
-        if reduced:
-            open_reduced(image, 2 * size)
-        image.load()
-        rgb = to_rgb(upright(image))
+    rgb = to_rgb(upright(load(path, reduce_to=2 * size if reduced else None)))
     if crop == "center":
         side = min(rgb.size)
         left, top = (rgb.width - side) // 2, (rgb.height - side) // 2
@@ -413,8 +410,8 @@ def extract(manifest: str | os.PathLike, output: str | os.PathLike, *, weights: 
             pid, path = item
             try:
                 return pid, load_image(path, crop=crop), None
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-                return pid, None, " ".join(str(exc).split()) or exc.__class__.__name__
+            except BadImage as exc:  # any decoder failure: see images.decode
+                return pid, None, " ".join(str(exc).split())
 
         batch = np.zeros((batch_size, INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
         batch_ids: list[str] = []

@@ -17,13 +17,16 @@ only h5py and numpy: stage 3 does not import TensorFlow.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from .cli import UsageError
+from .cli import StageError, UsageError
+
+log = logging.getLogger(__name__)
 
 FEATURES = "features"
 POSTER_ID = "poster_id"
@@ -31,10 +34,24 @@ SKIPPED_ID = "skipped_id"
 SKIPPED_ERROR = "skipped_error"
 _STR = h5py.string_dtype("utf-8")
 CHUNK_ROWS = 64
+RESERVE_SLACK = 1 << 20  # room for HDF5's own metadata (chunk index, string heap) on top of the rows
 
 
 def _decode(values) -> list[str]:
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _plain(value):
+    """An attribute as plain Python (str, int, float, lists of them), as JSON can hold it."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (np.ndarray, np.generic)):
+        return _plain(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
 
 
 def _open_readonly(path: str | os.PathLike) -> h5py.File:
@@ -48,10 +65,27 @@ def _open_readonly(path: str | os.PathLike) -> h5py.File:
                          f"was it written by get_features_from_cnn.py?") from None
 
 
+def _count_attr(handle: h5py.File, name: str, default: int) -> int:
+    """A row count kept in an attribute, or UsageError: a doctored one must not pass for a number."""
+    value = handle.attrs.get(name, default)
+    try:
+        number = np.asarray(value).item()
+        if isinstance(number, bytes):
+            number = number.decode()
+        count = int(number)
+        if count != float(number) or count < 0:
+            raise ValueError(number)
+    except (TypeError, ValueError, OverflowError):
+        raise UsageError(f"{handle.filename}: its attribute {name!r} is {value!r}, not a count of rows; "
+                         f"was it written by get_features_from_cnn.py?") from None
+    return count
+
+
 def _valid_rows(handle: h5py.File) -> int:
-    if FEATURES not in handle or POSTER_ID not in handle:
+    if FEATURES not in handle or POSTER_ID not in handle or not isinstance(handle[FEATURES], h5py.Dataset) \
+            or not isinstance(handle[POSTER_ID], h5py.Dataset) or handle[FEATURES].ndim != 2:
         return -1
-    count = int(handle.attrs.get("count", handle[FEATURES].shape[0]))
+    count = _count_attr(handle, "count", handle[FEATURES].shape[0])
     return min(count, handle[FEATURES].shape[0], handle[POSTER_ID].shape[0])
 
 
@@ -59,12 +93,14 @@ def read_features(path: str | os.PathLike, *, load: bool = True):
     """(poster_ids, features or None, attrs) of a stage-2 file; UsageError if it is not one."""
     with _open_readonly(path) as handle:
         rows = _valid_rows(handle)
-        if rows < 0 or handle[FEATURES].ndim != 2:
+        if rows < 0:
             raise UsageError(f"{path} is not a features file from get_features_from_cnn.py "
                              f"(expected datasets '{FEATURES}' and '{POSTER_ID}')")
+        if handle[FEATURES].dtype.kind not in "fiu":
+            raise UsageError(f"{path}: its '{FEATURES}' are {handle[FEATURES].dtype}, not numbers")
         ids = _decode(handle[POSTER_ID][:rows])
         features = handle[FEATURES][:rows].astype(np.float32, copy=False) if load else None
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
+        attrs = {k: _plain(v) for k, v in handle.attrs.items()}
     return ids, features, attrs
 
 
@@ -104,7 +140,7 @@ def check_and_read_done(path: str | os.PathLike, dim: int, attrs: dict) -> set[s
     with handle:
         _check_compatible(handle, path, dim, attrs)
         rows = max(_valid_rows(handle), 0)
-        skipped = min(int(handle.attrs.get("skipped_count", 0)), handle[SKIPPED_ID].shape[0])
+        skipped = min(_count_attr(handle, "skipped_count", 0), handle[SKIPPED_ID].shape[0])
         ids = set(_decode(handle[POSTER_ID][:rows]))
         ids.update(_decode(handle[SKIPPED_ID][:skipped]))
     return ids
@@ -160,21 +196,47 @@ class FeatureWriter:
         if "precision" in attrs and "mixed_precision" in self.handle.attrs:
             del self.handle.attrs["mixed_precision"]  # replaced by precision
         self.count = _valid_rows(self.handle)
-        self.skipped_count = min(int(self.handle.attrs.get("skipped_count", 0)),
+        self.skipped_count = min(_count_attr(self.handle, "skipped_count", 0),
                                  self.handle[SKIPPED_ID].shape[0], self.handle[SKIPPED_ERROR].shape[0])
         self.handle.flush()
 
     def _check_compatible(self, attrs: dict) -> None:
         _check_compatible(self.handle, self.path, self.dim, attrs)
 
+    def _reserve(self, nbytes: int) -> None:
+        """Allocate room on disk for the next ``nbytes`` of rows (and their metadata) before HDF5 writes.
+
+        HDF5 writing into a full disk leaves a file no one can open (and can
+        crash the process): so the space is taken first, with ``posix_fallocate``
+        past the end of the file. When there is none, this raises StageError
+        and HDF5 has written nothing: the rows before stay readable. HDF5 cuts
+        the unused tail off when the file is closed.
+        """
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, self.handle.id.get_filesize(), nbytes + RESERVE_SLACK)
+        except OSError as exc:
+            raise StageError(f"cannot write {self.path}: {exc.strerror or exc} (the disk is full?); the "
+                             f"{self.count} rows before are kept: make room and run again to go on") from None
+        finally:
+            os.close(fd)
+
     def record_run(self, **fields) -> None:
         """Add this run to the JSON list in the ``runs`` attribute: what made which rows."""
         import datetime as dt
         import json
 
-        runs = json.loads(self.handle.attrs.get("runs", "[]"))
+        try:
+            runs = json.loads(self.handle.attrs.get("runs", "[]"))
+        except (TypeError, ValueError):
+            runs = None
+        if not isinstance(runs, list):
+            log.warning("%s: its attribute 'runs' is not a JSON list; it starts again", self.path)
+            runs = []
         runs.append({"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **fields})
-        self.handle.attrs["runs"] = json.dumps(runs)
+        text = json.dumps(runs)
+        self._reserve(2 * len(text))
+        self.handle.attrs["runs"] = text
         self.handle.flush()
 
     def done_ids(self) -> set[str]:
@@ -186,6 +248,7 @@ class FeatureWriter:
         if not poster_ids:
             return
         n, end = len(poster_ids), self.count + len(poster_ids)
+        self._reserve(n * (self.dim * 4 + 64) + sum(len(pid.encode()) for pid in poster_ids))
         features, ids = self.handle[FEATURES], self.handle[POSTER_ID]
         if features.shape[0] < end:
             features.resize((end, self.dim))
@@ -200,6 +263,7 @@ class FeatureWriter:
 
     def skip(self, poster_id: str, error: str) -> None:
         end = self.skipped_count + 1
+        self._reserve(len(poster_id.encode()) + len(error.encode()) + 64)
         for name, value in ((SKIPPED_ID, poster_id), (SKIPPED_ERROR, error)):
             dataset = self.handle[name]
             if dataset.shape[0] < end:

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from .fsutil import write_bytes_atomic
-from .images import jpeg_bytes, open_reduced, to_rgb
+from .images import BadImage, jpeg_bytes, load, to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +81,11 @@ def _bitset(flags: np.ndarray) -> str:
 def _fitted(path: str, width: int, height: int) -> Image.Image | None:
     """The thumbnail at ``path`` resized to width x height (decoded at reduced scale when it can be)."""
     try:
-        with Image.open(path) as image:
-            open_reduced(image, max(width, height))
-            image.load()
-            rgb = to_rgb(image)
-        return rgb.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    except (OSError, ValueError, SyntaxError):
+        rgb = to_rgb(load(path, reduce_to=max(width, height)))
+    except BadImage as exc:
+        log.warning("tile: thumbnail left out: %s: %s", path, exc)
         return None
+    return rgb.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.PathLike, *,

@@ -20,6 +20,7 @@ share one folder without one deleting another's files.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -34,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from . import clusters as clustering, layout, store
-from .cli import UsageError
-from .fsutil import link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
+from .cli import StageError, UsageError
+from .fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from .manifest import load_ok_records
 from .names import movie_of
 from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).with_name("data.schema.json")
 MIN_POSTERS = 5
+MAX_ASPECT = 8.0  # no poster is drawn more than 8 times wider than tall, or taller than wide
 DEFAULT_PCA = 50
 
 
@@ -70,12 +72,20 @@ class _Timer:
 
 def select(ids: list[str], known: dict, *, n_sample: int, one_per_movie: bool, seed: int) -> np.ndarray:
     """Row indices of the features to map: known to the manifest, one per movie if asked, sampled."""
-    keep = np.array([pid in known for pid in ids], dtype=bool)
+    seen: set[str] = set()
+    keep = np.zeros(len(ids), dtype=bool)
+    for i, pid in enumerate(ids):  # a poster listed twice is mapped once, from its first row
+        keep[i] = pid in known and pid not in seen
+        seen.add(pid)
+    if len(seen) < len(ids):
+        log.warning("%d feature rows repeat a poster_id listed before them; each poster is mapped once",
+                    len(ids) - len(seen))
     if not keep.any():
         raise UsageError("the manifest does not match the features file: no poster_id in common "
                          "(pass the posters.csv that the features were computed from)")
-    if not keep.all():
-        log.warning("%d feature rows have no ok row in the manifest; leaving them out", int((~keep).sum()))
+    unknown = sum(pid not in known for pid in seen)
+    if unknown:
+        log.warning("%d feature rows have no ok row in the manifest; leaving them out", unknown)
     indices = np.flatnonzero(keep)
     if one_per_movie:
         best: dict[str, tuple[int, int]] = {}
@@ -94,6 +104,19 @@ def select(ids: list[str], known: dict, *, n_sample: int, one_per_movie: bool, s
     return indices
 
 
+def check_output(output: str | os.PathLike) -> Path:
+    """``output`` as a Path, or UsageError when it cannot name a map (checked before anything is written)."""
+    output = Path(output)
+    if output.suffix != ".json":  # exactly: data.JSON would share data.json's folders and files
+        raise UsageError(f"-o: the output should be a .json file, got {output}")
+    if not re.fullmatch(r"\w[\w.\-]*", output.stem) or output.stem.startswith("pairs") or \
+            output.stem.endswith("-pairs"):
+        raise UsageError(f"-o: name the map with letters, digits, '.', '-' and '_' (such as data-30k.json), "
+                         f"not starting with 'pairs' or ending in '-pairs' (the names of pairs files); "
+                         f"got {output.name!r}")
+    return output
+
+
 def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | None,
              output: str | os.PathLike, *, n_sample: int = 3000, one_per_movie: bool = False,
              pca_components: int = DEFAULT_PCA, perplexity: float = 30.0, tsne: str = "opentsne",
@@ -110,13 +133,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     timer = _Timer()
     n_jobs = n_jobs or os.cpu_count() or 1
     output = Path(output)
-    if output.suffix.lower() != ".json":
-        raise UsageError(f"-o: the output should be a .json file, got {output}")
-    if not re.fullmatch(r"\w[\w.\-]*", output.stem) or output.stem.startswith("pairs") or \
-            output.stem.endswith("-pairs"):
-        raise UsageError(f"-o: name the map with letters, digits, '.', '-' and '_' (such as data-30k.json), "
-                         f"not starting with 'pairs' or ending in '-pairs' (the names of pairs files); "
-                         f"got {output.name!r}")
+    check_output(output)
     features_path = Path(features_path)
     posters_csv = Path(posters_csv) if posters_csv else features_path.parent / "posters.csv"
     if tsne not in layout.BACKENDS:
@@ -141,6 +158,9 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         if len(ids) < MIN_POSTERS:
             raise UsageError(f"only {len(ids)} posters to map; at least {MIN_POSTERS} are needed")
         rows = [known[pid] for pid in ids]
+        if not np.ptp(features, axis=0).any():
+            raise UsageError(f"the features of all {len(ids)} posters are the same, so there is nothing to map: "
+                             f"were they all computed from one image, or with broken weights?")
     n = len(ids)
     log.info("mapping %d posters", n)
     if str(attrs.get("weights", "")).startswith("random"):
@@ -165,10 +185,11 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     out_dir = output.parent
     stem = output.stem
     # What a killed run of this map left half-written (the caller holds the map's lock).
-    remove_stale_temporaries(out_dir, (f"assets/maps/{stem}",),
-                             names=(output.name, pairs_file_name(stem), clusters_file_name(stem)))
+    remove_stale_temporaries(out_dir, (), names=(output.name, pairs_file_name(stem), clusters_file_name(stem)))
+    settle(output)
     assets = out_dir / "assets"
-    own = f"assets/maps/{stem}"  # this map's own folder: see the module docstring
+    # This run's own folder, beside the one the current map uses: see the module docstring.
+    own = f"assets/maps/{stem}/{RUN_PREFIX}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
     thumbs = [row["thumb_abspath"] for row in rows]
     with timer("link images"):
         image_rel, thumb_rel = _link_images(rows, assets, n_jobs)
@@ -178,6 +199,9 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
             pair_rel = _pair_images(best_pairs, rows, out_dir, f"{own}/pairs", n_jobs)
     with timer("tsne"):
         embedding, tsne_info = layout.tsne(reduced, backend=tsne, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
+        if not np.isfinite(embedding).all():
+            raise StageError("t-SNE gave positions that are not numbers (the features may be nearly all the "
+                             "same); try another --perplexity or --seed")
         coords = layout.normalise(embedding)
     with timer("trustworthiness"):
         trust = layout.trustworthiness(reduced, embedding, k=10, seed=seed)
@@ -208,22 +232,20 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                                     slot=slot, jobs=n_jobs)
             tile_files += pyramid.files
             tiles[name] = {**pyramid.as_json(f"{own}/tiles/{name}/{{z}}/{{x}}-{{y}}.jpg"), "slot": round(slot, 6)}
-    for old in (out_dir / own / "tiles").glob("*"):
-        if old.name not in tiles and old.is_dir():
-            shutil.rmtree(old)  # the grid of an earlier run with --grid
 
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     meta = {
         "format": 2, "created": created, "count": n, "seed": seed,
         "seconds": round(time.perf_counter() - started, 2),  # the whole stage, up to writing its files
-        "features": {"file": features_path.name, "model": attrs.get("model"), "layer": attrs.get("layer"),
-                     "weights": attrs.get("weights"), "random_weights": str(attrs.get("weights", "")).startswith("random")},
+        "features": {"file": features_path.name, **{key: None if attrs.get(key) is None else str(attrs[key])
+                                                    for key in ("model", "layer", "weights")},
+                     "random_weights": str(attrs.get("weights", "")).startswith("random")},
         "selection": {"n_sample": n_sample, "one_per_movie": one_per_movie, "available": available},
         "pca": pca_info, "tsne": tsne_info, "trustworthiness": round(trust, 4),
         "trustworthiness_k": 10, "neighbors": int(neighbour_index.shape[1]), "similarity": "cosine on fc2 features",
         "similarity_search": "exact" if exact else f"{CANDIDATES} candidates from a PCA projection, "
                                                               f"re-ranked by exact cosine",
-        "pairs": {"file": pairs_file_name(stem), "count": len(best_pairs)},
+        "run": own, "pairs": {"file": f"{own}/{PAIRS_IN_RUN}", "count": len(best_pairs)},
         "tiles": tiles, "thumb_size": thumb_max, "grid": grid_info, "timings": timer.timings,
     }
     if clusters:
@@ -256,17 +278,62 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                           "excludes": "versions of the same movie", "data": output.name},
                  "pairs": [{"a": ids[i], "b": ids[j], "similarity": round(value, 5),
                             "image": pair_rel.get(rank)} for rank, (value, i, j) in enumerate(best_pairs)]}
-    write_json_atomic(out_dir / meta["pairs"]["file"], pairs_doc)
-    clusters_csv = out_dir / clusters_file_name(stem)
+    write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)
     if clusters:
-        write_text_atomic(clusters_csv, clustering.csv_text(ids, labels))
-    elif clusters_csv.exists():
-        clusters_csv.unlink()  # an earlier run's groups would not match this map
-    write_json_atomic(output, {"meta": meta, "columns": columns})
+        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clustering.csv_text(ids, labels))
     install_page(out_dir)
+    # The switch: until this rename the folder holds the earlier map, whole; after it, this one.
+    write_json_atomic(output, {"meta": meta, "columns": columns})
+    settle(output)
     return {"count": n, "trustworthiness": trust, "timings": timer.timings, "seconds": meta["seconds"],
             "output": str(output), "pairs": len(best_pairs), "tiles": tile_files,
             "clusters": len(cluster_list) if clusters else None}
+
+
+RUN_PREFIX = "run-"
+PAIRS_IN_RUN = "pairs.json"
+CLUSTERS_IN_RUN = "clusters.csv"
+
+
+def settle(output: Path) -> None:
+    """Finish the switch to the map that ``output`` holds, and tidy what killed runs left.
+
+    A run writes everything its ``data.json`` names (tiles, pair images, the
+    pairs and clusters files) into a folder of its own,
+    ``assets/maps/STEM/run-TIME-ID/``, and only then replaces ``data.json``,
+    atomically: a run stopped at any moment leaves the earlier map whole. This
+    step, called before a run starts and after it switches, puts the map's
+    ``pairs.json`` and ``clusters.csv`` beside it (hard links to its run's
+    copies; the clusters file is removed for a map made with ``--clusters 0``)
+    and removes every other run's folder, and the folders of maps made before
+    runs had their own (``tiles/``, ``pairs/``), once ``data.json`` no longer
+    uses them. When ``data.json`` is missing or unreadable, only the folders of
+    runs that never switched go.
+    """
+    out_dir, stem = output.parent, output.stem
+    own = out_dir / "assets" / "maps" / stem
+    current = None
+    try:
+        run = json.loads(output.read_text(encoding="utf-8"))["meta"]["run"]
+        current = contained(out_dir, run)
+        if current.parent != own:
+            current = None
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if current is not None and current.is_dir():
+        for name, inside in ((pairs_file_name(stem), PAIRS_IN_RUN), (clusters_file_name(stem), CLUSTERS_IN_RUN)):
+            if (current / inside).is_file():
+                link_or_copy(current / inside, out_dir / name)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    (out_dir / name).unlink()
+    if not own.is_dir():
+        return
+    for entry in own.iterdir():
+        if entry == current or not entry.is_dir():
+            continue
+        if current is not None or entry.name.startswith(RUN_PREFIX):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
@@ -304,30 +371,24 @@ def _rounded(values, digits: int) -> list[float]:
 def _aspects(rows) -> tuple[np.ndarray, int]:
     """Each poster's width / height (from the manifest, else the thumbnail's header), and the
     longest side of the thumbnails (from a sample of their headers)."""
-    from PIL import Image
+    from .images import header_size
 
     aspect = np.empty(len(rows))
     for i, row in enumerate(rows):
         w, h = row.get("width"), row.get("height")
         try:
             w, h = int(w), int(h)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             w = h = 0
         if w <= 0 or h <= 0:
-            try:
-                with Image.open(row["thumb_abspath"]) as image:
-                    w, h = image.size
-            except (OSError, ValueError, SyntaxError):
-                w, h = 2, 3
+            w, h = header_size(row["thumb_abspath"]) or (2, 3)
         aspect[i] = w / h
-    longest = 0
-    for row in rows[:: max(1, len(rows) // 200)]:
-        try:
-            with Image.open(row["thumb_abspath"]) as image:
-                longest = max(longest, max(image.size))
-        except (OSError, ValueError, SyntaxError):
-            pass
-    return aspect, longest or 256
+    # A doctored manifest's 1e9 x 1 would make a poster a line across the map: no poster is drawn
+    # more than MAX_ASPECT times wider than tall, or taller than wide.
+    np.clip(aspect, 1 / MAX_ASPECT, MAX_ASPECT, out=aspect)
+    sizes = [header_size(row["thumb_abspath"]) for row in rows[:: max(1, len(rows) // 200)]]
+    longest = max((max(size) for size in sizes if size), default=0)
+    return aspect, min(longest, 4096) or 256
 
 
 def _page_template(ids: list[str], pages: list[str]) -> str | None:
@@ -399,22 +460,19 @@ def _pair_images(best_pairs, rows, out_dir: Path, rel_folder: str, jobs: int, he
     from PIL import Image
 
     from .fsutil import write_bytes_atomic
-    from .images import jpeg_bytes, to_rgb
+    from .images import BadImage, jpeg_bytes, load as load_image, to_rgb
 
     paths = [row["thumb_abspath"] for row in rows]
 
     def load(path):
-        with Image.open(path) as image:
-            image.draft("RGB", (height, height))
-            image.load()
-            rgb = to_rgb(image)
+        rgb = to_rgb(load_image(path, reduce_to=height))
         return rgb.resize((max(1, round(rgb.width * height / rgb.height)), height), Image.Resampling.BILINEAR)
 
     def one(item):
         rank, (_, i, j) = item
         try:
             left, right = load(paths[i]), load(paths[j])
-        except (OSError, ValueError, SyntaxError) as exc:
+        except BadImage as exc:
             log.warning("pair %d: cannot read an image: %s", rank, exc)
             return rank, None
         gap = 12

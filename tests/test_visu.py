@@ -45,7 +45,7 @@ def test_every_path_resolves_from_the_json_folder(mapped):
             assert (base / point[key]).is_file(), point[key]
     tiles = tile_files(data)
     assert tiles and all((base / rel).is_file() for rel in tiles)
-    written = {p.relative_to(base).as_posix() for p in (base / "assets/maps/data/tiles").rglob("*.jpg")}
+    written = {p.relative_to(base).as_posix() for p in (base / data["meta"]["run"] / "tiles").rglob("*.jpg")}
     assert written == set(tiles)  # no tile written that the page would not know of
     pairs = json.loads((base / data["meta"]["pairs"]["file"]).read_text())
     for pair in pairs["pairs"]:
