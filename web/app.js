@@ -8,7 +8,7 @@
 import { clusters } from "./clusters.js";
 import { interaction } from "./interaction.js";
 import { fetchJson } from "./loader.js";
-import { assetUrl, dataUrlFromQuery, makePresence, pathFor, readColumns, toWorld } from "./logic.js";
+import { assetUrl, dataUrlFromQuery, makePresence, pathFor, readColumns, toWorld, validateMap } from "./logic.js";
 import { panels } from "./panels.js";
 import { Renderer } from "./renderer.js";
 
@@ -102,16 +102,17 @@ async function load() {
   try {
     progress(0, `Loading ${map.dataName}…`);
     data = await fetchJson(map.dataUrl, (f) => progress(f));
-    if (!data || !data.meta || !data.columns || !data.meta.tiles) {
-      throw new Error(`${map.dataName} is not a map data file of this version (run get_data_visu.py again)`);
+    try {
+      validateMap(data);
+    } catch (error) {
+      throw new Error(`${map.dataName}: ${error.message}`);
     }
     for (const pyramid of Object.values(data.meta.tiles)) assetUrl(map.dataUrl, pyramid.path, PAGE_URL);
+    window.posterMap.dataArrived = performance.now();
+    setUp(data);
   } catch (error) {
-    showError(error.message);
-    return;
+    showError(error.message); // whatever went wrong, the page says so instead of "Loading…" for ever
   }
-  window.posterMap.dataArrived = performance.now();
-  setUp(data);
 }
 
 // A layout's positions in world units (the map square is side x side css px at zoom 1), its

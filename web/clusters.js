@@ -8,7 +8,7 @@
 // vectors drawn over each frame: a few hundred points at most.
 import {
   boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, makeHash, mostCentral, parseHash, relativeToPage,
-  simplifyPath, toCsv, toData, toWorld,
+  LIMITS, simplifyPath, thinPath, toCsv, toData, toWorld,
 } from "./logic.js";
 
 // Outlines and numbers while a poster is drawn smaller than this, or the map at most twice its first size.
@@ -337,7 +337,7 @@ export function clusters(map, panels, pageUrl) {
     });
     const finish = (event) => {
       if (!drawing) return;
-      const path = simplifyPath(drawing, 3);
+      const path = thinPath(simplifyPath(drawing, 3), LIMITS.lasso); // a permalink can hold it
       drawing = null;
       map.suppressClick = true; // the click that ends a drag selects no poster
       setLassoMode(false);

@@ -210,7 +210,7 @@ export function readColumns(columns, meta) {
   };
   const k = meta.neighbors || 0;
   return {
-    n, k, id: columns.id, title: columns.title, year: num(columns.year), version: num(columns.version),
+    n, k, id: columns.id, title: columns.title.map((t) => (t === null || t === undefined ? "" : String(t))), year: num(columns.year), version: num(columns.version),
     x: num(columns.x), y: num(columns.y), gx: columns.gx ? num(columns.gx) : null,
     gy: columns.gy ? num(columns.gy) : null, aspect: num(columns.aspect, Float32Array),
     neighbors: Int32Array.from(columns.neighbors || []), similarity: Float32Array.from(columns.similarity || []),
@@ -313,7 +313,8 @@ export function parseHash(hash) {
       const match = value.match(/^([a-z]{1,10}):(.*)$/);
       if (!match) continue;
       const points = [];
-      for (const pair of match[2].split(";")) {
+      const pairs = match[2].split(";", 2 * LIMITS.lasso + 1);
+      for (const pair of pairs) {
         const [x, y] = pair.split(",").map(Number);
         if (!Number.isFinite(x) || !Number.isFinite(y)) {
           points.length = 0;
@@ -321,7 +322,8 @@ export function parseHash(hash) {
         }
         points.push(x, y);
       }
-      if (points.length >= 6) out.lasso = { layout: match[1], points };
+      // A hand-drawn lasso is thinned to LIMITS.lasso points (see clusters.js): more is no permalink.
+      if (points.length >= 6 && points.length <= 2 * LIMITS.lasso) out.lasso = { layout: match[1], points };
     }
   }
   return out;
@@ -457,7 +459,8 @@ export function clusterColour(c, palette) {
 export function csvField(value) {
   let text = value === null || value === undefined || (typeof value === "number" && !Number.isFinite(value))
     ? "" : String(value);
-  if (typeof value === "string" && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  // Only a number is safe as it is: any other value (a title that is a list, say) is text to a spreadsheet.
+  if (typeof value !== "number" && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
@@ -469,4 +472,117 @@ export function toCsv(header, rows) {
 export function relativeToPage(url, pageUrl) {
   const folder = new URL(".", pageUrl).href;
   return url.startsWith(folder) ? url.slice(folder.length) : url;
+}
+
+// -- what a data file may hold ---------------------------------------------------------------
+
+/** Bounds on what the page draws and lists, whatever a (doctored) data file says. */
+export const LIMITS = Object.freeze({
+  posters: 5_000_000, neighbors: 100, levels: 16, clusters: 10_000, outline: 4_096, lasso: 1_000, pairs: 2_000,
+});
+
+/**
+ * Check a parsed data.json (format 2) before anything is built from it; throws an Error whose
+ * message names the first field that is wrong. A file stage 3 wrote always passes. What is
+ * bounded: the number of posters, neighbours per poster, pyramid levels and clusters and their
+ * outlines (see LIMITS), and every position must lie on the map (a poster at x = 1e308 would
+ * send the quadtree into an endless loop).
+ */
+export function validateMap(data) {
+  const fail = (what) => {
+    throw new Error(`this is not a map file stage 3 wrote (${what}); make it again with get_data_visu.py`);
+  };
+  const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+  if (!isObject(data) || !isObject(data.meta) || !isObject(data.columns)) fail("no meta and columns");
+  const { meta, columns } = data;
+  if (!isObject(meta.tiles) || !isObject(meta.tiles.tsne)) fail("no meta.tiles.tsne");
+  if (!isObject(meta.paths) || typeof meta.paths.thumb !== "string" || typeof meta.paths.image !== "string") {
+    fail("no meta.paths");
+  }
+  const ids = columns.id;
+  if (!Array.isArray(ids) || ids.length === 0) fail("columns.id is not a list of posters");
+  const n = ids.length;
+  if (n > LIMITS.posters) fail(`${n} posters, more than the ${LIMITS.posters} the page draws`);
+  const column = (name, check, optional = true) => {
+    const values = columns[name];
+    if (values === undefined && optional) return;
+    if (!Array.isArray(values) || values.length !== n) fail(`columns.${name} does not hold one value per poster`);
+    for (let i = 0; i < n; i++) if (!check(values[i])) fail(`columns.${name}[${i}] is ${JSON.stringify(values[i])}`);
+  };
+  const onMap = (v) => typeof v === "number" && Math.abs(v) <= 1.01; // [-1, 1], and rounding
+  const textOrNull = (v) => v === null || typeof v === "string";
+  column("id", (v) => typeof v === "string" && v !== "", false);
+  column("title", textOrNull, false);
+  column("x", onMap, false);
+  column("y", onMap, false);
+  column("gx", onMap);
+  column("gy", onMap);
+  column("year", (v) => v === null || Number.isInteger(v));
+  column("version", (v) => v === null || Number.isInteger(v));
+  column("aspect", (v) => typeof v === "number" && v > 0 && Number.isFinite(v), false);
+  column("cluster", (v) => Number.isInteger(v) && v >= -1);
+  for (const name of ["thumb", "image", "page"]) column(name, textOrNull);
+  const k = meta.neighbors ?? 0;
+  if (!Number.isInteger(k) || k < 0 || k > LIMITS.neighbors) fail(`meta.neighbors is ${JSON.stringify(k)}`);
+  const neighbors = columns.neighbors || [];
+  if (!Array.isArray(neighbors) || neighbors.length !== n * k) fail("columns.neighbors does not hold K per poster");
+  for (const j of neighbors) if (!(Number.isInteger(j) && j >= 0 && j < n)) fail(`a neighbour is ${JSON.stringify(j)}`);
+  const similarity = columns.similarity || [];
+  if (!Array.isArray(similarity) || similarity.length !== n * k) fail("columns.similarity does not hold K per poster");
+  for (const [name, pyramid] of Object.entries(meta.tiles)) {
+    const levels = pyramid && pyramid.levels;
+    if (!Number.isInteger(levels) || levels < 1 || levels > LIMITS.levels) fail(`meta.tiles.${name}.levels`);
+    if (typeof pyramid.path !== "string" || pyramid.size !== 256) fail(`meta.tiles.${name}.path or size`);
+    for (const key of ["origin", "span", "slot"]) {
+      if (!Number.isFinite(pyramid[key]) || Math.abs(pyramid[key]) > 4) fail(`meta.tiles.${name}.${key}`);
+    }
+    if (!(pyramid.span > 0) || !(pyramid.slot > 0)) fail(`meta.tiles.${name}.span or slot`);
+    const present = pyramid.present;
+    if (!Array.isArray(present) || present.length !== levels) fail(`meta.tiles.${name}.present`);
+    present.forEach((b64, z) => {
+      const bytes = Math.ceil(4 ** z / 8);
+      if (typeof b64 !== "string" || b64.length > 4 * Math.ceil(bytes / 3) + 4) fail(`meta.tiles.${name}.present[${z}]`);
+    });
+  }
+  if (meta.thumb_size !== undefined && !(Number.isInteger(meta.thumb_size) && meta.thumb_size > 0
+    && meta.thumb_size <= 4096)) fail("meta.thumb_size");
+  if (meta.clusters !== undefined) {
+    if (!Array.isArray(meta.clusters) || meta.clusters.length > LIMITS.clusters) fail("meta.clusters");
+    for (const c of meta.clusters) {
+      if (!isObject(c) || !Number.isInteger(c.id) || c.id < 0) fail("a cluster's id");
+      const outline = c.outline || [];
+      if (!Array.isArray(outline) || outline.length > LIMITS.outline) fail(`cluster ${c.id}'s outline`);
+      for (const p of outline) if (!Array.isArray(p) || !onMap(p[0]) || !onMap(p[1])) fail(`cluster ${c.id}'s outline`);
+      if (c.centroid !== undefined && !(Array.isArray(c.centroid) && onMap(c.centroid[0]) && onMap(c.centroid[1]))) {
+        fail(`cluster ${c.id}'s centroid`);
+      }
+    }
+  }
+  if (meta.pairs !== undefined && !(isObject(meta.pairs) && typeof meta.pairs.file === "string")) fail("meta.pairs");
+}
+
+/**
+ * The pairs of a pairs file the page can show: each with two ids and a similarity, at most
+ * LIMITS.pairs of them (the file lists the closest first); anything else in it is left out.
+ */
+export function readPairs(doc) {
+  const pairs = doc && Array.isArray(doc.pairs) ? doc.pairs : [];
+  const out = [];
+  for (const pair of pairs) {
+    if (out.length >= LIMITS.pairs) break;
+    if (pair && typeof pair.a === "string" && typeof pair.b === "string" && Number.isFinite(pair.similarity)) {
+      out.push(pair);
+    }
+  }
+  return { pairs: out, more: Math.max(0, pairs.length - out.length) };
+}
+
+/** Every `step`-th point of [x0, y0, x1, y1, ...], so that at most `most` points are left. */
+export function thinPath(points, most) {
+  const count = points.length / 2;
+  if (count <= most) return points;
+  const step = Math.ceil(count / most);
+  const out = [];
+  for (let i = 0; i < count; i += step) out.push(points[2 * i], points[2 * i + 1]);
+  return out;
 }

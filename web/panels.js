@@ -2,7 +2,7 @@
 // No data string is ever parsed as HTML: titles go in with textContent.
 import { fetchJson } from "./loader.js";
 import {
-  buildSearchIndex, decadeColour, decadeOf, decadesOf, posterFromHash, searchTitles, yearExtent, yearRange,
+  buildSearchIndex, decadeColour, decadeOf, decadesOf, posterFromHash, readPairs, searchTitles, yearExtent, yearRange,
 } from "./logic.js";
 
 export function panels(map) {
@@ -12,6 +12,7 @@ export function panels(map) {
   let suggestions = [];
   let active = -1;
   let pairs = null;
+  let morePairs = 0; // listed in the pairs file past LIMITS.pairs, or unreadable: not shown
 
   function indexOf(id) {
     return byId?.get(id) ?? -1;
@@ -243,7 +244,7 @@ export function panels(map) {
     try {
       const url = map.asset(map.meta.pairs.file);
       if (!url) throw new Error(`refusing to load ${map.meta.pairs.file}`);
-      pairs = (await fetchJson(url)).pairs;
+      ({ pairs, more: morePairs } = readPairs(await fetchJson(url)));
     } catch (error) {
       const item = document.createElement("li");
       item.textContent = error.message;
@@ -264,6 +265,11 @@ export function panels(map) {
       caption.className = "caption";
       caption.textContent = `${P.title[a]} — ${P.title[b]} · ${pair.similarity.toFixed(3)}`;
       item.append(row, caption);
+      list.append(item);
+    }
+    if (morePairs) {
+      const item = document.createElement("li");
+      item.textContent = `and ${morePairs} more pairs in ${map.meta.pairs.file}, not shown`;
       list.append(item);
     }
   }

@@ -9,7 +9,7 @@ import {
   makePresence, mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterBox, posterFromHash,
   readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, tileRange, toCsv, toData, toWorld,
   visibleWorld,
-  yearExtent, yearRange,
+  yearExtent, yearRange, validateMap, readPairs, thinPath, LIMITS,
 } from "../../web/logic.js";
 
 const PAGE = "http://127.0.0.1:8000/maps/index.html?data.json";
@@ -36,7 +36,9 @@ test("paths in data.json resolve from its folder and must stay in the page's fol
     "http://127.0.0.1:8000/maps/assets/a.jpg");
   for (const bad of ["../../x.jpg", "/x.jpg", "//evil.example/x.jpg", "\t//evil.example/x.jpg",
     "http://evil.example/x.jpg", "%2e%2e/%2e%2e/x.jpg", "a/..%2F..%2F..%2Fx.jpg", "javascript:alert(1)", "",
-    "data:image/png;base64,AAAA", null, 42]) {
+    "data:image/png;base64,AAAA", null, 42,
+    // Another origin with the very path of the page's folder: only the origin check refuses these.
+    "http://evil.example:8000/maps/sub/x.jpg", "//evil.example/maps/x.jpg", "https://127.0.0.1:8000/maps/x.jpg"]) {
     assert.throws(() => assetUrl(data, bad, PAGE), Error, String(bad));
   }
   assert.throws(() => resolveInFolder("x.jpg", "http://127.0.0.1:8000/other/", PAGE), Error);
@@ -61,6 +63,8 @@ test("the hash keeps the selected poster", () => {
 test("year filter and decade colours", () => {
   assert.ok(inYearRange(1995, 1990, 2000));
   assert.ok(!inYearRange(1989, 1990, 2000));
+  assert.ok(inYearRange(1990, 1990, 2000) && inYearRange(2000, 1990, 2000)); // the bounds are in the range
+  assert.ok(!inYearRange(2001, 1990, 2000));
   assert.ok(inYearRange(null, 1990, 2000));
   const palette = ["#a", "#b", "#c"];
   assert.equal(decadeColour(1991, palette, 1990), decadeColour(1999, palette, 1990));
@@ -195,6 +199,11 @@ test("CSV fields are quoted where needed and never run as formulas", () => {
   assert.equal(csvField(1995), "1995");
   assert.equal(csvField(-3), "-3");
   assert.equal(csvField(NaN), "");
+  // Tab and carriage return start formulas too; and a value that is not a string is escaped all the same.
+  assert.equal(csvField("\t=1+1"), "'\t=1+1");
+  assert.equal(csvField("\r=1+1"), "\"'\r=1+1\"");
+  assert.equal(csvField(["=HYPERLINK(1)"]), "'=HYPERLINK(1)");
+  assert.equal(csvField({ toString: () => "@SUM(A1)" }), "'@SUM(A1)");
   assert.equal(toCsv(["a", "b"], [[1, "x,y"]]), 'a,b\r\n1,"x,y"\r\n');
 });
 
@@ -208,4 +217,79 @@ test("map points to world units and back", () => {
   assert.deepEqual(toWorld(1, -1, 200), [200, 200]);
   assert.deepEqual(toWorld(0.5, 0.5, 200), [150, 50]);
   assert.deepEqual(toData(150, 50, 200), [0.5, 0.5]);
+});
+
+// A small map as stage 3 writes it: validateMap must accept it, and refuse each doctored copy.
+function smallMap() {
+  return {
+    meta: {
+      format: 2, neighbors: 1, paths: { thumb: "assets/thumbs/{id}.jpg", image: "assets/posters/{id}.jpg" },
+      pairs: { file: "pairs.json", count: 1 }, thumb_size: 256,
+      tiles: { tsne: { path: "t/{z}/{x}-{y}.jpg", size: 256, levels: 2, origin: -0.05, span: 1.1, slot: 0.1,
+        present: ["AQ==", "Dw=="] } },
+      clusters: [{ id: 0, size: 2, outline: [[-1, -1], [1, -1], [0, 1]], centroid: [0, 0] }],
+    },
+    columns: {
+      id: ["1995/a", "1995/b"], title: ["A", "B"], year: [1995, null], version: [1, 2], x: [-1, 1], y: [0.5, -0.5],
+      aspect: [0.67, 1.5], neighbors: [1, 0], similarity: [0.9, 0.9], cluster: [0, -1],
+    },
+  };
+}
+
+test("a map as stage 3 writes it is accepted; a doctored one is refused with the field it got wrong", () => {
+  validateMap(smallMap());
+  const doctored = {
+    "x far off the map": (m) => { m.columns.x[0] = 1e308; },
+    "x not a number": (m) => { m.columns.x[1] = "0.5"; },
+    "y infinite": (m) => { m.columns.y[0] = Infinity; },
+    "a billion neighbours": (m) => { m.meta.neighbors = 1e9; },
+    "neighbours of another length": (m) => { m.columns.neighbors = [1]; },
+    "a neighbour outside the map": (m) => { m.columns.neighbors = [5, 0]; },
+    "an outline of a million points": (m) => { m.meta.clusters[0].outline = Array(1e6).fill([0, 0]); },
+    "an outline point off the map": (m) => { m.meta.clusters[0].outline[1] = [1e308, 0]; },
+    "a column one short": (m) => { m.columns.title = ["A"]; },
+    "a title that is a list": (m) => { m.columns.title[0] = ["=1+1"]; },
+    "no ids": (m) => { delete m.columns.id; },
+    "no columns": (m) => { delete m.columns; },
+    "levels beyond any pyramid": (m) => { m.meta.tiles.tsne.levels = 60; },
+    "a presence bitset too long for its level": (m) => { m.meta.tiles.tsne.present[0] = "A".repeat(100); },
+    "a cluster id of -1": (m) => { m.meta.clusters[0].id = -1; },
+    "an aspect of 0": (m) => { m.columns.aspect[0] = 0; },
+  };
+  for (const [what, doctor] of Object.entries(doctored)) {
+    const map = smallMap();
+    doctor(map);
+    assert.throws(() => validateMap(map), /not a map file stage 3 wrote/, what);
+  }
+  assert.throws(() => validateMap(null), /not a map file/);
+  assert.throws(() => validateMap("x"), /not a map file/);
+});
+
+test("a title that is not a string reaches the page as text", () => {
+  const map = smallMap();
+  map.columns.title = [null, "B"];
+  assert.deepEqual(readColumns(map.columns, map.meta).title, ["", "B"]);
+});
+
+test("the pairs shown are bounded and well formed", () => {
+  const many = { pairs: Array.from({ length: 300_000 }, (_, i) => ({ a: "x", b: "y", similarity: 1 - i * 1e-6 })) };
+  const { pairs, more } = readPairs(many);
+  assert.equal(pairs.length, LIMITS.pairs);
+  assert.equal(more, 300_000 - LIMITS.pairs);
+  assert.deepEqual(readPairs({ pairs: [{ a: "x", b: "y", similarity: "high" }, { a: 1, b: "y", similarity: 1 }, null] }).pairs, []);
+  assert.deepEqual(readPairs({ pairs: "no" }).pairs, []);
+  assert.deepEqual(readPairs(null).pairs, []);
+});
+
+test("a lasso permalink is bounded: thinned when drawn, refused past the limit when read", () => {
+  const long = Array.from({ length: 2 * 5000 }, (_, i) => (i % 2 ? Math.sin(i) : Math.cos(i)) * 0.5);
+  const thinned = thinPath(long, LIMITS.lasso);
+  assert.ok(thinned.length / 2 <= LIMITS.lasso && thinned.length >= 6);
+  assert.deepEqual(thinned.slice(0, 2), long.slice(0, 2));
+  assert.deepEqual(thinPath([0, 0, 1, 0, 1, 1], LIMITS.lasso), [0, 0, 1, 0, 1, 1]);
+  const hash = makeHash({ lasso: { layout: "tsne", points: thinned } });
+  assert.ok(parseHash(hash).lasso);
+  const pairs = [];
+  for (let i = 0; i < 100_000; i++) pairs.push(`${(i % 7) / 10},${(i % 5) / 10}`);
+  assert.equal(parseHash(`#lasso=tsne:${pairs.join(";")}`).lasso, null);
 });

@@ -1,0 +1,146 @@
+"""The page's promises against doctored data files and permalinks, in a real Chromium.
+
+A doctored file is refused with a message on the page (never "Loading…" for ever, never a frozen tab),
+what the page draws and lists stays bounded, and titles stay text wherever they are shown.
+"""
+
+import json
+import shutil
+
+import pytest
+
+from test_page import HOSTILE, browser, point, site  # noqa: F401  (fixtures)
+
+
+@pytest.fixture(scope="module")
+def folder(site, tmp_path_factory):  # noqa: F811
+    """A copy of the site's web folder to put doctored files in, served on its own."""
+    from browser import StaticServer
+
+    web = tmp_path_factory.mktemp("trust") / "web"
+    shutil.copytree(site[0].folder, web)
+    server = StaticServer(web)
+    server.folder = web
+    yield server, json.loads((web / "data.json").read_text())
+    server.close()
+
+
+def write_doctored(web, name, data):
+    (web / name).write_text(json.dumps(data) if not isinstance(data, str) else data)
+
+
+def expect_refusal(browser, server, name, hash_=""):  # noqa: F811
+    page = browser.new_page()
+    page.goto(f"{server.url}index.html?{name}{hash_}")
+    page.wait_for_selector("#error:not([hidden])", timeout=20000)
+    message = page.text_content("#error")
+    # The tab answers at once: nothing loops or draws without end behind the message.
+    assert page.evaluate("() => { const t = performance.now(); return 1; }") == 1
+    assert page.is_hidden("#loading")
+    assert page.evaluate("window.posterMap.ready") is False
+    page.close()
+    return message
+
+
+DOCTORED = {
+    "x-off-the-map": lambda d: d["columns"]["x"].__setitem__(0, 1e308),
+    "a-billion-neighbours": lambda d: d["meta"].__setitem__("neighbors", 10 ** 9),
+    "a-million-point-outline": lambda d: d["meta"]["clusters"][0].__setitem__("outline", [[0, 0]] * 1_000_000),
+    "no-ids": lambda d: d["columns"].pop("id"),
+    "columns-not-an-object": lambda d: d.__setitem__("columns", [1, 2, 3]),
+    "a-title-that-is-a-list": lambda d: d["columns"]["title"].__setitem__(0, ["=1+1"]),
+}
+
+
+@pytest.mark.parametrize("what", sorted(DOCTORED))
+def test_a_doctored_map_file_is_refused_with_a_message_and_the_tab_stays_responsive(browser, folder, what):  # noqa: F811
+    server, data = folder
+    doctored = json.loads(json.dumps(data))
+    DOCTORED[what](doctored)
+    write_doctored(server.folder, f"{what}.json", doctored)
+    message = expect_refusal(browser, server, f"{what}.json")
+    assert f"{what}.json" in message and "not a map file" in message, message
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", "null", '{"meta": {}, "columns": {}}'])
+def test_a_malformed_file_says_so_instead_of_loading_for_ever(browser, folder, content):  # noqa: F811
+    server, _ = folder
+    write_doctored(server.folder, "malformed.json", content)
+    assert expect_refusal(browser, server, "malformed.json")
+
+
+def test_a_lasso_permalink_of_100000_points_is_ignored_and_the_map_opens(browser, folder):  # noqa: F811
+    server, _ = folder
+    points = ";".join(f"{(i % 7) / 10},{(i % 5) / 10}" for i in range(100_000))
+    page = browser.new_page()
+    page.goto(f"{server.url}index.html?data.json#lasso=tsne:{points}")
+    page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
+    page.wait_for_function("window.posterMap.settled()", timeout=30000, polling=50)
+    assert page.evaluate("window.posterMap.selection()") in (None, [])
+    page.close()
+
+
+def test_300000_pairs_list_at_most_the_limit_and_say_how_many_more(browser, folder):  # noqa: F811
+    server, data = folder
+    ids = data["columns"]["id"]
+    pairs = [{"a": ids[i % len(ids)], "b": ids[(i + 1) % len(ids)], "similarity": 0.5, "image": None}
+             for i in range(300_000)]
+    doctored = json.loads(json.dumps(data))
+    doctored["meta"]["pairs"]["file"] = "many-pairs.json"
+    write_doctored(server.folder, "many-pairs.json", {"meta": {}, "pairs": pairs})
+    write_doctored(server.folder, "many.json", doctored)
+    page = browser.new_page()
+    page.goto(f"{server.url}index.html?many.json")
+    page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
+    page.click("#show-pairs")
+    page.wait_for_function("[...document.querySelectorAll('#pairs-list li')].some(li => li.textContent.includes('more pairs'))",
+                           timeout=30000)
+    items = page.locator("#pairs-list li")
+    assert items.count() == 2_000 + 1
+    assert f"and {300_000 - 2_000} more pairs" in items.last.text_content()
+    page.close()
+
+
+def test_titles_stay_text_in_the_tooltip_and_the_pairs_captions(browser, folder):  # noqa: F811
+    server, data = folder
+    hostile = point(data, HOSTILE)
+    other = next(pid for pid in data["columns"]["id"] if pid != hostile["id"])
+    doctored = json.loads(json.dumps(data))
+    doctored["meta"]["pairs"]["file"] = "hostile-pairs.json"
+    write_doctored(server.folder, "hostile-pairs.json",
+                   {"meta": {}, "pairs": [{"a": hostile["id"], "b": other, "similarity": 0.9, "image": None}]})
+    write_doctored(server.folder, "hostile.json", doctored)
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    page.goto(f"{server.url}index.html?hostile.json")
+    page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
+    page.click("#layout-grid")  # no overlaps: the pointer is over the poster aimed at
+    page.wait_for_function("!window.posterMap.state.fade && window.posterMap.state.layout === 'grid'")
+    pos = page.evaluate("id => window.posterMap.screenPosition(id)", hostile["id"])
+    page.mouse.move(pos["x"], pos["y"])
+    page.wait_for_selector("#tooltip:not([hidden])")
+    assert page.text_content("#tooltip").startswith(HOSTILE)
+    assert page.locator("#tooltip *").count() == 0
+    page.click("#show-pairs")
+    page.wait_for_selector("#pairs-list .caption")
+    assert page.text_content("#pairs-list .caption").startswith(HOSTILE)
+    assert page.locator("#pairs-list .caption *").count() == 0
+    page.wait_for_function("[...document.images].every((img) => img.complete)")
+    assert page.evaluate("window.__pwned") is None
+    page.close()
+
+
+@pytest.mark.parametrize("url", ["javascript:window.__pwned=1", "data:text/html,<b>x</b>", " javascript:alert(1)"])
+def test_a_poster_page_link_is_only_ever_a_web_address(browser, folder, url):  # noqa: F811
+    server, data = folder
+    doctored = json.loads(json.dumps(data))
+    doctored["meta"]["paths"].pop("page", None)
+    doctored["columns"]["page"] = [url] * len(doctored["columns"]["id"])
+    write_doctored(server.folder, "links.json", doctored)
+    page = browser.new_page()
+    page.goto(f"{server.url}index.html?links.json")
+    page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
+    page.evaluate("id => window.posterMap.select(id)", data["columns"]["id"][0])
+    page.wait_for_selector("#panel:not([hidden])")
+    assert page.get_attribute("#panel-page", "href") is None
+    assert page.is_hidden("#panel-page")
+    page.close()
