@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""Plant realistic slips in the code behind each README promise, one at a time, and run the tests.
+
+Each slip is the smallest change a developer could make by mistake (a check dropped, a bound
+forgotten, ``innerHTML`` for ``textContent``, two lines in the wrong order). A slip is *caught* when
+the tests named for it fail; the target is every slip caught. The code is copied to a scratch folder
+first (tracked files, plus ``web/vendor`` for the browser tests): this checkout is never touched.
+
+    .venv/bin/python bench/slips.py                 # every slip: about 10 minutes on 2 cores
+    .venv/bin/python bench/slips.py --only csv url  # the slips whose name contains one of these words
+    .venv/bin/python bench/slips.py --list
+
+Writes ``bench/out/slips.json`` and prints a table for ``bench/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NODE = "node"
+
+
+@dataclass(frozen=True)
+class Slip:
+    name: str
+    promise: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]  # pytest node ids or files; "node" for the page's unit tests
+
+
+T = "tests/"
+SCRAPE = T + "test_trust_scrape.py::"
+MAPS = T + "test_trust_maps.py::"
+PROMISES = T + "test_promises.py::"
+PAGE = T + "test_page_trust.py::"
+
+SLIPS = [
+    # -- bad files never stop a run --------------------------------------------------------------
+    Slip("decode-narrow-except", "bad files never stop a run", "posters_cnn/images.py",
+         "except Exception as exc:  # noqa: BLE001 - every decoder failure is a bad file, whatever its type",
+         "except (OSError, SyntaxError, ValueError, EOFError) as exc:",
+         (SCRAPE + "test_bad_files_never_stop_a_scrape_whatever_the_decoder_raises",
+          SCRAPE + "test_bad_files_never_stop_from_dir_whatever_the_decoder_raises")),
+    Slip("exif-stored-size", "a photo is shown as it was taken", "posters_cnn/scrape.py",
+         "record.width, record.height = images.upright_size(image)  # as the thumbnail and the map show it",
+         "record.width, record.height = image.size",
+         (SCRAPE + "test_a_scraped_photo_has_its_upright_size_in_the_manifest",)),
+    # -- the scraper is polite and bounded -------------------------------------------------------
+    Slip("no-deadline", "--timeout bounds each request", "posters_cnn/http.py",
+         "        _current.deadline = self\n        self._timer.start()",
+         "        _current.deadline = self",
+         (SCRAPE + "test_timeout_bounds_a_whole_request_not_each_read",)),
+    Slip("size-cap-inverted", "a body is read up to a size limit", "posters_cnn/http.py",
+         "if more and not truncate:", "if more and truncate:",
+         (SCRAPE + "test_a_gzip_bomb_is_refused_after_the_size_limit_not_expanded_whole",)),
+    Slip("retry-after-uncapped", "Retry-After is honoured, within reason", "posters_cnn/http.py",
+         "return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)", "return max(seconds, 0.0)",
+         (SCRAPE + "test_retry_after_seconds_are_read_and_capped",)),
+    Slip("retry-after-date-misread", "Retry-After is honoured, within reason", "posters_cnn/http.py",
+         "seconds = when.timestamp() - (time.time() if now is None else now)",
+         "seconds = (time.time() if now is None else now) - when.timestamp()",
+         (SCRAPE + "test_retry_after_as_an_http_date_counts_from_now",)),
+    Slip("retry-after-nan", "Retry-After is honoured, within reason", "posters_cnn/http.py",
+         "    if not math.isfinite(seconds):\n        return None\n", "",
+         (SCRAPE + "test_a_retry_after_that_is_not_a_number_of_seconds_is_ignored_not_fatal",)),
+    Slip("robots-bom", "robots.txt is obeyed", "posters_cnn/http.py",
+         '.decode("utf-8", "replace").lstrip("\\ufeff")', '.decode("utf-8", "replace")',
+         (SCRAPE + "test_robots_txt_behind_a_byte_order_mark_is_obeyed",)),
+    Slip("robots-first-hop-only", "robots.txt is obeyed", "posters_cnn/http.py",
+         "        for _ in range(MAX_REDIRECTS + 1):\n            if check_robots and self.robots:\n"
+         "                self.robots_for(url).check(url, self.user_agent)\n",
+         "        if check_robots and self.robots:\n            self.robots_for(url).check(url, self.user_agent)\n"
+         "        for _ in range(MAX_REDIRECTS + 1):\n",
+         (SCRAPE + "test_a_redirect_to_another_host_obeys_that_hosts_robots_txt",)),
+    Slip("crawl-delay-ignored", "robots.txt is obeyed", "posters_cnn/scrape.py",
+         "        if robots.refused:\n            raise StageError(robots.refused)\n", "",
+         (SCRAPE + "test_a_crawl_delay_no_run_can_honour_stops_the_run_in_one_line",)),
+    Slip("broken-body-permanent", "what may work later is tried again", "posters_cnn/http.py",
+         "except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,",
+         "except (requests.ConnectionError, requests.Timeout,",
+         (SCRAPE + "test_a_body_broken_in_transit_is_tried_again_on_the_next_run",)),
+    # -- nothing is lost ---------------------------------------------------------------------------
+    Slip("atomic-write-in-place", "files are written atomically", "posters_cnn/fsutil.py",
+         "    with atomic_path(path) as tmp:\n        with open(tmp, \"wb\") as fh:",
+         "    if True:\n        with open(path, \"wb\") as fh:",
+         (PROMISES + "test_a_write_that_fails_half_way_leaves_the_old_file_and_no_temporary",)),
+    Slip("count-before-rows", "a stopped stage 2 leaves a file the next run extends", "posters_cnn/store.py",
+         "        features[self.count:end] = rows[:n].astype(np.float32, copy=False)\n"
+         "        ids[self.count:end] = poster_ids\n        self.handle.flush()\n        self.count = end\n"
+         "        self.handle.attrs[\"count\"] = end",
+         "        self.handle.attrs[\"count\"] = end\n"
+         "        features[self.count:end] = rows[:n].astype(np.float32, copy=False)\n"
+         "        ids[self.count:end] = poster_ids\n        self.handle.flush()\n        self.count = end",
+         (PROMISES + "test_count_covers_only_rows_that_were_written",)),
+    Slip("no-room-taken", "a full disk loses no row", "posters_cnn/store.py",
+         "        self._reserve(n * (self.dim * 4 + 64) + sum(len(pid.encode()) for pid in poster_ids))\n", "",
+         (MAPS + "test_a_full_disk_in_stage_2_keeps_the_rows_before_it_and_the_next_run_goes_on",)),
+    Slip("skips-read-again", "a re-run does no finished work again", "posters_cnn/store.py",
+         "        ids.update(_decode(handle[SKIPPED_ID][:skipped]))\n", "",
+         (PROMISES + "test_a_rerun_does_not_read_unreadable_images_again",)),
+    Slip("manifest-no-bom", "a manifest a spreadsheet saved is read", "posters_cnn/manifest.py",
+         'encoding="utf-8-sig"', 'encoding="utf-8"',
+         (SCRAPE + "test_a_manifest_saved_by_a_spreadsheet_keeps_every_row_on_the_next_scrape",)),
+    Slip("manifest-dropped", "an unreadable manifest is refused, never dropped", "posters_cnn/manifest.py",
+         "            if missing:\n                raise UsageError(f\"manifest {path} lacks column(s)",
+         "            if missing:\n                return []\n                raise UsageError(f\"manifest {path} lacks column(s)",
+         (SCRAPE + "test_a_manifest_that_cannot_be_read_is_refused_and_left_as_it_is",)),
+    Slip("from-dir-replaces", "--from-dir keeps what the folder holds", "posters_cnn/scrape.py",
+         "    records += [record for pid, record in previous.items() if pid not in listed]  # nothing is dropped\n",
+         "",
+         (SCRAPE + "test_from_dir_into_a_folder_that_holds_a_scrape_keeps_the_scrape",)),
+    Slip("from-dir-ids-by-order", "--from-dir ids follow their files", "posters_cnn/scrape.py",
+         "    chosen = {uri: earlier_id[uri] for _, uri, *_ in planned if uri in earlier_id}",
+         "    chosen = {}",
+         (SCRAPE + "test_from_dir_ids_and_thumbnails_follow_their_files_across_runs",)),
+    Slip("symlink-stored", "--from-dir stores images, not links", "posters_cnn/fsutil.py",
+         "    src, dst = Path(os.path.realpath(src)), Path(dst)", "    src, dst = Path(src), Path(dst)",
+         (SCRAPE + "test_from_dir_stores_what_a_symlink_points_to_not_the_link",)),
+    Slip("from-dir-unlocked", "one run per output", "get_posters.py",
+         "        with cli.OutputLock(manifest):\n            summary = scrape.index_folder(",
+         "        if True:\n            summary = scrape.index_folder(",
+         (PROMISES + "test_from_dir_waits_for_no_one_it_stops_when_its_output_is_in_use",)),
+    Slip("switch-before-companions", "a stopped stage 3 leaves the earlier map whole", "posters_cnn/visu.py",
+         "    write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)\n    if clusters:\n"
+         "        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clustering.csv_text(ids, labels))\n"
+         "    install_page(out_dir)\n"
+         "    # The switch: until this rename the folder holds the earlier map, whole; after it, this one.\n"
+         "    write_json_atomic(output, {\"meta\": meta, \"columns\": columns})\n",
+         "    write_json_atomic(output, {\"meta\": meta, \"columns\": columns})\n"
+         "    write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)\n    if clusters:\n"
+         "        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clustering.csv_text(ids, labels))\n"
+         "    install_page(out_dir)\n",
+         (MAPS + "test_a_stopped_rerun_leaves_the_earlier_map_whole",)),
+    # -- everything is written under the output folder ------------------------------------------
+    Slip("manifest-dotdot", "nothing is read or written outside its folder", "posters_cnn/fsutil.py",
+         'if part in ("", ".", "..") or', 'if part in ("", ".") or',
+         (MAPS + "test_a_doctored_manifest_cannot_publish_or_write_outside_its_folders",)),
+    Slip("map-name-case", "maps sharing a folder keep their own files", "posters_cnn/visu.py",
+         'if output.suffix != ".json":', 'if output.suffix.lower() != ".json":',
+         (MAPS + "test_a_map_name_differing_only_in_case_of_its_suffix_is_refused",)),
+    Slip("duplicate-ids", "each poster is on the map once", "posters_cnn/visu.py",
+         "keep[i] = pid in known and pid not in seen", "keep[i] = pid in known",
+         (MAPS + "test_a_poster_listed_twice_is_mapped_once",)),
+    Slip("oserror-traceback", "bad input and failures are one line", "posters_cnn/cli.py",
+         "    except OSError as exc:  # a read-only or full output folder",
+         "    except NotImplementedError as exc:  # a read-only or full output folder",
+         (MAPS + "test_an_output_folder_that_cannot_be_written_is_one_line",)),
+    # -- stage 2's input, stage 3's pairs and clusters ---------------------------------------------
+    Slip("crop-corner", "--crop center cuts the centred square", "posters_cnn/features.py",
+         "left, top = (rgb.width - side) // 2, (rgb.height - side) // 2", "left, top = 0, 0",
+         (PROMISES + "test_center_crop_keeps_the_middle_square",)),
+    Slip("resize-filter", "stage 2 resizes with Pillow's BILINEAR", "posters_cnn/features.py",
+         "rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)",
+         "rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)",
+         (PROMISES + "test_the_poster_is_resized_with_pillows_bilinear_filter",)),
+    Slip("pairs-keep-versions", "closest pairs exclude versions of one movie", "posters_cnn/similarity.py",
+         "keep = np.ones_like(values, dtype=bool) if groups is None else groups[i] != groups[j]",
+         "keep = np.ones_like(values, dtype=bool)",
+         (PROMISES + "test_closest_pairs_never_pair_versions_of_one_movie",)),
+    Slip("face-first-member", "a cluster's face is its most central member", "posters_cnn/clusters.py",
+         '"face": ids[central[0]],', '"face": ids[members[0]],',
+         (PROMISES + "test_a_clusters_face_is_its_member_nearest_the_middle",)),
+    # -- the page --------------------------------------------------------------------------------
+    Slip("url-any-origin", "the page fetches nothing outside its folder", "web/logic.js",
+         "if (url.origin !== root.origin || url.username", "if (url.username", ("node",)),
+    Slip("tooltip-html", "titles are text, never HTML", "web/interaction.js",
+         "tip.textContent =", "tip.innerHTML =",
+         (PAGE + "test_titles_stay_text_in_the_tooltip_and_the_pairs_captions",)),
+    Slip("caption-html", "titles are text, never HTML", "web/panels.js",
+         "caption.textContent =", "caption.innerHTML =",
+         (PAGE + "test_titles_stay_text_in_the_tooltip_and_the_pairs_captions",)),
+    Slip("page-link-any-scheme", "the page runs no data as code", "web/panels.js",
+         "const safePage = /^https?:\\/\\//i.test(url);", "const safePage = Boolean(url);",
+         (PAGE + "test_a_poster_page_link_is_only_ever_a_web_address",)),
+    Slip("csv-tab-cr", "the export never runs as a formula", "web/logic.js",
+         "/^[=+\\-@\\t\\r]/", "/^[=+\\-@]/", ("node",)),
+    Slip("csv-strings-only", "the export never runs as a formula", "web/logic.js",
+         'if (typeof value !== "number" && /^', 'if (typeof value === "string" && /^', ("node",)),
+    Slip("year-bounds", "the year filter keeps its bounds", "web/logic.js",
+         "return year >= from && year <= to;", "return year > from && year < to;", ("node",)),
+    Slip("presence-xy", "the page fetches only tiles that exist", "web/logic.js",
+         "const bit = y * side + x;", "const bit = x * side + y;", ("node",)),
+    Slip("positions-unbounded", "a doctored map cannot freeze the tab", "web/logic.js",
+         'const onMap = (v) => typeof v === "number" && Math.abs(v) <= 1.01;',
+         'const onMap = (v) => typeof v === "number";', ("node",)),
+    Slip("neighbours-unbounded", "a doctored map cannot freeze the tab", "web/logic.js",
+         "if (!Number.isInteger(k) || k < 0 || k > LIMITS.neighbors)", "if (!Number.isInteger(k) || k < 0)",
+         ("node",)),
+    Slip("pairs-unbounded", "a doctored pairs file cannot freeze the tab", "web/logic.js",
+         "    if (out.length >= LIMITS.pairs) break;\n", "", ("node",)),
+    Slip("lasso-unbounded", "a doctored permalink cannot freeze the tab", "web/logic.js",
+         "if (points.length >= 6 && points.length <= 2 * LIMITS.lasso)", "if (points.length >= 6)", ("node",)),
+]
+
+
+def copy_tree(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for rel in files.decode().split("\0"):
+        if rel and (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    vendor = ROOT / "web" / "vendor"
+    if vendor.is_dir():
+        shutil.copytree(vendor, dest / "web" / "vendor")
+
+
+def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float]:
+    """'pass', 'fail' or 'timeout', and the seconds it took."""
+    started = time.monotonic()
+    if tests == ("node",):
+        cmd = [NODE, "--test", "tests/js/"]
+    else:
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+    try:
+        proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.monotonic() - started
+    if proc.returncode not in (0, 1):  # 2-5: collection errors, no tests: the slip was not tested at all
+        raise SystemExit(f"tests {tests} could not run (exit {proc.returncode}):\n{proc.stdout[-2000:]}")
+    return ("pass" if proc.returncode == 0 else "fail"), time.monotonic() - started
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", default=None, help="slips whose name contains one of these words")
+    parser.add_argument("--list", action="store_true", help="list the slips and stop")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds for one slip's tests (default 600)")
+    args = parser.parse_args(argv)
+    slips = [s for s in SLIPS if not args.only or any(word in s.name for word in args.only)]
+    if args.list:
+        for slip in slips:
+            print(f"{slip.name:28} {slip.file:28} {slip.promise}")
+        return 0
+    results = []
+    with tempfile.TemporaryDirectory(prefix="slips-") as scratch:
+        tree = Path(scratch)
+        copy_tree(tree)
+        for tests in sorted({s.tests for s in slips}):  # every test passes on the code as it is
+            outcome, _ = run_tests(tree, tests, args.timeout)
+            if outcome != "pass":
+                raise SystemExit(f"the tests {tests} do not pass on the unchanged code: fix that first")
+        for slip in slips:
+            path = tree / slip.file
+            original = path.read_text()
+            if original.count(slip.old) != 1:
+                raise SystemExit(f"slip {slip.name}: its text is not in {slip.file} exactly once; update the slip")
+            path.write_text(original.replace(slip.old, slip.new))
+            try:
+                outcome, seconds = run_tests(tree, slip.tests, args.timeout)
+            finally:
+                path.write_text(original)
+            caught = outcome in ("fail", "timeout")
+            results.append({"slip": slip.name, "promise": slip.promise, "file": slip.file, "caught": caught,
+                            "outcome": outcome, "seconds": round(seconds, 1)})
+            print(f"{'caught ' if caught else 'MISSED '} {slip.name:28} {outcome:8} {seconds:6.1f}s  {slip.promise}",
+                  flush=True)
+    caught = sum(r["caught"] for r in results)
+    summary = {"caught": caught, "planted": len(results), "cpu": cpu_name(),
+               "date": time.strftime("%Y-%m-%d"), "results": results}
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "slips.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"\n{caught} of {len(results)} slips caught ({summary['cpu']})")
+    return 0 if caught == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
