@@ -21,7 +21,7 @@ examples:
   python get_posters.py --range 2016-2016 --limit 50 --jobs 2 --rate 5
 
   # map your own collection instead (title from the file name, year from a YYYY folder)
-  python get_posters.py --from-dir ~/Pictures/posters --out-dir data
+  python get_posters.py --from-dir ~/Pictures/posters --out-dir data-mine
 
 Writes OUT/posters/YEAR/NAME.jpg (bytes as served), OUT/thumbs/YEAR/NAME.jpg and
 OUT/posters.csv (one row per poster, status ok or failed, with the error).
@@ -43,7 +43,7 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--thumb-size", type=cli.positive_int, default=256, metavar="PIXELS",
                         help="longest side of the thumbnails (default: %(default)s)")
     parser.add_argument("--timeout", type=cli.non_negative_float, default=30.0, metavar="SECONDS",
-                        help="per-request timeout (default: %(default)s)")
+                        help="the most one request may take, answer and body together (default: %(default)s)")
     parser.add_argument("--retries", type=cli.non_negative_int, default=4,
                         help="retries on timeouts, 429 and 5xx, with exponential backoff (default: %(default)s)")
     parser.add_argument("--limit", type=cli.positive_int, default=None, metavar="N",

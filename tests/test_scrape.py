@@ -153,6 +153,17 @@ def test_retries_429_honouring_retry_after(site, server, tmp_path):
     assert server.counts["/1995/posters/casino.jpg"] == 3
 
 
+def test_a_429_waits_as_long_as_its_retry_after_says(site, server, tmp_path):
+    # 2 s: longer than the backoff would wait at the first retry (at most 0.75 s), so only a client
+    # that reads the header waits that long. (A Retry-After of 0 could not tell the two apart.)
+    server.httpd.limited = {"/1995/posters/casino.jpg": 1}
+    server.httpd.retry_after = "2"
+    assert scrape_site(server, tmp_path) == 0
+    [told] = server.httpd.limited_at
+    [again] = [t for t, path in server.httpd.times if path == "/1995/posters/casino.jpg" and t > told]
+    assert again - told >= 1.9
+
+
 def test_a_429_pauses_every_worker_for_its_retry_after(site, tmp_path):
     srv = FaultyServer(site.root, latency=0.02)
     srv.httpd.limited = {"/1995/posters/casino.jpg": 1}

@@ -243,6 +243,12 @@ test("a map as stage 3 writes it is accepted; a doctored one is refused with the
     "x not a number": (m) => { m.columns.x[1] = "0.5"; },
     "y infinite": (m) => { m.columns.y[0] = Infinity; },
     "a billion neighbours": (m) => { m.meta.neighbors = 1e9; },
+    "more neighbours than the page lists, every one in place": (m) => {
+      const k = LIMITS.neighbors + 1;
+      m.meta.neighbors = k;
+      m.columns.neighbors = Array(2 * k).fill(0);
+      m.columns.similarity = Array(2 * k).fill(0.5);
+    },
     "neighbours of another length": (m) => { m.columns.neighbors = [1]; },
     "a neighbour outside the map": (m) => { m.columns.neighbors = [5, 0]; },
     "an outline of a million points": (m) => { m.meta.clusters[0].outline = Array(1e6).fill([0, 0]); },
