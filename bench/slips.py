@@ -59,7 +59,7 @@ SLIPS = [
          (SCRAPE + "test_a_scraped_photo_has_its_upright_size_in_the_manifest",)),
     # -- the scraper is polite and bounded -------------------------------------------------------
     Slip("no-deadline", "--timeout bounds each request", "posters_cnn/http.py",
-         "        _current.deadline = self\n        self._timer.start()",
+         "        _current.deadline = self\n        _WATCHDOG.watch(self)",
          "        _current.deadline = self",
          (SCRAPE + "test_timeout_bounds_a_whole_request_not_each_read",)),
     Slip("size-cap-inverted", "a body is read up to a size limit", "posters_cnn/http.py",
