@@ -1,6 +1,7 @@
 # make run   - set up .venv and node_modules from nothing, then ./run-posters-cnn.sh
 # make test  - the same set-up plus test tools, then the whole test suite
-# Both are quick to re-run: set-up steps are redone only when their inputs change.
+# Set-up steps are redone only when their inputs change: the first `make test` installs about 2.7 GB
+# (minutes), later ones go straight to the tests (about 5 minutes on 2 cores).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -17,7 +18,7 @@ test: setup-dev
 	$(BIN)/python -m pytest
 
 serve: web/vendor/d3.min.js
-	@echo "open http://127.0.0.1:8000/index.html?data.json"
+	@echo "open http://127.0.0.1:8000/index.html?data.json (a map in web/NAME/: http://127.0.0.1:8000/NAME/index.html?data.json)"
 	$(PYTHON) -m http.server 8000 --bind 127.0.0.1 --directory web
 
 bench: setup-dev
@@ -29,16 +30,19 @@ setup: $(VENV)/.runtime web/vendor/d3.min.js
 setup-dev: setup $(VENV)/.dev
 
 $(VENV)/.runtime: requirements.txt
+	@echo "== set-up: a virtual environment in $(VENV) with requirements.txt (TensorFlow among them: about 2.7 GB; a few minutes the first time, nothing after)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
 $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	@echo "== set-up: the test tools of requirements-dev.txt"
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
+	@echo "== set-up: d3 from npm (package-lock.json)"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

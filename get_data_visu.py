@@ -15,11 +15,11 @@ except ModuleNotFoundError as exc:  # run with a Python that lacks the requireme
 
 EXAMPLES = """\
 examples:
-  # the defaults: a 3,000-poster sample mapped with openTSNE into web/data.json
+  # the defaults: every poster mapped with openTSNE into web/data.json
   python get_data_visu.py -i data/features.h5 --posters data/posters.csv -o web/data.json
 
-  # every poster, one version per movie, with the grid layout too
-  python get_data_visu.py -i data/features.h5 -o web/data.json --n-sample 0 --one-per-movie --grid
+  # the original's 3,000-poster sample, one version per movie, with the grid layout too
+  python get_data_visu.py -i data/features.h5 -o web/data.json --n-sample 3000 --one-per-movie --grid
 
   # bigger clusters only (at least 40 posters each), or none at all
   python get_data_visu.py -i data/features.h5 -o web/data.json --min-cluster-size 40
@@ -46,8 +46,9 @@ def build_parser() -> cli.Parser:
                         help="manifest written by get_posters.py (default: posters.csv beside the features)")
     parser.add_argument("-o", "--output", "--output_file", dest="output", default="web/data.json",
                         metavar="DATA_JSON", help="the map's data file (default: %(default)s)")
-    parser.add_argument("--n-sample", "--n_sample", dest="n_sample", type=cli.non_negative_int, default=3000,
-                        metavar="N", help="map a seeded random sample of N posters; 0 = all (default: %(default)s)")
+    parser.add_argument("--n-sample", "--n_sample", dest="n_sample", type=cli.non_negative_int, default=0,
+                        metavar="N", help="map a seeded random sample of N posters (the original mapped 3000); "
+                                          "0, the default, maps every poster")
     parser.add_argument("--one-per-movie", action="store_true",
                         help="keep one version of each movie (the lowest _verN)")
     parser.add_argument("--pca-components", "--pca_components", dest="pca_components", type=cli.positive_int,
@@ -76,6 +77,7 @@ def build_parser() -> cli.Parser:
                              "(default: %(default)s)")
     parser.add_argument("--min-cluster-size", type=cli.int_at_least(2), default=None, metavar="N",
                         help="the fewest posters a cluster may have (default: one poster in 300, at least 5)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -91,18 +93,46 @@ def body(args) -> int:
                                 perplexity=args.perplexity, tsne=args.tsne, n_jobs=args.n_jobs, seed=args.seed,
                                 neighbors=args.neighbors, pairs=args.pairs, grid=args.grid,
                                 pair_images=not args.no_pair_images, clusters=args.clusters == "auto",
-                                min_cluster_size=args.min_cluster_size)
+                                min_cluster_size=args.min_cluster_size, progress=not args.no_progress)
     found = "" if summary["clusters"] is None else f"{summary['clusters']} clusters, "
     print(f"mapped {summary['count']} posters (trustworthiness {summary['trustworthiness']:.3f}), {found}"
           f"{summary['pairs']} pairs, {summary['tiles']} tiles in {summary['seconds']:.1f}s -> {args.output}")
-    folder = Path(args.output).resolve().parent
-    print(f"view it: python3 -m http.server 8000 --bind 127.0.0.1 --directory {shlex.quote(str(folder))}\n"
-          f"then open http://127.0.0.1:8000/index.html?{Path(args.output).name}")
+    print(view_hint(Path(args.output)))
     return 0
 
 
+def view_hint(output: Path) -> str:
+    """How to look at the map: `make serve`'s address for a map under web/, else a server on a free port."""
+    from posters_cnn import visu
+
+    folder = output.resolve().parent
+    if folder == visu.WEB_DIR or visu.WEB_DIR in folder.parents:
+        rel = folder.relative_to(visu.WEB_DIR).as_posix()
+        page = "index.html" if rel == "." else f"{rel}/index.html"
+        return f"view it: `make serve` (it serves web/), then open http://127.0.0.1:8000/{page}?{output.name}"
+    port = free_port()
+    return (f"view it: python3 -m http.server {port} --bind 127.0.0.1 --directory {shlex.quote(str(folder))}\n"
+            f"then open http://127.0.0.1:{port}/index.html?{output.name}")
+
+
+def free_port(first: int = 8000, tries: int = 100) -> int:
+    """The first port from ``first`` that nothing listens on (8000 is often `make serve`'s)."""
+    import socket
+
+    for port in range(first, first + tries):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return first
+
+
 def main(argv=None) -> int:
-    return cli.run(build_parser(), body, argv)
+    return cli.run(build_parser(), body, argv,
+                   interrupted="the earlier map is kept as it was (a run switches to its new map only when "
+                               "it is complete); running again makes the new map from the start")
 
 
 if __name__ == "__main__":

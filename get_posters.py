@@ -20,6 +20,9 @@ examples:
   # a first try: 50 posters, gently (2 downloads in flight, at most 5 requests/s)
   python get_posters.py --range 2016-2016 --limit 50 --jobs 2 --rate 5
 
+  # a first look at twenty years: 600 posters spread over them (--limit 600 would take the first years')
+  python get_posters.py --range 1996-2016 --sample 600
+
   # map your own collection instead (title from the file name, year from a YYYY folder)
   python get_posters.py --from-dir ~/Pictures/posters --out-dir data-mine
 
@@ -46,8 +49,11 @@ def build_parser() -> cli.Parser:
                         help="the most one request may take, answer and body together (default: %(default)s)")
     parser.add_argument("--retries", type=cli.non_negative_int, default=4,
                         help="retries on timeouts, 429 and 5xx, with exponential backoff (default: %(default)s)")
-    parser.add_argument("--limit", type=cli.positive_int, default=None, metavar="N",
-                        help="stop after N posters, for a first try")
+    first = parser.add_mutually_exclusive_group()
+    first.add_argument("--limit", type=cli.positive_int, default=None, metavar="N",
+                       help="the first N posters of the range (with --from-dir: the first N images by name)")
+    first.add_argument("--sample", type=cli.positive_int, default=None, metavar="N",
+                       help="N posters spread over the years of --range, for a first try that shows them all")
     parser.add_argument("--xlg", action="store_true",
                         help="also fetch the extra-large version when a poster page links one")
     parser.add_argument("--from-dir", metavar="DIR",
@@ -80,14 +86,21 @@ def body(args) -> int:
         with cli.OutputLock(manifest):
             summary = scrape.index_folder(args.from_dir, args.out_dir, thumb_size=args.thumb_size,
                                           jobs=args.jobs, limit=args.limit, progress=not args.no_progress)
+        if not summary.found:
+            raise cli.StageError(f"no image found under --from-dir {args.from_dir} (it looks for "
+                                 f"{', '.join(scrape.IMAGE_EXTENSIONS)} files, hidden folders left out)")
         print(f"indexed {summary.downloaded}, failed {summary.failed} -> {manifest}")
         return 0  # the job ran; each unreadable image is a failed row of the manifest
     scraper = scrape.Scraper(base_url=args.base_url, out_dir=args.out_dir, years=years, jobs=args.jobs,
                              rate=args.rate, thumb_size=args.thumb_size, timeout=args.timeout,
-                             retries=args.retries, limit=args.limit, xlg=args.xlg,
+                             retries=args.retries, limit=args.limit, sample=args.sample, xlg=args.xlg,
                              progress=not args.no_progress)
     with cli.OutputLock(manifest):
         summary = scraper.run()
+    if not summary.found:
+        raise cli.StageError(f"no poster found for --range {args.range} at --base-url {args.base_url} "
+                             f"({summary.years_failed} of {len(years)} year indexes could not be read): check "
+                             f"both (impawards.com has the years 1920 to today)")
     print(f"{summary.line()} in {summary.seconds:.1f}s -> {manifest}")
     return 0
 

@@ -41,7 +41,8 @@ step "2/3 features: VGG-16 fc2 with --weights $WEIGHTS into $DATA_DIR/features.h
 "$PYTHON" get_features_from_cnn.py -i "$DATA_DIR/posters.csv" -o "$DATA_DIR/features.h5" --weights "$WEIGHTS" \
   $FEATURE_ARGS
 
-step "3/3 map: $N_SAMPLE posters (0 = all) into $WEB_DIR/data.json"
+if [ "$N_SAMPLE" = 0 ]; then what="every poster"; else what="a sample of $N_SAMPLE posters"; fi
+step "3/3 map: $what into $WEB_DIR/data.json"
 # shellcheck disable=SC2086
 "$PYTHON" get_data_visu.py -i "$DATA_DIR/features.h5" --posters "$DATA_DIR/posters.csv" \
   -o "$WEB_DIR/data.json" --n-sample "$N_SAMPLE" $VISU_ARGS

@@ -112,7 +112,7 @@ SLIPS = [
          "        self._reserve(n * (self.dim * 4 + 64) + sum(len(pid.encode()) for pid in poster_ids))\n", "",
          (MAPS + "test_a_full_disk_in_stage_2_keeps_the_rows_before_it_and_the_next_run_goes_on",)),
     Slip("skips-read-again", "a re-run does no finished work again", "posters_cnn/store.py",
-         "        ids.update(_decode(handle[SKIPPED_ID][:skipped]))\n", "",
+         "    ids.update(_decode(handle[SKIPPED_ID][:skipped]))\n", "",
          (PROMISES + "test_a_rerun_does_not_read_unreadable_images_again",)),
     Slip("manifest-no-bom", "a manifest a spreadsheet saved is read", "posters_cnn/manifest.py",
          'encoding="utf-8-sig"', 'encoding="utf-8"',

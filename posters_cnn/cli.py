@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from typing import Callable, Sequence
 
@@ -63,7 +64,19 @@ class Parser(argparse.ArgumentParser):
                            help="only warnings and errors in the log")
 
     def error(self, message: str):  # one line, exit 2, as argparse does, without the usage block
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {message}{self._suggestion(message)}\n")
+
+    def _suggestion(self, message: str) -> str:
+        """'; did you mean --range?' for a misspelt flag, else ''."""
+        import difflib
+
+        match = re.match(r"unrecognized arguments: (\S+)", message)
+        if not match:
+            return ""
+        typed = match.group(1).split("=", 1)[0]
+        known = [opt for action in self._actions for opt in action.option_strings if opt.startswith("--")]
+        close = difflib.get_close_matches(typed.replace("_", "-"), known, n=1, cutoff=0.6)
+        return f"; did you mean {close[0]}?" if close else ""
 
 
 def _number(convert, noun: str, minimum):
@@ -90,8 +103,15 @@ non_negative_int = int_at_least(0)
 non_negative_float = _number(float, "a number", 0)
 
 
-def run(parser: Parser, body: Callable[[argparse.Namespace], int], argv: Sequence[str] | None) -> int:
-    """Parse ``argv``, run ``body`` and map expected failures to exit codes."""
+RESUMES = "finished work is saved: run the same command again to go on from there"
+
+
+def run(parser: Parser, body: Callable[[argparse.Namespace], int], argv: Sequence[str] | None,
+        interrupted: str = RESUMES) -> int:
+    """Parse ``argv``, run ``body`` and map expected failures to exit codes.
+
+    ``interrupted`` is what Ctrl-C's one line says about what was kept and what a new run does.
+    """
     args = parser.parse_args(argv)
     setup_logging(args.verbosity)
     try:
@@ -108,5 +128,5 @@ def run(parser: Parser, body: Callable[[argparse.Namespace], int], argv: Sequenc
         sys.stderr.write(f"{parser.prog}: cannot read or write{where}: {exc.strerror or exc}\n")
         return 1
     except KeyboardInterrupt:
-        sys.stderr.write(f"{parser.prog}: interrupted; finished work is saved, run again to resume\n")
+        sys.stderr.write(f"{parser.prog}: interrupted; {interrupted}\n")
         return 130

@@ -25,12 +25,14 @@ where it helps: on a 2-core CPU it was about 20% slower than the plain graph).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
 import os
 import platform
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -324,10 +326,37 @@ def compiled_forward(model, *, jit: bool = True):
     return forward
 
 
-def gpu_names() -> list[str]:
-    import tensorflow as tf
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence what TensorFlow's C++ side writes straight to the process's stderr while it starts.
 
-    return [d.name for d in tf.config.list_physical_devices("GPU")]
+    Its start-up lines (absl's "All log messages before absl::InitializeLog()", oneDNN's notice, the
+    CUDA probe on a machine without a GPU) bypass TF_CPP_MIN_LOG_LEVEL and read like failures. The
+    stage sets that variable to 3 unless ``-v``; then file descriptor 2 points at /dev/null for the
+    imports, and is put back after.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def gpu_names() -> list[str]:
+    with quiet_native_stderr():
+        import keras  # noqa: F401  (imported here too: it prints its own start-up lines)
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
 
 
 # -- the stage -----------------------------------------------------------------
@@ -367,20 +396,29 @@ def extract(manifest: str | os.PathLike, output: str | os.PathLike, *, weights: 
     from .concurrency import bounded_map
 
     posters = load_ok_records(manifest)
+    if not posters:
+        raise UsageError(f"{manifest} lists no poster that was downloaded (status ok): there is nothing to "
+                         f"compute; run get_posters.py first, or check its --range and --base-url")
     summary = Summary(total=len(posters))
     if limit is not None:
         posters = posters[:limit]
     info = weights_info(weights, seed)  # a bad file is a usage error before anything is built
     if precision not in PRECISIONS:
         raise UsageError(f"--precision: choose one of {', '.join(PRECISIONS)}, got {precision!r}")
+    attrs = {"model": "keras.applications.VGG16", "layer": LAYER, "weights": info.name,
+             "weights_sha256": info.sha256, "input_size": INPUT_SIZE, "resize": RESIZE,
+             "crop": crop or "none", "preprocessing": PREPROCESSING}
+    # What made the file's rows is checked before TensorFlow is imported (the precision, which needs
+    # it, below): a run with nothing to do ends here in a fraction of a second.
+    done = set() if overwrite else store.check_and_read_done(output, DIM, attrs)
+    if all(row["poster_id"] in done for row in posters):
+        summary.already = len(posters)
+        return summary
     gpus = gpu_names()
     flags = cpu_flags() if flags is None else flags
     existing = None if overwrite else store.existing_precision(output)
     precision, why = choose_precision(precision, gpus=gpus, flags=flags, existing=existing)
-    attrs = {"model": "keras.applications.VGG16", "layer": LAYER, "weights": info.name,
-             "weights_sha256": info.sha256, "input_size": INPUT_SIZE, "resize": RESIZE,
-             "crop": crop or "none", "preprocessing": PREPROCESSING, "precision": precision,
-             "versions": _versions()}
+    attrs.update(precision=precision, versions=_versions())
     # Nothing is created or changed until the model is built: a run that fails before (offline,
     # a bad weights file) leaves nothing that blocks the next one.
     done = set() if overwrite else store.check_and_read_done(output, DIM, attrs)

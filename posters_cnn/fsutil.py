@@ -159,6 +159,27 @@ class OutputBusy(Exception):
     """Another live run holds the lock of this output."""
 
 
+def lock_holder(output: str | os.PathLike) -> str | None:
+    """Who holds the lock of ``output`` (as its lock file says: PID and start time), or None when no
+    live run does. Creates nothing."""
+    import fcntl
+
+    path = Path(output).with_name(f".{Path(output).name}.lock")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.read(fd, 200).decode("utf-8", "replace").strip() or "another run"
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None
+
+
 class OutputLock:
     """An exclusive lock on one output file, held for a whole run: ``with OutputLock(path): ...``.
 
@@ -185,8 +206,8 @@ class OutputLock:
             except BlockingIOError:
                 holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another run"
                 os.close(fd)
-                raise OutputBusy(f"{self.output} is in use by {holder}: wait for that run to end, or stop it "
-                                 f"(a killed run's lock is taken over by itself)") from None
+                raise OutputBusy(f"{self.output} is in use by {holder}: wait for that run to end, or stop "
+                                 f"it (Ctrl-C in its terminal), then run this again") from None
             # The holder before us may have removed the file after we opened it: lock the one on disk.
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(self.path))

@@ -74,6 +74,14 @@ def _rows(path: Path, required: tuple[str, ...], what_next: str):
     is refused whole, never read as empty.
     """
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise UsageError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
+    if head == b"\x89HDF\r\n\x1a\n":
+        raise UsageError(f"{path} is an HDF5 file (a features.h5?), not a posters.csv: pass the posters.csv "
+                         f"that get_posters.py wrote (-i data/posters.csv)")
+    try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             missing = [c for c in required if c not in (reader.fieldnames or [])]
@@ -81,9 +89,11 @@ def _rows(path: Path, required: tuple[str, ...], what_next: str):
                 raise UsageError(f"manifest {path} lacks column(s) {', '.join(missing)}; is it a posters.csv "
                                  f"written by get_posters.py? {what_next}")
             return list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise UsageError(f"cannot read manifest {path} ({exc.__class__.__name__}: {exc}); "
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a CSV file in UTF-8 (is it a posters.csv written by get_posters.py?); "
                          f"{what_next}") from None
+    except csv.Error as exc:
+        raise UsageError(f"cannot read manifest {path} ({exc}); {what_next}") from None
     except OSError as exc:
         raise UsageError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
 

@@ -57,7 +57,7 @@ _NAME_RE = re.compile(r"(\w[\w\-.]*?)\.html?", re.IGNORECASE)
 _NOT_A_POSTER = re.compile(r"(std|alpha|index)[0-9_]*|.*_x+lg", re.IGNORECASE)  # navigation pages, xlg pages
 _GENERIC_LINK_TEXT = re.compile(
     r"(posters?|v(er(sion)?)?\.?\s*#?\d+|#?\d+|xx?lg|large|more|click here|view|details?)?", re.IGNORECASE)
-_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,35 @@ def parse_years(text: str) -> list[int]:
     if last < first:
         raise ValueError(f"the range {text!r} runs backwards; did you mean {last}-{first}?")
     return list(range(first, last + 1))
+
+
+def spread_sample(entries: list, n: int) -> list:
+    """``n`` of ``entries`` spread over their years, in their order: for a first try that shows the range.
+
+    Each year gives an equal share (a year with fewer posters gives all it has, and the rest is shared
+    by the others), picked at even intervals through its index, so that not only its first posters
+    (often one letter of the alphabet) come.
+    """
+    by_year: dict[int, list] = collections.defaultdict(list)
+    for entry in entries:
+        by_year[entry.year].append(entry)
+    quota = dict.fromkeys(by_year, 0)
+    left, active = n, [year for year in by_year if by_year[year]]
+    while left > 0 and active:
+        share = max(1, left // len(active))
+        for year in list(active):
+            take = min(share, len(by_year[year]) - quota[year], left)
+            quota[year] += take
+            left -= take
+            if quota[year] == len(by_year[year]):
+                active.remove(year)
+            if not left:
+                break
+    chosen = set()
+    for year, count in quota.items():
+        group = by_year[year]
+        chosen.update(id(group[int((k + 0.5) * len(group) / count)]) for k in range(count))
+    return [entry for entry in entries if id(entry) in chosen]
 
 
 def _same_folder_target(href: str, page_url: str) -> tuple[str, str] | None:
@@ -239,7 +268,7 @@ def find_image_url(html: str | bytes, page_url: str, name: str) -> str | None:
         folder, filename = target
         stem = filename.rsplit(".", 1)[0]
         in_posters = posixpath.basename(folder) == "posters"
-        if not filename.lower().endswith(_IMAGE_EXTENSIONS) or not (in_posters or stem == name):
+        if not filename.lower().endswith(IMAGE_EXTENSIONS) or not (in_posters or stem == name):
             continue
         url = urljoin(page_url, src.strip())
         candidates.append((not in_posters, stem != name, stem.endswith("_xlg"), url))
@@ -264,13 +293,14 @@ class Scraper:
     def __init__(self, *, base_url: str = DEFAULT_BASE_URL, out_dir: str | Path = "data",
                  years: list[int], jobs: int = 4, rate: float = 0.0, thumb_size: int = 256,
                  timeout: float = 30.0, retries: int = 4, limit: int | None = None,
-                 xlg: bool = False, progress: bool = True, backoff: float = 0.5):
+                 xlg: bool = False, progress: bool = True, backoff: float = 0.5, sample: int | None = None):
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.out_dir = Path(out_dir)
         self.years = years
         self.jobs = jobs
         self.thumb_size = thumb_size
         self.limit = limit
+        self.sample = sample
         self.xlg = xlg
         self.progress = progress
         self.client = PoliteClient(jobs=jobs, timeout=timeout, retries=retries, rate=rate, backoff=backoff)
@@ -296,6 +326,8 @@ class Scraper:
         try:
             self._check_reachable()
             entries, year_rows = self._read_indexes(summary, previous)
+            if self.sample is not None:
+                entries = spread_sample(entries, self.sample)
             if self.limit is not None:
                 entries = entries[: self.limit]
             summary.found = len(entries)
@@ -527,21 +559,35 @@ def _thumb_is_current(thumb_file: Path, source: Path, before: PosterRecord | Non
 
 
 _YEAR_IN_NAME = re.compile(r"\s*[\(\[]((?:18|19|20)\d\d)[\)\]]\s*")
+_YEAR_AT_END = re.compile(r"(?<=\w)[._ \-]+((?:18|19|20)\d\d)$")  # Star.Wars.1977, Heat_1995
+
+
+def split_year(stem: str) -> tuple[str, int | None]:
+    """(the name without its year, the year) of a file name that carries one, else (name, None).
+
+    A year counts in parentheses or brackets anywhere (``Alien (1979)``), or as the last word after a
+    title (``Star.Wars.1977``, ``Heat_1995``), when it is between 1880 and next year: ``Blade Runner
+    2049`` keeps its number, and a file named only ``1984`` is the film of that name.
+    """
+    match = _YEAR_IN_NAME.search(stem)
+    if match:
+        return (stem[: match.start()] + " " + stem[match.end():]).strip(), int(match.group(1))
+    match = _YEAR_AT_END.search(stem)
+    if match and 1880 <= int(match.group(1)) <= time.gmtime().tm_year + 1:
+        return stem[: match.start()], int(match.group(1))
+    return stem, None
 
 
 def title_and_year(stem: str) -> tuple[str, int | None]:
-    """A title, and a year written in parentheses or brackets, from a file name as people write them.
+    """A title, and its year when the file name has one (:func:`split_year`), as people name films.
 
-    ``Alien (1979)`` -> ("Alien", 1979); ``Blade_Runner`` -> "Blade Runner";
-    ``E.T._the_Extra-Terrestrial`` -> "E.T. the Extra-Terrestrial" (a dot after a single letter, or
-    before a separator, belongs to the title); ``The.Matrix`` -> "The Matrix"; ``_verN`` is dropped.
+    ``Alien (1979)`` -> ("Alien", 1979); ``Star.Wars.1977`` -> ("Star Wars", 1977);
+    ``Blade_Runner`` -> "Blade Runner"; ``E.T._the_Extra-Terrestrial`` -> "E.T. the Extra-Terrestrial"
+    (a dot after a single letter, or before a separator, belongs to the title); ``The.Matrix`` ->
+    "The Matrix"; ``_verN`` is dropped; a name all in lower case gets capitals (``air_america`` ->
+    "Air America"), one with any capital keeps its own.
     """
-    name = movie_key(stem)
-    year = None
-    match = _YEAR_IN_NAME.search(name)
-    if match:
-        year = int(match.group(1))
-        name = (name[: match.start()] + " " + name[match.end():]).strip()
+    name, year = split_year(movie_key(stem))
     out = []
     for i, char in enumerate(name):
         if char == ".":
@@ -554,7 +600,10 @@ def title_and_year(stem: str) -> tuple[str, int | None]:
                 out.append(" ")
         else:
             out.append(" " if char == "_" else char)
-    return " ".join("".join(out).split()), year
+    title = " ".join("".join(out).split())
+    if not any(char.isupper() for char in title):
+        title = " ".join(word[:1].upper() + word[1:] for word in title.split(" "))
+    return title, year
 
 
 def _slug(text: str) -> str:
@@ -576,7 +625,7 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
 
     started = time.monotonic()
     src_dir, out_dir = Path(src_dir), Path(out_dir)
-    files = sorted(p for p in src_dir.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_EXTENSIONS
+    files = sorted(p for p in src_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
                    and not any(part.startswith(".") for part in p.relative_to(src_dir).parts))
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / MANIFEST_NAME
@@ -600,7 +649,7 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
         year = folder_year if folder_year is not None else year_in_name
         group = str(folder_year) if folder_year is not None else (
             _slug(folder) if path.parent != src_dir else "local")
-        name = _slug(_YEAR_IN_NAME.sub(" ", path.stem)) if year_in_name else _slug(path.stem)
+        name = _slug(split_year(path.stem)[0])
         uri = Path(os.path.abspath(path)).as_uri()
         planned.append((path, uri, group, name, title, year))
     chosen = {uri: earlier_id[uri] for _, uri, *_ in planned if uri in earlier_id}

@@ -25,6 +25,7 @@ import h5py
 import numpy as np
 
 from .cli import StageError, UsageError
+from .fsutil import OutputBusy, lock_holder
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,10 @@ def _open_readonly(path: str | os.PathLike) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as exc:
+        holder = lock_holder(path)
+        if holder:
+            raise OutputBusy(f"{path} is being written by {holder} (get_features_from_cnn.py): wait for that "
+                             f"run to end, then run this again") from None
         raise UsageError(f"{path} is not a readable HDF5 file ({exc.__class__.__name__}); "
                          f"was it written by get_features_from_cnn.py?") from None
 
@@ -126,6 +131,14 @@ def existing_precision(path: str | os.PathLike) -> str | None:
         return None
 
 
+def _ids_in(handle: h5py.File) -> set[str]:
+    rows = max(_valid_rows(handle), 0)
+    skipped = min(_count_attr(handle, "skipped_count", 0), handle[SKIPPED_ID].shape[0])
+    ids = set(_decode(handle[POSTER_ID][:rows]))
+    ids.update(_decode(handle[SKIPPED_ID][:skipped]))
+    return ids
+
+
 def check_and_read_done(path: str | os.PathLike, dim: int, attrs: dict) -> set[str]:
     """The posters already in ``path`` (rows and skips), after the checks a writer would make;
     an empty set when there is no file. Opens the file read-only: it changes nothing."""
@@ -139,11 +152,7 @@ def check_and_read_done(path: str | os.PathLike, dim: int, attrs: dict) -> set[s
                          f"move it away or pass --overwrite") from None
     with handle:
         _check_compatible(handle, path, dim, attrs)
-        rows = max(_valid_rows(handle), 0)
-        skipped = min(_count_attr(handle, "skipped_count", 0), handle[SKIPPED_ID].shape[0])
-        ids = set(_decode(handle[POSTER_ID][:rows]))
-        ids.update(_decode(handle[SKIPPED_ID][:skipped]))
-    return ids
+        return _ids_in(handle)
 
 
 def _check_compatible(handle: h5py.File, path: Path, dim: int, attrs: dict) -> None:

@@ -144,3 +144,21 @@ def test_a_poster_page_link_is_only_ever_a_web_address(browser, folder, url):  #
     assert page.get_attribute("#panel-page", "href") is None
     assert page.is_hidden("#panel-page")
     page.close()
+
+
+# -- the page explains itself ------------------------------------------------------------------------
+def test_opened_from_disk_the_page_says_to_serve_it(browser, folder):  # noqa: F811
+    server, _ = folder
+    page = browser.new_page()
+    page.goto((server.folder / "index.html").as_uri() + "?data.json")
+    page.wait_for_selector("#error:not([hidden])", timeout=20000)
+    message = page.text_content("#error")
+    assert "make serve" in message and "http://127.0.0.1:8000/index.html?data.json" in message
+    assert page.is_hidden("#loading")
+    page.close()
+
+
+def test_a_missing_data_file_says_how_to_make_one(browser, folder):  # noqa: F811
+    server, _ = folder
+    message = expect_refusal(browser, server, "nope.json")
+    assert "nope.json" in message and "make run" in message and "get_data_visu.py -o web/nope.json" in message

@@ -333,7 +333,7 @@ def test_from_dir_indexes_a_local_folder(tmp_path):
     assert (out / row.image_path).read_bytes() == (src / "1984" / "Blade_Runner.jpg").read_bytes()
     assert (out / row.thumb_path).exists()
     other = manifest.loc["misc/my_poster_ver2"]
-    assert (other.title, other.version) == ("my-poster", 2)
+    assert (other.title, other.version) == ("My-poster", 2)  # all lower case: given capitals
     assert manifest.loc["misc/broken"].status == "failed"
 
 

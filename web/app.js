@@ -101,7 +101,14 @@ async function load() {
   let data;
   try {
     progress(0, `Loading ${map.dataName}…`);
-    data = await fetchJson(map.dataUrl, (f) => progress(f));
+    try {
+      data = await fetchJson(map.dataUrl, (f) => progress(f));
+    } catch (error) {
+      throw new Error(error.status === 404
+        ? `${map.dataName} is not in this folder: make a map with \`make run\` (into web/data.json), or with `
+          + `get_data_visu.py -o web/${map.dataName}, then reload`
+        : error.message);
+    }
     try {
       validateMap(data);
     } catch (error) {

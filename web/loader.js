@@ -8,7 +8,11 @@
 
 export async function fetchJson(url, onProgress = () => {}) {
   const response = await fetch(url);
-  if (!response.ok) throw new Error(`cannot load ${decodeURIComponent(new URL(url).pathname)}: HTTP ${response.status}`);
+  if (!response.ok) {
+    const error = new Error(`cannot load ${decodeURIComponent(new URL(url).pathname)}: HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
   const total = Number(response.headers.get("Content-Length")) || 0;
   if (!response.body || !total) return response.json();
   const reader = response.body.getReader();

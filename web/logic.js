@@ -586,3 +586,16 @@ export function thinPath(points, most) {
   for (let i = 0; i < count; i += step) out.push(points[2 * i], points[2 * i + 1]);
   return out;
 }
+
+/**
+ * The panel's line under a poster's title: what is known of it. The year and, past the first, the
+ * version; for a poster with no page on the web (a local image) the folder and file it came from,
+ * rather than "year unknown · version 1".
+ */
+export function posterInfo(year, version, imagePath, hasPage) {
+  const parts = [];
+  if (Number.isFinite(year)) parts.push(String(year));
+  if (version > 1) parts.push(`version ${version}`);
+  if (!hasPage && imagePath) parts.push(String(imagePath).split("/").slice(-2).join("/"));
+  return parts.join(" · ");
+}

@@ -2,7 +2,7 @@
 // No data string is ever parsed as HTML: titles go in with textContent.
 import { fetchJson } from "./loader.js";
 import {
-  buildSearchIndex, decadeColour, decadeOf, decadesOf, posterFromHash, readPairs, searchTitles, yearExtent, yearRange,
+  buildSearchIndex, decadeColour, decadeOf, decadesOf, posterFromHash, posterInfo, readPairs, searchTitles, yearExtent, yearRange,
 } from "./logic.js";
 
 export function panels(map) {
@@ -105,11 +105,10 @@ export function panels(map) {
     }
     image.alt = `${P.title[i]} poster`;
     $("panel-title").textContent = P.title[i];
-    const info = [Number.isFinite(P.year[i]) ? P.year[i] : "year unknown", `version ${P.version[i]}`];
-    $("panel-info").textContent = info.join(" · ");
     const page = $("panel-page");
     const url = map.pageUrl(i);
     const safePage = /^https?:\/\//i.test(url);
+    $("panel-info").textContent = posterInfo(P.year[i], P.version[i], map.imagePath(i), safePage);
     page.hidden = !safePage;
     if (safePage) page.href = url;
     else page.removeAttribute("href");

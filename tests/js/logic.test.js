@@ -9,7 +9,7 @@ import {
   makePresence, mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterBox, posterFromHash,
   readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, tileRange, toCsv, toData, toWorld,
   visibleWorld,
-  yearExtent, yearRange, validateMap, readPairs, thinPath, LIMITS,
+  yearExtent, yearRange, validateMap, readPairs, thinPath, LIMITS, posterInfo,
 } from "../../web/logic.js";
 
 const PAGE = "http://127.0.0.1:8000/maps/index.html?data.json";
@@ -298,4 +298,11 @@ test("a lasso permalink is bounded: thinned when drawn, refused past the limit w
   const pairs = [];
   for (let i = 0; i < 100_000; i++) pairs.push(`${(i % 7) / 10},${(i % 5) / 10}`);
   assert.equal(parseHash(`#lasso=tsne:${pairs.join(";")}`).lasso, null);
+});
+
+test("the panel says what is known of a poster, and no unknowns", () => {
+  assert.equal(posterInfo(1995, 1, "assets/posters/1995/rob_roy.jpg", true), "1995");
+  assert.equal(posterInfo(1995, 2, "assets/posters/1995/rob_roy_ver2.jpg", true), "1995 · version 2");
+  assert.equal(posterInfo(NaN, 1, "assets/posters/local/air_america.jpg", false), "local/air_america.jpg");
+  assert.equal(posterInfo(1977, 1, "assets/posters/local/star_wars.jpg", false), "1977 · local/star_wars.jpg");
 });
