@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 from pathlib import Path
@@ -87,13 +88,24 @@ def body(args) -> int:
     from posters_cnn import visu
 
     visu.check_output(args.output)  # before the lock makes its folder
-    with cli.OutputLock(args.output):  # one run per map: a second one stops at once
+    from tqdm import tqdm
+
+    bars = []  # stage 3 makes its bar once it knows its steps (after reading): closed here, even on error
+
+    def bar(total):
+        bars.append(tqdm(total=total, desc="map", unit="step", leave=False,
+                         bar_format="{desc}: {n}/{total} steps{postfix} [{elapsed}]"))
+        return bars[-1]
+
+    with cli.OutputLock(args.output), contextlib.ExitStack() as closing:  # one run per map at a time
+        closing.callback(lambda: [b.close() for b in bars])
         summary = visu.make_map(args.input, args.posters, args.output, n_sample=args.n_sample,
                                 one_per_movie=args.one_per_movie, pca_components=args.pca_components,
                                 perplexity=args.perplexity, tsne=args.tsne, n_jobs=args.n_jobs, seed=args.seed,
                                 neighbors=args.neighbors, pairs=args.pairs, grid=args.grid,
                                 pair_images=not args.no_pair_images, clusters=args.clusters == "auto",
-                                min_cluster_size=args.min_cluster_size, progress=not args.no_progress)
+                                min_cluster_size=args.min_cluster_size,
+                                progress=None if args.no_progress else bar)
     found = "" if summary["clusters"] is None else f"{summary['clusters']} clusters, "
     print(f"mapped {summary['count']} posters (trustworthiness {summary['trustworthiness']:.3f}), {found}"
           f"{summary['pairs']} pairs, {summary['tiles']} tiles in {summary['seconds']:.1f}s -> {args.output}")

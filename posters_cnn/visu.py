@@ -51,24 +51,18 @@ DEFAULT_PCA = 50
 
 
 class _Timer:
-    """``with timer("tsne"):`` times a step into ``timings`` and logs it; inside ``with timer.progress(...)``
-    a progress bar counts the steps done and names the one under way."""
+    """``with timer("tsne"):`` times a step into ``timings`` and logs it; given ``make_bar`` (a function of
+    the number of steps that returns a tqdm bar), :meth:`plan` makes the bar, which then counts the steps
+    done and names the one under way."""
 
-    def __init__(self):
+    def __init__(self, make_bar=None):
         self.timings: dict[str, float] = {}
+        self.make_bar = make_bar
         self.bar = None
 
-    @contextlib.contextmanager
-    def progress(self, steps: int, enabled: bool):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=steps, desc="map", unit="step", leave=False, disable=not enabled,
-                        bar_format="{desc}: {n}/{total} steps{postfix} [{elapsed}]")
-        try:
-            yield
-        finally:
-            self.bar.close()
-            self.bar = None
+    def plan(self, steps: int) -> None:
+        if self.make_bar is not None:
+            self.bar = self.make_bar(steps)
 
     def __call__(self, name: str):
         timer = self
@@ -142,15 +136,19 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
              pca_components: int = DEFAULT_PCA, perplexity: float = 30.0, tsne: str = "opentsne",
              n_jobs: int | None = None, seed: int = 0, neighbors: int = 8, pairs: int = 200,
              grid: bool = False, pair_images: bool = True, clusters: bool = True,
-             min_cluster_size: int | None = None, progress: bool = True) -> dict:
-    """Run stage 3 and return a summary dict; see the module docstring for what is written."""
+             min_cluster_size: int | None = None, progress=None) -> dict:
+    """Run stage 3 and return a summary dict; see the module docstring for what is written.
+
+    ``progress``: a function of the number of steps that returns a tqdm bar, called once the features
+    are read; the caller closes the bar, even on error.
+    """
     started = time.perf_counter()
     # scikit-learn takes a second to import (PCA, trustworthiness and HDBSCAN come from it): let it load
     # on the other core while the features are read and compared, and wait for it before its first use
     # here (two threads importing one package at once can see it half-initialised).
     importing = threading.Thread(target=_import_sklearn, name="import-sklearn", daemon=True)
     importing.start()
-    timer = _Timer()
+    timer = _Timer(progress)
     n_jobs = n_jobs or os.cpu_count() or 1
     output = Path(output)
     check_output(output)
@@ -189,128 +187,128 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     groups = np.unique([movie_of(pid) for pid in ids], return_inverse=True)[1]
     # The steps from here: similarity, pca, link images, [pair images], tsne, trustworthiness, [clusters],
     # [grid], a tile pyramid per layout.
-    with timer.progress(5 + bool(pair_images and pairs) + bool(clusters) + 2 * bool(grid) + 1, progress):
+    timer.plan(5 + bool(pair_images and pairs) + bool(clusters) + 2 * bool(grid) + 1)
 
-        def similar(basis):
-            with timer("similarity"):
-                return neighbours_and_pairs(features, k=neighbors, n_pairs=pairs, groups=groups, basis=basis)
+    def similar(basis):
+        with timer("similarity"):
+            return neighbours_and_pairs(features, k=neighbors, n_pairs=pairs, groups=groups, basis=basis)
 
-        exact = n <= EXACT_MAX  # every pair compared: no need of the PCA basis, so first, beside the import
-        if exact:
-            neighbour_index, neighbour_sim, best_pairs = similar(None)
-        with timer("pca"):
-            importing.join()
-            reduced, pca_info, components = layout.pca(features, pca_components, seed)
-        if not exact:
-            neighbour_index, neighbour_sim, best_pairs = similar(components)
+    exact = n <= EXACT_MAX  # every pair compared: no need of the PCA basis, so first, beside the import
+    if exact:
+        neighbour_index, neighbour_sim, best_pairs = similar(None)
+    with timer("pca"):
+        importing.join()
+        reduced, pca_info, components = layout.pca(features, pca_components, seed)
+    if not exact:
+        neighbour_index, neighbour_sim, best_pairs = similar(components)
 
-        del features  # 1.6 GB at 100,000 posters, not needed past this point: the tiles' memory instead
-        out_dir = output.parent
-        stem = output.stem
-        # What a killed run of this map left half-written (the caller holds the map's lock).
-        remove_stale_temporaries(out_dir, (), names=(output.name, pairs_file_name(stem), clusters_file_name(stem)))
-        settle(output)
-        assets = out_dir / "assets"
-        # This run's own folder, beside the one the current map uses: see the module docstring.
-        own = f"assets/maps/{stem}/{RUN_PREFIX}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
-        thumbs = [row["thumb_abspath"] for row in rows]
-        with timer("link images"):
-            image_rel, thumb_rel = _link_images(rows, assets, n_jobs)
-        pair_rel = {}
-        if pair_images and best_pairs:
-            with timer("pair images"):
-                pair_rel = _pair_images(best_pairs, rows, out_dir, f"{own}/pairs", n_jobs)
-        with timer("tsne"):
-            embedding, tsne_info = layout.tsne(reduced, backend=tsne, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
-            if not np.isfinite(embedding).all():
-                raise StageError("t-SNE gave positions that are not numbers (the features may be nearly all the "
-                                 "same); try another --perplexity or --seed")
-            coords = layout.normalise(embedding)
-        with timer("trustworthiness"):
-            trust = layout.trustworthiness(reduced, embedding, k=10, seed=seed)
-        log.info("trustworthiness (k=10, against the PCA space): %.4f", trust)
-        labels, cluster_list, clustering_info = None, [], None
-        if clusters:
-            with timer("clusters"):
-                min_size = min_cluster_size or clustering.default_min_size(n)
-                labels = clustering.find(coords, min_size)
-                cluster_list = clustering.describe(labels, coords, reduced, ids, [row["year"] for row in rows])
-            clustering_info = {"file": clusters_file_name(stem), "method": "HDBSCAN", "space": "the t-SNE map",
-                               "min_cluster_size": int(min_size), "count": len(cluster_list),
-                               "unclustered": int((labels < 0).sum())}
-            log.info("clusters: %d (at least %d posters each); %d posters in none", len(cluster_list), min_size,
-                     clustering_info["unclustered"])
-        layouts = {"tsne": (coords, slot_size(n))}
-        grid_info = None
-        if grid:
-            with timer("grid"):
-                grid_coords, grid_info = layout.grid(coords)
-            layouts["grid"] = (grid_coords, 0.92 / max(grid_info["side"] - 1, 1))
-        aspect, thumb_max = _aspects(rows)
-        tiles, tile_files = {}, 0
-        for name, (xy, slot) in layouts.items():
-            with timer(f"tiles {name}"):
-                u, v = (xy[:, 0] + 1) / 2, (1 - xy[:, 1]) / 2
-                pyramid = build_pyramid(thumbs, poster_boxes(u, v, aspect, slot), out_dir / own / "tiles" / name,
-                                        slot=slot, jobs=n_jobs)
-                tile_files += pyramid.files
-                tiles[name] = {**pyramid.as_json(f"{own}/tiles/{name}/{{z}}/{{x}}-{{y}}.jpg"), "slot": round(slot, 6)}
+    del features  # 1.6 GB at 100,000 posters, not needed past this point: the tiles' memory instead
+    out_dir = output.parent
+    stem = output.stem
+    # What a killed run of this map left half-written (the caller holds the map's lock).
+    remove_stale_temporaries(out_dir, (), names=(output.name, pairs_file_name(stem), clusters_file_name(stem)))
+    settle(output)
+    assets = out_dir / "assets"
+    # This run's own folder, beside the one the current map uses: see the module docstring.
+    own = f"assets/maps/{stem}/{RUN_PREFIX}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
+    thumbs = [row["thumb_abspath"] for row in rows]
+    with timer("link images"):
+        image_rel, thumb_rel = _link_images(rows, assets, n_jobs)
+    pair_rel = {}
+    if pair_images and best_pairs:
+        with timer("pair images"):
+            pair_rel = _pair_images(best_pairs, rows, out_dir, f"{own}/pairs", n_jobs)
+    with timer("tsne"):
+        embedding, tsne_info = layout.tsne(reduced, backend=tsne, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
+        if not np.isfinite(embedding).all():
+            raise StageError("t-SNE gave positions that are not numbers (the features may be nearly all the "
+                             "same); try another --perplexity or --seed")
+        coords = layout.normalise(embedding)
+    with timer("trustworthiness"):
+        trust = layout.trustworthiness(reduced, embedding, k=10, seed=seed)
+    log.info("trustworthiness (k=10, against the PCA space): %.4f", trust)
+    labels, cluster_list, clustering_info = None, [], None
+    if clusters:
+        with timer("clusters"):
+            min_size = min_cluster_size or clustering.default_min_size(n)
+            labels = clustering.find(coords, min_size)
+            cluster_list = clustering.describe(labels, coords, reduced, ids, [row["year"] for row in rows])
+        clustering_info = {"file": clusters_file_name(stem), "method": "HDBSCAN", "space": "the t-SNE map",
+                           "min_cluster_size": int(min_size), "count": len(cluster_list),
+                           "unclustered": int((labels < 0).sum())}
+        log.info("clusters: %d (at least %d posters each); %d posters in none", len(cluster_list), min_size,
+                 clustering_info["unclustered"])
+    layouts = {"tsne": (coords, slot_size(n))}
+    grid_info = None
+    if grid:
+        with timer("grid"):
+            grid_coords, grid_info = layout.grid(coords)
+        layouts["grid"] = (grid_coords, 0.92 / max(grid_info["side"] - 1, 1))
+    aspect, thumb_max = _aspects(rows)
+    tiles, tile_files = {}, 0
+    for name, (xy, slot) in layouts.items():
+        with timer(f"tiles {name}"):
+            u, v = (xy[:, 0] + 1) / 2, (1 - xy[:, 1]) / 2
+            pyramid = build_pyramid(thumbs, poster_boxes(u, v, aspect, slot), out_dir / own / "tiles" / name,
+                                    slot=slot, jobs=n_jobs)
+            tile_files += pyramid.files
+            tiles[name] = {**pyramid.as_json(f"{own}/tiles/{name}/{{z}}/{{x}}-{{y}}.jpg"), "slot": round(slot, 6)}
 
-        created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        meta = {
-            "format": 2, "created": created, "count": n, "seed": seed,
-            "seconds": round(time.perf_counter() - started, 2),  # the whole stage, up to writing its files
-            "features": {"file": features_path.name, **{key: None if attrs.get(key) is None else str(attrs[key])
-                                                        for key in ("model", "layer", "weights")},
-                         "random_weights": str(attrs.get("weights", "")).startswith("random")},
-            "selection": {"n_sample": n_sample, "one_per_movie": one_per_movie, "available": available},
-            "pca": pca_info, "tsne": tsne_info, "trustworthiness": round(trust, 4),
-            "trustworthiness_k": 10, "neighbors": int(neighbour_index.shape[1]), "similarity": "cosine on fc2 features",
-            "similarity_search": "exact" if exact else f"{CANDIDATES} candidates from a PCA projection, "
-                                                                  f"re-ranked by exact cosine",
-            "run": own, "pairs": {"file": f"{own}/{PAIRS_IN_RUN}", "count": len(best_pairs)},
-            "tiles": tiles, "thumb_size": thumb_max, "grid": grid_info, "timings": timer.timings,
-        }
-        if clusters:
-            meta["clustering"] = clustering_info
-            meta["clusters"] = cluster_list
-        columns = {
-            "id": ids, "title": [row["title"] for row in rows], "year": [row["year"] for row in rows],
-            "version": [row["version"] for row in rows],
-            "x": _rounded(coords[:, 0], 5), "y": _rounded(coords[:, 1], 5), "aspect": _rounded(aspect, 4),
-            "neighbors": neighbour_index.ravel().tolist(), "similarity": _rounded(neighbour_sim.ravel(), 3),
-        }
-        if clusters:
-            columns["cluster"] = labels.tolist()
-        if grid:
-            columns["gx"], columns["gy"] = _rounded(layouts["grid"][0][:, 0], 5), _rounded(layouts["grid"][0][:, 1], 5)
-        # Paths and pages follow templates; a column only for what does not.
-        default_thumb = [f"assets/thumbs/{pid}.jpg" for pid in ids]
-        default_image = [f"assets/posters/{pid}.jpg" for pid in ids]
-        meta["paths"] = {"thumb": "assets/thumbs/{id}.jpg", "image": "assets/posters/{id}.jpg"}
-        for key, rel, default in (("thumb", thumb_rel, default_thumb), ("image", image_rel, default_image)):
-            if rel != default:
-                columns[key] = [None if a == b else a for a, b in zip(rel, default)]
-        pages = [row.get("page_url") or "" for row in rows]
-        template = _page_template(ids, pages)
-        if template:
-            meta["paths"]["page"] = template
-        elif any(pages):
-            columns["page"] = pages
-        pairs_doc = {"meta": {"created": created, "count": len(best_pairs), "similarity": "cosine on fc2 features",
-                              "excludes": "versions of the same movie", "data": output.name},
-                     "pairs": [{"a": ids[i], "b": ids[j], "similarity": round(value, 5),
-                                "image": pair_rel.get(rank)} for rank, (value, i, j) in enumerate(best_pairs)]}
-        write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)
-        if clusters:
-            write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clustering.csv_text(ids, labels))
-        install_page(out_dir)
-        # The switch: until this rename the folder holds the earlier map, whole; after it, this one.
-        write_json_atomic(output, {"meta": meta, "columns": columns})
-        settle(output)
-        return {"count": n, "trustworthiness": trust, "timings": timer.timings, "seconds": meta["seconds"],
-                "output": str(output), "pairs": len(best_pairs), "tiles": tile_files,
-                "clusters": len(cluster_list) if clusters else None}
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    meta = {
+        "format": 2, "created": created, "count": n, "seed": seed,
+        "seconds": round(time.perf_counter() - started, 2),  # the whole stage, up to writing its files
+        "features": {"file": features_path.name, **{key: None if attrs.get(key) is None else str(attrs[key])
+                                                    for key in ("model", "layer", "weights")},
+                     "random_weights": str(attrs.get("weights", "")).startswith("random")},
+        "selection": {"n_sample": n_sample, "one_per_movie": one_per_movie, "available": available},
+        "pca": pca_info, "tsne": tsne_info, "trustworthiness": round(trust, 4),
+        "trustworthiness_k": 10, "neighbors": int(neighbour_index.shape[1]), "similarity": "cosine on fc2 features",
+        "similarity_search": "exact" if exact else f"{CANDIDATES} candidates from a PCA projection, "
+                                                              f"re-ranked by exact cosine",
+        "run": own, "pairs": {"file": f"{own}/{PAIRS_IN_RUN}", "count": len(best_pairs)},
+        "tiles": tiles, "thumb_size": thumb_max, "grid": grid_info, "timings": timer.timings,
+    }
+    if clusters:
+        meta["clustering"] = clustering_info
+        meta["clusters"] = cluster_list
+    columns = {
+        "id": ids, "title": [row["title"] for row in rows], "year": [row["year"] for row in rows],
+        "version": [row["version"] for row in rows],
+        "x": _rounded(coords[:, 0], 5), "y": _rounded(coords[:, 1], 5), "aspect": _rounded(aspect, 4),
+        "neighbors": neighbour_index.ravel().tolist(), "similarity": _rounded(neighbour_sim.ravel(), 3),
+    }
+    if clusters:
+        columns["cluster"] = labels.tolist()
+    if grid:
+        columns["gx"], columns["gy"] = _rounded(layouts["grid"][0][:, 0], 5), _rounded(layouts["grid"][0][:, 1], 5)
+    # Paths and pages follow templates; a column only for what does not.
+    default_thumb = [f"assets/thumbs/{pid}.jpg" for pid in ids]
+    default_image = [f"assets/posters/{pid}.jpg" for pid in ids]
+    meta["paths"] = {"thumb": "assets/thumbs/{id}.jpg", "image": "assets/posters/{id}.jpg"}
+    for key, rel, default in (("thumb", thumb_rel, default_thumb), ("image", image_rel, default_image)):
+        if rel != default:
+            columns[key] = [None if a == b else a for a, b in zip(rel, default)]
+    pages = [row.get("page_url") or "" for row in rows]
+    template = _page_template(ids, pages)
+    if template:
+        meta["paths"]["page"] = template
+    elif any(pages):
+        columns["page"] = pages
+    pairs_doc = {"meta": {"created": created, "count": len(best_pairs), "similarity": "cosine on fc2 features",
+                          "excludes": "versions of the same movie", "data": output.name},
+                 "pairs": [{"a": ids[i], "b": ids[j], "similarity": round(value, 5),
+                            "image": pair_rel.get(rank)} for rank, (value, i, j) in enumerate(best_pairs)]}
+    write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)
+    if clusters:
+        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clustering.csv_text(ids, labels))
+    install_page(out_dir)
+    # The switch: until this rename the folder holds the earlier map, whole; after it, this one.
+    write_json_atomic(output, {"meta": meta, "columns": columns})
+    settle(output)
+    return {"count": n, "trustworthiness": trust, "timings": timer.timings, "seconds": meta["seconds"],
+            "output": str(output), "pairs": len(best_pairs), "tiles": tile_files,
+            "clusters": len(cluster_list) if clusters else None}
 
 
 RUN_PREFIX = "run-"
