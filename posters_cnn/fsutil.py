@@ -159,20 +159,30 @@ class OutputBusy(Exception):
     """Another live run holds the lock of this output."""
 
 
+def lock_path(output: str | os.PathLike) -> Path:
+    """``.NAME.lock`` beside ``output``: the file whose ``flock`` says a run is writing ``output``."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.lock")
+
+
+def _holder(fd: int) -> str:
+    """What a lock file says of the run that holds it (PID and start time)."""
+    return os.read(fd, 200).decode("utf-8", "replace").strip() or "another run"
+
+
 def lock_holder(output: str | os.PathLike) -> str | None:
     """Who holds the lock of ``output`` (as its lock file says: PID and start time), or None when no
     live run does. Creates nothing."""
     import fcntl
 
-    path = Path(output).with_name(f".{Path(output).name}.lock")
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(lock_path(output), os.O_RDONLY)
     except OSError:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return os.read(fd, 200).decode("utf-8", "replace").strip() or "another run"
+        return _holder(fd)
     except OSError:
         return None
     finally:
@@ -191,7 +201,7 @@ class OutputLock:
 
     def __init__(self, output: str | os.PathLike):
         self.output = Path(output)
-        self.path = self.output.with_name(f".{self.output.name}.lock")
+        self.path = lock_path(self.output)
         self.fd: int | None = None
 
     def __enter__(self) -> "OutputLock":
@@ -204,7 +214,7 @@ class OutputLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another run"
+                holder = _holder(fd)
                 os.close(fd)
                 raise OutputBusy(f"{self.output} is in use by {holder}: wait for that run to end, or stop "
                                  f"it (Ctrl-C in its terminal), then run this again") from None

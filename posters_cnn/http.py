@@ -283,10 +283,6 @@ class _Adapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def _read_body(response: requests.Response, limit: int) -> tuple[bytes, bool]:
     """The body, decompressed, in chunks; (first ``limit`` bytes, True) when there is more."""
     chunks, total = [], 0
