@@ -176,15 +176,6 @@ def test_sample_on_the_command_line(site, server, tmp_path):
 
 
 # -- your own folder ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("stem, title, year", [
-    ("air america", "Air America", None), ("Star.Wars.1977", "Star Wars", 1977), ("Name_1977", "Name", 1977),
-    ("heat_1995_ver2", "Heat", 1995), ("Blade_Runner_2049", "Blade Runner 2049", None), ("1984", "1984", None),
-    ("iPhone story", "iPhone story", None), ("don't look up", "Don't Look Up", None),
-])
-def test_titles_and_years_from_file_names(stem, title, year):
-    assert scrape.title_and_year(stem) == (title, year)
-
-
 def test_from_dir_ids_leave_the_year_out_of_the_name(tmp_path):
     src = tmp_path / "mine"
     src.mkdir()

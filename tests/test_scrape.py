@@ -527,6 +527,10 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(site, tmp_path):
     ("Alien (1979)", "Alien", 1979), ("Heat [1995]_ver2", "Heat", 1995), ("Blade_Runner", "Blade Runner", None),
     ("E.T._the_Extra-Terrestrial", "E.T. the Extra-Terrestrial", None), ("The.Matrix", "The Matrix", None),
     ("Mr._Smith_Goes_to_Washington", "Mr. Smith Goes to Washington", None), ("A.I.", "A.I.", None),
+    # a year that ends the name, and capitals for a name all in lower case
+    ("air america", "Air America", None), ("Star.Wars.1977", "Star Wars", 1977), ("Name_1977", "Name", 1977),
+    ("heat_1995_ver2", "Heat", 1995), ("Blade_Runner_2049", "Blade Runner 2049", None), ("1984", "1984", None),
+    ("iPhone story", "iPhone story", None), ("don't look up", "Don't Look Up", None),
 ])
 def test_from_dir_reads_titles_and_years_as_people_name_films(stem, title, year):
     assert scrape.title_and_year(stem) == (title, year)
