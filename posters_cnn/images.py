@@ -131,12 +131,13 @@ def load(path: str | os.PathLike, *, reduce_to: int | None = None) -> Image.Imag
 
 
 def header_size(path: str | os.PathLike) -> tuple[int, int] | None:
-    """(width, height) from the file's header, without decoding its pixels; None for any bad file."""
+    """(width, height) as seen (EXIF orientation applied), from the file's header alone, without
+    decoding its pixels; None for any bad file."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                return image.size
+                return upright_size(image)
     except Exception:  # noqa: BLE001 - as in decode: whatever a doctored header makes Pillow raise
         return None
 

@@ -468,8 +468,11 @@ class Scraper:
                 how = "reused"
                 if before is not None and before.status == "ok" and before.width:
                     record.width, record.height = before.width, before.height
-                else:
-                    record.width, record.height = images.upright_size(images.load(image_file))
+                else:  # its header is enough: the thumbnail beside it says it was decoded whole before
+                    size = images.header_size(image_file)
+                    if size is None:
+                        raise images.BadImage("unreadable", f"cannot read the header of {image_file}")
+                    record.width, record.height = size
             elif image_file.exists():
                 how = "reused"
                 self._store(record, image_file.read_bytes(), write_image=False)

@@ -73,6 +73,11 @@ def test_a_scraped_photo_has_its_upright_size_in_the_manifest(site, server, tmp_
     assert (row.width, row.height) == (40, 60)
     with Image.open(tmp_path / row.thumb_path) as thumb:
         assert thumb.width < thumb.height
+    # A run that finds the files but not the manifest (killed before its first checkpoint) reads the size
+    # from the image's header: upright too.
+    (tmp_path / "posters.csv").unlink()
+    scrape_site(server, tmp_path)
+    assert tuple(read_manifest(tmp_path).loc["1995/balto", ["width", "height"]]) == (40, 60)
 
 
 # -- the scraper is bounded: in time, in memory, in redirects ----------------------------------------
