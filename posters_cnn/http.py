@@ -176,8 +176,8 @@ class _Robots:
 
 # -- the deadline of a request ----------------------------------------------------------------------
 # requests' timeout bounds each socket read; a server that sends a byte a second never trips it. Each
-# request therefore gets a timer that, when the deadline passes, shuts down the socket of the connection
-# carrying it (the pool's connection classes below tell the timer which one that is).
+# request therefore has a deadline, and one watchdog thread shuts down the socket of the connection
+# carrying a request whose deadline passes (the pool's connection classes below say which one that is).
 _current = threading.local()
 
 
