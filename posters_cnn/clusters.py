@@ -1,17 +1,43 @@
-"""Clusters of look-alike posters, found on the map itself.
+"""Clusters of look-alike posters, and the regions they make, found on the map itself.
 
-The clusters are found by HDBSCAN on the map's own 2-D t-SNE positions, so a
-cluster is a group a person sees as one island of the map. On generated groups
-of very unequal sizes (bench/bench_clusters.py, 3,000 posters) that scored an
-adjusted Rand index of 0.984 (median of 5 seeds, the lowest 0.968), where
-HDBSCAN on the 50-d PCA space, which t-SNE starts from, scored 0.124: in 50
-dimensions the density that HDBSCAN looks for is flattened out, while t-SNE has
-already turned each group's neighbourhoods into a dense island. In two
-dimensions it is also quick: 2.5 s at 30,000 posters, 3.4% of the stage.
+The clusters are found on the map's own 2-D t-SNE positions, so a cluster is a group a
+person sees as one island of the map: in the 50-d PCA space that t-SNE starts from, the
+density that a density-based method looks for is flattened out (on generated groups,
+HDBSCAN there scored an adjusted Rand index of 0.12 against 0.98 on the map).
 
-A cluster is described by its size, its face (the member nearest the middle of
-the cluster in the PCA space, the most typical poster of it), its most central
-members, its years, and a centroid and a convex outline in map coordinates.
+**The density tree.** HDBSCAN (the ``hdbscan`` package, for its public condensed tree and its
+2-D speed: 13 s at 300,000 posters against minutes for scikit-learn's) estimates each poster's
+density from its distance to its ``scale``-th neighbour and builds the condensed tree: how the
+map falls apart into parts of at least the minimum cluster size as the density level rises.
+
+**Where the map really splits: valleys.** At each split of the tree the density at the split
+(the valley) is compared with the typical density on each side (the median level at which that
+side's posters leave the tree). A side stands out when the valley is at most ``valley`` times its
+typical density. The clusters are what the splits where every side stands out leave:
+- every side stands out: the parts are separate clusters (or split further);
+- one side stands out: the tree goes on as that side; the other, flatter side (a fringe, or a
+  sparse spread of unrelated posters) belongs to no cluster;
+- no side stands out: the part is one cluster, whatever happens inside it.
+HDBSCAN's own choice, "excess of mass", compares areas under the density instead, and joins two
+islands whenever their pair lies far from the rest of the map: on a long tail of group sizes it
+found 8 of 24 islands. Its other choice, the leaves, splits one large island at every ripple.
+
+**Which valley depth and scale: the one the others agree with.** Two density scales (10 and 25
+neighbours) and three valley depths (0.4, 0.5, 0.6 of the density on each side) give six
+clusterings; the one with the highest mean agreement (adjusted Rand index) with the five others
+is kept. No single setting was right on every collection tried; the agreed one is stable where
+one setting alone flips between two readings of the map. ``bench/bench_cluster_family.py``
+measures it on collections of 1,000 to 300,000 posters and 5 to 60 groups.
+
+**Regions.** The real splits form a tree of the clusters. It is cut at its deepest valleys first,
+until it falls into about sqrt(K) regions for K clusters (150 clusters: 13 regions of about 12),
+so that each level of the Clusters panel is a list a person can scan. Neighbouring clusters,
+parted by shallow valleys, share a region; each cluster lies in exactly one. A region's posters
+are those of its clusters.
+
+A cluster or a region is described by its size, its face (the member nearest the middle of it in
+the PCA space, its most typical poster), its most central members, its years, and a centroid and
+a convex outline in map coordinates.
 """
 
 from __future__ import annotations
@@ -20,6 +46,7 @@ import csv
 import io
 import logging
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,47 +57,253 @@ EXAMPLES = 4
 # sizes 25x apart, that kept the smallest true groups and did not split big islands (bench_clusters.py).
 MIN_SIZE_SHARE = 300
 MIN_SIZE_FLOOR = 5
-# HDBSCAN's density estimate (min_samples) uses at most this many neighbours: its default, the minimum
-# cluster size, would be 333 at 100,000 posters (a 100,000 x 333 neighbour table); at 30,000 posters
-# 25 and 100 gave the same clusters (adjusted Rand index 0.997 both).
-MAX_MIN_SAMPLES = 25
+SCALES = (10, 25)
+VALLEYS = (0.4, 0.5, 0.6)
 
 
 def default_min_size(n: int) -> int:
     return max(MIN_SIZE_FLOOR, round(n / MIN_SIZE_SHARE))
 
 
-def find(coords: np.ndarray, min_size: int) -> np.ndarray:
-    """Each point's cluster, numbered from 0 by size (largest first), or -1 for none."""
-    from sklearn.cluster import HDBSCAN
+@dataclass
+class Clustering:
+    """The clusters and regions of a map.
 
+    ``labels``: each poster's cluster, numbered 0, 1, ... largest first, -1 for none;
+    ``region_of``: each cluster's region (indexed by cluster); ``regions``: each poster's region (its
+    cluster's), numbered largest first, -1 for none; ``choice``: how the setting was chosen, for the meta.
+    """
+
+    labels: np.ndarray
+    region_of: np.ndarray
+    regions: np.ndarray
+    choice: dict = field(default_factory=dict)
+
+
+def find(coords: np.ndarray, min_size: int) -> Clustering:
+    """The clusters and regions of the map positions ``coords`` (n x 2), none smaller than ``min_size``."""
+    coords = np.asarray(coords, dtype=np.float64)
     n = coords.shape[0]
-    if n < max(2, min_size):
-        return np.full(n, -1, dtype=np.int32)
-    raw = HDBSCAN(min_cluster_size=min_size, min_samples=min(min_size, MAX_MIN_SAMPLES),
-                  copy=True).fit_predict(np.asarray(coords, dtype=np.float64))
-    return renumber(raw)
+    if n < max(2, min_size) or n < 3:
+        return _nothing(n, "too few posters to cluster")
+    candidates = []
+    # A density over more neighbours than the smallest cluster has members would blur small clusters away.
+    for scale in sorted({min(scale, min_size, n - 1) for scale in SCALES}):
+        tree = Tree.of(coords, min_size, scale)
+        for valley in VALLEYS:
+            labels, leaves, splits = tree.clusters(valley)
+            candidates.append({"scale": scale, "valley": valley, "labels": labels, "leaves": leaves,
+                               "splits": splits})
+    agree = np.zeros(len(candidates))
+    for a in range(len(candidates)):
+        for b in range(a + 1, len(candidates)):
+            value = agreement(candidates[a]["labels"], candidates[b]["labels"])
+            agree[a] += value
+            agree[b] += value
+    agree /= max(1, len(candidates) - 1)
+    best = candidates[int(np.argmax(agree))]  # ties: the first, the finer scale and the deeper valley
+    if best["labels"].max(initial=-1) < 0:
+        return _nothing(n, "no part of the map stands out from the rest")
+    labels, order = _by_size(best["labels"])
+    leaves = [best["leaves"][old] for old in order]
+    tops = np.array(_region_tops(leaves, best["splits"]), dtype=np.int64)
+    regions, order = _by_size(np.where(labels >= 0, tops[np.maximum(labels, 0)], -1))
+    number = {top: i for i, top in enumerate(order)}
+    region_of = np.array([number[int(top)] for top in tops], dtype=np.int32)
+    choice = {
+        "cluster_rule": "valleys: a split where every side's typical density is at least 1/valley times the density "
+                "at the split; of the candidate settings, the one agreeing most with the others",
+        "candidates": [{"scale": c["scale"], "valley": c["valley"], "clusters": int(len(c["leaves"])),
+                        "agreement": round(float(a), 4)} for c, a in zip(candidates, agree)],
+        "chosen": {"scale": best["scale"], "valley": best["valley"]},
+        "region_rule": "the clusters' tree cut at its deepest valleys, deepest first, into about the square root "
+                       "of the number of clusters",
+    }
+    log.info("clusters: %d in %d regions; density over %d neighbours, valleys at most %g of the density on "
+             "each side, the setting of %d that agreed most with the others (adjusted Rand index %.3f)",
+             int(labels.max()) + 1, int(region_of.max()) + 1, best["scale"], best["valley"], len(candidates),
+             float(agree.max()))
+    return Clustering(labels.astype(np.int32), region_of, regions.astype(np.int32), choice)
 
 
-def renumber(raw: np.ndarray) -> np.ndarray:
-    """Labels renumbered 0, 1, ... largest first (ties: the lower old label first); -1 stays."""
-    labels = np.full(raw.shape[0], -1, dtype=np.int32)
+def _region_tops(leaves: list[int], splits: dict[int, tuple[float, list[int]]]) -> list[int]:
+    """Each cluster's region, named by the top part of the clusters' tree it holds.
+
+    The clusters' tree (``splits``) is cut at its deepest valleys, deepest first, until it falls into
+    about the square root of the number of clusters: as many regions as a region has clusters.
+    """
+    k = len(leaves)
+    want = max(1, math.ceil(math.sqrt(k)))
+    parent = {}
+    for node, (_, kids) in splits.items():
+        for kid in kids:
+            parent[kid] = node
+    cut: set[int] = set()
+
+    def region_of_leaf(leaf):
+        node = leaf
+        while node in parent and parent[node] not in cut:
+            node = parent[node]
+        return node
+
+    for node, _ in sorted(splits.items(), key=lambda item: (item[1][0], item[0])):
+        if len({region_of_leaf(leaf) for leaf in leaves}) >= want:
+            break
+        cut.add(node)
+    return [region_of_leaf(leaf) for leaf in leaves]
+
+
+def _nothing(n: int, why: str) -> Clustering:
+    log.info("clusters: none (%s)", why)
+    return Clustering(np.full(n, -1, dtype=np.int32), np.zeros(0, dtype=np.int32), np.full(n, -1, dtype=np.int32),
+                      {"chosen": None, "why": why})
+
+
+def _by_size(raw: np.ndarray) -> tuple[np.ndarray, list]:
+    """Labels renumbered 0, 1, ... largest first (ties: the lower old label first), and the old label
+    of each new one, in the new order."""
+    labels = np.full(raw.shape[0], -1, dtype=np.int64)
     members = raw >= 0
     if not members.any():
-        return labels
-    old, counts = np.unique(raw[members], return_counts=True)
+        return labels, []
+    old, inverse, counts = np.unique(raw[members], return_inverse=True, return_counts=True)
     order = np.lexsort((old, -counts))
-    new_of_old = np.empty(old.max() + 1, dtype=np.int32)
-    new_of_old[old[order]] = np.arange(len(order), dtype=np.int32)
-    labels[members] = new_of_old[raw[members]]
-    return labels
+    rank = np.empty(len(old), dtype=np.int64)
+    rank[order] = np.arange(len(old))
+    labels[members] = rank[inverse]
+    return labels, old[order].tolist()
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Adjusted Rand index of two clusterings, each poster in no cluster counted as a group of its own."""
+    from sklearn.metrics import adjusted_rand_score
+
+    def apart(labels):
+        labels = np.asarray(labels, dtype=np.int64).copy()
+        out = labels < 0
+        labels[out] = labels.max(initial=-1) + 1 + np.arange(out.sum())
+        return labels
+
+    return float(adjusted_rand_score(apart(a), apart(b)))
+
+
+class Tree:
+    """HDBSCAN's condensed tree of a map, and the selections made from it.
+
+    Node ids are HDBSCAN's: posters are 0 .. n-1, the parts n, n+1, ... (the root is n, and a part's
+    children have higher ids than it). ``birth[c]`` is the density level (lambda, 1 / distance) at
+    which part c split from its parent.
+    """
+
+    def __init__(self, raw, n: int):
+        parent = np.asarray(raw["parent"], dtype=np.int64)
+        child = np.asarray(raw["child"], dtype=np.int64)
+        level = np.asarray(raw["lambda_val"], dtype=np.float64)
+        size = np.asarray(raw["child_size"], dtype=np.int64)
+        self.n = n
+        self.root = n
+        self.top = int(max(parent.max(initial=n), child.max(initial=n))) + 1
+        part = child >= n
+        self.kids: list[list[int]] = [[] for _ in range(self.top)]
+        self.birth = np.zeros(self.top)
+        for p, c, lam in zip(parent[part], child[part], level[part]):
+            self.kids[p].append(int(c))
+            self.birth[c] = lam
+        self.parent_of = np.full(self.top, -1, dtype=np.int64)
+        self.parent_of[child[part]] = parent[part]
+        # Each poster: the part it leaves the tree from, and the level at which it does.
+        self.point = child[~part]
+        self.point_part = parent[~part]
+        self.point_level = level[~part]
+        # Parts in depth-first order, so that a part's posters are one slice of the posters sorted by it.
+        order, stack = [], [self.root]
+        while stack:
+            c = stack.pop()
+            order.append(c)
+            stack.extend(reversed(self.kids[c]))
+        position = np.full(self.top, -1, dtype=np.int64)
+        position[order] = np.arange(len(order))
+        self.preorder = order
+        last = position.copy()  # the last descendant's position, for each part
+        for c in reversed(order):
+            for k in self.kids[c]:
+                last[c] = max(last[c], last[k])
+        by = np.argsort(position[self.point_part], kind="stable")
+        self.sorted_points = self.point[by]
+        self.sorted_levels = self.point_level[by]
+        keys = position[self.point_part][by]
+        self.start = np.searchsorted(keys, position, side="left")
+        self.stop = np.searchsorted(keys, last, side="right")
+        self._typical: dict[int, float] = {}
+
+    @classmethod
+    def of(cls, coords: np.ndarray, min_size: int, scale: int) -> Tree:
+        import hdbscan
+
+        model = hdbscan.HDBSCAN(min_cluster_size=min_size, min_samples=scale, core_dist_n_jobs=1)
+        model.fit(coords)
+        return cls(model.condensed_tree_.to_numpy(), coords.shape[0])
+
+    def typical(self, c: int) -> float:
+        """The median level at which the posters of part c (and of its sub-parts) leave the tree."""
+        if c not in self._typical:
+            levels = self.sorted_levels[self.start[c]:self.stop[c]]
+            self._typical[c] = float(np.median(levels)) if levels.size else math.inf
+        return self._typical[c]
+
+    def stands_out(self, c: int, valley: float) -> bool:
+        # In 2-D, density goes as the square of the level (1 / distance).
+        return self.birth[c] ** 2 <= valley * self.typical(c) ** 2
+
+    def clusters(self, valley: float) -> tuple[np.ndarray, list[int], dict[int, tuple[float, list[int]]]]:
+        """Each poster's cluster (the index into the returned parts, -1 for none), the parts, and the
+        real splits: for each part that split, the depth of its valley (the density at the split over
+        the typical density of its shallowest side) and the parts it split into."""
+        none = -1
+        owner = np.full(self.top, none, dtype=np.int64)  # the cluster-to-be each part belongs to
+        owner[self.root] = self.root
+        splits = {}
+        for c in self.preorder:  # parents before children
+            kids = self.kids[c]
+            if not kids:
+                continue
+            if owner[c] == none:
+                owner[kids] = none
+                continue
+            out = [k for k in kids if self.stands_out(k, valley)]
+            if len(out) >= 2:
+                depth = max((self.birth[k] / self.typical(k)) ** 2 for k in out)
+                splits[int(owner[c])] = (float(depth), out)
+                for k in kids:
+                    owner[k] = k if k in out else none
+            elif len(out) == 1:
+                for k in kids:
+                    owner[k] = owner[c] if k in out else none
+            else:
+                owner[kids] = owner[c]
+        leaves = sorted({int(o) for o in owner[self.n:]} - set(splits) - {none, self.root})
+        index = np.full(self.top, -1, dtype=np.int64)
+        index[leaves] = np.arange(len(leaves))
+        labels = np.full(self.n, -1, dtype=np.int64)
+        part_owner = owner[self.point_part]
+        inside = part_owner >= 0
+        labels[self.point[inside]] = index[part_owner[inside]]
+        return labels, leaves, splits
+
+    def posters_of(self, c: int) -> np.ndarray:
+        """The posters of part c and of its sub-parts."""
+        return self.sorted_points[self.start[c]:self.stop[c]]
 
 
 def describe(labels: np.ndarray, coords: np.ndarray, reduced: np.ndarray, ids: list[str], years: list) -> list[dict]:
-    """One description per cluster, in label order (largest first); posters are named by their ids."""
+    """One description per cluster (or region), in label order (largest first); posters are named by their ids."""
     out = []
-    for c in range(int(labels.max()) + 1 if labels.size else 0):
-        members = np.flatnonzero(labels == c)
+    labels = np.asarray(labels)
+    count = int(labels.max()) + 1 if labels.size else 0
+    by = np.argsort(labels, kind="stable")  # each cluster's members, one slice each, in map order
+    bounds = np.searchsorted(labels[by], np.arange(count + 1))
+    for c in range(count):
+        members = by[bounds[c]:bounds[c + 1]]
         points = reduced[members].astype(np.float64)
         distance = np.linalg.norm(points - points.mean(axis=0), axis=1)
         central = members[np.argsort(distance, kind="stable")[:EXAMPLES]]
@@ -108,10 +341,10 @@ def _is_year(value) -> bool:
         return False
 
 
-def csv_text(ids: list[str], labels: np.ndarray) -> str:
-    """``poster_id,cluster`` for every poster of the map, in the map's order."""
+def csv_text(ids: list[str], labels: np.ndarray, regions: np.ndarray) -> str:
+    """``poster_id,cluster,region`` for every poster of the map, in the map's order (-1: none)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["poster_id", "cluster"])
-    writer.writerows(zip(ids, labels.tolist()))
+    writer.writerow(["poster_id", "cluster", "region"])
+    writer.writerows(zip(ids, np.asarray(labels).tolist(), np.asarray(regions).tolist()))
     return buffer.getvalue()

@@ -5,7 +5,7 @@ all beside ``data.json`` so the folder can be copied to any static host:
 
 * ``data.json``: meta and one column per field (format 2; schema: ``data.schema.json``);
 * ``pairs.json``: the closest pairs of posters overall (not versions of one movie);
-* ``clusters.csv``: ``poster_id,cluster`` for every poster of the map (:mod:`.clusters`);
+* ``clusters.csv``: ``poster_id,cluster,region`` for every poster of the map (:mod:`.clusters`);
 * ``assets/maps/{stem}/tiles/LAYOUT/Z/X-Y.jpg``: the map's imagery, a pyramid of tiles (:mod:`.tiles`);
 * ``assets/maps/{stem}/pairs/NNN.jpg``: each pair side by side, like the
   original's ``examples/``;
@@ -227,17 +227,24 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     with timer("trustworthiness"):
         trust = layout.trustworthiness(reduced, embedding, k=10, seed=seed)
     log.info("trustworthiness (k=10, against the PCA space): %.4f", trust)
-    labels, cluster_list, clustering_info = None, [], None
+    found, cluster_list, region_list, clustering_info = None, [], [], None
     if clusters:
         with timer("clusters"):
             min_size = min_cluster_size or clustering.default_min_size(n)
-            labels = clustering.find(coords, min_size)
-            cluster_list = clustering.describe(labels, coords, reduced, ids, [row["year"] for row in rows])
+            found = clustering.find(coords, min_size)
+            years = [row["year"] for row in rows]
+            cluster_list = clustering.describe(found.labels, coords, reduced, ids, years)
+            region_list = clustering.describe(found.regions, coords, reduced, ids, years)
+            for cluster in cluster_list:
+                cluster["region"] = int(found.region_of[cluster["id"]])
+            for region in region_list:
+                region["clusters"] = [c["id"] for c in cluster_list if c["region"] == region["id"]]
         clustering_info = {"file": clusters_file_name(stem), "method": "HDBSCAN", "space": "the t-SNE map",
                            "min_cluster_size": int(min_size), "count": len(cluster_list),
-                           "unclustered": int((labels < 0).sum())}
-        log.info("clusters: %d (at least %d posters each); %d posters in none", len(cluster_list), min_size,
-                 clustering_info["unclustered"])
+                           "unclustered": int((found.labels < 0).sum()), "regions": len(region_list),
+                           "seed": seed, **found.choice}
+        log.info("clusters: %d in %d regions (at least %d posters each); %d posters in none", len(cluster_list),
+                 len(region_list), min_size, clustering_info["unclustered"])
     layouts = {"tsne": (coords, slot_size(n))}
     grid_info = None
     if grid:
@@ -272,6 +279,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     if clusters:
         meta["clustering"] = clustering_info
         meta["clusters"] = cluster_list
+        meta["regions"] = region_list
     columns = {
         "id": ids, "title": [row["title"] for row in rows], "year": [row["year"] for row in rows],
         "version": [row["version"] for row in rows],
@@ -279,7 +287,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         "neighbors": neighbour_index.ravel().tolist(), "similarity": _rounded(neighbour_sim.ravel(), 3),
     }
     if clusters:
-        columns["cluster"] = labels.tolist()
+        columns["cluster"] = found.labels.tolist()
+        columns["region"] = found.regions.tolist()
     if grid:
         columns["gx"], columns["gy"] = _rounded(layouts["grid"][0][:, 0], 5), _rounded(layouts["grid"][0][:, 1], 5)
     # Paths and pages follow templates; a column only for what does not.
@@ -301,7 +310,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                             "image": pair_rel.get(rank)} for rank, (value, i, j) in enumerate(best_pairs)]}
     write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)
     if clusters:
-        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clustering.csv_text(ids, labels))
+        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clustering.csv_text(ids, found.labels, found.regions))
     install_page(out_dir)
     # The switch: until this rename the folder holds the earlier map, whole; after it, this one.
     write_json_atomic(output, {"meta": meta, "columns": columns})
@@ -439,6 +448,7 @@ def clusters_file_name(stem: str) -> str:
 
 def _import_sklearn() -> None:
     try:
+        import hdbscan  # noqa: F401
         import sklearn.cluster  # noqa: F401
         import sklearn.decomposition  # noqa: F401
         import sklearn.manifold  # noqa: F401

@@ -41,6 +41,51 @@ def hard_groups(n: int = 3000, groups: int = 12, dim: int = 4096, ratio: float =
     return np.maximum(features, 0), truth.astype(np.int64)
 
 
+SHAPES = ("geometric", "tail", "equal")
+
+
+def collection(n: int, groups: int, *, shape: str = "tail", ratio: float = 50.0, none_share: float = 0.05,
+               separation: float = 15.0, dim: int = 4096, seed: int = 0, chunk: int = 20_000
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """A generated collection of one of the shapes real ones take: (features n x dim, truth).
+
+    ``shape`` sets the group sizes, the largest ``ratio`` times the smallest: "geometric"
+    (sizes fall by a constant factor, as in :func:`hard_groups`), "tail" (the g-th largest
+    has a share of 1 / g^a, a long tail of small groups: Zipf's law) or "equal" (ratio 1).
+    ``separation`` is the distance between two groups' centres against unit noise in every
+    dimension (15 keeps the groups apart on the map; 9 barely does). ``none_share`` of the
+    posters belong to no group. The features are made ``chunk`` rows at a time, so that
+    300,000 x 4096 needs its own 4.9 GB and little more.
+    """
+    if shape not in SHAPES:
+        raise ValueError(f"shape: one of {SHAPES}")
+    rng = np.random.default_rng(seed)
+    rank = np.arange(groups, dtype=np.float64)
+    if shape == "geometric":
+        weights = ratio ** (-rank / max(1, groups - 1))
+    elif shape == "tail":
+        weights = (rank + 1) ** (-np.log(ratio) / np.log(max(2, groups)))
+    else:
+        weights = np.ones(groups)
+    n_none = round(none_share * n)
+    sizes = np.floor(weights / weights.sum() * (n - n_none)).astype(int)
+    sizes[0] += n - n_none - sizes.sum()
+    truth = np.concatenate([np.full(size, g) for g, size in enumerate(sizes)] + [np.full(n_none, -1)])
+    rng.shuffle(truth)
+    base = np.abs(rng.normal(1.0, 0.5, dim)).astype(np.float32)
+    centres = _directions(rng, groups, dim) * (separation / np.sqrt(2))
+    features = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, chunk):
+        part = truth[start:start + chunk]
+        block = base + rng.normal(0, 1, (len(part), dim)).astype(np.float32)
+        own = part >= 0
+        block[own] += centres[part[own]]
+        # A poster of no group sits on a centre of its own, as far from the others.
+        block[~own] += _directions(rng, int((~own).sum()), dim) * (separation / np.sqrt(2))
+        features[start:start + chunk] = np.maximum(block, 0)
+    return features, truth.astype(np.int64)
+
+
 def _directions(rng, count: int, dim: int) -> np.ndarray:
     d = rng.normal(0, 1, (count, dim)).astype(np.float32)
     return d / np.linalg.norm(d, axis=1, keepdims=True)
@@ -62,6 +107,27 @@ def score(truth, labels) -> tuple[float, float]:
     members = ~out_t
     left_out = float((out_l & members).sum() / max(1, members.sum()))
     return float(adjusted_rand_score(truth, labels)), left_out
+
+
+def recovered(truth, labels, min_size: int) -> tuple[int, int, float]:
+    """(groups recovered, groups of at least ``min_size`` posters, the share recovered).
+
+    A true group is recovered when one found cluster matches it with a Jaccard index of 0.5
+    or more (the cluster holding most of its members is the only candidate).
+    """
+    truth, labels = np.asarray(truth), np.asarray(labels)
+    groups = [g for g in np.unique(truth[truth >= 0]) if (truth == g).sum() >= min_size]
+    found = 0
+    for g in groups:
+        members = truth == g
+        inside = labels[members & (labels >= 0)]
+        if inside.size == 0:
+            continue
+        values, counts = np.unique(inside, return_counts=True)
+        best = values[np.argmax(counts)]
+        common = counts.max()
+        found += common / (members.sum() + (labels == best).sum() - common) >= 0.5
+    return int(found), len(groups), found / len(groups) if groups else 1.0
 
 
 def write_stage2(folder, features: np.ndarray, years=None) -> list[str]:

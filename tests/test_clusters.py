@@ -1,4 +1,4 @@
-"""Stage 3's clusters: found on generated groups with known truth, written to data.json and clusters.csv."""
+"""Stage 3's clusters and regions: found on generated groups with known truth, written to data.json and clusters.csv."""
 
 import csv
 import json
@@ -30,16 +30,16 @@ def grouped(tmp_path_factory):
     return out, data, truth_of, features
 
 
-def read_clusters_csv(out):
+def read_clusters_csv(out, column="cluster"):
     with open(out.parent / "clusters.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return {row["poster_id"]: int(row["cluster"]) for row in rows}, list(rows[0].keys()) if rows else []
+    return {row["poster_id"]: int(row[column]) for row in rows}, list(rows[0].keys()) if rows else []
 
 
 def test_clusters_csv_finds_the_true_groups(grouped):
     out, data, truth_of, _ = grouped
     found, header = read_clusters_csv(out)
-    assert header == ["poster_id", "cluster"]
+    assert header == ["poster_id", "cluster", "region"]
     assert set(found) == set(truth_of)
     ids = sorted(found)
     ari, left_out = score([truth_of[i] for i in ids], [found[i] for i in ids])
@@ -81,6 +81,32 @@ def test_meta_clusters_agree_with_the_csv_and_the_column(grouped):
     assert meta["count"] == len(listed)
     assert meta["unclustered"] == sum(1 for label in found.values() if label < 0)
     assert meta["min_cluster_size"] == clusters.default_min_size(3000)
+    assert meta["seed"] == data["meta"]["seed"] and meta["chosen"]["scale"] in clusters.SCALES
+
+
+def test_regions_hold_their_clusters_in_every_file(grouped):
+    """The two levels agree: the CSV, the columns and meta; each cluster lies inside its region."""
+    out, data, _, _ = grouped
+    found, _ = read_clusters_csv(out)
+    region, _ = read_clusters_csv(out, "region")
+    cols = data["columns"]
+    assert dict(zip(cols["id"], cols["region"])) == region
+    regions, listed = data["meta"]["regions"], data["meta"]["clusters"]
+    assert regions and [r["id"] for r in regions] == list(range(len(regions)))
+    assert data["meta"]["clustering"]["regions"] == len(regions)
+    sizes = [r["size"] for r in regions]
+    assert sizes == sorted(sizes, reverse=True)
+    for c in listed:
+        members = [pid for pid, label in found.items() if label == c["id"]]
+        assert {region[pid] for pid in members} == {c["region"]}, c["id"]
+    for r in regions:
+        members = [pid for pid, label in region.items() if label == r["id"]]
+        assert len(members) == r["size"] and region[r["face"]] == r["id"]
+        assert r["clusters"] == [c["id"] for c in listed if c["region"] == r["id"]]
+        assert r["clusters"], "a region without a cluster"
+        assert sum(c["size"] for c in listed if c["region"] == r["id"]) <= r["size"]
+    # A poster in no region is in no cluster.
+    assert all(found[pid] < 0 for pid, label in region.items() if label < 0)
 
 
 def test_outline_holds_every_member_and_the_centroid(grouped):
@@ -140,10 +166,52 @@ def test_bad_cluster_flags_get_one_line_and_exit_2(tmp_path, capsys, args, messa
     assert not (tmp_path / "data.json").exists()
 
 
-def test_renumber_puts_the_largest_first():
-    raw = np.array([3, 3, -1, 0, 1, 1, 1, 0, 3, 3])
-    assert clusters.renumber(raw).tolist() == [0, 0, -1, 2, 1, 1, 1, 2, 0, 0]
-
-
 def test_too_few_points_for_a_cluster_are_all_left_out():
-    assert clusters.find(np.zeros((3, 2)), 5).tolist() == [-1, -1, -1]
+    found = clusters.find(np.zeros((3, 2)), 5)
+    assert found.labels.tolist() == [-1, -1, -1] and found.regions.tolist() == [-1, -1, -1]
+    assert len(found.region_of) == 0
+
+
+def _disc(rng, centre, radius, count):
+    r = radius * np.sqrt(rng.uniform(0, 1, count))
+    t = rng.uniform(0, 2 * np.pi, count)
+    return np.column_stack([centre[0] + r * np.cos(t), centre[1] + r * np.sin(t)])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_even_island_is_not_cut_at_its_ripples(seed):
+    """A map that is one even disc has no cluster to show: its density tree splits only at ripples.
+    (HDBSCAN's leaves cut it into dozens.)"""
+    disc = _disc(np.random.default_rng(seed), (0, 0), 1.0, 3000)
+    assert clusters.find(disc, 10).labels.max() < 0
+
+
+@pytest.mark.parametrize("count, seed", [(300, 0), (800, 1), (2000, 2)])
+def test_islands_that_touch_stay_apart_and_each_lies_in_one_region(count, seed):
+    """Two islands a few posters apart, far from two others: four clusters, whatever the islands' size;
+    each cluster lies in one region, and the two close ones in the same region."""
+    rng = np.random.default_rng(seed)
+    spacing = np.sqrt(np.pi / count)  # between neighbouring posters inside an island of radius 1
+    centres = [(0, 0), (2 + 4 * spacing, 0), (12, 0), (12, 12)]
+    points = np.concatenate([_disc(rng, c, 1.0, count) for c in centres])
+    truth = np.repeat(np.arange(4), count)
+    found = clusters.find(points, clusters.default_min_size(len(points)))
+    ari, left_out = score(truth, found.labels)
+    assert ari >= 0.95 and left_out <= 0.05, (ari, left_out)
+    assert found.labels.max() == 3
+    for k in range(4):
+        assert set(found.regions[found.labels == k]) == {found.region_of[k]}
+    pair = {found.labels[truth == 0][0], found.labels[truth == 1][0]}
+    assert len({found.region_of[k] for k in pair}) == 1
+
+
+def test_the_choice_and_its_reason_are_logged(caplog):
+    rng = np.random.default_rng(3)
+    points = np.concatenate([_disc(rng, c, 1.0, 400) for c in [(0, 0), (5, 0), (0, 5)]])
+    with caplog.at_level("INFO", logger="posters_cnn.clusters"):
+        found = clusters.find(points, 10)
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("clusters: 3 in"))
+    chosen = found.choice["chosen"]
+    assert f"density over {chosen['scale']} neighbours" in line and f"at most {chosen['valley']:g}" in line
+    assert "agreed most with the others" in line
+    assert len(found.choice["candidates"]) == len(clusters.SCALES) * len(clusters.VALLEYS)

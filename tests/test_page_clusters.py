@@ -92,19 +92,79 @@ def draw_lasso(page, polygon, shift=True):
     settle(page)
 
 
-def test_the_clusters_panel_lists_each_cluster_largest_first(page, site):
+def region_name(k):
+    name = ""
+    k += 1
+    while k:
+        k, rest = divmod(k - 1, 26)
+        name = chr(65 + rest) + name
+    return name
+
+
+def open_region_of(page, data, cluster):
+    """Open, in the Clusters panel, the region that holds ``cluster``, so that its button shows."""
+    region = next(c["region"] for c in data["meta"]["clusters"] if c["id"] == cluster)
+    item = page.locator("#clusters-list > li.region").nth(region)
+    if item.locator("button.open").get_attribute("aria-expanded") != "true":
+        item.locator("button.open").click()
+
+
+def test_the_clusters_panel_lists_regions_largest_first_each_opening_to_its_clusters(page, site):
     server, data = site
-    clusters = data["meta"]["clusters"]
-    assert len(clusters) >= 2, "the fixture's three groups should give clusters"
+    clusters, regions = data["meta"]["clusters"], data["meta"]["regions"]
+    assert len(clusters) >= 2 and 1 <= len(regions) < len(clusters), "the fixture's groups should give both levels"
     open_map(page, server.url)
     page.click("#show-clusters")
-    items = page.locator("#clusters-list li")
-    assert items.count() == len(clusters)
-    for k, c in enumerate(clusters):
-        text = items.nth(k).inner_text()
-        assert text.startswith(f"#{c['id']} · {c['size']} posters"), text
-        face = next(p for p in points_of(data) if p["id"] == c["face"])
-        assert items.nth(k).locator("img").get_attribute("src").endswith(face["thumb"])
+    thumb_of = {p["id"]: p["thumb"] for p in points_of(data)}
+    items = page.locator("#clusters-list > li")
+    assert items.count() == len(regions)
+    for k, r in enumerate(regions):
+        main = items.nth(k).locator("button").first
+        assert main.inner_text().startswith(f"Region {region_name(r['id'])} · {r['size']} posters"), main.inner_text()
+        assert main.locator("img").get_attribute("src").endswith(thumb_of[r["face"]])
+        inner = items.nth(k).locator(".region-clusters > li")
+        assert inner.count() == 0 or not inner.first.is_visible()
+        items.nth(k).locator("button.open").click()
+        assert inner.count() == len(r["clusters"])
+        for j, cid in enumerate(r["clusters"]):
+            c = clusters[cid]
+            assert inner.nth(j).inner_text().startswith(f"#{cid} · {c['size']} posters"), inner.nth(j).inner_text()
+            assert inner.nth(j).locator("img").get_attribute("src").endswith(thumb_of[c["face"]])
+    # What made them: the map's seed and the setting chosen.
+    made = page.locator("#clusters-made").inner_text()
+    chosen = data["meta"]["clustering"]["chosen"]
+    assert f"seed {data['meta']['seed']}" in made and f"density over {chosen['scale']} neighbours" in made, made
+    page.watch.assert_clean()
+
+
+def test_a_region_flies_to_its_posters_shows_its_years_and_a_bar_filters_to_them(page, site):
+    server, data = site
+    r = data["meta"]["regions"][0]
+    inside = {pid for pid, k in zip(data["columns"]["id"], data["columns"]["region"]) if k == r["id"]}
+    open_map(page, server.url)
+    settle(page)
+    page.click("#show-clusters")
+    page.click(f"#clusters-list button[data-region='{r['id']}']")
+    settle(page)
+    assert set(page.evaluate("window.posterMap.selection()")) == inside
+    assert page.evaluate("location.hash") == f"#region={r['id']}"
+    assert page.locator("#selection-title").inner_text() == f"Region {region_name(r['id'])}"
+    # The histogram: a bar per year of the map (the fixture's five years), the region's counts in them.
+    year_of = dict(zip(data["columns"]["id"], data["columns"]["year"]))
+    bars = page.locator("#selection-years-chart rect.bar")
+    years = sorted({y for y in data["columns"]["year"] if y is not None})
+    assert bars.count() == years[-1] - years[0] + 1
+    counts = {}
+    for k in range(bars.count()):
+        bar = bars.nth(k)
+        year = int(bar.get_attribute("data-from"))
+        counts[year] = int(bar.locator("title").text_content().split(": ")[1].split(" ")[0])
+    assert counts == {y: sum(1 for pid in inside if year_of[pid] == y) for y in range(years[0], years[-1] + 1)}
+    # A click on a bar shows only its years on the map.
+    busiest = max(counts, key=counts.get)
+    page.locator(f"#selection-years-chart rect.bar[data-from='{busiest}']").click()
+    assert page.input_value("#year-from") == str(busiest) and page.input_value("#year-to") == str(busiest)
+    assert page.evaluate("[window.posterMap.state.yearFrom, window.posterMap.state.yearTo]") == [busiest, busiest]
     page.watch.assert_clean()
 
 
@@ -116,9 +176,12 @@ def test_a_click_on_a_cluster_flies_to_it_marks_its_members_and_dims_the_rest(pa
     home = page.evaluate(TRANSFORM)
     before = brightness(page)
     page.click("#show-clusters")
+    open_region_of(page, data, c["id"])
     page.click(f"#clusters-list button[data-cluster='{c['id']}']")
     settle(page)
     assert set(page.evaluate("window.posterMap.selection()")) == members(data, c["id"])
+    region = region_name(c["region"])
+    assert page.locator("#selection-title").inner_text() == f"Cluster #{c['id']} · region {region}"
     assert page.evaluate("location.hash") == f"#cluster={c['id']}"
     assert page.locator("#selection-count").inner_text().startswith(f"{c['size']} posters")
     # The cluster fills the part of the map the panel leaves.
@@ -139,6 +202,7 @@ def test_a_click_on_a_cluster_flies_to_it_marks_its_members_and_dims_the_rest(pa
     for pid, was in before.items():
         assert abs(after[pid] - was) < 30, pid
     # Chosen again and seen at the home view: members keep their colours, the rest are dimmed.
+    open_region_of(page, data, c["id"])
     page.click(f"#clusters-list button[data-cluster='{c['id']}']")
     page.keyboard.press("0")
     settle(page)
@@ -151,7 +215,51 @@ def test_a_click_on_a_cluster_flies_to_it_marks_its_members_and_dims_the_rest(pa
     page.watch.assert_clean()
 
 
-def test_colour_by_cluster_tints_each_cluster_and_outlines_it(page, site):
+def hex_rgb(h):
+    return [int(h[i:i + 2], 16) for i in (1, 3, 5)]
+
+
+def dist(a, b):
+    return sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5
+
+
+def check_outlines(page, shapes, colour_of):
+    """Each shape's outline (grown by half a poster's diagonal, as the page draws it) is drawn in its colour:
+    the middles of its edges that lie on the bare background with colour by cluster off, and at least two
+    of each, take that colour with it on."""
+    view = page.evaluate("""() => { const m = window.posterMap.state, t = m.transform,
+        r = document.getElementById('map').getBoundingClientRect();
+        return {side: m.side, slot: m.layouts.tsne.slot, x: r.left + t.x, y: r.top + t.y, k: t.k}; }""")
+
+    def on_screen(x, y):
+        return view["x"] + view["k"] * (x + 1) / 2 * view["side"], view["y"] + view["k"] * (1 - y) / 2 * view["side"]
+
+    box = page.locator("#map").bounding_box()
+    page.uncheck("#cluster-colours")
+    settle(page)
+    edges = []
+    for shape in shapes:
+        cx, cy = on_screen(*shape["centroid"])
+        grown = []
+        for x, y in shape["outline"]:
+            sx, sy = on_screen(x, y)
+            d = max(1e-9, ((sx - cx) ** 2 + (sy - cy) ** 2) ** 0.5)
+            pad = 0.75 * view["slot"] * view["k"]
+            grown.append((sx + (sx - cx) / d * pad, sy + (sy - cy) / d * pad))
+        for (ax, ay), (bx, by) in zip(grown, grown[1:] + grown[:1]):
+            mx, my = (ax + bx) / 2, (ay + by) / 2
+            on_canvas = box["x"] + 2 < mx < box["x"] + box["width"] - 2 and box["y"] + 2 < my < box["y"] + box["height"] - 2
+            if on_canvas and dist(pixel(page, mx, my), [17, 17, 17]) < 10:
+                edges.append((shape, mx, my))
+    assert len(edges) >= len(shapes) * 2, edges
+    page.check("#cluster-colours")
+    settle(page)
+    for shape, mx, my in edges:
+        near = [pixel(page, mx + dx, my + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+        assert min(dist(p, colour_of(shape)) for p in near) < 60, (shape["id"], mx, my, near)
+
+
+def test_colour_by_cluster_tints_each_cluster_and_outlines_regions_then_clusters(page, site):
     server, data = site
     open_map(page, server.url)
     settle(page)
@@ -159,13 +267,6 @@ def test_colour_by_cluster_tints_each_cluster_and_outlines_it(page, site):
     page.check("#cluster-colours")
     settle(page)
     tinted = poster_colours(page)
-
-    def hex_rgb(h):
-        return [int(h[i:i + 2], 16) for i in (1, 3, 5)]
-
-    def dist(a, b):
-        return sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5
-
     for pid, c in zip(data["columns"]["id"], data["columns"]["cluster"]):
         if c < 0:
             continue
@@ -174,36 +275,17 @@ def test_colour_by_cluster_tints_each_cluster_and_outlines_it(page, site):
         # A 45% tint over the poster, however many posters overlap there: not a solid colour.
         expected = [0.55 * a + 0.45 * b for a, b in zip(colours[pid], target)]
         assert dist(tinted[pid], expected) < 30, (pid, colours[pid], tinted[pid], expected)
-    # Each cluster's outline, round its posters: where the middle of an edge fell on the background before,
-    # it is now the cluster's colour.
-    view = page.evaluate("""() => { const m = window.posterMap.state, t = m.transform,
-        r = document.getElementById('map').getBoundingClientRect();
-        return {side: m.side, slot: m.layouts.tsne.slot, x: r.left + t.x, y: r.top + t.y, k: t.k}; }""")
-
-    def on_screen(x, y):
-        return view["x"] + view["k"] * (x + 1) / 2 * view["side"], view["y"] + view["k"] * (1 - y) / 2 * view["side"]
-
-    page.uncheck("#cluster-colours")
+    # Outlines round the posters: at the first view each region's (white), zoomed in each cluster's (its
+    # colour). Where the middle of an edge fell on the background without them, it is now the outline's.
+    assert page.evaluate("window.posterMap.outlines()") == "regions"
+    white = [217, 217, 217]  # rgba(255, 255, 255, 0.85) over the background
+    check_outlines(page, data["meta"]["regions"], lambda shape: white)
+    box = page.locator("#map").bounding_box()
+    page.evaluate(f"""() => {{ const m = window.posterMap.state, k = 1.7;
+        window.posterMap.zoomTo(k, ({box["width"]} - k * m.side) / 2, ({box["height"]} - k * m.side) / 2); }}""")
     settle(page)
-    edges = []
-    for c in data["meta"]["clusters"]:
-        cx, cy = on_screen(*c["centroid"])
-        grown = []
-        for x, y in c["outline"]:
-            sx, sy = on_screen(x, y)
-            d = max(1e-9, ((sx - cx) ** 2 + (sy - cy) ** 2) ** 0.5)
-            pad = 0.75 * view["slot"] * view["k"]
-            grown.append((sx + (sx - cx) / d * pad, sy + (sy - cy) / d * pad))
-        for (ax, ay), (bx, by) in zip(grown, grown[1:] + grown[:1]):
-            mx, my = (ax + bx) / 2, (ay + by) / 2
-            if dist(pixel(page, mx, my), [17, 17, 17]) < 10:
-                edges.append((c["id"], mx, my))
-    assert len(edges) >= len(data["meta"]["clusters"]) * 2, edges
-    page.check("#cluster-colours")
-    settle(page)
-    for cluster, mx, my in edges:
-        near = [pixel(page, mx + dx, my + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
-        assert min(dist(p, hex_rgb(TABLEAU10[cluster % 10])) for p in near) < 60, (cluster, mx, my, near)
+    assert page.evaluate("window.posterMap.outlines()") == "clusters"
+    check_outlines(page, data["meta"]["clusters"], lambda shape: hex_rgb(TABLEAU10[shape["id"] % 10]))
     # Decades and clusters colour one at a time.
     page.check("#decades")
     assert not page.is_checked("#cluster-colours")
@@ -293,7 +375,7 @@ def test_a_title_with_quotes_and_markup_is_exported_as_the_same_text(page, site)
     assert page.evaluate("window.__pwned") is None
 
 
-@pytest.mark.parametrize("kind", ["cluster", "lasso"])
+@pytest.mark.parametrize("kind", ["cluster", "region", "lasso"])
 def test_the_permalink_restores_the_selection(browser, site, kind):
     server, data = site
     page = browser.new_page(viewport={"width": 1000, "height": 700})
@@ -301,6 +383,8 @@ def test_the_permalink_restores_the_selection(browser, site, kind):
     settle(page)
     if kind == "cluster":
         page.evaluate("window.posterMap.selectCluster(1)")
+    elif kind == "region":
+        page.evaluate("window.posterMap.selectRegion(0)")
     else:
         polygon, _ = lasso_around(page, data, 0)
         draw_lasso(page, polygon)

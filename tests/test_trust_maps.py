@@ -4,6 +4,7 @@ Crashes are injected where they would happen (a write that fails, a file-size li
 disk), never by killing a process at a lucky moment.
 """
 
+import csv
 import errno
 import hashlib
 import json
@@ -47,9 +48,10 @@ def files_of_map(out):
 
 def clusters_csv_agrees(out):
     data = json.loads(out.read_text())
-    lines = (out.parent / "clusters.csv").read_text().splitlines()[1:]
-    return dict(line.rsplit(",", 1) for line in lines) == {
-        pid: str(c) for pid, c in zip(data["columns"]["id"], data["columns"]["cluster"])}
+    with open(out.parent / "clusters.csv", newline="") as fh:
+        rows = {row["poster_id"]: (int(row["cluster"]), int(row["region"])) for row in csv.DictReader(fh)}
+    cols = data["columns"]
+    return rows == {pid: (c, r) for pid, c, r in zip(cols["id"], cols["cluster"], cols["region"])}
 
 
 # -- everything is written under the output folder, and read from under the manifest's ---------------

@@ -211,6 +211,8 @@ Object.assign(window.posterMap, {
     && !ui.flying(),
   selection: clusterUi.selection, // ids, most central first, as exported
   selectCluster: (id) => clusterUi.selectCluster(id, { duration: 0 }),
+  selectRegion: (id) => clusterUi.selectRegion(id, { duration: 0 }),
+  outlines: () => clusterUi.shownLevel(), // "regions", "clusters" or null: what the map outlines now
   stats: () => ({ ...map.renderer.stats, tiles: map.renderer.tiles.size, thumbs: map.renderer.thumbs.size,
     composed: map.renderer.composed.size, overlays: map.renderer.overlays.size }),
 });

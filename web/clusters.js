@@ -1,19 +1,24 @@
-// Clusters and selections: the "Clusters" panel, colour by cluster with outlines and numbers,
-// the lasso, the selection's panel, its CSV export, and the permalink of a selection.
+// Clusters and selections: the "Clusters" panel (regions, each opening to its clusters), colour by
+// cluster with outlines and names (regions at the first view, clusters as you zoom in), the lasso,
+// the selection's panel with its years against the map's, its CSV export, and its permalink.
 //
-// A selection (a cluster, or the posters inside a lasso) is map.selection = {kind, members, mask,
-// cluster | lasso}: members in index order, mask[i] = 1 for a member. The renderer dims the
+// A selection (a region, a cluster, or the posters inside a lasso) is map.selection = {kind, members,
+// mask, region | cluster | lasso}: members in index order, mask[i] = 1 for a member. The renderer dims the
 // rest with its overlay tiles (composed within its frame budget), so a selection costs the same
 // frames as the year filter, whatever the number of posters. Outlines, numbers and the lasso are
 // vectors drawn over each frame: a few hundred points at most.
 import {
-  boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, makeHash, mostCentral, parseHash, relativeToPage,
-  LIMITS, simplifyPath, thinPath, toCsv, toData, toWorld,
+  boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, makeHash, mostCentral, parseHash, regionName,
+  relativeToPage, LIMITS, simplifyPath, thinPath, toCsv, toData, toWorld, yearBins,
 } from "./logic.js";
 
-// Outlines and numbers while a poster is drawn smaller than this, or the map at most twice its first size.
+// Outlines and names while a poster is drawn smaller than this, or the map at most twice its first size.
+// Below REGIONS_BELOW_ZOOM a map with regions (fewer than its clusters) outlines its regions, from there
+// its clusters: countries, then towns.
 const OUTLINES_BELOW_PX = 48;
 const OUTLINES_UP_TO_ZOOM = 2;
+const REGIONS_BELOW_ZOOM = 1.5;
+const REGION_OUTLINE = "rgba(255, 255, 255, 0.85)";
 // Thumbnails listed in the selection's panel, a page at a time: 60 arriving at once took a frame of
 // 80-130 ms at 100,000 posters (decoded and painted on the main thread); 20 stay under 50 ms.
 const SHOWN_PAGE = 20;
@@ -22,6 +27,7 @@ const SHOWN_MAX = 200;
 export function clusters(map, panels, pageUrl) {
   const { $, canvas } = map;
   let list = []; // meta.clusters, with members (indices) and world outlines
+  let regions = []; // meta.regions, likewise, with their clusters' entries
   let lassoMode = false;
   let drawing = null; // the lasso being drawn: [x, y, ...] in css px of the canvas
   let pending = null; // a lasso being resolved, a chunk per frame
@@ -42,6 +48,7 @@ export function clusters(map, panels, pageUrl) {
     const P = map.P;
     const meta = map.meta.clusters;
     list = [];
+    regions = [];
     map.clusterTints = []; // by cluster id, for the renderer's overlay tiles
     map.renderer.background.push(() => (pending ? [-Infinity, work] : null)); // before any composing
     if (P.cluster && Array.isArray(meta)) {
@@ -52,19 +59,35 @@ export function clusters(map, panels, pageUrl) {
         if (k !== undefined) buckets[k].push(i);
       }
       for (const c of meta) map.clusterTints[c.id] = clusterColour(c.id, map.palette);
-      list = meta.map((c, k) => {
-        const centres = [];
-        for (const [x, y] of c.outline || []) centres.push(...world(x, y));
-        const centroid = world(...(c.centroid || [0, 0]));
-        // The outline joins the centres of the outermost posters: move it out by half a poster's diagonal.
-        const outline = grownOutline(centres, centroid[0], centroid[1], 0.75 * map.layouts.tsne.slot);
-        const members = Int32Array.from(buckets[k]);
-        const face = panels.indexOf(c.face);
-        return { id: c.id, size: members.length, years: c.years, face: face >= 0 ? face : members[0], members,
-          outline, centroid };
-      });
+      list = meta.map((c, k) => ({ ...shape(c, buckets[k]), region: Number.isInteger(c.region) ? c.region : null }));
+      const byId = new Map(list.map((c) => [c.id, c]));
+      if (P.region && Array.isArray(map.meta.regions)) {
+        const inRegion = map.meta.regions.map(() => []);
+        const at = new Map(map.meta.regions.map((r, k) => [r.id, k]));
+        for (let i = 0; i < map.n; i++) {
+          const k = at.get(P.region[i]);
+          if (k !== undefined) inRegion[k].push(i);
+        }
+        regions = map.meta.regions.map((r, k) => ({ ...shape(r, inRegion[k]), name: regionName(r.id),
+          clusters: (r.clusters || []).map((id) => byId.get(id)).filter(Boolean) }));
+      }
     }
   }
+
+  /** A cluster or region of meta, with its members (indices) and its outline and centre in world units. */
+  function shape(c, indices) {
+    const centres = [];
+    for (const [x, y] of c.outline || []) centres.push(...world(x, y));
+    const centroid = world(...(c.centroid || [0, 0]));
+    // The outline joins the centres of the outermost posters: move it out by half a poster's diagonal.
+    const outline = grownOutline(centres, centroid[0], centroid[1], 0.75 * map.layouts.tsne.slot);
+    const members = Int32Array.from(indices);
+    const face = panels.indexOf(c.face);
+    return { id: c.id, size: members.length, years: c.years, face: face >= 0 ? face : members[0], members,
+      outline, centroid };
+  }
+
+  const regionOf = (c) => regions.find((r) => r.id === c.region) || null;
 
   const world = (x, y) => toWorld(x, y, map.side);
 
@@ -76,27 +99,81 @@ export function clusters(map, panels, pageUrl) {
     $("cluster-list-view").hidden = false;
     const ol = $("clusters-list");
     if (ol.childElementCount) return;
-    for (const c of list) {
+    $("clusters-made").textContent = made();
+    if (!regions.length) {
+      $("clusters-hint").textContent = "Groups of look-alike posters, largest first. Click one to go to it.";
+      for (const c of list) ol.append(clusterItem(c));
+      return;
+    }
+    $("clusters-hint").textContent = `${regions.length} regions of neighbouring clusters, largest first. Click one `
+      + "to go to it; open it to see its clusters.";
+    for (const r of regions) {
       const item = document.createElement("li");
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "cluster";
-      button.dataset.cluster = String(c.id);
-      const img = document.createElement("img");
-      const src = map.asset(map.thumbPath(c.face));
-      if (src) img.src = src;
-      img.alt = "";
-      img.loading = "lazy";
-      const text = document.createElement("span");
-      text.textContent = `#${c.id} · ${c.size} posters${c.years ? ` · ${years(c.years)}` : ""}`;
-      const swatch = document.createElement("span");
-      swatch.className = "swatch";
-      swatch.style.background = map.clusterTints[c.id];
-      button.append(img, swatch, text);
-      button.addEventListener("click", () => selectCluster(c.id));
-      item.append(button);
+      item.className = "region";
+      const button = entryButton(r, `Region ${r.name}`, null);
+      button.dataset.region = String(r.id);
+      button.addEventListener("click", () => selectRegion(r.id));
+      const open = document.createElement("button");
+      open.type = "button";
+      open.className = "open";
+      open.setAttribute("aria-expanded", "false");
+      open.textContent = `${r.clusters.length} cluster${r.clusters.length === 1 ? "" : "s"} ▸`;
+      const inner = document.createElement("ol");
+      inner.className = "region-clusters";
+      inner.hidden = true;
+      open.addEventListener("click", () => {
+        if (!inner.childElementCount) for (const c of r.clusters) inner.append(clusterItem(c));
+        inner.hidden = !inner.hidden;
+        open.setAttribute("aria-expanded", String(!inner.hidden));
+        open.textContent = `${r.clusters.length} cluster${r.clusters.length === 1 ? "" : "s"} ${inner.hidden ? "▸" : "▾"}`;
+      });
+      item.append(button, open, inner);
       ol.append(item);
     }
+  }
+
+  /** How the clusters were made, in a line: the seed of the map, the setting and the counts. */
+  function made() {
+    const c = map.meta.clustering;
+    if (!c) return "";
+    const parts = [`Found by HDBSCAN on the t-SNE map${Number.isInteger(c.seed) ? ` (seed ${c.seed})` : ""}`];
+    if (c.chosen && Number.isInteger(c.chosen.scale)) {
+      parts.push(`density over ${c.chosen.scale} neighbours, valleys at most ${c.chosen.valley} of the density `
+        + "on each side (the setting the others agreed with most)");
+    }
+    parts.push(`at least ${c.min_cluster_size} posters a cluster; ${c.unclustered} posters in none`);
+    return `${parts.join("; ")}.`;
+  }
+
+  function entryButton(entry, name, tint) {
+    const button = document.createElement("button");
+    button.type = "button";
+    const img = document.createElement("img");
+    const src = map.asset(map.thumbPath(entry.face));
+    if (src) img.src = src;
+    img.alt = "";
+    img.loading = "lazy";
+    const text = document.createElement("span");
+    text.textContent = `${name} · ${entry.size} posters${entry.years ? ` · ${years(entry.years)}` : ""}`;
+    button.append(img);
+    if (tint) {
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = tint;
+      button.append(swatch);
+    }
+    button.append(text);
+    return button;
+  }
+
+  function clusterItem(c) {
+    const item = document.createElement("li");
+    const button = entryButton(c, `#${c.id}`, map.clusterTints[c.id]);
+    button.className = "cluster";
+    button.dataset.cluster = String(c.id);
+    button.addEventListener("click", () => selectCluster(c.id));
+    item.append(button);
+    return item;
   }
 
   function years([a, b]) {
@@ -124,14 +201,26 @@ export function clusters(map, panels, pageUrl) {
 
   function selectCluster(id, { fly = true, duration = 750 } = {}) {
     const c = list.find((entry) => entry.id === id);
-    if (!c) return;
+    if (!c) return false;
+    selectGroup({ kind: "cluster", cluster: id }, c, fly, duration);
+    return true;
+  }
+
+  function selectRegion(id, { fly = true, duration = 750 } = {}) {
+    const r = regions.find((entry) => entry.id === id);
+    if (!r) return false;
+    selectGroup({ kind: "region", region: id }, r, fly, duration);
+    return true;
+  }
+
+  function selectGroup(what, group, fly, duration) {
     if (!map.selection) before = map.transform;
-    setSelection({ kind: "cluster", cluster: id, members: c.members, xs: map.P.x, ys: map.P.y });
+    setSelection({ ...what, members: group.members, xs: map.P.x, ys: map.P.y });
     showSelection();
-    if (fly && c.members.length) {
+    if (fly && group.members.length) {
       const l = map.layouts[map.layout]; // the grid's places too
-      const places = new Float64Array(2 * c.members.length);
-      c.members.forEach((i, r) => {
+      const places = new Float64Array(2 * group.members.length);
+      group.members.forEach((i, r) => {
         places[2 * r] = l.wx[i];
         places[2 * r + 1] = l.wy[i];
       });
@@ -183,7 +272,7 @@ export function clusters(map, panels, pageUrl) {
     $("clusters").hidden = false;
     $("cluster-list-view").hidden = true;
     $("selection-view").hidden = false;
-    $("selection-title").textContent = s.kind === "cluster" ? `Cluster #${s.cluster}` : "Lasso selection";
+    $("selection-title").textContent = title(s);
     let lo = Infinity;
     let hi = -Infinity;
     for (const i of s.members) {
@@ -196,9 +285,49 @@ export function clusters(map, panels, pageUrl) {
     $("selection-count").textContent = lo <= hi ? `${count} · ${years([lo, hi])}` : count;
     $("selection-export").disabled = s.members.length === 0;
     $("selection-back").hidden = !available();
+    showYears(s);
     $("selection-list").replaceChildren();
     s.central = mostCentral(s.members, s.xs, s.ys, SHOWN_MAX);
     showMore();
+  }
+
+  function title(s) {
+    if (s.kind === "region") return `Region ${regionName(s.region)}`;
+    if (s.kind !== "cluster") return "Lasso selection";
+    const r = regionOf(list.find((c) => c.id === s.cluster) || {});
+    return `Cluster #${s.cluster}${r ? ` · region ${r.name}` : ""}`;
+  }
+
+  /** The selection's years against the whole map's: d3 bars (its share a bin) and a step line (the map's). */
+  function showYears(s) {
+    const figure = $("selection-years");
+    const got = yearBins(map.P.year, s.members);
+    figure.hidden = !got || got.dated === 0;
+    if (figure.hidden) return;
+    const { d3 } = map;
+    const width = 300;
+    const height = 90;
+    const pad = { left: 4, right: 4, top: 6, bottom: 16 };
+    const svg = d3.select($("selection-years-chart")).attr("viewBox", `0 0 ${width} ${height}`);
+    svg.selectAll("*").remove();
+    const x = d3.scaleBand().domain(got.bins.map((b) => b.from)).range([pad.left, width - pad.right]).padding(0.1);
+    const top = d3.max(got.bins, (b) => Math.max(b.share, b.mapShare)) || 1;
+    const y = d3.scaleLinear().domain([0, top]).range([height - pad.bottom, pad.top]);
+    const label = (b) => (b.from === b.to ? `${b.from}` : `${b.from}–${b.to}`);
+    svg.append("g").selectAll("rect").data(got.bins).join("rect")
+      .attr("class", "bar").attr("x", (b) => x(b.from)).attr("width", x.bandwidth())
+      .attr("y", (b) => y(b.share)).attr("height", (b) => y(0) - y(b.share))
+      .attr("data-from", (b) => b.from).attr("data-to", (b) => b.to)
+      .on("click", (event, b) => panels.filterYears(b.from, b.to))
+      .append("title").text((b) => `${label(b)}: ${b.count} poster${b.count === 1 ? "" : "s"} `
+        + `(${Math.round(100 * b.share)}%; the map: ${Math.round(100 * b.mapShare)}%)`);
+    const step = [];
+    for (const b of got.bins) step.push([x(b.from), y(b.mapShare)], [x(b.from) + x.step(), y(b.mapShare)]);
+    svg.append("path").attr("class", "map-share").attr("d", d3.line()(step));
+    const first = got.bins[0];
+    const last = got.bins[got.bins.length - 1];
+    svg.append("text").attr("x", pad.left).attr("y", height - 3).text(first.from);
+    svg.append("text").attr("x", width - pad.right).attr("y", height - 3).attr("text-anchor", "end").text(last.to);
   }
 
   /** The next page of the selection's most central posters. */
@@ -215,9 +344,9 @@ export function clusters(map, panels, pageUrl) {
 
   function clear({ flyBack = true } = {}) {
     pending = null;
-    const wasCluster = map.selection?.kind === "cluster";
+    const wasGroup = map.selection?.kind === "cluster" || map.selection?.kind === "region";
     setSelection(null);
-    if (flyBack && wasCluster && before) map.ui.zoomTo(before, 500);
+    if (flyBack && wasGroup && before) map.ui.zoomTo(before, 500);
     before = null;
   }
 
@@ -233,7 +362,8 @@ export function clusters(map, panels, pageUrl) {
     const blob = new Blob([toCsv(["poster_id", "title", "year", "image"], rows)], { type: "text/csv" });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
-    link.download = s.kind === "cluster" ? `cluster-${s.cluster}.csv` : `selection-${s.members.length}.csv`;
+    link.download = s.kind === "cluster" ? `cluster-${s.cluster}.csv`
+      : s.kind === "region" ? `region-${regionName(s.region)}.csv` : `selection-${s.members.length}.csv`;
     document.body.append(link);
     link.click();
     link.remove();
@@ -246,6 +376,7 @@ export function clusters(map, panels, pageUrl) {
     const hash = makeHash({
       poster: map.selected >= 0 ? map.P.id[map.selected] : null,
       cluster: s?.kind === "cluster" ? s.cluster : null,
+      region: s?.kind === "region" ? s.region : null,
       lasso: s?.kind === "lasso" ? s.lasso : null,
     });
     if (hash !== window.location.hash && (hash || window.location.hash)) {
@@ -255,10 +386,12 @@ export function clusters(map, panels, pageUrl) {
 
   /** The selection the hash names, if it differs from the one shown. */
   function restore(animate) {
-    const { cluster, lasso } = parseHash(window.location.hash);
+    const { cluster, region, lasso } = parseHash(window.location.hash);
     const s = map.selection;
     if (cluster !== null && available()) {
       if (s?.kind !== "cluster" || s.cluster !== cluster) selectCluster(cluster, { duration: animate ? 750 : 0 });
+    } else if (region !== null && regions.length) {
+      if (s?.kind !== "region" || s.region !== region) selectRegion(region, { duration: animate ? 750 : 0 });
     } else if (lasso && map.layouts[lasso.layout]) {
       const same = s?.kind === "lasso" && s.lasso.points.join() === lasso.points.join();
       if (!same) selectLasso(lasso.layout, lasso.points);
@@ -373,34 +506,37 @@ export function clusters(map, panels, pageUrl) {
     const tsne = map.layout === "tsne" && !map.fade;
     ctx.setTransform(map.dpr * t.k, 0, 0, map.dpr * t.k, map.dpr * t.x, map.dpr * t.y);
     const line = 1 / t.k;
-    const small = map.layouts.tsne.slot * t.k < OUTLINES_BELOW_PX || t.k <= OUTLINES_UP_TO_ZOOM;
-    if (tsne && map.clusterColours && small) {
-      ctx.lineWidth = 1.5 * line;
-      for (const c of list) {
+    const level = shownLevel();
+    if (level) {
+      ctx.lineWidth = (level === "regions" ? 2 : 1.5) * line;
+      const shown = level === "regions" ? regions : list;
+      for (const c of shown) {
         if (c.outline.length < 6) continue;
-        ctx.strokeStyle = map.clusterTints[c.id];
+        ctx.strokeStyle = level === "regions" ? REGION_OUTLINE : map.clusterTints[c.id];
         trace(ctx, c.outline);
         ctx.stroke();
       }
       ctx.setTransform(map.dpr, 0, 0, map.dpr, 0, 0);
-      ctx.font = "11px system-ui, sans-serif";
+      ctx.font = level === "regions" ? "bold 13px system-ui, sans-serif" : "11px system-ui, sans-serif";
       ctx.textAlign = "center";
       ctx.textBaseline = "middle";
-      for (const c of list) {
+      for (const c of shown) {
         const x = t.x + t.k * c.centroid[0];
         const y = t.y + t.k * c.centroid[1];
         if (x < -20 || y < -20 || x > map.width + 20 || y > map.height + 20) continue;
-        const label = String(c.id);
+        const label = level === "regions" ? c.name : String(c.id);
         const w = ctx.measureText(label).width + 8;
+        const h = level === "regions" ? 18 : 16;
         ctx.fillStyle = "rgba(0, 0, 0, 0.75)";
-        ctx.fillRect(x - w / 2, y - 8, w, 16);
+        ctx.fillRect(x - w / 2, y - h / 2, w, h);
         ctx.fillStyle = "#fff";
         ctx.fillText(label, x, y);
       }
       ctx.setTransform(map.dpr * t.k, 0, 0, map.dpr * t.k, map.dpr * t.x, map.dpr * t.y);
     }
-    if (s && s.kind === "cluster" && tsne) {
-      const c = list.find((entry) => entry.id === s.cluster);
+    if (s && (s.kind === "cluster" || s.kind === "region") && tsne) {
+      const c = s.kind === "cluster" ? list.find((entry) => entry.id === s.cluster)
+        : regions.find((entry) => entry.id === s.region);
       if (c && c.outline.length >= 6) {
         ctx.strokeStyle = "#fff";
         ctx.lineWidth = 2 * line;
@@ -429,6 +565,14 @@ export function clusters(map, panels, pageUrl) {
     ctx.setTransform(1, 0, 0, 1, 0, 0);
   }
 
+  /** Which outlines the map shows now, with colour by cluster on: "regions", "clusters" or null (see above). */
+  function shownLevel() {
+    const t = map.transform;
+    if (!map.clusterColours || map.layout !== "tsne" || map.fade) return null;
+    if (!(map.layouts.tsne.slot * t.k < OUTLINES_BELOW_PX || t.k <= OUTLINES_UP_TO_ZOOM)) return null;
+    return regions.length && regions.length < list.length && t.k < REGIONS_BELOW_ZOOM ? "regions" : "clusters";
+  }
+
   /** Esc: the lasso being drawn, then the selection (the map comes back), then the panel. */
   function escape() {
     if (drawing || lassoMode) {
@@ -451,7 +595,7 @@ export function clusters(map, panels, pageUrl) {
   }
 
   return {
-    setUp, showControls, wire, draw, escape, restore, writeHash, wantsLasso, selectCluster,
+    setUp, showControls, wire, draw, escape, restore, writeHash, wantsLasso, selectCluster, selectRegion, shownLevel,
     busy: () => !!pending || !!drawing,
     selection: () => (map.selection ? Array.from(ordered(map.selection), (i) => map.P.id[i]) : null),
   };

@@ -216,6 +216,7 @@ export function readColumns(columns, meta) {
     neighbors: Int32Array.from(columns.neighbors || []), similarity: Float32Array.from(columns.similarity || []),
     thumb: columns.thumb || null, image: columns.image || null, page: columns.page || null,
     cluster: columns.cluster ? Int32Array.from(columns.cluster, (c) => (Number.isInteger(c) ? c : -1)) : null,
+    region: columns.region ? Int32Array.from(columns.region, (c) => (Number.isInteger(c) ? c : -1)) : null,
   };
 }
 
@@ -301,14 +302,15 @@ export function centreOn(x, y, k, width, height) {
 // -- clusters and selections ---------------------------------------------------------------
 
 /**
- * What the URL hash keeps: `#poster=ID`, `#cluster=3`, `#lasso=tsne:x,y;x,y;...` (a polygon
- * in the layout's data coordinates), joined with `&`. Anything unreadable is left out.
+ * What the URL hash keeps: `#poster=ID`, `#cluster=3`, `#region=1`, `#lasso=tsne:x,y;x,y;...` (a
+ * polygon in the layout's data coordinates), joined with `&`. Anything unreadable is left out.
  */
 export function parseHash(hash) {
-  const out = { poster: posterFromHash(hash), cluster: null, lasso: null };
+  const out = { poster: posterFromHash(hash), cluster: null, region: null, lasso: null };
   for (const part of (hash || "").replace(/^#/, "").split("&")) {
     const [key, value = ""] = part.split(/=(.*)/s);
     if (key === "cluster" && /^\d{1,6}$/.test(value)) out.cluster = Number(value);
+    if (key === "region" && /^\d{1,6}$/.test(value)) out.region = Number(value);
     if (key === "lasso") {
       const match = value.match(/^([a-z]{1,10}):(.*)$/);
       if (!match) continue;
@@ -329,9 +331,10 @@ export function parseHash(hash) {
   return out;
 }
 
-export function makeHash({ poster = null, cluster = null, lasso = null } = {}) {
+export function makeHash({ poster = null, cluster = null, region = null, lasso = null } = {}) {
   const parts = [];
   if (cluster !== null && cluster !== undefined) parts.push(`cluster=${cluster}`);
+  if (region !== null && region !== undefined) parts.push(`region=${region}`);
   if (lasso) {
     const pairs = [];
     for (let i = 0; i + 1 < lasso.points.length; i += 2) {
@@ -521,6 +524,7 @@ export function validateMap(data) {
   column("version", (v) => v === null || Number.isInteger(v));
   column("aspect", (v) => typeof v === "number" && v > 0 && Number.isFinite(v), false);
   column("cluster", (v) => Number.isInteger(v) && v >= -1);
+  column("region", (v) => Number.isInteger(v) && v >= -1);
   for (const name of ["thumb", "image", "page"]) column(name, textOrNull);
   const k = meta.neighbors ?? 0;
   if (!Number.isInteger(k) || k < 0 || k > LIMITS.neighbors) fail(`meta.neighbors is ${JSON.stringify(k)}`);
@@ -546,16 +550,23 @@ export function validateMap(data) {
   }
   if (meta.thumb_size !== undefined && !(Number.isInteger(meta.thumb_size) && meta.thumb_size > 0
     && meta.thumb_size <= 4096)) fail("meta.thumb_size");
-  if (meta.clusters !== undefined) {
-    if (!Array.isArray(meta.clusters) || meta.clusters.length > LIMITS.clusters) fail("meta.clusters");
-    for (const c of meta.clusters) {
-      if (!isObject(c) || !Number.isInteger(c.id) || c.id < 0) fail("a cluster's id");
+  for (const [key, what] of [["clusters", "cluster"], ["regions", "region"]]) {
+    const groups = meta[key];
+    if (groups === undefined) continue;
+    if (!Array.isArray(groups) || groups.length > LIMITS.clusters) fail(`meta.${key}`);
+    for (const c of groups) {
+      if (!isObject(c) || !Number.isInteger(c.id) || c.id < 0) fail(`a ${what}'s id`);
       const outline = c.outline || [];
-      if (!Array.isArray(outline) || outline.length > LIMITS.outline) fail(`cluster ${c.id}'s outline`);
-      for (const p of outline) if (!Array.isArray(p) || !onMap(p[0]) || !onMap(p[1])) fail(`cluster ${c.id}'s outline`);
+      if (!Array.isArray(outline) || outline.length > LIMITS.outline) fail(`${what} ${c.id}'s outline`);
+      for (const p of outline) if (!Array.isArray(p) || !onMap(p[0]) || !onMap(p[1])) fail(`${what} ${c.id}'s outline`);
       if (c.centroid !== undefined && !(Array.isArray(c.centroid) && onMap(c.centroid[0]) && onMap(c.centroid[1]))) {
-        fail(`cluster ${c.id}'s centroid`);
+        fail(`${what} ${c.id}'s centroid`);
       }
+      if (key === "clusters" && c.region !== undefined && !(Number.isInteger(c.region) && c.region >= 0)) {
+        fail(`cluster ${c.id}'s region`);
+      }
+      if (key === "regions" && !(Array.isArray(c.clusters) && c.clusters.length <= LIMITS.clusters
+        && c.clusters.every((id) => Number.isInteger(id) && id >= 0))) fail(`region ${c.id}'s clusters`);
     }
   }
   if (meta.pairs !== undefined && !(isObject(meta.pairs) && typeof meta.pairs.file === "string")) fail("meta.pairs");
@@ -598,4 +609,55 @@ export function posterInfo(year, version, imagePath, hasPage) {
   if (version > 1) parts.push(`version ${version}`);
   if (!hasPage && imagePath) parts.push(String(imagePath).split("/").slice(-2).join("/"));
   return parts.join(" · ");
+}
+
+/** A region's name on the map and in the panel: A, B, ... Z, AA, AB, ... (as a spreadsheet's columns). */
+export function regionName(id) {
+  let name = "";
+  for (let k = id + 1; k > 0; k = Math.floor((k - 1) / 26)) name = String.fromCharCode(65 + ((k - 1) % 26)) + name;
+  return name;
+}
+
+/**
+ * The years of a group against the whole map's, for a histogram: bins of whole years (one year
+ * each up to `most` bins, else the fewest whole years a bin that keep at most `most` bins), each with
+ * the group's count and share and the map's share. `years` holds every poster's year (NaN: none);
+ * `members` the group's poster indices. Null when the map has no year.
+ */
+export function yearBins(years, members, most = 40) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const y of years) {
+    if (Number.isFinite(y)) {
+      lo = Math.min(lo, y);
+      hi = Math.max(hi, y);
+    }
+  }
+  if (lo > hi) return null;
+  const width = Math.max(1, Math.ceil((hi - lo + 1) / most));
+  const count = Math.floor((hi - lo) / width) + 1;
+  const all = new Float64Array(count);
+  const own = new Float64Array(count);
+  let allTotal = 0;
+  let ownTotal = 0;
+  for (const y of years) {
+    if (Number.isFinite(y)) {
+      all[Math.floor((y - lo) / width)] += 1;
+      allTotal += 1;
+    }
+  }
+  for (const i of members) {
+    const y = years[i];
+    if (Number.isFinite(y)) {
+      own[Math.floor((y - lo) / width)] += 1;
+      ownTotal += 1;
+    }
+  }
+  const bins = [];
+  for (let b = 0; b < count; b++) {
+    const from = lo + b * width;
+    bins.push({ from, to: from + width - 1, count: own[b], share: ownTotal ? own[b] / ownTotal : 0,
+      mapShare: all[b] / allTotal });
+  }
+  return { width, bins, dated: ownTotal, undated: members.length - ownTotal };
 }

@@ -298,5 +298,12 @@ export function panels(map) {
     wireSearch();
   }
 
-  return { setUp, wire, select, indexOf, cover, escape, restoreFromHash, thumbButton };
+  /** Show only the years from..to (inclusive), as if typed into the year fields. */
+  function filterYears(from, to) {
+    $("year-from").value = String(from);
+    $("year-to").value = String(to);
+    return applyYears();
+  }
+
+  return { setUp, wire, select, indexOf, cover, escape, restoreFromHash, thumbButton, filterYears };
 }

@@ -9,7 +9,7 @@ import {
   makePresence, mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterBox, posterFromHash,
   readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, tileRange, toCsv, toData, toWorld,
   visibleWorld,
-  yearExtent, yearRange, validateMap, readPairs, thinPath, LIMITS, posterInfo,
+  yearExtent, yearRange, validateMap, readPairs, thinPath, LIMITS, posterInfo, regionName, yearBins,
 } from "../../web/logic.js";
 
 const PAGE = "http://127.0.0.1:8000/maps/index.html?data.json";
@@ -139,6 +139,9 @@ test("the hash keeps a poster, a cluster and a lasso, and refuses what it cannot
   assert.deepEqual(back.lasso, { layout: "tsne", points: [-0.5, -0.25, 0.5, -0.25, 0.1235, 0.5] });
   assert.equal(makeHash({}), "");
   assert.equal(makeHash({ poster: "1995/a" }), "#poster=1995/a");
+  assert.equal(makeHash({ region: 2, poster: "1995/a" }), "#region=2&poster=1995/a");
+  assert.equal(parseHash("#region=2&poster=1995/a").region, 2);
+  for (const bad of ["#region=", "#region=-1", "#region=1e3", "#region=9999999"]) assert.equal(parseHash(bad).region, null, bad);
   for (const bad of ["#cluster=x", "#cluster=-1", "#lasso=tsne:1,2;3", "#lasso=tsne:1,2;3,4", "#lasso=:1,2;3,4;5,6",
     "#lasso=tsne:a,b;1,2;3,4", "#lasso=TSNE<script>:1,2;3,4;5,6"]) {
     const got = parseHash(bad);
@@ -227,11 +230,12 @@ function smallMap() {
       pairs: { file: "pairs.json", count: 1 }, thumb_size: 256,
       tiles: { tsne: { path: "t/{z}/{x}-{y}.jpg", size: 256, levels: 2, origin: -0.05, span: 1.1, slot: 0.1,
         present: ["AQ==", "Dw=="] } },
-      clusters: [{ id: 0, size: 2, outline: [[-1, -1], [1, -1], [0, 1]], centroid: [0, 0] }],
+      clusters: [{ id: 0, size: 2, outline: [[-1, -1], [1, -1], [0, 1]], centroid: [0, 0], region: 0 }],
+      regions: [{ id: 0, size: 2, outline: [[-1, -1], [1, -1], [0, 1]], centroid: [0, 0], clusters: [0] }],
     },
     columns: {
       id: ["1995/a", "1995/b"], title: ["A", "B"], year: [1995, null], version: [1, 2], x: [-1, 1], y: [0.5, -0.5],
-      aspect: [0.67, 1.5], neighbors: [1, 0], similarity: [0.9, 0.9], cluster: [0, -1],
+      aspect: [0.67, 1.5], neighbors: [1, 0], similarity: [0.9, 0.9], cluster: [0, -1], region: [0, -1],
     },
   };
 }
@@ -260,6 +264,11 @@ test("a map as stage 3 writes it is accepted; a doctored one is refused with the
     "levels beyond any pyramid": (m) => { m.meta.tiles.tsne.levels = 60; },
     "a presence bitset too long for its level": (m) => { m.meta.tiles.tsne.present[0] = "A".repeat(100); },
     "a cluster id of -1": (m) => { m.meta.clusters[0].id = -1; },
+    "a region outline point off the map": (m) => { m.meta.regions[0].outline[0] = [0, 7]; },
+    "a region whose clusters are not ids": (m) => { m.meta.regions[0].clusters = ["0"]; },
+    "a region of a million clusters": (m) => { m.meta.regions[0].clusters = Array(1e6).fill(0); },
+    "a cluster in region -2": (m) => { m.meta.clusters[0].region = -2; },
+    "a region column of text": (m) => { m.columns.region[1] = "x"; },
     "an aspect of 0": (m) => { m.columns.aspect[0] = 0; },
   };
   for (const [what, doctor] of Object.entries(doctored)) {
@@ -305,4 +314,28 @@ test("the panel says what is known of a poster, and no unknowns", () => {
   assert.equal(posterInfo(1995, 2, "assets/posters/1995/rob_roy_ver2.jpg", true), "1995 · version 2");
   assert.equal(posterInfo(NaN, 1, "assets/posters/local/air_america.jpg", false), "local/air_america.jpg");
   assert.equal(posterInfo(1977, 1, "assets/posters/local/star_wars.jpg", false), "1977 · local/star_wars.jpg");
+});
+
+test("regions are named as spreadsheet columns", () => {
+  assert.deepEqual([0, 1, 25, 26, 27, 51, 52, 701, 702].map(regionName),
+    ["A", "B", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA"]);
+});
+
+test("year bins: a group's years against the whole map's, whole years a bin, bounded", () => {
+  const years = Float64Array.from([1990, 1991, 1991, 1992, NaN, 1999]);
+  const got = yearBins(years, [1, 2, 4]);
+  assert.equal(got.width, 1);
+  assert.equal(got.bins.length, 10); // 1990..1999, empty years included
+  assert.deepEqual(got.bins[1], { from: 1991, to: 1991, count: 2, share: 1, mapShare: 2 / 5 });
+  assert.equal(got.bins[0].count, 0);
+  assert.equal(got.dated, 2);
+  assert.equal(got.undated, 1);
+  const wide = Float64Array.from({ length: 200 }, (_, i) => 1900 + i);
+  const bins = yearBins(wide, [0, 199], 40);
+  assert.ok(bins.bins.length <= 40, bins.bins.length);
+  assert.equal(bins.width, 5);
+  assert.equal(bins.bins[0].from, 1900);
+  assert.equal(bins.bins.at(-1).to, 2099);
+  assert.equal(bins.bins.reduce((a, b) => a + b.count, 0), 2);
+  assert.equal(yearBins(Float64Array.from([NaN, NaN]), [0]), null);
 });
