@@ -13,7 +13,9 @@ animation frames from the first input until the view has settled again (or 6 s):
   again, at 16x on a dense place (each switch recomposes the overlay tiles);
 * lasso: a shift-drag round a circle of 250 px at the whole map, 120 pointer moves in 2 s, then
   the selection of the posters inside and the dimming of the rest;
-* cluster: the largest cluster chosen in the Clusters panel: the flight to it and the dimming.
+* region: the largest region chosen in the Clusters panel: the flight to it, the dimming and its
+  years' histogram;
+* cluster: the largest cluster chosen in the Clusters panel (its region opened first): likewise.
 
 The target: no frame over 50 ms. Median and worst frame per scenario, over all repeats.
 """
@@ -84,10 +86,25 @@ def lasso(page):
     return frames, count
 
 
-def cluster(page):
+def region(page):
     page.click("#show-clusters")
     page.evaluate(FRAMES_START)
-    page.click("#clusters-list li:first-child button")
+    page.click("#clusters-list button[data-region='0']")
+    settled(page)
+    return page.evaluate(FRAMES_STOP)
+
+
+def cluster(page):
+    page.click("#show-clusters")
+    opener = page.locator("#clusters-list button.open")
+    if opener.count():  # a map with regions: open the one that holds cluster 0
+        for k in range(opener.count()):
+            opener.nth(k).click()
+            if page.locator("#clusters-list button[data-cluster='0']").is_visible():
+                break
+            opener.nth(k).click()
+    page.evaluate(FRAMES_START)
+    page.click("#clusters-list button[data-cluster='0']")
     settled(page)
     return page.evaluate(FRAMES_STOP)
 
@@ -96,6 +113,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="3000,100000")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scenarios", default="colours,lasso,region,cluster")
     parser.add_argument("--json", default=str(OUT / "page_clusters.json"))
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -106,12 +124,12 @@ def main():
         browser = launch(p)
         for n in map(int, args.sizes.split(",")):
             data = OUT / f"page-{n}" / "data.json"
-            if data.exists() and "clusters" not in json.loads(data.read_text())["meta"]:
-                data.unlink()  # made before stage 3 found clusters
+            if data.exists() and "regions" not in json.loads(data.read_text())["meta"]:
+                data.unlink()  # made before stage 3 found clusters and regions
             web = prepare(n, baseline=False)
             server = StaticServer(web)
             url = server.url + "index.html?data.json"
-            runs = {"colours": [], "lasso": [], "cluster": []}
+            runs = {name: [] for name in args.scenarios.split(",")}
             selected = []
             try:
                 for _ in range(args.repeats):
@@ -123,7 +141,7 @@ def main():
                             frames, count = lasso(page)
                             selected.append(count)
                         else:
-                            frames = colours(page) if name == "colours" else cluster(page)
+                            frames = {"colours": colours, "region": region, "cluster": cluster}[name](page)
                         runs[name].extend(frames)
                         context.close()
             finally:

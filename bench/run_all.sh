@@ -10,4 +10,9 @@ for bench in bench_scrape bench_features bench_precision bench_features_memory b
   echo "== $bench"
   "$PY" "$bench.py" 2>&1 | grep -vE '^(I0000|E0000|WARNING: All log)' | tee "out/$bench.log"
 done
+# The clusters on a family of collections, up to 30,000 posters (the 100,000 and 300,000 cells take hours:
+# run them by hand, see RESULTS.md).
+echo "== bench_cluster_family"
+"$PY" bench_cluster_family.py maps --max-n 30000 2>&1 | tee out/bench_cluster_family_maps.log
+"$PY" bench_cluster_family.py score --max-n 30000 2>&1 | tee out/bench_cluster_family.log
 "$PY" plots.py

@@ -32,6 +32,7 @@ export function clusters(map, panels, pageUrl) {
   let drawing = null; // the lasso being drawn: [x, y, ...] in css px of the canvas
   let pending = null; // a lasso being resolved, a chunk per frame
   let before = null; // the view before flying to a cluster, for Esc
+  let queued = 0; // the selection panel's parts still to come (see later())
 
   function available() {
     return list.length > 0;
@@ -46,6 +47,7 @@ export function clusters(map, panels, pageUrl) {
 
   function setUp() {
     const P = map.P;
+    yearBins(P.year, []); // the map's own counts, once, before any selection asks for them
     const meta = map.meta.clusters;
     list = [];
     regions = [];
@@ -285,10 +287,27 @@ export function clusters(map, panels, pageUrl) {
     $("selection-count").textContent = lo <= hi ? `${count} · ${years([lo, hi])}` : count;
     $("selection-export").disabled = s.members.length === 0;
     $("selection-back").hidden = !available();
-    showYears(s);
+    $("selection-years").hidden = true;
     $("selection-list").replaceChildren();
-    s.central = mostCentral(s.members, s.xs, s.ys, SHOWN_MAX);
-    showMore();
+    $("selection-more").hidden = true;
+    $("selection-status").textContent = "";
+    // The histogram and the thumbnails, each a task of its own after this one: at 100,000 posters a
+    // region's took 10-25 ms each, which in the click's own task made a frame of 66 ms.
+    later(s, () => showYears(s));
+    later(s, () => {
+      s.central = mostCentral(s.members, s.xs, s.ys, SHOWN_MAX);
+      showMore();
+    });
+  }
+
+  /** Run `job` in a task of its own, unless the selection has changed meanwhile. */
+  function later(s, job) {
+    queued += 1;
+    setTimeout(() => {
+      queued -= 1;
+      if (map.selection === s) job();
+      if (!queued) map.requestDraw(); // so that settled() is asked again
+    }, 0);
   }
 
   function title(s) {
@@ -596,7 +615,7 @@ export function clusters(map, panels, pageUrl) {
 
   return {
     setUp, showControls, wire, draw, escape, restore, writeHash, wantsLasso, selectCluster, selectRegion, shownLevel,
-    busy: () => !!pending || !!drawing,
+    busy: () => !!pending || !!drawing || queued > 0,
     selection: () => (map.selection ? Array.from(ordered(map.selection), (i) => map.P.id[i]) : null),
   };
 }

@@ -9,7 +9,7 @@ import {
   makePresence, mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterBox, posterFromHash,
   readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, tileRange, toCsv, toData, toWorld,
   visibleWorld,
-  yearExtent, yearRange, validateMap, readPairs, thinPath, LIMITS, posterInfo, regionName, yearBins,
+  yearExtent, yearRange, validateMap, readPairs, thinPath, LIMITS, posterInfo, regionName, yearBins, kthSmallest,
 } from "../../web/logic.js";
 
 const PAGE = "http://127.0.0.1:8000/maps/index.html?data.json";
@@ -338,4 +338,16 @@ test("year bins: a group's years against the whole map's, whole years a bin, bou
   assert.equal(bins.bins.at(-1).to, 2099);
   assert.equal(bins.bins.reduce((a, b) => a + b.count, 0), 2);
   assert.equal(yearBins(Float64Array.from([NaN, NaN]), [0]), null);
+});
+
+test("the k-th smallest value, as sorting would put it, for any k and with ties", () => {
+  let seed = 7;
+  const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  for (const n of [1, 2, 3, 10, 257, 5000]) {
+    const values = Float64Array.from({ length: n }, () => Math.floor(random() * (n / 3 + 1)));
+    const sorted = Float64Array.from(values).sort();
+    for (const k of [0, n >> 1, n - 1, Math.floor(random() * n)]) {
+      assert.equal(kthSmallest(Float64Array.from(values), k), sorted[k], `n=${n} k=${k}`);
+    }
+  }
 });
