@@ -27,12 +27,7 @@ def hard_groups(n: int = 3000, groups: int = 12, dim: int = 4096, ratio: float =
     passed through a ReLU, as fc2 activations are.
     """
     rng = np.random.default_rng(seed)
-    weights = ratio ** (-np.arange(groups) / (groups - 1))
-    n_none = round(none_share * n)
-    sizes = np.floor(weights / weights.sum() * (n - n_none)).astype(int)
-    sizes[0] += n - n_none - sizes.sum()
-    truth = np.concatenate([np.full(size, g) for g, size in enumerate(sizes)] + [np.full(n_none, -1)])
-    rng.shuffle(truth)
+    truth, n_none = _truth(rng, n, ratio ** (-np.arange(groups) / (groups - 1)), none_share)
     base = np.abs(rng.normal(1.0, 0.5, dim)).astype(np.float32)
     features = base + rng.normal(0, 1, (n, dim)).astype(np.float32)
     centres = _directions(rng, groups + n_none, dim) * (separation / np.sqrt(2))
@@ -67,11 +62,7 @@ def collection(n: int, groups: int, *, shape: str = "tail", ratio: float = 50.0,
         weights = (rank + 1) ** (-np.log(ratio) / np.log(max(2, groups)))
     else:
         weights = np.ones(groups)
-    n_none = round(none_share * n)
-    sizes = np.floor(weights / weights.sum() * (n - n_none)).astype(int)
-    sizes[0] += n - n_none - sizes.sum()
-    truth = np.concatenate([np.full(size, g) for g, size in enumerate(sizes)] + [np.full(n_none, -1)])
-    rng.shuffle(truth)
+    truth, _ = _truth(rng, n, weights, none_share)
     base = np.abs(rng.normal(1.0, 0.5, dim)).astype(np.float32)
     centres = _directions(rng, groups, dim) * (separation / np.sqrt(2))
     features = np.empty((n, dim), dtype=np.float32)
@@ -84,6 +75,17 @@ def collection(n: int, groups: int, *, shape: str = "tail", ratio: float = 50.0,
         block[~own] += _directions(rng, int((~own).sum()), dim) * (separation / np.sqrt(2))
         features[start:start + chunk] = np.maximum(block, 0)
     return features, truth.astype(np.int64)
+
+
+def _truth(rng, n: int, weights: np.ndarray, none_share: float) -> tuple[np.ndarray, int]:
+    """Each poster's group, shuffled: groups sized in proportion to ``weights`` (the first takes what
+    rounding leaves), and ``none_share`` of the posters in none (-1). Also the count in none."""
+    n_none = round(none_share * n)
+    sizes = np.floor(weights / weights.sum() * (n - n_none)).astype(int)
+    sizes[0] += n - n_none - sizes.sum()
+    truth = np.concatenate([np.full(size, g) for g, size in enumerate(sizes)] + [np.full(n_none, -1)])
+    rng.shuffle(truth)
+    return truth, n_none
 
 
 def _directions(rng, count: int, dim: int) -> np.ndarray:
