@@ -73,9 +73,9 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--no-pair-images", action="store_true",
                         help="skip the side-by-side images of the closest pairs")
     parser.add_argument("--clusters", choices=["auto", "0"], default="auto",
-                        help="find the clusters of look-alike posters on the map (HDBSCAN on the t-SNE "
-                             "positions) and write them to data.json and clusters.csv; 0 skips it "
-                             "(default: %(default)s)")
+                        help="find the clusters of look-alike posters on the map, and the regions they "
+                             "make (HDBSCAN's tree of the t-SNE positions), and write them to data.json and "
+                             "clusters.csv; 0 skips both (default: %(default)s)")
     parser.add_argument("--min-cluster-size", type=cli.int_at_least(2), default=None, metavar="N",
                         help="the fewest posters a cluster may have (default: one poster in 300, at least 5)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

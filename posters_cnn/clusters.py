@@ -23,9 +23,9 @@ islands whenever their pair lies far from the rest of the map: on a long tail of
 found 8 of 24 islands. Its other choice, the leaves, splits one large island at every ripple.
 
 **Which valley depth and scale: the one the others agree with.** Two density scales (10 and 25
-neighbours) and three valley depths (0.4, 0.5, 0.6 of the density on each side) give six
-clusterings; the one with the highest mean agreement (adjusted Rand index) with the five others
-is kept. No single setting was right on every collection tried; the agreed one is stable where
+neighbours; see ``density_scales`` for small maps and small clusters) and three valley depths
+(0.4, 0.5, 0.6 of the density on each side) give up to six clusterings; the one with the highest mean agreement (adjusted Rand index) with the others is
+kept. No single setting was right on every collection tried; the agreed one is stable where
 one setting alone flips between two readings of the map. ``bench/bench_cluster_family.py``
 measures it on collections of 1,000 to 300,000 posters and 5 to 60 groups.
 
@@ -58,11 +58,21 @@ EXAMPLES = 4
 MIN_SIZE_SHARE = 300
 MIN_SIZE_FLOOR = 5
 SCALES = (10, 25)
+SCALE_FLOOR = 10
 VALLEYS = (0.4, 0.5, 0.6)
 
 
 def default_min_size(n: int) -> int:
     return max(MIN_SIZE_FLOOR, round(n / MIN_SIZE_SHARE))
+
+
+def density_scales(n: int, min_size: int) -> list[int]:
+    """The neighbours each density is estimated over: SCALES, but no more than the minimum cluster size
+    (a density over more neighbours than a small cluster has members blurs it away), and never fewer
+    than SCALE_FLOOR on a map of 100 x SCALE_FLOOR posters or more: a density over k neighbours varies
+    by about 1/sqrt(k) (45% at 5), enough to make an island's ripples look like valleys."""
+    cap = max(min_size, min(SCALE_FLOOR, n // 100))
+    return sorted({min(scale, cap, n - 1) for scale in SCALES})
 
 
 @dataclass
@@ -87,8 +97,7 @@ def find(coords: np.ndarray, min_size: int) -> Clustering:
     if n < max(2, min_size) or n < 3:
         return _nothing(n, "too few posters to cluster")
     candidates = []
-    # A density over more neighbours than the smallest cluster has members would blur small clusters away.
-    for scale in sorted({min(scale, min_size, n - 1) for scale in SCALES}):
+    for scale in density_scales(n, min_size):
         tree = Tree.of(coords, min_size, scale)
         for valley in VALLEYS:
             labels, leaves, splits = tree.clusters(valley)

@@ -209,9 +209,24 @@ def test_the_choice_and_its_reason_are_logged(caplog):
     rng = np.random.default_rng(3)
     points = np.concatenate([_disc(rng, c, 1.0, 400) for c in [(0, 0), (5, 0), (0, 5)]])
     with caplog.at_level("INFO", logger="posters_cnn.clusters"):
-        found = clusters.find(points, 10)
+        found = clusters.find(points, 25)
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("clusters: 3 in"))
     chosen = found.choice["chosen"]
     assert f"density over {chosen['scale']} neighbours" in line and f"at most {chosen['valley']:g}" in line
     assert "agreed most with the others" in line
-    assert len(found.choice["candidates"]) == len(clusters.SCALES) * len(clusters.VALLEYS)
+    assert [(c["scale"], c["valley"]) for c in found.choice["candidates"]] == [
+        (scale, valley) for scale in (10, 25) for valley in clusters.VALLEYS]
+
+
+@pytest.mark.parametrize("n, min_size, scales", [
+    (30, 5, [5]),  # a tiny map: no more than its smallest cluster
+    (500, 5, [5]),
+    (999, 5, [9]),  # one neighbour more per 100 posters,
+    (1000, 5, [10]),  # and from 1,000 posters never under 10: a density over 5 neighbours splits at ripples
+    (3000, 10, [10]),
+    (10_000, 33, [10, 25]),
+    (300_000, 1000, [10, 25]),
+    (10_000, 8, [10]),  # a smaller minimum asked for: the scales follow it, but not under 10
+])
+def test_the_density_scales_follow_the_map(n, min_size, scales):
+    assert clusters.density_scales(n, min_size) == scales
