@@ -207,9 +207,11 @@ def main():
           "(bound) | seeds agree | clusters / regions | clustering s | targets")
     for r in table:
         print(f"{r['cell']} | {'yes' if r['tuned'] else 'no'} | {r['median_ari']:.3f} ({r['worst_ari']:.3f}) | "
-              f"{r['previous_median_ari']:.3f} | {r['upper_bound']:.3f} | {r['gap']:.3f} ({r['largest_gap_of_a_map']:.3f}) | "
+              f"{r['previous_median_ari']:.3f} | {r['upper_bound']:.3f} | "
+              f"{r['gap']:.3f} ({r['largest_gap_of_a_map']:.3f}) | "
               f"{r['recovered']:.2f} ({r['upper_bound_recovered']:.2f}) | {r['seed_agreement']:.3f} | "
-              f"{r['clusters']:g} / {r['regions']:g} | {r['clusters_s']:.1f} | {'met' if r['targets_met'] else 'NOT met'}")
+              f"{r['clusters']:g} / {r['regions']:g} | {r['clusters_s']:.1f} | "
+              f"{'met' if r['targets_met'] else 'NOT met'}")
     OUT.mkdir(parents=True, exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump({"machine": machine(), "rows": rows, "cells": table}, fh, indent=1)

@@ -138,13 +138,15 @@ SLIPS = [
          (PROMISES + "test_from_dir_waits_for_no_one_it_stops_when_its_output_is_in_use",)),
     Slip("switch-before-companions", "a stopped stage 3 leaves the earlier map whole", "posters_cnn/visu.py",
          "    write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)\n    if clusters:\n"
-         "        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clustering.csv_text(ids, labels))\n"
+         "        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN,\n"
+         "                          clustering.csv_text(ids, found.labels, found.regions))\n"
          "    install_page(out_dir)\n"
          "    # The switch: until this rename the folder holds the earlier map, whole; after it, this one.\n"
          "    write_json_atomic(output, {\"meta\": meta, \"columns\": columns})\n",
          "    write_json_atomic(output, {\"meta\": meta, \"columns\": columns})\n"
          "    write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)\n    if clusters:\n"
-         "        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clustering.csv_text(ids, labels))\n"
+         "        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN,\n"
+         "                          clustering.csv_text(ids, found.labels, found.regions))\n"
          "    install_page(out_dir)\n",
          (MAPS + "test_a_stopped_rerun_leaves_the_earlier_map_whole",)),
     # -- everything is written under the output folder ------------------------------------------

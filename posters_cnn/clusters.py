@@ -24,10 +24,11 @@ found 8 of 24 islands. Its other choice, the leaves, splits one large island at 
 
 **Which valley depth and scale: the one the others agree with.** Two density scales (10 and 25
 neighbours; see ``density_scales`` for small maps and small clusters) and three valley depths
-(0.4, 0.5, 0.6 of the density on each side) give up to six clusterings; the one with the highest mean agreement (adjusted Rand index) with the others is
-kept. No single setting was right on every collection tried; the agreed one is stable where
-one setting alone flips between two readings of the map. ``bench/bench_cluster_family.py``
-measures it on collections of 1,000 to 300,000 posters and 5 to 60 groups.
+(0.4, 0.5, 0.6 of the density on each side) give up to six clusterings; the one with the highest
+mean agreement (adjusted Rand index) with the others is kept. No single setting was right on every
+collection tried; the agreed one is stable where one setting alone flips between two readings of
+the map. ``bench/bench_cluster_family.py`` measures it on collections of 1,000 to 300,000 posters
+and 5 to 60 groups.
 
 **Regions.** The real splits form a tree of the clusters. It is cut at its deepest valleys first,
 until it falls into about sqrt(K) regions for K clusters (150 clusters: 13 regions of about 12),

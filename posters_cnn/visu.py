@@ -243,8 +243,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                            "min_cluster_size": int(min_size), "count": len(cluster_list),
                            "unclustered": int((found.labels < 0).sum()), "regions": len(region_list),
                            "seed": seed, **found.choice}
-        log.info("clusters: %d in %d regions (at least %d posters each); %d posters in none", len(cluster_list),
-                 len(region_list), min_size, clustering_info["unclustered"])
+        log.info("clusters: at least %d posters each; %d posters in none", min_size, clustering_info["unclustered"])
     layouts = {"tsne": (coords, slot_size(n))}
     grid_info = None
     if grid:
@@ -310,7 +309,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                             "image": pair_rel.get(rank)} for rank, (value, i, j) in enumerate(best_pairs)]}
     write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)
     if clusters:
-        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clustering.csv_text(ids, found.labels, found.regions))
+        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN,
+                          clustering.csv_text(ids, found.labels, found.regions))
     install_page(out_dir)
     # The switch: until this rename the folder holds the earlier map, whole; after it, this one.
     write_json_atomic(output, {"meta": meta, "columns": columns})

@@ -248,7 +248,8 @@ def check_outlines(page, shapes, colour_of):
             grown.append((sx + (sx - cx) / d * pad, sy + (sy - cy) / d * pad))
         for (ax, ay), (bx, by) in zip(grown, grown[1:] + grown[:1]):
             mx, my = (ax + bx) / 2, (ay + by) / 2
-            on_canvas = box["x"] + 2 < mx < box["x"] + box["width"] - 2 and box["y"] + 2 < my < box["y"] + box["height"] - 2
+            on_canvas = (box["x"] + 2 < mx < box["x"] + box["width"] - 2
+                         and box["y"] + 2 < my < box["y"] + box["height"] - 2)
             if on_canvas and dist(pixel(page, mx, my), [17, 17, 17]) < 10:
                 edges.append((shape, mx, my))
     assert len(edges) >= len(shapes) * 2, edges
