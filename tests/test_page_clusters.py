@@ -433,6 +433,49 @@ def test_a_map_without_clusters_hides_their_controls_and_still_lassos(browser, t
         server.close()
 
 
+def test_a_map_made_before_regions_lists_its_clusters_flat(browser, site, tmp_path):
+    """A data.json written before regions existed (no meta.regions, no columns.region) still opens: the
+    panel lists its clusters as before, a click selects one, and colour by cluster outlines clusters."""
+    import json
+    import shutil
+
+    from browser import PageWatch, StaticServer
+
+    server, data = site
+    web = tmp_path / "web"
+    shutil.copytree(server.folder, web, symlinks=True)
+    old = json.loads((web / "data.json").read_text())
+    del old["meta"]["regions"], old["columns"]["region"]
+    for key in ("regions", "seed", "chosen", "candidates", "cluster_rule", "region_rule"):
+        old["meta"]["clustering"].pop(key, None)
+    for c in old["meta"]["clusters"]:
+        del c["region"]
+    (web / "data.json").write_text(json.dumps(old))
+    earlier = StaticServer(web)
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    watch = PageWatch(page)
+    try:
+        open_map(page, earlier.url)
+        settle(page)
+        page.click("#show-clusters")
+        items = page.locator("#clusters-list > li")
+        assert items.count() == len(old["meta"]["clusters"])
+        assert page.locator("#clusters-list li.region").count() == 0
+        c = old["meta"]["clusters"][1]
+        page.click(f"#clusters-list button[data-cluster='{c['id']}']")
+        settle(page)
+        assert set(page.evaluate("window.posterMap.selection()")) == members(data, c["id"])
+        assert page.locator("#selection-title").inner_text() == f"Cluster #{c['id']}"
+        page.keyboard.press("Escape")
+        page.check("#cluster-colours")
+        settle(page)
+        assert page.evaluate("window.posterMap.outlines()") == "clusters"
+        watch.assert_clean()
+    finally:
+        page.close()
+        earlier.close()
+
+
 def test_a_finger_draws_a_lasso_in_lasso_mode_and_does_not_pan(browser, site):
     server, data = site
     context = browser.new_context(viewport={"width": 1000, "height": 700}, has_touch=True)
