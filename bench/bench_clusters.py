@@ -52,7 +52,7 @@ def main():
             out = folder / "web" / "data.json"
             start = time.perf_counter()
             subprocess.run([sys.executable, str(ROOT / "get_data_visu.py"), "-i", str(folder / "features.h5"),
-                            "-o", str(out), "--n-sample", "0", "--no-pair-images", "-q"], check=True)
+                            "-o", str(out), "--n-sample", "0", "--no-pair-images", "--no-progress", "-q"], check=True)
             wall = time.perf_counter() - start
             data = json.loads(out.read_text())
             order = {pid: i for i, pid in enumerate(data["columns"]["id"])}
