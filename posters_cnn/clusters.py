@@ -209,7 +209,6 @@ class Tree:
         parent = np.asarray(raw["parent"], dtype=np.int64)
         child = np.asarray(raw["child"], dtype=np.int64)
         level = np.asarray(raw["lambda_val"], dtype=np.float64)
-        size = np.asarray(raw["child_size"], dtype=np.int64)
         self.n = n
         self.root = n
         self.top = int(max(parent.max(initial=n), child.max(initial=n))) + 1
@@ -219,8 +218,6 @@ class Tree:
         for p, c, lam in zip(parent[part], child[part], level[part]):
             self.kids[p].append(int(c))
             self.birth[c] = lam
-        self.parent_of = np.full(self.top, -1, dtype=np.int64)
-        self.parent_of[child[part]] = parent[part]
         # Each poster: the part it leaves the tree from, and the level at which it does.
         self.point = child[~part]
         self.point_part = parent[~part]
