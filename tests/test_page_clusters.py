@@ -1,5 +1,6 @@
 """The page's clusters, lasso, selection export and permalink, in a real Chromium on a stage-3 map."""
 
+import contextlib
 import csv
 import io
 import urllib.request
@@ -403,8 +404,27 @@ def test_the_permalink_restores_the_selection(browser, site, kind):
     again.close()
 
 
+@contextlib.contextmanager
+def map_in(browser, web):
+    """A page (1000 x 700) on the map in the folder ``web``, served on its own, settled; it must log no
+    error, and it is closed with its server."""
+    from browser import PageWatch, StaticServer
+
+    server = StaticServer(web)
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    watch = PageWatch(page)
+    try:
+        open_map(page, server.url)
+        settle(page)
+        yield page
+        watch.assert_clean()
+    finally:
+        page.close()
+        server.close()
+
+
 def test_a_map_without_clusters_hides_their_controls_and_still_lassos(browser, tmp_path):
-    from browser import PageWatch, StaticServer, copy_page
+    from browser import copy_page
     from mapdata import make_mapdata
     from posters_cnn import visu
 
@@ -412,12 +432,7 @@ def test_a_map_without_clusters_hides_their_controls_and_still_lassos(browser, t
     web = tmp_path / "web"
     copy_page(web)
     visu.make_map(feats, manifest, web / "data.json", clusters=False, pair_images=False)
-    server = StaticServer(web)
-    page = browser.new_page(viewport={"width": 1000, "height": 700})
-    watch = PageWatch(page)
-    try:
-        open_map(page, server.url)
-        settle(page)
+    with map_in(browser, web) as page:
         assert page.locator("#show-clusters").is_hidden()
         assert page.locator("#cluster-colours").is_hidden()
         pts = screen_points(page)
@@ -427,10 +442,6 @@ def test_a_map_without_clusters_hides_their_controls_and_still_lassos(browser, t
         draw_lasso(page, polygon)
         assert set(page.evaluate("window.posterMap.selection()")) == set(pts)
         assert page.locator("#selection-back").is_hidden()  # no clusters to go back to
-        watch.assert_clean()
-    finally:
-        page.close()
-        server.close()
 
 
 def test_a_map_made_before_regions_lists_its_clusters_flat(browser, site, tmp_path):
@@ -438,8 +449,6 @@ def test_a_map_made_before_regions_lists_its_clusters_flat(browser, site, tmp_pa
     panel lists its clusters as before, a click selects one, and colour by cluster outlines clusters."""
     import json
     import shutil
-
-    from browser import PageWatch, StaticServer
 
     server, data = site
     web = tmp_path / "web"
@@ -451,12 +460,7 @@ def test_a_map_made_before_regions_lists_its_clusters_flat(browser, site, tmp_pa
     for c in old["meta"]["clusters"]:
         del c["region"]
     (web / "data.json").write_text(json.dumps(old))
-    earlier = StaticServer(web)
-    page = browser.new_page(viewport={"width": 1000, "height": 700})
-    watch = PageWatch(page)
-    try:
-        open_map(page, earlier.url)
-        settle(page)
+    with map_in(browser, web) as page:
         page.click("#show-clusters")
         items = page.locator("#clusters-list > li")
         assert items.count() == len(old["meta"]["clusters"])
@@ -470,10 +474,6 @@ def test_a_map_made_before_regions_lists_its_clusters_flat(browser, site, tmp_pa
         page.check("#cluster-colours")
         settle(page)
         assert page.evaluate("window.posterMap.outlines()") == "clusters"
-        watch.assert_clean()
-    finally:
-        page.close()
-        earlier.close()
 
 
 def test_a_finger_draws_a_lasso_in_lasso_mode_and_does_not_pan(browser, site):
