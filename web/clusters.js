@@ -9,7 +9,7 @@
 // vectors drawn over each frame: a few hundred points at most.
 import {
   boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, makeHash, mostCentral, parseHash, regionName,
-  relativeToPage, LIMITS, simplifyPath, thinPath, toCsv, toData, toWorld, yearBins,
+  relativeToPage, LIMITS, simplifyPath, thinPath, toCsv, toData, toWorld, yearBins, yearCounts,
 } from "./logic.js";
 
 // Outlines and names while a poster is drawn smaller than this, or the map at most twice its first size.
@@ -47,7 +47,7 @@ export function clusters(map, panels, pageUrl) {
 
   function setUp() {
     const P = map.P;
-    yearBins(P.year, []); // the map's own counts, once, before any selection asks for them
+    yearCounts(P.year); // the map's own year counts, once, before any selection's histogram asks for them
     const meta = map.meta.clusters;
     list = [];
     regions = [];

@@ -683,7 +683,8 @@ export function yearBins(years, members, most = 40) {
 // The whole map's posters per year, counted once per map (a lasso at 100,000 posters need not count them again).
 const countedYears = new WeakMap();
 
-function yearCounts(years) {
+/** {lo, hi, perYear, total} of a map's years (NaN: none), or null with none; counted once per array. */
+export function yearCounts(years) {
   if (countedYears.has(years)) return countedYears.get(years);
   let lo = Infinity;
   let hi = -Infinity;
