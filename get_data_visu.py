@@ -85,7 +85,7 @@ def build_parser() -> cli.Parser:
 def body(args) -> int:
     if not args.perplexity > 0:
         raise cli.UsageError(f"--perplexity: must be more than 0, got {args.perplexity}")
-    from posters_cnn import visu
+    from posters_cnn.mapping import stage as visu
 
     visu.check_output(args.output)  # before the lock makes its folder
     from tqdm import tqdm
@@ -115,7 +115,7 @@ def body(args) -> int:
 
 def view_hint(output: Path) -> str:
     """How to look at the map: `make serve`'s address for a map under web/, else a server on a free port."""
-    from posters_cnn import visu
+    from posters_cnn.mapping import stage as visu
 
     folder = output.resolve().parent
     if folder == visu.WEB_DIR or visu.WEB_DIR in folder.parents:

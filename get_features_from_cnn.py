@@ -73,7 +73,7 @@ def body(args) -> int:
     # TensorFlow's start-up notices (CUDA probing on a CPU machine, oneDNN) look like failures:
     # shown with -v only. The device used is stated in one log line either way.
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbosity > 0 else "3"
-    from posters_cnn import features
+    from posters_cnn.features import stage as features
 
     with cli.OutputLock(args.output):  # one run per output file: a second one stops at once
         summary = features.extract(

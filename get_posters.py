@@ -63,7 +63,7 @@ def build_parser() -> cli.Parser:
 
 
 def body(args) -> int:
-    from posters_cnn import scrape
+    from posters_cnn.scrape import stage as scrape
 
     try:
         years = scrape.parse_years(args.range)

@@ -75,7 +75,7 @@ def cell_name(cell) -> str:
 
 
 def make_maps(cells):
-    from posters_cnn import layout
+    from posters_cnn.mapping import layout
 
     FOLDER.mkdir(parents=True, exist_ok=True)
     for cell in cells:
@@ -111,7 +111,7 @@ def score_maps(cells):
 
     import hdbscan
 
-    from posters_cnn import clusters
+    from posters_cnn.mapping import clusters
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     rows = []

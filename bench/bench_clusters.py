@@ -38,7 +38,7 @@ def main():
     import numpy as np
     from sklearn.cluster import HDBSCAN
 
-    from posters_cnn import clusters, layout
+    from posters_cnn.mapping import clusters, layout
 
     print(f"machine: {machine()}", flush=True)
     results = []

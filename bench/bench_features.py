@@ -36,8 +36,8 @@ def main():
     args = parser.parse_args()
 
     import keras
-    from posters_cnn import features
-    from posters_cnn.manifest import load_ok
+    from posters_cnn.features import stage as features
+    from posters_cnn.contracts.manifest import load_ok
 
     manifest = ensure_bench_posters()
     frame = load_ok(manifest).iloc[: args.images]

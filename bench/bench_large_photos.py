@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from common import OUT, machine, median
-from posters_cnn import features, images
+from posters_cnn.features import stage as features
+from posters_cnn import images
 
 SIZE = (4000, 3000)
 

@@ -25,8 +25,10 @@ import tempfile
 import numpy as np
 
 from common import OUT, ROOT, ensure_bench_posters, machine, peak_rss_mib
-from posters_cnn import features, layout, store
-from posters_cnn.manifest import load_ok
+from posters_cnn.features import stage as features
+from posters_cnn.mapping import layout
+from posters_cnn.contracts import store
+from posters_cnn.contracts.manifest import load_ok
 
 
 def run_stage(manifest, out, precision):

@@ -15,9 +15,9 @@ import time
 import numpy as np
 
 from common import OUT, machine
-from posters_cnn.manifest import load_ok_records
-from posters_cnn.tiles import build_pyramid, poster_boxes
-from posters_cnn.visu import slot_size
+from posters_cnn.contracts.manifest import load_ok_records
+from posters_cnn.contracts.geometry import poster_boxes, slot_size
+from posters_cnn.mapping.tiles import build_pyramid
 from synthetic import make_inputs
 
 

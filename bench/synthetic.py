@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from common import OUT, ensure_bench_posters
-from posters_cnn.manifest import load_ok
-from posters_cnn.store import FeatureWriter
+from posters_cnn.contracts.manifest import load_ok
+from posters_cnn.contracts.store import FeatureWriter
 
 
 def make_inputs(n: int, clusters: int = 20, dim: int = 4096, seed: int = 0):

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from posters_cnn.visu import PAGE_FILES  # noqa: E402  (the page's own files, as stage 3 copies them)
+from posters_cnn.mapping.stage import PAGE_FILES  # noqa: E402  (the page's own files, as stage 3 copies them)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

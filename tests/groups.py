@@ -12,8 +12,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from posters_cnn.manifest import PosterRecord, write_manifest
-from posters_cnn.store import FeatureWriter
+from posters_cnn.contracts.manifest import PosterRecord, write_manifest
+from posters_cnn.contracts.store import FeatureWriter
 
 
 def hard_groups(n: int = 3000, groups: int = 12, dim: int = 4096, ratio: float = 25.0, none_share: float = 0.03,

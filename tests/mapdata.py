@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from posters_cnn.manifest import PosterRecord, write_manifest
-from posters_cnn.store import FeatureWriter
+from posters_cnn.contracts.manifest import PosterRecord, write_manifest
+from posters_cnn.contracts.store import FeatureWriter
 
 COLOURS = [(200, 40, 40), (40, 160, 60), (40, 70, 200), (220, 180, 30), (150, 60, 180)]
 

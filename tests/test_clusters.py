@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from groups import hard_groups, score, write_stage2
-from posters_cnn import clusters, layout, visu
+from posters_cnn.mapping import clusters, layout, stage as visu
 
 import get_data_visu
 
@@ -208,7 +208,7 @@ def test_islands_that_touch_stay_apart_and_each_lies_in_one_region(count, seed):
 def test_the_choice_and_its_reason_are_logged(caplog):
     rng = np.random.default_rng(3)
     points = np.concatenate([_disc(rng, c, 1.0, 400) for c in [(0, 0), (5, 0), (0, 5)]])
-    with caplog.at_level("INFO", logger="posters_cnn.clusters"):
+    with caplog.at_level("INFO", logger="posters_cnn.mapping.clusters"):
         found = clusters.find(points, 25)
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("clusters: 3 in"))
     chosen = found.choice["chosen"]

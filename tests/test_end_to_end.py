@@ -12,7 +12,7 @@ import pytest
 from browser import PageWatch, StaticServer, launch
 from conftest import ROOT
 from mapdata import points_of, tile_files
-from posters_cnn import visu
+from posters_cnn.mapping import stage as visu
 from sitegen import FaultyServer, make_site
 
 

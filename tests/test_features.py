@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from posters_cnn import features, store
+from posters_cnn.features import stage as features
+from posters_cnn.contracts import store
 from posters_cnn.cli import UsageError
-from posters_cnn.manifest import PosterRecord, write_manifest
+from posters_cnn.contracts.manifest import PosterRecord, write_manifest
 from sitegen import poster_bytes
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -426,7 +427,7 @@ def test_files_from_before_precision_are_read_as_their_mixed_precision(tmp_path)
 
 def test_bfloat16_features_match_float32(tmp_path):
     """The quality gate: min cosine >= 0.999, 8-NN overlap >= 0.9, t-SNE trustworthiness within 0.005."""
-    from posters_cnn import layout
+    from posters_cnn.mapping import layout
     records = make_manifest(tmp_path, 40)
     manifest = write(tmp_path, records)
     rows = {}

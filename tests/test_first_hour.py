@@ -12,9 +12,10 @@ from PIL import Image
 
 from conftest import ROOT
 from mapdata import make_mapdata
-from posters_cnn import scrape, visu
+from posters_cnn.scrape import stage as scrape
+from posters_cnn.mapping import stage as visu
 from posters_cnn.cli import OutputLock
-from posters_cnn.manifest import PosterRecord, write_manifest
+from posters_cnn.contracts.manifest import PosterRecord, write_manifest
 from sitegen import FaultyServer, make_site
 
 import get_data_visu

@@ -9,7 +9,7 @@ from playwright import sync_api as playwright_api  # no importorskip: a missing 
 
 from browser import PageWatch, StaticServer, copy_page, launch
 from mapdata import make_mapdata, points_of, tile_files
-from posters_cnn import visu
+from posters_cnn.mapping import stage as visu
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 

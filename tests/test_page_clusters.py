@@ -426,7 +426,7 @@ def map_in(browser, web):
 def test_a_map_without_clusters_hides_their_controls_and_still_lassos(browser, tmp_path):
     from browser import copy_page
     from mapdata import make_mapdata
-    from posters_cnn import visu
+    from posters_cnn.mapping import stage as visu
 
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=6)
     web = tmp_path / "web"

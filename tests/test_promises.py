@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from posters_cnn import clusters, features, fsutil, similarity, store
+from posters_cnn.mapping import clusters, similarity
+
+from posters_cnn.features import stage as features
+
+from posters_cnn import fsutil
+
+from posters_cnn.contracts import store
 from posters_cnn.cli import OutputLock
 
 import get_posters
@@ -46,7 +52,7 @@ def test_count_covers_only_rows_that_were_written(tmp_path):
 
 
 def test_a_rerun_does_not_read_unreadable_images_again(tmp_path):
-    from posters_cnn.manifest import PosterRecord, write_manifest
+    from posters_cnn.contracts.manifest import PosterRecord, write_manifest
 
     records = []
     for i, data in enumerate([None, b"not an image"]):

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT
-from posters_cnn import scrape
+from posters_cnn.scrape import stage as scrape
 from sitegen import BAD, FaultyServer, make_site
 
 import get_posters

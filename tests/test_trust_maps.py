@@ -21,8 +21,8 @@ from PIL import Image
 
 from conftest import ROOT
 from mapdata import make_mapdata, tile_files
-from posters_cnn import visu
-from posters_cnn.manifest import PosterRecord, read_records, write_manifest
+from posters_cnn.mapping import stage as visu
+from posters_cnn.contracts.manifest import PosterRecord, read_records, write_manifest
 from test_trust_scrape import doctored_dds
 
 import get_data_visu
@@ -84,7 +84,7 @@ def test_a_poster_listed_twice_is_mapped_once(tmp_path):
         ids = [v.decode() for v in handle["poster_id"][:]]
         rows = handle["features"][:]
     feats2 = tmp_path / "twice.h5"
-    from posters_cnn.store import FeatureWriter
+    from posters_cnn.contracts.store import FeatureWriter
     writer = FeatureWriter(feats2, rows.shape[1], {"model": "m", "layer": "fc2", "weights": "random(seed=0)"})
     writer.append(ids + ids[:2], np.concatenate([rows, rows[:2] + 1]))
     writer.close()
@@ -187,7 +187,7 @@ def test_a_features_file_with_doctored_counts_is_refused_in_one_line(tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     if key == "skipped_count":  # stage 3 does not read it; stage 2 would refuse the file
         assert code == 0
-        from posters_cnn import store
+        from posters_cnn.contracts import store
         with pytest.raises(Exception, match=key):
             store.check_and_read_done(feats, 4096, {})
     else:

@@ -16,7 +16,7 @@ from PIL import Image
 
 import hostile
 from conftest import ROOT
-from posters_cnn import http, scrape
+from posters_cnn.scrape import http, stage as scrape
 from sitegen import FaultyServer
 from test_scrape import read_manifest, run_cli, scrape_site
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from mapdata import make_mapdata, points_of, tile_files
-from posters_cnn import layout, similarity, visu
+from posters_cnn.mapping import layout, similarity, stage as visu
 
 import get_data_visu
 

@@ -8,7 +8,8 @@
 import { clusters } from "./clusters.js";
 import { interaction } from "./interaction.js";
 import { fetchJson } from "./loader.js";
-import { assetUrl, dataUrlFromQuery, makePresence, pathFor, readColumns, toWorld, validateMap } from "./logic.js";
+import { deepestComposedLevel, makePresence, tileUrl, toWorld } from "./geometry.js";
+import { assetUrl, dataUrlFromQuery, pathFor, readColumns, validateMap } from "./logic.js";
 import { panels } from "./panels.js";
 import { Renderer } from "./renderer.js";
 
@@ -134,9 +135,7 @@ function makeLayout(xs, ys, pyramid, { lazyTree = false } = {}) {
   const present = makePresence(pyramid.present);
   const slot = pyramid.slot * map.side;
   const spanW = pyramid.span * map.side;
-  // Levels composed here go on until a poster is as tall as its thumbnail: no sharper image exists.
-  const tallAt0 = (slot * pyramid.size) / spanW;
-  const maxLevel = Math.max(pyramid.levels - 1, Math.ceil(Math.log2(map.thumbSize / tallAt0)));
+  const maxLevel = deepestComposedLevel(pyramid.levels, pyramid.slot, pyramid.span, map.thumbSize);
   let tree = null;
   const buildTree = () => d3.quadtree().x((i) => wx[i]).y((i) => wy[i]).addAll(d3.range(n));
   if (!lazyTree) tree = buildTree();
@@ -148,7 +147,7 @@ function makeLayout(xs, ys, pyramid, { lazyTree = false } = {}) {
     },
     pyr: {
       levels: pyramid.levels, maxLevel, originW: pyramid.origin * map.side, spanW, present,
-      url: (z, x, y) => map.asset(pyramid.path.replace("{z}", z).replace("{x}", x).replace("{y}", y)) || "about:blank",
+      url: (z, x, y) => map.asset(tileUrl(pyramid.path, z, x, y)) || "about:blank",
     },
   };
 }

@@ -7,9 +7,10 @@
 // rest with its overlay tiles (composed within its frame budget), so a selection costs the same
 // frames as the year filter, whatever the number of posters. Outlines, numbers and the lasso are
 // vectors drawn over each frame: a few hundred points at most.
+import { toData, toWorld } from "./geometry.js";
 import {
   boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, makeHash, mostCentral, parseHash, regionName,
-  relativeToPage, LIMITS, simplifyPath, thinPath, toCsv, toData, toWorld, yearBins, yearCounts,
+  relativeToPage, LIMITS, simplifyPath, thinPath, toCsv, yearBins, yearCounts,
 } from "./logic.js";
 
 // Outlines and names while a poster is drawn smaller than this, or the map at most twice its first size.

@@ -1,6 +1,7 @@
 // Interaction: d3-zoom for pan and zoom (mouse, wheel, touch), a d3-quadtree for picking,
 // hover, click, keyboard, fly-to, the layout switch, and the highlights drawn over a frame.
-import { centreOn, keepsKeys, posterBox } from "./logic.js";
+import { pick as topmost, posterBox } from "./geometry.js";
+import { centreOn, keepsKeys } from "./logic.js";
 
 const FLY_SIZE = 160; // css px a poster is shown at after "fly to"
 
@@ -44,19 +45,13 @@ export function interaction(map, panels) {
     const rect = canvas.getBoundingClientRect();
     const [x, y] = map.transform.invert([clientX - rect.left, clientY - rect.top]);
     const l = layout();
-    const r = l.slot / 2;
-    let best = -1;
+    const r = l.slot / 2; // a box lies within half a slot of its centre
+    const near = [];
     l.tree.visit((node, x0, y0, x1, y1) => {
-      if (!node.length) {
-        for (let leaf = node; leaf; leaf = leaf.next) {
-          const i = leaf.data;
-          const [bx, by, bw, bh] = posterBox(l.wx[i], l.wy[i], map.P.aspect[i], l.slot);
-          if (i > best && x >= bx && x <= bx + bw && y >= by && y <= by + bh) best = i;
-        }
-      }
+      if (!node.length) for (let leaf = node; leaf; leaf = leaf.next) near.push(leaf.data);
       return x0 > x + r || x1 < x - r || y0 > y + r || y1 < y - r;
     });
-    return best;
+    return topmost(near, (i) => posterBox(l.wx[i], l.wy[i], map.P.aspect[i], l.slot), x, y);
   }
 
   function flyTo(i, duration = 750) {
@@ -83,15 +78,15 @@ export function interaction(map, panels) {
   function reveal(i, duration = 300) {
     const l = layout();
     const t = map.transform;
-    const [bx, by, bw, bh] = posterBox(l.wx[i], l.wy[i], map.P.aspect[i], l.slot);
+    const [bx, by, bx1, by1] = posterBox(l.wx[i], l.wy[i], map.P.aspect[i], l.slot);
     const [covered, below] = panels.cover();
     const w = map.width - covered;
     const h = map.height - below;
     const margin = 8;
     const x0 = t.x + bx * t.k;
     const y0 = t.y + by * t.k;
-    const x1 = x0 + bw * t.k;
-    const y1 = y0 + bh * t.k;
+    const x1 = t.x + bx1 * t.k;
+    const y1 = t.y + by1 * t.k;
     const shift = (lo, hi, size) => {
       if (hi - lo > size - 2 * margin) return size / 2 - (lo + hi) / 2;
       if (lo < margin) return margin - lo;
@@ -110,7 +105,10 @@ export function interaction(map, panels) {
     const P = map.P;
     ctx.setTransform(map.dpr * t.k, 0, 0, map.dpr * t.k, map.dpr * t.x, map.dpr * t.y);
     const line = 2 / t.k;
-    const box = (i) => posterBox(l.wx[i], l.wy[i], P.aspect[i], l.slot);
+    const box = (i) => {
+      const [x0, y0, x1, y1] = posterBox(l.wx[i], l.wy[i], P.aspect[i], l.slot);
+      return [x0, y0, x1 - x0, y1 - y0]; // as the canvas wants it: x, y, width, height
+    };
     if (map.selected >= 0 && !map.fade) {
       ctx.strokeStyle = "rgba(107, 140, 255, 0.9)";
       ctx.lineWidth = line;

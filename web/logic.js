@@ -226,55 +226,6 @@ export function pathFor(template, column, i, id) {
   return own ?? template.replaceAll("{id}", id);
 }
 
-/** Whether tile (x, y) of level z exists: bit y * 2^z + x of the level's base64 bitset. */
-export function makePresence(levels) {
-  const bits = levels.map((b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
-  return (z, x, y) => {
-    if (z >= bits.length) {
-      const d = z - (bits.length - 1);
-      return makePresenceAt(bits[bits.length - 1], bits.length - 1, x >> d, y >> d);
-    }
-    return makePresenceAt(bits[z], z, x, y);
-  };
-}
-
-function makePresenceAt(bytes, z, x, y) {
-  const side = 1 << z;
-  if (x < 0 || y < 0 || x >= side || y >= side) return false;
-  const bit = y * side + x;
-  return (bytes[bit >> 3] >> (bit & 7)) & 1 ? true : false;
-}
-
-/**
- * The pyramid level to draw at zoom scale k: the first whose pixels are at
- * least as fine as the screen's (device pixels), clamped to [0, maxLevel].
- * `spanWorld` is the pyramid square's side in world units, `tile` its tiles' size.
- */
-export function levelFor(k, dpr, spanWorld, tile, maxLevel) {
-  const need = Math.log2((k * dpr * spanWorld) / tile);
-  return Math.max(0, Math.min(maxLevel, Math.ceil(need - 1e-9)));
-}
-
-/** The tiles [x0, x1] x [y0, y1] of level z that meet the world rectangle `view`. */
-export function tileRange(view, z, originWorld, spanWorld) {
-  const n = 1 << z;
-  const size = spanWorld / n;
-  const clamp = (v) => Math.max(0, Math.min(n - 1, v));
-  return {
-    x0: clamp(Math.floor((view.x0 - originWorld) / size)), x1: clamp(Math.floor((view.x1 - originWorld) / size)),
-    y0: clamp(Math.floor((view.y0 - originWorld) / size)), y1: clamp(Math.floor((view.y1 - originWorld) / size)),
-    empty: view.x1 < originWorld || view.y1 < originWorld || view.x0 > originWorld + spanWorld
-      || view.y0 > originWorld + spanWorld,
-  };
-}
-
-/** A poster's box [x, y, w, h] in world units: fitted in a square slot, centred on (cx, cy). */
-export function posterBox(cx, cy, aspect, slot) {
-  const w = aspect >= 1 ? slot : slot * aspect;
-  const h = aspect >= 1 ? slot / aspect : slot;
-  return [cx - w / 2, cy - h / 2, w, h];
-}
-
 /**
  * Whether a poster is drawn from an image smaller than its size on screen:
  * `sourcePx` is its height in the image it was drawn from, `screenPx` its
@@ -282,16 +233,6 @@ export function posterBox(cx, cy, aspect, slot) {
  */
 export function drawnEnlarged(sourcePx, screenPx, capPx) {
   return sourcePx < screenPx * 0.99 && sourcePx < capPx * 0.99;
-}
-
-/** A map point (data x, y in [-1, 1], y up) in world units: the map square is side x side, y down. */
-export function toWorld(x, y, side) {
-  return [((x + 1) / 2) * side, ((1 - y) / 2) * side];
-}
-
-/** The inverse of toWorld. */
-export function toData(wx, wy, side) {
-  return [(2 * wx) / side - 1, 1 - (2 * wy) / side];
 }
 
 /** The zoom transform that centres world point (x, y) at scale k in a width x height view. */

@@ -7,12 +7,12 @@
 // ancestor that covers it (enlarged: never blank, never a stall), and asks for what is missing,
 // nearest to the centre first. Year dimming and decade tints are overlay tiles composed the same
 // way. Composing runs within a time budget per frame; loading runs off the main thread.
+// Where posters and tiles lie (levels, tile ranges and rectangles, boxes, the posters of a tile) is
+// geometry.js, shared with stage 3.
+import { TILE, boxMeets, levelFor, posterBox, tileRange, tileRect, tilesOfBox } from "./geometry.js";
 import { ImageCache } from "./loader.js";
-import {
-  decadeColour, drawnEnlarged, inYearRange, levelFor, posterBox, tileRange, visibleWorld,
-} from "./logic.js";
+import { decadeColour, drawnEnlarged, inYearRange, visibleWorld } from "./logic.js";
 
-const TILE = 256;
 // Per frame, for composing client and overlay tiles: little while the view moves, so that frames stay
 // short; more once it has rested, so that the view turns sharp sooner.
 const COMPOSE_BUDGET_MS = 6;
@@ -66,7 +66,7 @@ export class Renderer {
 
   levelFor(layout) {
     const m = this.map;
-    return levelFor(m.transform.k, m.dpr, layout.pyr.spanW, TILE, layout.pyr.maxLevel);
+    return levelFor(m.transform.k * m.dpr, layout.pyr.spanW, layout.pyr.maxLevel);
   }
 
   /** Draw a frame of `layoutName` (and, while switching layouts, `fadeTo` over it with alpha `fade`). */
@@ -183,9 +183,7 @@ export class Renderer {
   blit(image, pyr, z, x, y, level) {
     const m = this.map;
     const t = m.transform;
-    const size = pyr.spanW / (1 << z);
-    const wx0 = pyr.originW + x * size;
-    const wy0 = pyr.originW + y * size;
+    const [wx0, wy0, size] = tileRect(z, x, y, pyr.originW, pyr.spanW);
     const X0 = Math.round(m.dpr * (t.x + t.k * wx0));
     const Y0 = Math.round(m.dpr * (t.y + t.k * wy0));
     const X1 = Math.round(m.dpr * (t.x + t.k * (wx0 + size)));
@@ -198,26 +196,21 @@ export class Renderer {
   }
 
   // -- tiles composed here, from thumbnails --------------------------------------------------
+  /** The posters whose boxes meet the rectangle (wx0, wy0)-(wx1, wy1), from the layout's quadtree. */
   posterIndices(layout, wx0, wy0, wx1, wy1) {
-    const r = layout.slot / 2;
+    const r = layout.slot / 2; // a box lies within half a slot of its centre
+    const P = this.map.P;
     const out = [];
     layout.tree.visit((node, x0, y0, x1, y1) => {
       if (!node.length) {
         for (let leaf = node; leaf; leaf = leaf.next) {
           const i = leaf.data;
-          const px = layout.wx[i];
-          const py = layout.wy[i];
-          if (px + r >= wx0 && px - r <= wx1 && py + r >= wy0 && py - r <= wy1) out.push(i);
+          if (boxMeets(posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot), wx0, wy0, wx1, wy1)) out.push(i);
         }
       }
       return x0 > wx1 + r || x1 < wx0 - r || y0 > wy1 + r || y1 < wy0 - r;
     });
     return out;
-  }
-
-  tileRect(pyr, z, x, y) {
-    const size = pyr.spanW / (1 << z);
-    return [pyr.originW + x * size, pyr.originW + y * size, size];
   }
 
   /**
@@ -229,10 +222,8 @@ export class Renderer {
     const key = `${name}/${z}/${x}/${y}`;
     const view = visibleWorld(this.map.transform, this.map.width, this.map.height, 0);
     const P = this.map.P;
-    const shows = (i) => {
-      const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
-      return bx + bw > view.x0 && bx < view.x1 && by + bh > view.y0 && by < view.y1;
-    };
+    const shows = (i) => boxMeets(posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot),
+      view.x0, view.y0, view.x1, view.y1);
     const done = this.composed.get(key);
     if (done) {
       let stale = false;
@@ -248,7 +239,7 @@ export class Renderer {
         return done.canvas;
       }
     }
-    const [wx0, wy0, size] = this.tileRect(layout.pyr, z, x, y);
+    const [wx0, wy0, size] = tileRect(z, x, y, layout.pyr.originW, layout.pyr.spanW);
     const members = this.posterIndices(layout, wx0, wy0, wx0 + size, wy0 + size);
     let missing = 0;
     const cx = (view.x0 + view.x1) / 2;
@@ -286,13 +277,15 @@ export class Renderer {
       while (this.composing.size > 64) this.composing.delete(this.composing.keys().next().value);
     }
     const { c, fallbacks } = job;
-    const [wx0, wy0, size] = this.tileRect(layout.pyr, z, x, y);
+    const [wx0, wy0, size] = tileRect(z, x, y, layout.pyr.originW, layout.pyr.spanW);
     const scale = TILE / size;
     const P = this.map.P;
     while (job.cursor < job.members.length) {
       if (job.cursor % 16 === 0 && job.cursor && performance.now() > stop) return;
       const i = job.members[job.cursor++];
-      const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
+      const [bx, by, bx1, by1] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
+      const bw = bx1 - bx;
+      const bh = by1 - by;
       const thumb = this.thumbs.get(`t${i}`);
       if (thumb) {
         c.drawImage(thumb, (bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
@@ -303,7 +296,7 @@ export class Renderer {
       const d = z - deepest;
       const image = this.tiles.get(`${name}/${deepest}/${x >> d}/${y >> d}`);
       if (image) {
-        const [ax0, ay0, asize] = this.tileRect(layout.pyr, deepest, x >> d, y >> d);
+        const [ax0, ay0, asize] = tileRect(deepest, x >> d, y >> d, layout.pyr.originW, layout.pyr.spanW);
         const k = TILE / asize;
         c.drawImage(image, (bx - ax0) * k, (by - ay0) * k, bw * k, bh * k,
           (bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
@@ -340,7 +333,7 @@ export class Renderer {
    */
   tileMembers(layout, name, z, x, y) {
     if (z > BUCKETED_LEVELS) {
-      const [wx0, wy0, size] = this.tileRect(layout.pyr, z, x, y);
+      const [wx0, wy0, size] = tileRect(z, x, y, layout.pyr.originW, layout.pyr.spanW);
       return this.posterIndices(layout, wx0, wy0, wx0 + size, wy0 + size).sort((a, b) => a - b);
     }
     const levelKey = `${name}/${z}`;
@@ -348,16 +341,14 @@ export class Renderer {
     if (!level) {
       level = new Map();
       const { pyr, wx, wy } = layout;
-      const size = pyr.spanW / (1 << z);
-      const r = layout.slot / 2;
-      const last = (1 << z) - 1;
-      const cell = (v) => Math.max(0, Math.min(last, Math.floor((v - pyr.originW) / size)));
+      const P = this.map.P;
+      const side = 1 << z;
       for (let i = 0; i < wx.length; i++) {
-        const x1 = cell(wx[i] + r);
-        const y1 = cell(wy[i] + r);
-        for (let ty = cell(wy[i] - r); ty <= y1; ty++) {
-          for (let tx = cell(wx[i] - r); tx <= x1; tx++) {
-            const k = ty * (last + 1) + tx;
+        const [tx0, ty0, tx1, ty1] = tilesOfBox(posterBox(wx[i], wy[i], P.aspect[i], layout.slot), z, pyr.originW,
+          pyr.spanW);
+        for (let ty = ty0; ty <= ty1; ty++) {
+          for (let tx = tx0; tx <= tx1; tx++) {
+            const k = ty * side + tx;
             const list = level.get(k);
             if (list) list.push(i);
             else level.set(k, [i]);
@@ -375,7 +366,7 @@ export class Renderer {
     let entry = this.overlays.get(key);
     if (entry && entry.done) return entry.canvas;
     if (!entry) {
-      const [wx0, wy0, size] = this.tileRect(layout.pyr, z, x, y);
+      const [wx0, wy0, size] = tileRect(z, x, y, layout.pyr.originW, layout.pyr.spanW);
       const canvas = document.createElement("canvas");
       canvas.width = TILE;
       canvas.height = TILE;
@@ -409,7 +400,9 @@ export class Renderer {
       const end = Math.min(items.length, entry.cursor + 500);
       for (let n = entry.cursor; n < end; n++) {
         const i = items[n];
-        const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
+        const [bx, by, bx1, by1] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
+        const bw = bx1 - bx;
+        const bh = by1 - by;
         const dim = !inYearRange(P.year[i], m.yearFrom, m.yearTo) || (mask !== null && !mask[i]);
         const x = (bx - wx0) * scale;
         const y = (by - wy0) * scale;
@@ -451,17 +444,15 @@ export class Renderer {
     const P = m.P;
     const z = this.levelFor(layout);
     const view = visibleWorld(m.transform, m.width, m.height, 0);
-    const visible = this.posterIndices(layout, view.x0, view.y0, view.x1, view.y1).filter((i) => {
-      const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
-      return bx + bw > view.x0 && bx < view.x1 && by + bh > view.y0 && by < view.y1;
-    });
+    const visible = this.posterIndices(layout, view.x0, view.y0, view.x1, view.y1);
     let enlarged = 0;
     const size = pyr.spanW / (1 << z);
     for (const i of visible) {
-      const [bx, by, bw, bh] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
+      const [bx, by, bx1, by1] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
+      const bh = by1 - by;
       // The tile under the middle of the poster's visible part: the one it was drawn from.
-      const mx = (Math.max(bx, view.x0) + Math.min(bx + bw, view.x1)) / 2;
-      const my = (Math.max(by, view.y0) + Math.min(by + bh, view.y1)) / 2;
+      const mx = (Math.max(bx, view.x0) + Math.min(bx1, view.x1)) / 2;
+      const my = (Math.max(by, view.y0) + Math.min(by1, view.y1)) / 2;
       const tx = Math.floor((mx - pyr.originW) / size);
       const ty = Math.floor((my - pyr.originW) / size);
       const level = this.drawn.get(`${layoutName}/${z}/${tx}/${ty}`) ?? -1;

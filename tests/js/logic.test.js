@@ -5,10 +5,9 @@ import { test } from "node:test";
 
 import {
   assetUrl, buildSearchIndex, centralOrder, centreOn, clusterColour, csvField, dataUrlFromQuery, decadeColour,
-  decadesOf, drawnEnlarged, grownOutline, hashForPoster, insidePolygon, inYearRange, keepsKeys, levelFor, makeHash,
-  makePresence, mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterBox, posterFromHash,
-  readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, tileRange, toCsv, toData, toWorld,
-  visibleWorld,
+  decadesOf, drawnEnlarged, grownOutline, hashForPoster, insidePolygon, inYearRange, keepsKeys, makeHash,
+  mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterFromHash,
+  readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, toCsv, visibleWorld,
   yearExtent, yearRange, validateMap, readPairs, thinPath, LIMITS, posterInfo, regionName, yearBins, kthSmallest,
 } from "../../web/logic.js";
 
@@ -77,34 +76,10 @@ test("year filter and decade colours", () => {
   assert.deepEqual(yearExtent([2001, NaN, 1990]), [1990, 2001]);
 });
 
-test("geometry helpers", () => {
+test("the view of a zoom transform", () => {
   assert.deepEqual(visibleWorld({ x: -100, y: 0, k: 2 }, 200, 100), { x0: 50, y0: 0, x1: 150, y1: 50 });
   const c = centreOn(10, 20, 2, 100, 100);
   assert.deepEqual([50 - 10 * 2, 50 - 20 * 2], [c.x, c.y]);
-  assert.deepEqual(posterBox(10, 10, 0.5, 4), [9, 8, 2, 4]);
-  assert.deepEqual(posterBox(10, 10, 2, 4), [8, 9, 4, 2]);
-});
-
-test("the pyramid level is the first as sharp as the screen, within the levels there are", () => {
-  // A 512-unit map square in 256-px tiles: level 1 is 1 px per unit.
-  assert.equal(levelFor(1, 1, 512, 256, 9), 1);
-  assert.equal(levelFor(1.01, 1, 512, 256, 9), 2);
-  assert.equal(levelFor(1, 2, 512, 256, 9), 2); // a high-DPI screen needs twice the pixels
-  assert.equal(levelFor(0.1, 1, 512, 256, 9), 0);
-  assert.equal(levelFor(1000, 1, 512, 256, 9), 9);
-  assert.deepEqual(tileRange({ x0: 10, y0: 10, x1: 300, y1: 100 }, 1, 0, 512),
-    { x0: 0, x1: 1, y0: 0, y1: 0, empty: false });
-  assert.equal(tileRange({ x0: 600, y0: 10, x1: 700, y1: 100 }, 1, 0, 512).empty, true);
-});
-
-test("tile presence bitsets and deeper levels", () => {
-  // Level 0: one tile; level 1: tile (1, 0) of four (bit 1 -> byte 2), not (0, 1): x and y cannot be swapped.
-  const present = makePresence([Buffer.from([1]).toString("base64"), Buffer.from([2]).toString("base64")]);
-  assert.equal(present(0, 0, 0), true);
-  assert.deepEqual([present(1, 0, 0), present(1, 1, 0), present(1, 0, 1), present(1, 1, 1)], [false, true, false, false]);
-  assert.equal(present(3, 5, 1), true); // inside level 1's tile (1, 0)
-  assert.equal(present(3, 1, 1), false);
-  assert.equal(present(1, 2, 0), false);
 });
 
 test("columns, path templates and the sharpness rule", () => {
@@ -213,13 +188,6 @@ test("CSV fields are quoted where needed and never run as formulas", () => {
 test("a URL in the page's folder, relative to the page", () => {
   assert.equal(relativeToPage("http://h/maps/sub/assets/a.jpg", "http://h/maps/index.html?sub/data.json"),
     "sub/assets/a.jpg");
-});
-
-test("map points to world units and back", () => {
-  assert.deepEqual(toWorld(-1, 1, 200), [0, 0]); // the top left corner
-  assert.deepEqual(toWorld(1, -1, 200), [200, 200]);
-  assert.deepEqual(toWorld(0.5, 0.5, 200), [150, 50]);
-  assert.deepEqual(toData(150, 50, 200), [0.5, 0.5]);
 });
 
 // A small map as stage 3 writes it: validateMap must accept it, and refuse each doctored copy.

@@ -24,8 +24,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .cli import StageError, UsageError
-from .fsutil import OutputBusy, lock_holder
+from ..cli import StageError, UsageError
+from ..fsutil import OutputBusy, lock_holder
 
 log = logging.getLogger(__name__)
 

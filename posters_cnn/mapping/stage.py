@@ -24,7 +24,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -34,13 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import clusters as clustering, layout, store
-from .cli import StageError, UsageError
-from .fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
-from .manifest import load_ok_records
-from .names import movie_of
+from ..cli import StageError, UsageError
+from ..contracts import geometry, store
+from ..contracts.manifest import load_ok_records
+from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
+from ..names import movie_of
+from . import clusters as clustering, layout
 from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs
-from .tiles import build_pyramid, poster_boxes
+from .tiles import build_pyramid
 
 log = logging.getLogger(__name__)
 
@@ -244,18 +244,18 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                            "unclustered": int((found.labels < 0).sum()), "regions": len(region_list),
                            "seed": seed, **found.choice}
         log.info("clusters: at least %d posters each; %d posters in none", min_size, clustering_info["unclustered"])
-    layouts = {"tsne": (coords, slot_size(n))}
+    layouts = {"tsne": (coords, geometry.slot_size(n))}
     grid_info = None
     if grid:
         with timer("grid"):
             grid_coords, grid_info = layout.grid(coords)
-        layouts["grid"] = (grid_coords, 0.92 / max(grid_info["side"] - 1, 1))
+        layouts["grid"] = (grid_coords, geometry.grid_slot(grid_info["side"]))
     aspect, thumb_max = _aspects(rows)
     tiles, tile_files = {}, 0
     for name, (xy, slot) in layouts.items():
         with timer(f"tiles {name}"):
-            u, v = (xy[:, 0] + 1) / 2, (1 - xy[:, 1]) / 2
-            pyramid = build_pyramid(thumbs, poster_boxes(u, v, aspect, slot), out_dir / own / "tiles" / name,
+            u, v = geometry.to_unit(xy[:, 0], xy[:, 1])
+            pyramid = build_pyramid(thumbs, geometry.poster_boxes(u, v, aspect, slot), out_dir / own / "tiles" / name,
                                     slot=slot, jobs=n_jobs)
             tile_files += pyramid.files
             tiles[name] = {**pyramid.as_json(f"{own}/tiles/{name}/{{z}}/{{x}}-{{y}}.jpg"), "slot": round(slot, 6)}
@@ -366,9 +366,9 @@ def settle(output: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 PAGE_FILES = ("index.html", "style.css", "app.js", "loader.js", "renderer.js", "interaction.js", "panels.js",
-              "clusters.js", "logic.js")
+              "clusters.js", "logic.js", "geometry.js")
 
 
 def install_page(out_dir: str | os.PathLike) -> bool:
@@ -389,11 +389,6 @@ def install_page(out_dir: str | os.PathLike) -> bool:
     return True
 
 
-def slot_size(n: int) -> float:
-    """A poster's slot on the t-SNE map, in map units (the map is the unit square): n slots fill 85% of it."""
-    return 0.92 / math.sqrt(max(n, 1))
-
-
 def _rounded(values, digits: int) -> list[float]:
     return [round(float(v), digits) for v in values]
 
@@ -401,7 +396,7 @@ def _rounded(values, digits: int) -> list[float]:
 def _aspects(rows) -> tuple[np.ndarray, int]:
     """Each poster's width / height (from the manifest, else the thumbnail's header), and the
     longest side of the thumbnails (from a sample of their headers)."""
-    from .images import header_size
+    from ..images import header_size
 
     aspect = np.empty(len(rows))
     for i, row in enumerate(rows):
@@ -490,8 +485,8 @@ def _pair_images(best_pairs, rows, out_dir: Path, rel_folder: str, jobs: int, he
     folder = out_dir / rel_folder
     from PIL import Image
 
-    from .fsutil import write_bytes_atomic
-    from .images import BadImage, jpeg_bytes, load as load_image, to_rgb
+    from ..fsutil import write_bytes_atomic
+    from ..images import BadImage, jpeg_bytes, load as load_image, to_rgb
 
     paths = [row["thumb_abspath"] for row in rows]
 

@@ -13,8 +13,8 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .cli import UsageError
-from .fsutil import UnsafePath, contained, write_text_atomic
+from ..cli import UsageError
+from ..fsutil import UnsafePath, contained, write_text_atomic
 
 log = logging.getLogger(__name__)
 

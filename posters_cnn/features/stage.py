@@ -42,11 +42,11 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from .cli import StageError, UsageError
-from .images import BadImage
-from .manifest import load_ok_records
-from . import store
-from .store import FeatureWriter
+from ..cli import StageError, UsageError
+from ..contracts import store
+from ..contracts.manifest import load_ok_records
+from ..contracts.store import FeatureWriter
+from ..images import BadImage
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def load_image(path: str | os.PathLike, size: int = INPUT_SIZE, crop: str | None
     below 2x the input size (``reduced``; poster-sized images are unaffected),
     so the bilinear resize below still does the real downsampling.
     """
-    from .images import load, to_rgb, upright
+    from ..images import load, to_rgb, upright
 
     rgb = to_rgb(upright(load(path, reduce_to=2 * size if reduced else None)))
     if crop == "center":
@@ -393,7 +393,7 @@ def extract(manifest: str | os.PathLike, output: str | os.PathLike, *, weights: 
     """
     from tqdm import tqdm
 
-    from .concurrency import bounded_map
+    from ..concurrency import bounded_map
 
     posters = load_ok_records(manifest)
     if not posters:

@@ -1,9 +1,10 @@
 """The map's imagery as a pyramid of 256-px tiles, so that the page's work follows the screen.
 
-Level ``z`` cuts the map square into ``2**z`` x ``2**z`` tiles of 256 x 256
-pixels; each level doubles the resolution of the one above. Every poster is
-drawn, in index order (a later poster on top, as the page picks), centred on
-its map position in a box that fits its slot, exactly as the page draws it.
+Where posters and tiles lie is :mod:`posters_cnn.contracts.geometry`, which
+the page shares: level ``z`` cuts the pyramid's square into ``2**z`` x ``2**z``
+tiles of 256 x 256 pixels, each level doubling the resolution of the one
+above. Every poster is drawn, in index order (a later poster on top, as the
+page picks), in its box, exactly as the page draws it.
 The deepest level is the first at which a poster is at least ``min_poster``
 (128) pixels tall: beyond it the page composes its own tiles from the 256-px
 thumbnails of the few posters on screen. Tiles where no poster lies are not
@@ -19,7 +20,6 @@ the GIL. Memory stays at a few blocks plus one mosaic of at most 4096 px.
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures as cf
 import logging
 import math
@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .fsutil import write_bytes_atomic
-from .images import BadImage, jpeg_bytes, load, to_rgb
+from ..contracts.geometry import TILE, deepest_level, encode_presence, pyramid_frame, tiles_of_boxes
+from ..fsutil import write_bytes_atomic
+from ..images import BadImage, jpeg_bytes, load, to_rgb
 
 log = logging.getLogger(__name__)
 
-TILE = 256
 BLOCK_TILES = 8  # a block is at most 8 x 8 tiles of the deepest level: 2048 px
 BACKGROUND = (17, 17, 17)  # the page's background, so that tiles and empty space meet seamlessly
 # px: posters are at least this tall at the deepest level. Measured at 100,000 posters: with 64 (posters
@@ -61,23 +61,6 @@ class Pyramid:
                 "span": round(self.span, 6), "present": self.present}
 
 
-def poster_boxes(u: np.ndarray, v: np.ndarray, aspect: np.ndarray, slot: float) -> np.ndarray:
-    """(n, 4) boxes x0, y0, x1, y1 in map units: each poster fitted in a ``slot`` square, centred."""
-    w = np.where(aspect >= 1, slot, slot * aspect)
-    h = np.where(aspect >= 1, slot / aspect, slot)
-    return np.stack([u - w / 2, v - h / 2, u + w / 2, v + h / 2], axis=1)
-
-
-def deepest_level(slot: float, min_poster: int = MIN_POSTER, span: float = 1.0) -> int:
-    """The first level at which a slot is at least ``min_poster`` pixels, at most 12."""
-    px_at_0 = TILE * slot / span
-    return int(min(12, max(0, math.ceil(math.log2(max(min_poster / px_at_0, 1.0))))))
-
-
-def _bitset(flags: np.ndarray) -> str:
-    return base64.b64encode(np.packbits(flags.astype(np.uint8).ravel(), bitorder="little").tobytes()).decode()
-
-
 def _fitted(path: str, width: int, height: int) -> Image.Image | None:
     """The thumbnail at ``path`` resized to width x height (decoded at reduced scale when it can be)."""
     try:
@@ -92,14 +75,11 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
                   slot: float, jobs: int = 2, min_poster: int = MIN_POSTER) -> Pyramid:
     """Render the tiles of one layout into ``out_dir/{z}/{x}-{y}.jpg``; see the module docstring.
 
-    ``boxes`` are the posters' boxes (:func:`poster_boxes`) in map units, the
-    map lying in the unit square. Files of an earlier run that are not written
+    ``boxes`` are the posters' boxes (``geometry.poster_boxes``) in the unit frame. Files of an earlier run that are not written
     again are removed from ``out_dir``, which belongs to this map and layout.
     """
     out_dir = Path(out_dir)
-    n = len(thumb_paths)
-    pad = slot  # room for posters centred on the map's edge
-    origin, span = -pad, 1.0 + 2 * pad
+    origin, span = pyramid_frame(slot)
     levels = deepest_level(slot, min_poster, span) + 1
     deepest = levels - 1
     side = 2 ** deepest  # tiles per side at the deepest level
@@ -112,10 +92,7 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
     # Which deepest tiles and blocks hold a poster, and which posters each block draws.
     present = np.zeros((side, side), bool)
     members: dict[tuple[int, int], list[int]] = {}
-    t0 = np.clip(np.floor(px[:, :2] / TILE).astype(int), 0, side - 1)
-    t1 = np.clip(np.floor((px[:, 2:] - 1e-6) / TILE).astype(int), 0, side - 1)
-    for i in range(n):
-        (tx0, ty0), (tx1, ty1) = t0[i], t1[i]
+    for i, (tx0, ty0, tx1, ty1) in enumerate(tiles_of_boxes(boxes, deepest, origin, span)):
         present[ty0:ty1 + 1, tx0:tx1 + 1] = True
         for by in range(ty0 // block_tiles, ty1 // block_tiles + 1):
             for bx in range(tx0 // block_tiles, tx1 // block_tiles + 1):
@@ -181,5 +158,5 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
                 old.unlink()
     log.info("tiles: %d levels, %d files, posters %.0f px tall at the deepest", levels, len(written),
              slot * scale)
-    return Pyramid(levels=levels, origin=origin, span=span, present=[_bitset(p) for p in presence],
+    return Pyramid(levels=levels, origin=origin, span=span, present=[encode_presence(p) for p in presence],
                    files=len(written))

@@ -35,12 +35,12 @@ from urllib.parse import unquote, urljoin, urlsplit
 from bs4 import BeautifulSoup
 from tqdm import tqdm
 
-from . import images
-from .cli import StageError
-from .fsutil import remove_stale_temporaries, safe_join, write_bytes_atomic, write_json_atomic
+from .. import images
+from ..cli import StageError
+from ..contracts.manifest import MANIFEST_NAME, PosterRecord, read_records, write_manifest
+from ..fsutil import remove_stale_temporaries, safe_join, write_bytes_atomic, write_json_atomic
+from ..names import movie_key, version_of
 from .http import FetchError, PoliteClient
-from .manifest import MANIFEST_NAME, PosterRecord, read_records, write_manifest
-from .names import movie_key, version_of
 
 log = logging.getLogger(__name__)
 
@@ -624,7 +624,7 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
     manifest's contract holds; thumbnails are upright (EXIF orientation
     applied) and large JPEGs are decoded at reduced scale for them.
     """
-    from .fsutil import link_or_copy
+    from ..fsutil import link_or_copy
 
     started = time.monotonic()
     src_dir, out_dir = Path(src_dir), Path(out_dir)

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .cli import UsageError
+from ..cli import UsageError
 
 log = logging.getLogger(__name__)
 

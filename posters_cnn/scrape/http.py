@@ -51,7 +51,7 @@ from protego import Protego
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from . import USER_AGENT
+from .. import USER_AGENT
 
 log = logging.getLogger(__name__)
 
