@@ -62,6 +62,21 @@ class UnsafePath(ValueError):
     """A path taken from a file (a manifest, a map) that could reach outside its folder."""
 
 
+# What makes a path read from a file unsafe: a part that is empty, "." or ".." (so also a leading or
+# trailing "/"), a backslash or a control character anywhere, or a drive letter first. One expression,
+# so that checking a manifest of a million rows takes a second, not a minute.
+_UNSAFE_PATH = re.compile(r"(?:^|/)\.{0,2}(?:/|$)|[\\\x00-\x1f\x7f]|^[A-Za-z]:")
+
+
+def check_relative(rel: str) -> str:
+    """``rel`` itself if it is a plain relative path (see :func:`contained`), else UnsafePath."""
+    if not isinstance(rel, str) or not rel:
+        raise UnsafePath(f"empty path: {rel!r}")
+    if _UNSAFE_PATH.search(rel):
+        raise UnsafePath(f"not a plain relative path: {rel!r}")
+    return rel
+
+
 def contained(root: str | os.PathLike, rel: str) -> Path:
     """``root / rel`` for a ``rel`` read from a file, or UnsafePath.
 
@@ -70,15 +85,7 @@ def contained(root: str | os.PathLike, rel: str) -> Path:
     control character or a backslash; so it names a file under ``root`` and
     nothing else (``/etc/shadow``, ``../../x``, ``C:\\x`` and ``a//b`` are refused).
     """
-    if not isinstance(rel, str) or not rel:
-        raise UnsafePath(f"empty path: {rel!r}")
-    parts = rel.split("/")
-    for part in parts:
-        if part in ("", ".", "..") or "\\" in part or any(ord(c) < 32 or ord(c) == 127 for c in part):
-            raise UnsafePath(f"not a plain relative path: {rel!r}")
-    if re.match(r"[A-Za-z]:", rel):
-        raise UnsafePath(f"not a plain relative path: {rel!r}")
-    return Path(root).joinpath(*parts)
+    return Path(root, check_relative(rel))
 
 
 def is_safe_name(name: str) -> bool:

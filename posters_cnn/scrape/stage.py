@@ -9,7 +9,9 @@ Writes, under ``out_dir`` only:
 
 * ``posters/YEAR/NAME.jpg``: the bytes exactly as served;
 * ``thumbs/YEAR/NAME.jpg``: an RGB JPEG thumbnail, aspect kept;
-* ``posters.csv``: one row per poster (see :mod:`posters_cnn.manifest`);
+* ``posters.csv``: one row per poster (see :mod:`posters_cnn.contracts.manifest`), written whole when
+  the run ends; every 10 s the rows finished since go to ``posters.csv.journal``, which a stopped run
+  leaves for the next one (and the later stages) to read;
 * ``scrape_stats.json``: counts, duration and the errors seen.
 
 Resuming: a poster whose thumbnail exists is done (the thumbnail is written
@@ -37,7 +39,7 @@ from tqdm import tqdm
 
 from .. import images
 from ..cli import StageError
-from ..contracts.manifest import MANIFEST_NAME, PosterRecord, read_records, write_manifest
+from ..contracts.manifest import MANIFEST_NAME, Journal, PosterRecord, read_records, write_manifest
 from ..fsutil import remove_stale_temporaries, safe_join, write_bytes_atomic, write_json_atomic
 from ..names import movie_key, version_of
 from .http import FetchError, PoliteClient
@@ -332,10 +334,12 @@ class Scraper:
                 entries = entries[: self.limit]
             summary.found = len(entries)
             done: dict[str, PosterRecord] = {}
+            fresh: list[PosterRecord] = []  # done since the last checkpoint
+            journal = Journal(manifest_path)
             try:
-                self._process(entries, previous, done, summary, manifest_path, year_rows)
+                self._process(entries, previous, done, fresh, summary, journal)
             finally:
-                self._write(manifest_path, entries, previous, done, year_rows)
+                self._write(manifest_path, entries, previous, done, year_rows, journal, fresh)
                 summary.seconds = time.monotonic() - started
                 self._write_stats(summary)
         finally:
@@ -393,7 +397,7 @@ class Scraper:
                         entries.append(entry)
         return entries, year_rows
 
-    def _process(self, entries, previous, done, summary, manifest_path, year_rows) -> None:
+    def _process(self, entries, previous, done, fresh, summary, journal) -> None:
         last_checkpoint = time.monotonic()
         bar = tqdm(total=len(entries), desc="posters", unit="poster", disable=not self.progress)
         pool = cf.ThreadPoolExecutor(self.jobs)
@@ -412,6 +416,7 @@ class Scraper:
                 for future in finished:
                     record, how = future.result()
                     done[record.poster_id] = record
+                    fresh.append(record)
                     if record.status == "ok":
                         summary.downloaded += how == "downloaded"
                         summary.reused += how == "reused"
@@ -422,7 +427,8 @@ class Scraper:
                             log.warning("%s failed: %s", record.poster_id, record.error)
                     bar.update(1)
                 if time.monotonic() - last_checkpoint > CHECKPOINT_EVERY_S:
-                    self._write(manifest_path, entries, previous, done, year_rows)
+                    journal.append(fresh)  # what it adds, not the whole manifest again
+                    fresh.clear()
                     last_checkpoint = time.monotonic()
         finally:
             # On Ctrl-C: drop what has not started, let running downloads finish
@@ -432,15 +438,20 @@ class Scraper:
                 if future.done() and not future.cancelled() and future.exception() is None:
                     record, _ = future.result()
                     done[record.poster_id] = record
+                    fresh.append(record)
             bar.close()
 
-    def _write(self, path, entries, previous, done, year_rows) -> None:
+    def _write(self, path, entries, previous, done, year_rows, journal, fresh) -> None:
+        # The journal first: killed before it is removed, it must not hold an older row than posters.csv.
+        journal.append(fresh)
+        fresh.clear()
         rows = [done[e.poster_id] for e in entries if e.poster_id in done]
         listed = {r.poster_id for r in rows} | {r.poster_id for r in year_rows}
         # Rows of earlier runs not handled now (another range, --limit, Ctrl-C) are kept.
         rows += [r for pid, r in previous.items() if pid not in listed]
         rows += year_rows
         write_manifest(path, rows)
+        journal.remove()
 
     def _write_stats(self, summary: Summary) -> None:
         stats = {
@@ -624,6 +635,7 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
     manifest's contract holds; thumbnails are upright (EXIF orientation
     applied) and large JPEGs are decoded at reduced scale for them.
     """
+    from ..concurrency import bounded_map
     from ..fsutil import link_or_copy
 
     started = time.monotonic()
@@ -674,10 +686,13 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
     def one(item):
         path, before, record = item
         try:
-            image = images.load(path, reduce_to=thumb_size)
-            record.width, record.height = images.upright_size(image)
             thumb_file = safe_join(out_dir, *record.thumb_path.split("/"))
-            if not _thumb_is_current(thumb_file, path, before, record):
+            if _thumb_is_current(thumb_file, path, before, record) and before.width and before.height:
+                # Done by an earlier run, stopped or not: the image is not decoded again.
+                record.width, record.height = before.width, before.height
+            else:
+                image = images.load(path, reduce_to=thumb_size)
+                record.width, record.height = images.upright_size(image)
                 write_bytes_atomic(thumb_file, images.jpeg_bytes(images.thumbnail(image, thumb_size)))
             image_file = safe_join(out_dir, *record.image_path.split("/"))
             if before is not None and before.image_path and before.image_path != record.image_path:
@@ -691,19 +706,29 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
             record.error, record.error_kind = f"cannot read or save: {exc}", "io"
         return record
 
-    records = []
-    with cf.ThreadPoolExecutor(jobs) as pool:
-        for record in tqdm(pool.map(one, jobs_list), total=len(jobs_list), desc="images", unit="image",
-                           disable=not progress):
-            records.append(record)
-            if record.status == "ok":
-                summary.downloaded += 1
-            else:
-                summary.failed += 1
-                summary.errors[record.error_kind] += 1
-                log.warning("%s failed: %s", record.poster_id, record.error)
-    listed = {record.poster_id for record in records}
-    records += [record for pid, record in previous.items() if pid not in listed]  # nothing is dropped
-    write_manifest(manifest_path, records)
+    records: list[PosterRecord] = []
+    journal, journaled, last_checkpoint = Journal(manifest_path), 0, time.monotonic()
+    try:
+        # Submitted a few at a time (a million futures at once would hold memory, and Ctrl-C would wait
+        # for every one of them): stopping cancels what has not started.
+        with cf.ThreadPoolExecutor(jobs) as pool:
+            for record in tqdm(bounded_map(pool, one, jobs_list, 4 * jobs), total=len(jobs_list), desc="images",
+                               unit="image", disable=not progress):
+                records.append(record)
+                if record.status == "ok":
+                    summary.downloaded += 1
+                else:
+                    summary.failed += 1
+                    summary.errors[record.error_kind] += 1
+                    log.warning("%s failed: %s", record.poster_id, record.error)
+                if time.monotonic() - last_checkpoint > CHECKPOINT_EVERY_S:
+                    journal.append(records[journaled:])
+                    journaled, last_checkpoint = len(records), time.monotonic()
+    finally:  # on Ctrl-C too: what was done is kept (the journal first, as in Scraper._write)
+        journal.append(records[journaled:])
+        listed = {record.poster_id for record in records}
+        records += [record for pid, record in previous.items() if pid not in listed]  # nothing is dropped
+        write_manifest(manifest_path, records)
+        journal.remove()
     summary.seconds = time.monotonic() - started
     return summary
