@@ -107,8 +107,9 @@ def body(args) -> int:
                                 min_cluster_size=args.min_cluster_size,
                                 progress=None if args.no_progress else bar)
     found = "" if summary["clusters"] is None else f"{summary['clusters']} clusters, "
+    resumed = f" (resumed: {', '.join(summary['resumed'])} from a stopped run)" if summary["resumed"] else ""
     print(f"mapped {summary['count']} posters (trustworthiness {summary['trustworthiness']:.3f}), {found}"
-          f"{summary['pairs']} pairs, {summary['tiles']} tiles in {summary['seconds']:.1f}s -> {args.output}")
+          f"{summary['pairs']} pairs, {summary['tiles']} tiles in {summary['seconds']:.1f}s{resumed} -> {args.output}")
     print(view_hint(Path(args.output)))
     return 0
 
@@ -144,7 +145,8 @@ def free_port(first: int = 8000, tries: int = 100) -> int:
 def main(argv=None) -> int:
     return cli.run(build_parser(), body, argv,
                    interrupted="the earlier map is kept as it was (a run switches to its new map only when "
-                               "it is complete); running again makes the new map from the start")
+                               "it is complete); running again starts after the long steps this run finished "
+                               "(PCA, similar posters, t-SNE)")
 
 
 if __name__ == "__main__":

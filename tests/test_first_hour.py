@@ -114,7 +114,7 @@ def test_stage_3_started_while_stage_2_writes_names_the_run_that_holds_the_file(
     assert f"PID {os.getpid()}" in line and "get_features_from_cnn.py" in line and "wait" in line
 
 
-def test_ctrl_c_in_stage_3_says_the_earlier_map_is_kept_and_that_it_starts_over(tmp_path, capsys, monkeypatch):
+def test_ctrl_c_in_stage_3_says_the_earlier_map_is_kept_and_what_the_next_run_keeps(tmp_path, capsys, monkeypatch):
     _, feats, _ = make_mapdata(tmp_path, n_per_cluster=4, clusters=2)
 
     def interrupted(*args, **kwargs):
@@ -123,7 +123,10 @@ def test_ctrl_c_in_stage_3_says_the_earlier_map_is_kept_and_that_it_starts_over(
     monkeypatch.setattr(visu.layout, "tsne", interrupted)
     assert get_data_visu.main(["-i", str(feats), "-o", str(tmp_path / "web" / "data.json")]) == 130
     line = one_line(capsys.readouterr().err.split("\r")[-1])
-    assert "earlier map is kept" in line and "from the start" in line and "resume" not in line
+    assert "earlier map is kept" in line and "starts after the long steps this run finished" in line
+    # And so it does: the steps before the t-SNE were kept for the next run.
+    kept = tmp_path / "web" / "assets" / "maps" / "data" / "checkpoints"
+    assert sorted(p.name for p in kept.iterdir()) == ["pca.npz", "similar.npz"]
 
 
 # -- one default for how many posters are mapped, a progress bar, and where to look ------------------

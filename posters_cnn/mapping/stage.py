@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ import re
 import shutil
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,7 @@ from ..contracts import geometry, store
 from ..contracts.manifest import load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
-from . import clusters as clustering, layout
+from . import checkpoints, clusters as clustering, layout
 from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs
 from .tiles import build_pyramid
 
@@ -131,6 +133,129 @@ def check_output(output: str | os.PathLike) -> Path:
     return output
 
 
+@dataclass
+class Selection:
+    """What this run maps: the posters' ids, manifest rows and features, in map order."""
+
+    ids: list[str]
+    rows: list[dict]
+    features: np.ndarray  # (n, 4096) float32
+    attrs: dict  # the features file's attributes
+    available: int  # rows in the features file
+    source: dict  # what identifies the features file's content: name, size, time, rows
+
+    @property
+    def key(self) -> str:
+        """What the outputs of every later step depend on, as a checkpoint key."""
+        return checkpoints.key_of("selection", CHECKPOINT_FORMAT, self.source,
+                                  hashlib.sha256("\n".join(self.ids).encode()).hexdigest())
+
+
+@dataclass
+class Similar:
+    """Each poster's most similar posters, and the closest pairs overall (see :mod:`.similarity`)."""
+
+    index: np.ndarray  # (n, k) int64
+    similarity: np.ndarray  # (n, k) float32
+    pairs: list[tuple[float, int, int]]
+    exact: bool
+
+
+@dataclass
+class Reduced:
+    """The features' PCA projection (``points``), how it was made, and its basis (one component per row)."""
+
+    points: np.ndarray
+    info: dict
+    components: np.ndarray
+
+
+@dataclass
+class Embedding:
+    """The t-SNE map: as openTSNE returned it (``raw``), normalised to [-1, 1] (``coords``), and how."""
+
+    raw: np.ndarray
+    coords: np.ndarray
+    info: dict
+
+
+# Bumped when a step's code changes what it computes from the same inputs: older checkpoints are not used.
+CHECKPOINT_FORMAT = 1
+
+
+def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one_per_movie: bool,
+                   seed: int) -> Selection:
+    """The posters to map: in the features file and ok in the manifest, selected, with finite features."""
+    ids, features, attrs = store.read_features(features_path)
+    available = len(ids)
+    known = {row["poster_id"]: row for row in load_ok_records(posters_csv)}
+    indices = select(ids, known, n_sample=n_sample, one_per_movie=one_per_movie, seed=seed)
+    features = features[indices]
+    ids = [ids[i] for i in indices]
+    finite = np.isfinite(features).all(axis=1)
+    if not finite.all():
+        log.warning("%d posters have NaN or infinite features; leaving them out", int((~finite).sum()))
+        features = features[finite]
+        ids = [pid for pid, ok in zip(ids, finite) if ok]
+    if len(ids) < MIN_POSTERS:
+        raise UsageError(f"only {len(ids)} posters to map; at least {MIN_POSTERS} are needed")
+    if not np.ptp(features, axis=0).any():
+        raise UsageError(f"the features of all {len(ids)} posters are the same, so there is nothing to map: "
+                         f"were they all computed from one image, or with broken weights?")
+    stat = features_path.stat()
+    source = {"file": features_path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "rows": available}
+    return Selection(ids, [known[pid] for pid in ids], features, attrs, available, source)
+
+
+def similar_posters(features: np.ndarray, groups: np.ndarray, *, k: int, n_pairs: int,
+                    basis: np.ndarray | None) -> Similar:
+    index, similarity, pairs = neighbours_and_pairs(features, k=k, n_pairs=n_pairs, groups=groups, basis=basis)
+    return Similar(index, similarity, pairs, exact=basis is None or len(features) <= EXACT_MAX)
+
+
+def reduce(features: np.ndarray, components: int, seed: int) -> Reduced:
+    return Reduced(*layout.pca(features, components, seed))
+
+
+def embed(points: np.ndarray, *, backend: str, perplexity: float, seed: int, n_jobs: int) -> Embedding:
+    raw, info = layout.tsne(points, backend=backend, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
+    if not np.isfinite(raw).all():
+        raise StageError("t-SNE gave positions that are not numbers (the features may be nearly all the "
+                         "same); try another --perplexity or --seed")
+    return Embedding(raw, layout.normalise(raw), info)
+
+
+def find_clusters(coords: np.ndarray, reduced: np.ndarray, ids: list[str], years: list, *, min_size: int,
+                  seed: int, stem: str) -> tuple[clustering.Clustering, list[dict], list[dict], dict]:
+    """Clusters and regions of the map: (the clustering, the clusters and regions as meta lists, the
+    ``meta.clustering`` description)."""
+    found = clustering.find(coords, min_size)
+    cluster_list = clustering.describe(found.labels, coords, reduced, ids, years)
+    region_list = clustering.describe(found.regions, coords, reduced, ids, years)
+    for cluster in cluster_list:
+        cluster["region"] = int(found.region_of[cluster["id"]])
+    for region in region_list:
+        region["clusters"] = [c["id"] for c in cluster_list if c["region"] == region["id"]]
+    info = {"file": clusters_file_name(stem), "method": "HDBSCAN", "space": "the t-SNE map",
+            "min_cluster_size": int(min_size), "count": len(cluster_list),
+            "unclustered": int((found.labels < 0).sum()), "regions": len(region_list), "seed": seed,
+            **found.choice}
+    log.info("clusters: at least %d posters each; %d posters in none", min_size, info["unclustered"])
+    return found, cluster_list, region_list, info
+
+
+def _library_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("numpy", "scikit-learn", "openTSNE"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | None,
              output: str | os.PathLike, *, n_sample: int = 0, one_per_movie: bool = False,
              pca_components: int = DEFAULT_PCA, perplexity: float = 30.0, tsne: str = "opentsne",
@@ -138,6 +263,10 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
              grid: bool = False, pair_images: bool = True, clusters: bool = True,
              min_cluster_size: int | None = None, progress=None) -> dict:
     """Run stage 3 and return a summary dict; see the module docstring for what is written.
+
+    The steps are the functions above, each with its own inputs and outputs; the long ones (the PCA,
+    the similar posters, the t-SNE embedding) keep their outputs as checkpoints (:mod:`.checkpoints`),
+    so that a stopped run starts again after them and makes the same map.
 
     ``progress``: a function of the number of steps that returns a tqdm bar, called once the features
     are read; the caller closes the bar, even on error.
@@ -162,52 +291,60 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         raise UsageError(layout.MULTICORE_MISSING)  # before minutes of work, not after
 
     with timer("read"):
-        ids, features, attrs = store.read_features(features_path)
-        available = len(ids)
-        known = {row["poster_id"]: row for row in load_ok_records(posters_csv)}
-        indices = select(ids, known, n_sample=n_sample, one_per_movie=one_per_movie, seed=seed)
-        features = features[indices]
-        ids = [ids[i] for i in indices]
-        finite = np.isfinite(features).all(axis=1)
-        if not finite.all():
-            log.warning("%d posters have NaN or infinite features; leaving them out", int((~finite).sum()))
-            features = features[finite]
-            ids = [pid for pid, ok in zip(ids, finite) if ok]
-        if len(ids) < MIN_POSTERS:
-            raise UsageError(f"only {len(ids)} posters to map; at least {MIN_POSTERS} are needed")
-        rows = [known[pid] for pid in ids]
-        if not np.ptp(features, axis=0).any():
-            raise UsageError(f"the features of all {len(ids)} posters are the same, so there is nothing to map: "
-                             f"were they all computed from one image, or with broken weights?")
+        chosen = read_selection(features_path, posters_csv, n_sample=n_sample, one_per_movie=one_per_movie,
+                                seed=seed)
+    ids, rows, attrs = chosen.ids, chosen.rows, chosen.attrs
     n = len(ids)
     log.info("mapping %d posters", n)
     if str(attrs.get("weights", "")).startswith("random"):
         log.warning("these features come from random weights: the map shows nothing about the posters")
 
-    groups = np.unique([movie_of(pid) for pid in ids], return_inverse=True)[1]
-    # The steps from here: similarity, pca, link images, [pair images], tsne, trustworthiness, [clusters],
-    # [grid], a tile pyramid per layout.
-    timer.plan(5 + bool(pair_images and pairs) + bool(clusters) + 2 * bool(grid) + 1)
-
-    def similar(basis):
-        with timer("similarity"):
-            return neighbours_and_pairs(features, k=neighbors, n_pairs=pairs, groups=groups, basis=basis)
-
-    exact = n <= EXACT_MAX  # every pair compared: no need of the PCA basis, so first, beside the import
-    if exact:
-        neighbour_index, neighbour_sim, best_pairs = similar(None)
-    with timer("pca"):
-        importing.join()
-        reduced, pca_info, components = layout.pca(features, pca_components, seed)
-    if not exact:
-        neighbour_index, neighbour_sim, best_pairs = similar(components)
-
-    del features  # 1.6 GB at 100,000 posters, not needed past this point: the tiles' memory instead
     out_dir = output.parent
     stem = output.stem
     # What a killed run of this map left half-written (the caller holds the map's lock).
     remove_stale_temporaries(out_dir, (), names=(output.name, pairs_file_name(stem), clusters_file_name(stem)))
     settle(output)
+    saved = checkpoints.Checkpoints(out_dir / "assets" / "maps" / stem / checkpoints.FOLDER)
+    remove_stale_temporaries(saved.folder)
+    versions = _library_versions()
+    groups = np.unique([movie_of(pid) for pid in ids], return_inverse=True)[1]
+    # The steps from here: similarity, pca, link images, [pair images], tsne, trustworthiness, [clusters],
+    # [grid], a tile pyramid per layout.
+    timer.plan(5 + bool(pair_images and pairs) + bool(clusters) + 2 * bool(grid) + 1)
+
+    pca_key = checkpoints.key_of("pca", chosen.key, pca_components, seed, versions)
+
+    def similar(basis, why):
+        key = checkpoints.key_of("similar", chosen.key, neighbors, pairs, CANDIDATES, why)
+        with timer("similarity"):
+            got = saved.load("similar", key, {"index": (n, None), "similarity": (n, None), "pair_sim": (None,),
+                                             "pair_i": (None,), "pair_j": (None,)})
+            if got:
+                (a, info) = got
+                return Similar(a["index"], a["similarity"], list(zip(a["pair_sim"].tolist(), a["pair_i"].tolist(),
+                                                                     a["pair_j"].tolist())), info["exact"])
+            found = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, basis=basis)
+            pair_sim, pair_i, pair_j = (np.array(column) for column in zip(*found.pairs)) if found.pairs else \
+                (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
+            saved.save("similar", key, {"index": found.index, "similarity": found.similarity, "pair_sim": pair_sim,
+                                        "pair_i": pair_i, "pair_j": pair_j}, {"exact": found.exact})
+            return found
+
+    exact = n <= EXACT_MAX  # every pair compared: no need of the PCA basis, so first, beside the import
+    if exact:
+        near = similar(None, "exact")
+    with timer("pca"):
+        importing.join()
+        got = saved.load("pca", pca_key, {"points": (n, None), "components": (None, chosen.features.shape[1])})
+        if got:
+            reduced = Reduced(got[0]["points"], got[1], got[0]["components"])
+        else:
+            reduced = reduce(chosen.features, pca_components, seed)
+            saved.save("pca", pca_key, {"points": reduced.points, "components": reduced.components}, reduced.info)
+    if not exact:
+        near = similar(reduced.components, pca_key)
+
+    del chosen.features  # 1.6 GB at 100,000 posters, not needed past this point: the tiles' memory instead
     assets = out_dir / "assets"
     # This run's own folder, beside the one the current map uses: see the module docstring.
     own = f"assets/maps/{stem}/{RUN_PREFIX}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
@@ -215,35 +352,30 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     with timer("link images"):
         image_rel, thumb_rel = _link_images(rows, assets, n_jobs)
     pair_rel = {}
-    if pair_images and best_pairs:
+    if pair_images and near.pairs:
         with timer("pair images"):
-            pair_rel = _pair_images(best_pairs, rows, out_dir, f"{own}/pairs", n_jobs)
+            pair_rel = _pair_images(near.pairs, rows, out_dir, f"{own}/pairs", n_jobs)
     with timer("tsne"):
-        embedding, tsne_info = layout.tsne(reduced, backend=tsne, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
-        if not np.isfinite(embedding).all():
-            raise StageError("t-SNE gave positions that are not numbers (the features may be nearly all the "
-                             "same); try another --perplexity or --seed")
-        coords = layout.normalise(embedding)
+        embed_key = checkpoints.key_of("tsne", pca_key, tsne, perplexity, seed, layout.TSNE_ITER, layout.BH_THETA,
+                                       layout.BH_BELOW, layout.EXACT_KNN_MAX, layout.FFT_INTS_IN_INTERVAL)
+        got = saved.load("tsne", embed_key, {"raw": (n, 2)})
+        if got:
+            embedding = Embedding(got[0]["raw"], layout.normalise(got[0]["raw"]), got[1])
+        else:
+            embedding = embed(reduced.points, backend=tsne, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
+            saved.save("tsne", embed_key, {"raw": embedding.raw}, embedding.info)
+        coords = embedding.coords
+    if saved.loaded:
+        log.info("resumed: %s from the checkpoints of a stopped run", ", ".join(saved.loaded))
     with timer("trustworthiness"):
-        trust = layout.trustworthiness(reduced, embedding, k=10, seed=seed)
+        trust = layout.trustworthiness(reduced.points, embedding.raw, k=10, seed=seed)
     log.info("trustworthiness (k=10, against the PCA space): %.4f", trust)
     found, cluster_list, region_list, clustering_info = None, [], [], None
     if clusters:
         with timer("clusters"):
             min_size = min_cluster_size or clustering.default_min_size(n)
-            found = clustering.find(coords, min_size)
-            years = [row["year"] for row in rows]
-            cluster_list = clustering.describe(found.labels, coords, reduced, ids, years)
-            region_list = clustering.describe(found.regions, coords, reduced, ids, years)
-            for cluster in cluster_list:
-                cluster["region"] = int(found.region_of[cluster["id"]])
-            for region in region_list:
-                region["clusters"] = [c["id"] for c in cluster_list if c["region"] == region["id"]]
-        clustering_info = {"file": clusters_file_name(stem), "method": "HDBSCAN", "space": "the t-SNE map",
-                           "min_cluster_size": int(min_size), "count": len(cluster_list),
-                           "unclustered": int((found.labels < 0).sum()), "regions": len(region_list),
-                           "seed": seed, **found.choice}
-        log.info("clusters: at least %d posters each; %d posters in none", min_size, clustering_info["unclustered"])
+            found, cluster_list, region_list, clustering_info = find_clusters(
+                coords, reduced.points, ids, [row["year"] for row in rows], min_size=min_size, seed=seed, stem=stem)
     layouts = {"tsne": (coords, geometry.slot_size(n))}
     grid_info = None
     if grid:
@@ -267,12 +399,12 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         "features": {"file": features_path.name, **{key: None if attrs.get(key) is None else str(attrs[key])
                                                     for key in ("model", "layer", "weights")},
                      "random_weights": str(attrs.get("weights", "")).startswith("random")},
-        "selection": {"n_sample": n_sample, "one_per_movie": one_per_movie, "available": available},
-        "pca": pca_info, "tsne": tsne_info, "trustworthiness": round(trust, 4),
-        "trustworthiness_k": 10, "neighbors": int(neighbour_index.shape[1]), "similarity": "cosine on fc2 features",
-        "similarity_search": "exact" if exact else f"{CANDIDATES} candidates from a PCA projection, "
-                                                              f"re-ranked by exact cosine",
-        "run": own, "pairs": {"file": f"{own}/{PAIRS_IN_RUN}", "count": len(best_pairs)},
+        "selection": {"n_sample": n_sample, "one_per_movie": one_per_movie, "available": chosen.available},
+        "pca": reduced.info, "tsne": embedding.info, "trustworthiness": round(trust, 4),
+        "trustworthiness_k": 10, "neighbors": int(near.index.shape[1]), "similarity": "cosine on fc2 features",
+        "similarity_search": "exact" if near.exact else f"{CANDIDATES} candidates from a PCA projection, "
+                                                         f"re-ranked by exact cosine",
+        "run": own, "pairs": {"file": f"{own}/{PAIRS_IN_RUN}", "count": len(near.pairs)},
         "tiles": tiles, "thumb_size": thumb_max, "grid": grid_info, "timings": timer.timings,
     }
     if clusters:
@@ -283,7 +415,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         "id": ids, "title": [row["title"] for row in rows], "year": [row["year"] for row in rows],
         "version": [row["version"] for row in rows],
         "x": _rounded(coords[:, 0], 5), "y": _rounded(coords[:, 1], 5), "aspect": _rounded(aspect, 4),
-        "neighbors": neighbour_index.ravel().tolist(), "similarity": _rounded(neighbour_sim.ravel(), 3),
+        "neighbors": near.index.ravel().tolist(), "similarity": _rounded(near.similarity.ravel(), 3),
     }
     if clusters:
         columns["cluster"] = found.labels.tolist()
@@ -303,10 +435,10 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         meta["paths"]["page"] = template
     elif any(pages):
         columns["page"] = pages
-    pairs_doc = {"meta": {"created": created, "count": len(best_pairs), "similarity": "cosine on fc2 features",
+    pairs_doc = {"meta": {"created": created, "count": len(near.pairs), "similarity": "cosine on fc2 features",
                           "excludes": "versions of the same movie", "data": output.name},
                  "pairs": [{"a": ids[i], "b": ids[j], "similarity": round(value, 5),
-                            "image": pair_rel.get(rank)} for rank, (value, i, j) in enumerate(best_pairs)]}
+                            "image": pair_rel.get(rank)} for rank, (value, i, j) in enumerate(near.pairs)]}
     write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)
     if clusters:
         write_text_atomic(out_dir / own / CLUSTERS_IN_RUN,
@@ -315,9 +447,10 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     # The switch: until this rename the folder holds the earlier map, whole; after it, this one.
     write_json_atomic(output, {"meta": meta, "columns": columns})
     settle(output)
+    saved.remove()  # the map is written: nothing is left to resume
     return {"count": n, "trustworthiness": trust, "timings": timer.timings, "seconds": meta["seconds"],
-            "output": str(output), "pairs": len(best_pairs), "tiles": tile_files,
-            "clusters": len(cluster_list) if clusters else None}
+            "output": str(output), "pairs": len(near.pairs), "tiles": tile_files,
+            "clusters": len(cluster_list) if clusters else None, "resumed": saved.loaded}
 
 
 RUN_PREFIX = "run-"
@@ -360,7 +493,7 @@ def settle(output: Path) -> None:
     if not own.is_dir():
         return
     for entry in own.iterdir():
-        if entry == current or not entry.is_dir():
+        if entry == current or not entry.is_dir() or entry.name == checkpoints.FOLDER:
             continue
         if current is not None or entry.name.startswith(RUN_PREFIX):
             shutil.rmtree(entry, ignore_errors=True)
