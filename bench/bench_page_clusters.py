@@ -94,9 +94,9 @@ def region(page):
     return page.evaluate(FRAMES_STOP)
 
 
-def cluster(page):
+def cluster(page, meta):
     page.click("#show-clusters")
-    region = page.evaluate("window.posterMap.state.meta.clusters[0].region")
+    region = meta["clusters"][0].get("region")
     if region is not None:  # a map with regions: open the one that holds cluster 0 (listed in id order)
         page.locator("#clusters-list > li.region").nth(region).locator("button.open").click()
     page.evaluate(FRAMES_START)
@@ -123,6 +123,7 @@ def main():
             if data.exists() and "regions" not in json.loads(data.read_text())["meta"]:
                 data.unlink()  # made before stage 3 found clusters and regions
             web = prepare(n, baseline=False)
+            meta = json.loads(data.read_text())["meta"]
             server = StaticServer(web)
             url = server.url + "index.html?data.json"
             runs = {name: [] for name in args.scenarios.split(",")}
@@ -137,7 +138,8 @@ def main():
                             frames, count = lasso(page)
                             selected.append(count)
                         else:
-                            frames = {"colours": colours, "region": region, "cluster": cluster}[name](page)
+                            frames = {"colours": colours, "region": region,
+                                      "cluster": lambda page: cluster(page, meta)}[name](page)
                         runs[name].extend(frames)
                         context.close()
             finally:

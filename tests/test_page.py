@@ -79,9 +79,8 @@ def settle(page):
 
 
 def centre_on(page, pid, k):
-    page.evaluate("""([id, k]) => {
-        const m = window.posterMap.state, l = m.layouts[m.layout], i = m.panels.indexOf(id);
-        window.posterMap.zoomTo(k, m.width / 2 - l.wx[i] * k, m.height / 2 - l.wy[i] * k); }""", [pid, k])
+    page.evaluate("""([id, k]) => { const v = window.posterMap.view();
+        window.posterMap.placePoster(id, k, v.width / 2, v.height / 2); }""", [pid, k])
 
 
 def test_map_draws_from_tiles_without_errors(page, site):
@@ -169,12 +168,7 @@ def test_a_view_requests_only_the_files_it_needs(page, big):
     settle(page)
     thumbs = {u.split("/assets/thumbs/")[1][:-4] for u in requested if "/assets/thumbs/" in u}
     # Only posters on or next to the screen: within one tile of the view (tiles are loaded whole).
-    near = set(page.evaluate("""() => {
-        const m = window.posterMap.state, l = m.layouts[m.layout], t = m.transform;
-        const tile = l.pyr.spanW / (1 << window.posterMap.stats().level) + l.slot;
-        const x0 = -t.x / t.k - tile, y0 = -t.y / t.k - tile;
-        const x1 = (m.width - t.x) / t.k + tile, y1 = (m.height - t.y) / t.k + tile;
-        return m.P.id.filter((id, i) => l.wx[i] >= x0 && l.wx[i] <= x1 && l.wy[i] >= y0 && l.wy[i] <= y1); }"""))
+    near = set(page.evaluate("window.posterMap.nearView()"))
     assert thumbs and thumbs <= near and len(thumbs) < 100, (len(thumbs), len(near))
     requested.clear()
     page.mouse.move(500, 400)
@@ -190,7 +184,7 @@ def test_hover_shows_tooltip_and_click_opens_panel(page, site):
     server, data = site
     open_map(page, server.url)
     page.click("#layout-grid")  # no overlaps in the grid: the poster under the pointer is the one aimed at
-    page.wait_for_function("!window.posterMap.state.fade && window.posterMap.state.layout === 'grid'")
+    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
     target = point(data, "Rob Roy")
     pos = page.evaluate("id => window.posterMap.screenPosition(id)", target["id"])
     page.mouse.move(pos["x"], pos["y"])
@@ -259,12 +253,12 @@ def test_year_filter_dims_posters(page, site):
     server, data = site
     open_map(page, server.url)
     page.click("#layout-grid")  # no overlaps in the grid: each poster's dimming shows on its own
-    page.wait_for_function("!window.posterMap.state.fade && window.posterMap.state.layout === 'grid'")
+    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
     before = canvas_stats(page)["mean"]
     page.fill("#year-from", "1900")
     page.fill("#year-to", "1901")  # no poster in range: all dimmed
     wait_canvas(page, "mean < limit", before * 0.4)
-    assert page.evaluate("[window.posterMap.state.yearFrom, window.posterMap.state.yearTo]") == [1900, 1901]
+    assert page.evaluate("window.posterMap.view().years") == [1900, 1901]
     page.fill("#year-from", "1990")
     page.fill("#year-to", "2010")  # every poster in range again
     wait_canvas(page, "mean > limit", before * 0.9)
@@ -344,7 +338,7 @@ def test_grid_layout_and_pairs_view(page, site):
     server, data = site
     open_map(page, server.url)
     page.click("#layout-grid")
-    page.wait_for_function("!window.posterMap.state.fade && window.posterMap.state.layout === 'grid'")
+    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
     page.click("#show-pairs")
     page.wait_for_selector("#pairs-list li")
     assert page.locator("#pairs-list li").count() == data["meta"]["pairs"]["count"]
@@ -357,7 +351,7 @@ def test_touch_drag_pans_and_a_narrow_screen_works(browser, site):
     page = context.new_page()
     watch = PageWatch(page)
     open_map(page, server.url)
-    before = page.evaluate("({...window.posterMap.state.transform})")
+    before = page.evaluate("window.posterMap.view().transform")
     cdp = context.new_cdp_session(page)
 
     def touch(kind, x, y):
@@ -368,8 +362,8 @@ def test_touch_drag_pans_and_a_narrow_screen_works(browser, site):
     for step in range(1, 11):
         touch("touchMove", 200 - 10 * step, 400 - 5 * step)
     touch("touchEnd", 100, 350)
-    page.wait_for_function("x => Math.abs(window.posterMap.state.transform.x - x) > 90", arg=before["x"])
-    after = page.evaluate("({...window.posterMap.state.transform})")
+    page.wait_for_function("x => Math.abs(window.posterMap.view().transform.x - x) > 90", arg=before["x"])
+    after = page.evaluate("window.posterMap.view().transform")
     assert after["x"] == pytest.approx(before["x"] - 100, abs=5)
     assert after["y"] == pytest.approx(before["y"] - 50, abs=5)
     page.evaluate("id => window.posterMap.select(id)", point(data, "Rob Roy")["id"])
@@ -385,34 +379,26 @@ def test_touch_drag_pans_and_a_narrow_screen_works(browser, site):
 # -- what a hand expects: panels, keys, legend, search, tooltip, years --------------------
 def screen_box(page, pid):
     """The poster's box on screen (css px, page coordinates)."""
-    return page.evaluate("""id => { const m = window.posterMap.state, l = m.layouts[m.layout], i = m.panels.indexOf(id);
-        const t = m.transform, r = m.canvas.getBoundingClientRect(), a = m.P.aspect[i];
-        const w = (a >= 1 ? l.slot : l.slot * a) * t.k, h = (a >= 1 ? l.slot / a : l.slot) * t.k;
-        const x = r.left + t.x + l.wx[i] * t.k, y = r.top + t.y + l.wy[i] * t.k;
-        return {x0: x - w / 2, y0: y - h / 2, x1: x + w / 2, y1: y + h / 2}; }""", pid)
+    return page.evaluate("id => window.posterMap.screenBox(id)", pid)
 
 
 def test_a_poster_clicked_at_the_right_edge_ends_up_beside_the_panel_not_under_it(page, site):
     server, data = site
     open_map(page, server.url)
     page.click("#layout-grid")  # no overlaps in the grid: the click lands on the poster aimed at
-    page.wait_for_function("!window.posterMap.state.fade && window.posterMap.state.layout === 'grid'")
+    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
     target = point(data, "Rob Roy")
     box = page.locator("#map").bounding_box()
     # Put the poster at the right edge, where the panel will open, then click it.
-    page.evaluate("""([id, x]) => { const m = window.posterMap.state, l = m.layouts[m.layout], i = m.panels.indexOf(id);
-        const k = 4; window.posterMap.zoomTo(k, x - l.wx[i] * k, m.height / 2 - l.wy[i] * k); }""",
+    page.evaluate("([id, x]) => window.posterMap.placePoster(id, 4, x, window.posterMap.view().height / 2)",
                   [target["id"], box["width"] - 30])
     b = screen_box(page, target["id"])
     page.mouse.click((b["x0"] + b["x1"]) / 2 if b["x1"] < box["width"] else b["x0"] + 3, (b["y0"] + b["y1"]) / 2)
     page.wait_for_selector("#panel:not([hidden])")
     assert page.text_content("#panel-title") == "Rob Roy"
     panel = page.locator("#panel").bounding_box()
-    page.wait_for_function("""([id, left]) => { const m = window.posterMap.state, l = m.layouts[m.layout];
-        const i = m.panels.indexOf(id), t = m.transform, a = m.P.aspect[i];
-        const w = (a >= 1 ? l.slot : l.slot * a) * t.k;
-        return t.x + l.wx[i] * t.k + w / 2 <= left && t.x + l.wx[i] * t.k - w / 2 >= 0; }""",
-                           arg=[target["id"], panel["x"] - box["x"]])
+    page.wait_for_function("""([id, left, edge]) => { const b = window.posterMap.screenBox(id);
+        return b.x1 <= left && b.x0 >= edge; }""", arg=[target["id"], panel["x"], box["x"]])
 
 
 def test_on_a_phone_a_tapped_poster_stays_above_the_sheet_and_the_sheet_shows_its_text(browser, site):
@@ -422,21 +408,18 @@ def test_on_a_phone_a_tapped_poster_stays_above_the_sheet_and_the_sheet_shows_it
     try:
         open_map(page, server.url)
         page.tap("#layout-grid")  # no overlaps in the grid: the tap lands on the poster aimed at
-        page.wait_for_function("!window.posterMap.state.fade && window.posterMap.state.layout === 'grid'")
+        page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
         target = point(data, "Rob Roy")
         # The poster low on the screen, where the sheet will rise, then a tap on it.
-        page.evaluate("""id => { const m = window.posterMap.state, l = m.layouts[m.layout], i = m.panels.indexOf(id);
-            const k = 3; window.posterMap.zoomTo(k, m.width / 2 - l.wx[i] * k, m.height - 60 - l.wy[i] * k); }""",
-                      target["id"])
+        page.evaluate("""id => { const v = window.posterMap.view();
+            window.posterMap.placePoster(id, 3, v.width / 2, v.height - 60); }""", target["id"])
         b = screen_box(page, target["id"])
         page.touchscreen.tap((b["x0"] + b["x1"]) / 2, (b["y0"] + b["y1"]) / 2)
         page.wait_for_selector("#panel:not([hidden])")
         assert page.text_content("#panel-title") == "Rob Roy"
         sheet = page.locator("#panel").bounding_box()
-        page.wait_for_function("""([id, top]) => { const m = window.posterMap.state, l = m.layouts[m.layout];
-            const i = m.panels.indexOf(id), t = m.transform, a = m.P.aspect[i];
-            const h = (a >= 1 ? l.slot / a : l.slot) * t.k, r = m.canvas.getBoundingClientRect();
-            return r.top + t.y + l.wy[i] * t.k + h / 2 <= top; }""", arg=[target["id"], sheet["y"]])
+        page.wait_for_function("([id, top]) => window.posterMap.screenBox(id).y1 <= top",
+                               arg=[target["id"], sheet["y"]])
         b = screen_box(page, target["id"])
         assert b["y1"] <= sheet["y"] and b["y0"] >= 0
         for selector in ("#panel-title", "#panel h3"):
@@ -450,9 +433,9 @@ def test_keys_work_after_a_checkbox_or_a_year_field_is_used(page, site):
     server, data = site
     open_map(page, server.url)
     page.click("#decades")  # the checkbox keeps the focus
-    k = page.evaluate("window.posterMap.state.transform.k")
+    k = page.evaluate("window.posterMap.view().transform.k")
     page.keyboard.press("+")
-    page.wait_for_function("k => window.posterMap.state.transform.k > k * 1.2", arg=k)
+    page.wait_for_function("k => window.posterMap.view().transform.k > k * 1.2", arg=k)
     page.evaluate("id => window.posterMap.select(id)", point(data, "Rob Roy")["id"])
     page.fill("#year-from", "1990")  # focus in a text field: Esc still closes the panel
     page.keyboard.press("Escape")
@@ -471,7 +454,7 @@ def test_decade_colours_have_a_legend_that_filters(page, site):
     colours = page.eval_on_selector_all("#legend .swatch", "ss => ss.map(s => getComputedStyle(s).backgroundColor)")
     assert len(set(colours)) == len(colours)
     page.click("#legend button[data-decade='2000']")
-    assert page.evaluate("[window.posterMap.state.yearFrom, window.posterMap.state.yearTo]") == [2000, 2009]
+    assert page.evaluate("window.posterMap.view().years") == [2000, 2009]
     assert (page.input_value("#year-from"), page.input_value("#year-to")) == ("2000", "2009")
 
 
@@ -513,5 +496,5 @@ def test_a_backwards_year_range_is_read_the_right_way_round(page, site):
     page.fill("#year-from", "2010")
     page.fill("#year-to", "1995")
     page.press("#year-to", "Tab")  # commits the field
-    assert page.evaluate("[window.posterMap.state.yearFrom, window.posterMap.state.yearTo]") == [1995, 2010]
+    assert page.evaluate("window.posterMap.view().years") == [1995, 2010]
     assert (page.input_value("#year-from"), page.input_value("#year-to")) == ("1995", "2010")

@@ -10,7 +10,7 @@ import pytest
 from mapdata import points_of
 from test_page import HOSTILE, browser, open_map, page, settle, site  # noqa: F401  (fixtures and helpers)
 
-TRANSFORM = "(() => { const t = window.posterMap.state.transform; return [t.x, t.y, t.k]; })()"
+TRANSFORM = "(() => { const t = window.posterMap.view().transform; return [t.x, t.y, t.k]; })()"
 TABLEAU10 = ["#4e79a7", "#f28e2c", "#e15759", "#76b7b2", "#59a14f", "#edc949", "#af7aa1", "#ff9da7", "#9c755f",
              "#bab0ab"]
 
@@ -21,12 +21,9 @@ def members(data, cluster):
 
 def screen_points(page):
     """Every poster's centre on screen (css px, page coordinates), by id."""
-    return page.evaluate("""() => {
-        const m = window.posterMap.state;
-        return Object.fromEntries(m.P.id.map((id) => {
-            const p = window.posterMap.screenPosition(id);
-            return [id, [p.x, p.y]]; }));
-    }""")
+    return page.evaluate("""() => Object.fromEntries(window.posterMap.ids().map((id) => {
+        const p = window.posterMap.screenPosition(id);
+        return [id, [p.x, p.y]]; }))""")
 
 
 def pixel(page, x, y):
@@ -42,15 +39,16 @@ def poster_colours(page):
     """Each poster's colour on screen, by id: the per-channel median over a 5x5 grid across the middle of
     its box (so that a line or a label drawn across it does not decide)."""
     return page.evaluate("""() => {
-        const m = window.posterMap.state, l = m.layouts[m.layout], t = m.transform, dpr = m.dpr;
-        const ctx = document.getElementById('map').getContext('2d');
+        const c = document.getElementById('map'), r = c.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
+        const ctx = c.getContext('2d');
         const out = {};
-        m.P.id.forEach((id, i) => {
-            const a = m.P.aspect[i], w = a >= 1 ? l.slot : l.slot * a, h = a >= 1 ? l.slot / a : l.slot;
+        window.posterMap.ids().forEach((id) => {
+            const b = window.posterMap.screenBox(id), w = b.x1 - b.x0, h = b.y1 - b.y0;
+            const cx = (b.x0 + b.x1) / 2 - r.left, cy = (b.y0 + b.y1) / 2 - r.top;
             const samples = [[], [], []];
             for (let u = 0; u < 5; u++) for (let v = 0; v < 5; v++) {
-                const x = t.x + t.k * (l.wx[i] + (u / 4 - 0.5) * 0.6 * w);
-                const y = t.y + t.k * (l.wy[i] + (v / 4 - 0.5) * 0.6 * h);
+                const x = cx + (u / 4 - 0.5) * 0.6 * w;
+                const y = cy + (v / 4 - 0.5) * 0.6 * h;
                 const d = ctx.getImageData(Math.round(x * dpr), Math.round(y * dpr), 1, 1).data;
                 for (let c = 0; c < 3; c++) samples[c].push(d[c]);
             }
@@ -165,7 +163,7 @@ def test_a_region_flies_to_its_posters_shows_its_years_and_a_bar_filters_to_them
     busiest = max(counts, key=counts.get)
     page.locator(f"#selection-years-chart rect.bar[data-from='{busiest}']").click()
     assert page.input_value("#year-from") == str(busiest) and page.input_value("#year-to") == str(busiest)
-    assert page.evaluate("[window.posterMap.state.yearFrom, window.posterMap.state.yearTo]") == [busiest, busiest]
+    assert page.evaluate("window.posterMap.view().years") == [busiest, busiest]
     page.watch.assert_clean()
 
 
@@ -228,9 +226,9 @@ def check_outlines(page, shapes, colour_of):
     """Each shape's outline (grown by half a poster's diagonal, as the page draws it) is drawn in its colour:
     the middles of its edges that lie on the bare background with colour by cluster off, and at least two
     of each, take that colour with it on."""
-    view = page.evaluate("""() => { const m = window.posterMap.state, t = m.transform,
+    view = page.evaluate("""() => { const v = window.posterMap.view(), t = v.transform,
         r = document.getElementById('map').getBoundingClientRect();
-        return {side: m.side, slot: m.layouts.tsne.slot, x: r.left + t.x, y: r.top + t.y, k: t.k}; }""")
+        return {side: v.side, slot: v.slot, x: r.left + t.x, y: r.top + t.y, k: t.k}; }""")
 
     def on_screen(x, y):
         return view["x"] + view["k"] * (x + 1) / 2 * view["side"], view["y"] + view["k"] * (1 - y) / 2 * view["side"]
@@ -283,7 +281,7 @@ def test_colour_by_cluster_tints_each_cluster_and_outlines_regions_then_clusters
     white = [217, 217, 217]  # rgba(255, 255, 255, 0.85) over the background
     check_outlines(page, data["meta"]["regions"], lambda shape: white)
     box = page.locator("#map").bounding_box()
-    page.evaluate(f"""() => {{ const m = window.posterMap.state, k = 1.7;
+    page.evaluate(f"""() => {{ const m = window.posterMap.view(), k = 1.7;
         window.posterMap.zoomTo(k, ({box["width"]} - k * m.side) / 2, ({box["height"]} - k * m.side) / 2); }}""")
     settle(page)
     assert page.evaluate("window.posterMap.outlines()") == "clusters"
@@ -318,7 +316,7 @@ def test_a_lasso_selects_exactly_the_posters_inside_it(page, site):
     assert set(page.evaluate("window.posterMap.selection()")) == expected
     assert page.locator("#selection-title").inner_text() == "Lasso selection"
     assert page.locator("#selection-count").inner_text().startswith(f"{len(expected)} poster")
-    assert page.evaluate("window.posterMap.state.selected") == -1  # the drag opened no poster
+    assert page.evaluate("window.posterMap.view().selected") is None  # the drag opened no poster
     # The button draws one without shift, once.
     page.keyboard.press("Escape")
     settle(page)

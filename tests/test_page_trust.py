@@ -114,7 +114,7 @@ def test_titles_stay_text_in_the_tooltip_and_the_pairs_captions(browser, folder)
     page.goto(f"{server.url}index.html?hostile.json")
     page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
     page.click("#layout-grid")  # no overlaps: the pointer is over the poster aimed at
-    page.wait_for_function("!window.posterMap.state.fade && window.posterMap.state.layout === 'grid'")
+    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
     pos = page.evaluate("id => window.posterMap.screenPosition(id)", hostile["id"])
     page.mouse.move(pos["x"], pos["y"])
     page.wait_for_selector("#tooltip:not([hidden])")

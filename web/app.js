@@ -1,15 +1,36 @@
-// The poster map: loading and the shared state. The other modules:
+// The poster map: loading, the map's data, and the wiring of the other modules:
 //   loader.js      fetching data.json and images (bounded, prioritised, cached)
-//   renderer.js    drawing frames from the tile pyramid, composing tiles and overlays
+//   renderer.js    drawing frames from the tile pyramid, composing tiles and overlays, highlights
 //   interaction.js zoom and pan, picking, hover, click, keyboard, fly-to, layouts
-//   panels.js      the poster panel, search, closest pairs, year filter and colours
+//   panels.js      the poster panel, search, closest pairs, year filter and decade colours
 //   clusters.js    the clusters panel, colour by cluster, the lasso, selections and their export
+//   look.js        what the overlays show (years, colouring, selection): the one owner, with its setters
+//   geometry.js    where posters and tiles lie (the same as stage 3's contracts/geometry.py)
 //   logic.js       pure functions, unit-tested with node --test
+//
+// The modules do not call each other: they announce what happened through these events (a d3.dispatch,
+// as d3-zoom uses), and app.js below says who listens, in the order listed:
+//   look (what)                 the look changed: "years", "colouring" or "selection"
+//                               -> the renderer (overlays anew), panels and clusters (their controls)
+//   pick (i, how)               the map or a thumbnail was clicked: poster i (-1: none), how = {fly}
+//                               -> panels (choose it)
+//   poster (i, how)             poster i was chosen (-1: none), its panel shown
+//                               -> interaction (fly to it, or bring it out from under the panel),
+//                                  clusters (the permalink)
+//   fit (box, duration)         show the world box [x0, y0, x1, y1] whole -> interaction
+//   view (transform, duration)  go back to a view -> interaction
+//   lasso (phase)               "start": a lasso is being drawn; "end": it was -> interaction (no tooltip,
+//                               and the click that ends it picks no poster)
+//   hash (animate)              the URL's hash changed, or the map was just made
+//                               -> clusters (the selection), then panels (the poster), as a link names them
+//   escape (handled)            Esc -> panels, then clusters: the first with something open closes it
+//   frame (offer)               a frame has budget left -> clusters (a lasso being resolved)
 import { clusters } from "./clusters.js";
 import { interaction } from "./interaction.js";
 import { fetchJson } from "./loader.js";
-import { deepestComposedLevel, makePresence, tileUrl, toWorld } from "./geometry.js";
+import { deepestComposedLevel, makePresence, posterBox, tileUrl, toWorld } from "./geometry.js";
 import { assetUrl, dataUrlFromQuery, pathFor, readColumns, validateMap } from "./logic.js";
+import { createLook } from "./look.js";
 import { panels } from "./panels.js";
 import { Renderer } from "./renderer.js";
 
@@ -21,13 +42,19 @@ const PAGE_URL = window.location.href;
 
 const thumbUrls = new Map(); // poster index -> its thumbnail's URL, once resolved
 
+const events = d3.dispatch("look", "pick", "poster", "fit", "view", "lasso", "hash", "escape", "frame");
+let byId = null; // poster id -> index
+
 const map = {
   dataUrl: "", dataName: "", meta: null, P: null, n: 0, side: 0, layouts: {}, layout: "tsne",
   transform: d3.zoomIdentity, home: d3.zoomIdentity, dpr: 1, width: 0, height: 0,
-  selected: -1, hover: -1, yearFrom: -Infinity, yearTo: Infinity, decades: false, clusterColours: false,
-  selection: null, suppressClick: false, clusterTints: [],
+  selected: -1, hover: -1, clusterTints: [],
   fade: null, thumbSize: 256, renderer: null, frame: 0,
-  $, canvas, d3,
+  $, canvas, d3, events, look: createLook(events),
+  /** The index of poster `id`, or -1. */
+  indexOf(id) {
+    return byId?.get(id) ?? -1;
+  },
   /** A path from the data file as a URL in the page's folder, or null (and a notice) if it leaves it. */
   asset(rel) {
     try {
@@ -58,6 +85,25 @@ const map = {
     if (map.P.page) return map.P.page[i] || "";
     return map.meta.paths.page ? map.meta.paths.page.replaceAll("{id}", map.P.id[i]) : "";
   },
+  /** A poster's thumbnail as a button that picks it ("pick", flying to it): similar posters, a selection's. */
+  thumbButton(j, similarity) {
+    const P = map.P;
+    const year = Number.isFinite(P.year[j]) ? P.year[j] : "?";
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "similar";
+    button.dataset.id = P.id[j];
+    button.title = similarity == null ? `${P.title[j]} (${year})`
+      : `${P.title[j]} (${year}) · similarity ${similarity.toFixed(3)}`;
+    const img = document.createElement("img");
+    const src = map.asset(map.thumbPath(j));
+    if (src) img.src = src;
+    img.alt = P.title[j];
+    img.loading = "lazy";
+    button.append(img);
+    button.addEventListener("click", () => events.call("pick", null, j, { fly: true }));
+    return button;
+  },
   requestDraw() {
     if (map.frame) return;
     map.frame = requestAnimationFrame(() => {
@@ -66,13 +112,13 @@ const map = {
     });
   },
 };
-window.posterMap = { ready: false, map };
+window.posterMap = { ready: false };
 
 function draw() {
   if (!map.n) return;
   const complete = map.fade ? map.renderer.draw(map.fade.from, map.fade.to, map.fade.t)
     : map.renderer.draw(map.layout);
-  ui.drawHighlights();
+  map.renderer.drawHighlights(map.layout);
   clusterUi.draw(map.renderer.ctx);
   if (complete && !window.posterMap.firstView) window.posterMap.firstView = performance.now();
 }
@@ -156,6 +202,7 @@ function setUp(data) {
   map.meta = data.meta;
   map.P = readColumns(data.columns, data.meta);
   map.n = map.P.n;
+  byId = new Map(map.P.id.map((id, i) => [id, i]));
   map.thumbSize = data.meta.thumb_size || 256;
   if (data.meta.features && data.meta.features.random_weights) {
     $("notice").textContent = "This map was made with random network weights (a test run): "
@@ -180,27 +227,81 @@ function setUp(data) {
   window.posterMap.firstDraw = performance.now();
   window.posterMap.ready = true;
   document.body.dataset.ready = "true";
-  panelUi.restoreFromHash(false);
+  events.call("hash", null, false);
 }
 
 const panelUi = panels(map);
-const ui = interaction(map, panelUi);
-const clusterUi = clusters(map, panelUi, PAGE_URL);
-map.ui = ui;
-map.panels = panelUi;
-map.clusterUi = clusterUi;
+const clusterUi = clusters(map, PAGE_URL);
+const ui = interaction(map, {
+  cover: () => panelUi.cover(), busy: () => clusterUi.busy(), wantsLasso: (event) => clusterUi.wantsLasso(event),
+});
+// Who listens to what (see the list at the top), in this order.
+events.on("look.panels", panelUi.followLook);
+events.on("look.clusters", clusterUi.followLook);
+events.on("pick.panels", (i, how = {}) => panelUi.select(i, { fly: !!how.fly }));
+events.on("poster.interaction", ui.showPoster);
+events.on("poster.clusters", clusterUi.writeHash);
+events.on("fit.interaction", ([x0, y0, x1, y1], duration) => ui.fitBox(x0, y0, x1, y1, duration));
+events.on("view.interaction", (transform, duration) => ui.zoomTo(transform, duration));
+events.on("lasso.interaction", ui.lasso);
+events.on("hash.clusters", clusterUi.restore);
+events.on("hash.panels", panelUi.restoreFromHash);
+events.on("escape.panels", panelUi.escape);
+events.on("escape.clusters", clusterUi.escape);
+events.on("frame.clusters", clusterUi.offerWork);
+window.addEventListener("hashchange", () => events.call("hash", null, true));
 
-// Hooks for tests and benchmarks: read-only views and the same actions a user has.
+// The test API: what tests and benchmarks may read and do, the same actions a user has. Nothing else of
+// the page's is reached from outside; README.md ("The page's test API") lists it.
 Object.assign(window.posterMap, {
-  state: map,
+  /** A copy of what the view shows: the zoom transform, the canvas's size and the map square's side (css
+   * px), a poster's slot at zoom 1, the layout, whether layouts are cross-fading, the year filter, the
+   * colouring, the chosen poster's id (or null) and the number of posters. */
+  view: () => ({
+    transform: { x: map.transform.x, y: map.transform.y, k: map.transform.k }, width: map.width,
+    height: map.height, side: map.side, slot: map.layouts[map.layout]?.slot ?? 0, layout: map.layout,
+    fading: !!map.fade, years: [map.look.yearFrom, map.look.yearTo], colouring: map.look.colouring,
+    selected: map.selected >= 0 ? map.P.id[map.selected] : null, count: map.n,
+  }),
+  /** Every poster's id, in the map's order (a later poster is drawn on top). */
+  ids: () => Array.from(map.P.id),
   draw,
-  select: (id) => panelUi.select(panelUi.indexOf(id), { fly: true, duration: 0 }),
+  select: (id) => panelUi.select(map.indexOf(id), { fly: true, duration: 0 }),
+  /** Poster `id`'s centre on screen, in page css px. */
   screenPosition(id) {
-    const i = panelUi.indexOf(id);
+    const i = map.indexOf(id);
     const layout = map.layouts[map.layout];
     const [x, y] = map.transform.apply([layout.wx[i], layout.wy[i]]);
     const rect = canvas.getBoundingClientRect();
     return { x: rect.left + x, y: rect.top + y };
+  },
+  /** Poster `id`'s box on screen {x0, y0, x1, y1}, in page css px. */
+  screenBox(id) {
+    const i = map.indexOf(id);
+    const l = map.layouts[map.layout];
+    const t = map.transform;
+    const rect = canvas.getBoundingClientRect();
+    const [x0, y0, x1, y1] = posterBox(l.wx[i], l.wy[i], map.P.aspect[i], l.slot);
+    return { x0: rect.left + t.x + t.k * x0, y0: rect.top + t.y + t.k * y0, x1: rect.left + t.x + t.k * x1,
+      y1: rect.top + t.y + t.k * y1 };
+  },
+  /** Zoom to scale k with poster `id`'s centre at (x, y), css px of the canvas. */
+  placePoster(id, k, x, y) {
+    const i = map.indexOf(id);
+    const l = map.layouts[map.layout];
+    ui.zoomTo(d3.zoomIdentity.translate(x - l.wx[i] * k, y - l.wy[i] * k).scale(k));
+  },
+  /** The ids of the posters whose centre lies within one tile (of the level drawn) and a slot of the view:
+   * those whose images the page may fetch now. */
+  nearView() {
+    const l = map.layouts[map.layout];
+    const t = map.transform;
+    const grow = l.pyr.spanW / (1 << map.renderer.stats.level) + l.slot;
+    const x0 = -t.x / t.k - grow;
+    const y0 = -t.y / t.k - grow;
+    const x1 = (map.width - t.x) / t.k + grow;
+    const y1 = (map.height - t.y) / t.k + grow;
+    return map.P.id.filter((id, i) => l.wx[i] >= x0 && l.wx[i] <= x1 && l.wy[i] >= y0 && l.wy[i] <= y1);
   },
   zoomTo(k, x, y) {
     ui.zoomTo(d3.zoomIdentity.translate(x, y).scale(k));

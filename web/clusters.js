@@ -2,8 +2,9 @@
 // cluster with outlines and names (regions at the first view, clusters as you zoom in), the lasso,
 // the selection's panel with its years against the map's, its CSV export, and its permalink.
 //
-// A selection (a region, a cluster, or the posters inside a lasso) is map.selection = {kind, members,
-// mask, region | cluster | lasso}: members in index order, mask[i] = 1 for a member. The renderer dims the
+// A selection (a region, a cluster, or the posters inside a lasso) is look.selection = {kind, members,
+// mask, region | cluster | lasso} (look.js): members in index order, mask[i] = 1 for a member. It
+// announces views to show ("fit", "view") and a lasso begun ("lasso"): see the events in app.js. The renderer dims the
 // rest with its overlay tiles (composed within its frame budget), so a selection costs the same
 // frames as the year filter, whatever the number of posters. Outlines, numbers and the lasso are
 // vectors drawn over each frame: a few hundred points at most.
@@ -25,7 +26,7 @@ const REGION_OUTLINE = "rgba(255, 255, 255, 0.85)";
 const SHOWN_PAGE = 20;
 const SHOWN_MAX = 200;
 
-export function clusters(map, panels, pageUrl) {
+export function clusters(map, pageUrl) {
   const { $, canvas } = map;
   let list = []; // meta.clusters, with members (indices) and world outlines
   let regions = []; // meta.regions, likewise, with their clusters' entries
@@ -53,7 +54,6 @@ export function clusters(map, panels, pageUrl) {
     list = [];
     regions = [];
     map.clusterTints = []; // by cluster id, for the renderer's overlay tiles
-    map.renderer.background.push(() => (pending ? [-Infinity, work] : null)); // before any composing
     if (P.cluster && Array.isArray(meta)) {
       const buckets = meta.map(() => []);
       const slot = new Map(meta.map((c, k) => [c.id, k]));
@@ -85,7 +85,7 @@ export function clusters(map, panels, pageUrl) {
     // The outline joins the centres of the outermost posters: move it out by half a poster's diagonal.
     const outline = grownOutline(centres, centroid[0], centroid[1], 0.75 * map.layouts.tsne.slot);
     const members = Int32Array.from(indices);
-    const face = panels.indexOf(c.face);
+    const face = map.indexOf(c.face);
     return { id: c.id, size: members.length, years: c.years, face: face >= 0 ? face : members[0], members,
       outline, centroid };
   }
@@ -192,12 +192,7 @@ export function clusters(map, panels, pageUrl) {
   }
 
   function setSelection(selection) {
-    map.selection = selection;
-    if (selection) {
-      selection.mask = new Uint8Array(map.n);
-      for (const i of selection.members) selection.mask[i] = 1;
-    }
-    if (map.renderer) map.renderer.overlaysChanged();
+    map.look.setSelection(selection && { ...selection, n: map.n });
     writeHash();
     map.requestDraw();
   }
@@ -217,7 +212,7 @@ export function clusters(map, panels, pageUrl) {
   }
 
   function selectGroup(what, group, fly, duration) {
-    if (!map.selection) before = map.transform;
+    if (!map.look.selection) before = map.transform;
     setSelection({ ...what, members: group.members, xs: map.P.x, ys: map.P.y });
     showSelection();
     if (fly && group.members.length) {
@@ -228,7 +223,7 @@ export function clusters(map, panels, pageUrl) {
         places[2 * r + 1] = l.wy[i];
       });
       const [x0, y0, x1, y1] = boxOf(places);
-      map.ui.fitBox(x0 - l.slot, y0 - l.slot, x1 + l.slot, y1 + l.slot, duration);
+      map.events.call("fit", null, [x0 - l.slot, y0 - l.slot, x1 + l.slot, y1 + l.slot], duration);
     }
   }
 
@@ -261,7 +256,7 @@ export function clusters(map, panels, pageUrl) {
     setTimeout(() => {
       if (pending !== done) return; // cleared, or another lasso, meanwhile
       pending = null;
-      if (!map.selection) before = null;
+      if (!map.look.selection) before = null;
       setSelection({ kind: "lasso", lasso: { layout: done.layout, points: done.points },
         members: Int32Array.from(done.found), xs: done.xs, ys: done.ys });
       showSelection();
@@ -269,7 +264,7 @@ export function clusters(map, panels, pageUrl) {
   }
 
   function showSelection() {
-    const s = map.selection;
+    const s = map.look.selection;
     const P = map.P;
     $("pairs").hidden = true;
     $("clusters").hidden = false;
@@ -306,7 +301,7 @@ export function clusters(map, panels, pageUrl) {
     queued += 1;
     setTimeout(() => {
       queued -= 1;
-      if (map.selection === s) job();
+      if (map.look.selection === s) job();
       if (!queued) map.requestDraw(); // so that settled() is asked again
     }, 0);
   }
@@ -338,7 +333,7 @@ export function clusters(map, panels, pageUrl) {
       .attr("class", "bar").attr("x", (b) => x(b.from)).attr("width", x.bandwidth())
       .attr("y", (b) => y(b.share)).attr("height", (b) => y(0) - y(b.share))
       .attr("data-from", (b) => b.from).attr("data-to", (b) => b.to)
-      .on("click", (event, b) => panels.filterYears(b.from, b.to))
+      .on("click", (event, b) => map.look.setYears(b.from, b.to))
       .append("title").text((b) => `${label(b)}: ${b.count} poster${b.count === 1 ? "" : "s"} `
         + `(${Math.round(100 * b.share)}%; the map: ${Math.round(100 * b.mapShare)}%)`);
     const step = [];
@@ -352,10 +347,10 @@ export function clusters(map, panels, pageUrl) {
 
   /** The next page of the selection's most central posters. */
   function showMore() {
-    const s = map.selection;
+    const s = map.look.selection;
     const grid = $("selection-list");
     const from = grid.childElementCount;
-    for (const i of s.central.slice(from, from + SHOWN_PAGE)) grid.append(panels.thumbButton(i, null));
+    for (const i of s.central.slice(from, from + SHOWN_PAGE)) grid.append(map.thumbButton(i, null));
     const shown = grid.childElementCount;
     $("selection-more").hidden = shown >= s.central.length;
     $("selection-status").textContent = s.members.length > shown
@@ -364,14 +359,14 @@ export function clusters(map, panels, pageUrl) {
 
   function clear({ flyBack = true } = {}) {
     pending = null;
-    const wasGroup = map.selection?.kind === "cluster" || map.selection?.kind === "region";
+    const wasGroup = map.look.selection?.kind === "cluster" || map.look.selection?.kind === "region";
     setSelection(null);
-    if (flyBack && wasGroup && before) map.ui.zoomTo(before, 500);
+    if (flyBack && wasGroup && before) map.events.call("view", null, before, 500);
     before = null;
   }
 
   function exportCsv() {
-    const s = map.selection;
+    const s = map.look.selection;
     if (!s) return;
     const P = map.P;
     const rows = Array.from(ordered(s), (i) => {
@@ -392,7 +387,7 @@ export function clusters(map, panels, pageUrl) {
 
   // -- the permalink --------------------------------------------------------------------------
   function writeHash() {
-    const s = map.selection;
+    const s = map.look.selection;
     const hash = makeHash({
       poster: map.selected >= 0 ? map.P.id[map.selected] : null,
       cluster: s?.kind === "cluster" ? s.cluster : null,
@@ -407,7 +402,7 @@ export function clusters(map, panels, pageUrl) {
   /** The selection the hash names, if it differs from the one shown. */
   function restore(animate) {
     const { cluster, region, lasso } = parseHash(window.location.hash);
-    const s = map.selection;
+    const s = map.look.selection;
     if (cluster !== null && available()) {
       if (s?.kind !== "cluster" || s.cluster !== cluster) selectCluster(cluster, { duration: animate ? 750 : 0 });
     } else if (region !== null && regions.length) {
@@ -455,32 +450,18 @@ export function clusters(map, panels, pageUrl) {
     });
     $("selection-export").addEventListener("click", exportCsv);
     $("selection-more").addEventListener("click", () => {
-      if (map.selection) showMore();
+      if (map.look.selection) showMore();
     });
     $("cluster-colours").addEventListener("change", (event) => {
-      map.clusterColours = event.target.checked;
-      if (map.clusterColours && map.decades) {
-        map.decades = false;
-        $("decades").checked = false;
-        $("legend").hidden = true;
-      }
-      if (map.renderer) map.renderer.overlaysChanged();
-    });
-    $("decades").addEventListener("change", (event) => {
-      if (event.target.checked && map.clusterColours) {
-        map.clusterColours = false;
-        $("cluster-colours").checked = false;
-        if (map.renderer) map.renderer.overlaysChanged();
-      }
+      map.look.setColouring(event.target.checked ? "clusters" : null);
     });
     $("lasso").addEventListener("click", () => setLassoMode(!lassoMode));
     canvas.addEventListener("pointerdown", (event) => {
-      map.suppressClick = false;
       if (!map.n || map.fade || event.button !== 0 || !wantsLasso(event)) return;
       event.preventDefault();
       canvas.setPointerCapture(event.pointerId);
       drawing = point(event);
-      map.ui.hideTooltip();
+      map.events.call("lasso", null, "start");
       map.requestDraw();
     });
     canvas.addEventListener("pointermove", (event) => {
@@ -492,7 +473,7 @@ export function clusters(map, panels, pageUrl) {
       if (!drawing) return;
       const path = thinPath(simplifyPath(drawing, 3), LIMITS.lasso); // a permalink can hold it
       drawing = null;
-      map.suppressClick = true; // the click that ends a drag selects no poster
+      map.events.call("lasso", null, "end"); // the click that ends the drag picks no poster
       setLassoMode(false);
       if (event.type === "pointercancel" || path.length < 6) {
         map.requestDraw();
@@ -522,7 +503,7 @@ export function clusters(map, panels, pageUrl) {
 
   function draw(ctx) {
     const t = map.transform;
-    const s = map.selection;
+    const s = map.look.selection;
     const tsne = map.layout === "tsne" && !map.fade;
     ctx.setTransform(map.dpr * t.k, 0, 0, map.dpr * t.k, map.dpr * t.x, map.dpr * t.y);
     const line = 1 / t.k;
@@ -588,35 +569,44 @@ export function clusters(map, panels, pageUrl) {
   /** Which outlines the map shows now, with colour by cluster on: "regions", "clusters" or null (see above). */
   function shownLevel() {
     const t = map.transform;
-    if (!map.clusterColours || map.layout !== "tsne" || map.fade) return null;
+    if (map.look.colouring !== "clusters" || map.layout !== "tsne" || map.fade) return null;
     if (!(map.layouts.tsne.slot * t.k < OUTLINES_BELOW_PX || t.k <= OUTLINES_UP_TO_ZOOM)) return null;
     return regions.length && regions.length < list.length && t.k < REGIONS_BELOW_ZOOM ? "regions" : "clusters";
   }
 
-  /** Esc: the lasso being drawn, then the selection (the map comes back), then the panel. */
-  function escape() {
+  /** "frame": a lasso being resolved takes its chunk first, before any composing. */
+  function offerWork(offer) {
+    if (pending) offer([-Infinity, work]);
+  }
+
+  /** "look": the cluster box follows the colouring, whoever set it. */
+  function followLook() {
+    $("cluster-colours").checked = map.look.colouring === "clusters";
+  }
+
+  /** "escape", after panels.js: the lasso being drawn, then the selection (the map comes back), then the panel. */
+  function escape(handled) {
+    if (handled.done) return;
+    handled.done = true;
     if (drawing || lassoMode) {
       drawing = null;
       setLassoMode(false);
       map.requestDraw();
-      return true;
-    }
-    if (map.selection || pending) {
+    } else if (map.look.selection || pending) {
       clear();
       if (available() && !$("clusters").hidden) showList();
       else $("clusters").hidden = true;
-      return true;
-    }
-    if (!$("clusters").hidden) {
+    } else if (!$("clusters").hidden) {
       $("clusters").hidden = true;
-      return true;
+    } else {
+      handled.done = false;
     }
-    return false;
   }
 
   return {
     setUp, showControls, wire, draw, escape, restore, writeHash, wantsLasso, selectCluster, selectRegion, shownLevel,
+    offerWork, followLook,
     busy: () => !!pending || !!drawing || queued > 0,
-    selection: () => (map.selection ? Array.from(ordered(map.selection), (i) => map.P.id[i]) : null),
+    selection: () => (map.look.selection ? Array.from(ordered(map.look.selection), (i) => map.P.id[i]) : null),
   };
 }

@@ -1,15 +1,21 @@
 // Interaction: d3-zoom for pan and zoom (mouse, wheel, touch), a d3-quadtree for picking,
-// hover, click, keyboard, fly-to, the layout switch, and the highlights drawn over a frame.
+// hover, click, keyboard, fly-to and the layout switch. It announces a poster picked ("pick") and Esc
+// ("escape"), and moves the view when told to ("poster", "fit", "view"): see the events in app.js.
 import { pick as topmost, posterBox } from "./geometry.js";
 import { centreOn, keepsKeys } from "./logic.js";
 
 const FLY_SIZE = 160; // css px a poster is shown at after "fly to"
 
-export function interaction(map, panels) {
+/**
+ * `asks` are the questions this module puts to others, given by app.js: cover() (how much of the canvas
+ * the open panels hide, [right, bottom]), busy() (a lasso is being drawn or computed) and
+ * wantsLasso(event) (whether a drag draws a lasso rather than pans).
+ */
+export function interaction(map, asks) {
   const { $, canvas, d3 } = map;
   // A shift-drag, or any drag in lasso mode, draws a lasso (clusters.js) instead of panning.
   const zoom = d3.zoom().filter((event) => {
-    if ((event.type === "mousedown" || event.type === "touchstart") && map.clusterUi?.wantsLasso(event)) return false;
+    if ((event.type === "mousedown" || event.type === "touchstart") && asks.wantsLasso(event)) return false;
     return (!event.ctrlKey || event.type === "wheel") && !event.button;
   }).on("zoom", (event) => {
     map.transform = event.transform;
@@ -57,14 +63,14 @@ export function interaction(map, panels) {
   function flyTo(i, duration = 750) {
     const l = layout();
     const k = Math.min(zoom.scaleExtent()[1], Math.max(map.transform.k, FLY_SIZE / l.slot));
-    const [covered, below] = panels.cover();
+    const [covered, below] = asks.cover();
     const c = centreOn(l.wx[i], l.wy[i], k, map.width - covered, map.height - below);
     zoomTo(d3.zoomIdentity.translate(c.x, c.y).scale(c.k), duration);
   }
 
   /** Zoom to show the world box [x0, x1] x [y0, y1] whole, in the part of the map the panels leave. */
   function fitBox(x0, y0, x1, y1, duration = 750) {
-    const [covered, below] = panels.cover();
+    const [covered, below] = asks.cover();
     const w = map.width - covered;
     const h = map.height - below;
     const [lo, hi] = zoom.scaleExtent();
@@ -79,7 +85,7 @@ export function interaction(map, panels) {
     const l = layout();
     const t = map.transform;
     const [bx, by, bx1, by1] = posterBox(l.wx[i], l.wy[i], map.P.aspect[i], l.slot);
-    const [covered, below] = panels.cover();
+    const [covered, below] = asks.cover();
     const w = map.width - covered;
     const h = map.height - below;
     const margin = 8;
@@ -96,44 +102,6 @@ export function interaction(map, panels) {
     const dx = shift(x0, x1, w);
     const dy = shift(y0, y1, h);
     if (dx || dy) zoomTo(d3.zoomIdentity.translate(t.x + dx, t.y + dy).scale(t.k), duration);
-  }
-
-  function drawHighlights() {
-    const ctx = canvas.getContext("2d");
-    const t = map.transform;
-    const l = layout();
-    const P = map.P;
-    ctx.setTransform(map.dpr * t.k, 0, 0, map.dpr * t.k, map.dpr * t.x, map.dpr * t.y);
-    const line = 2 / t.k;
-    const box = (i) => {
-      const [x0, y0, x1, y1] = posterBox(l.wx[i], l.wy[i], P.aspect[i], l.slot);
-      return [x0, y0, x1 - x0, y1 - y0]; // as the canvas wants it: x, y, width, height
-    };
-    if (map.selected >= 0 && !map.fade) {
-      ctx.strokeStyle = "rgba(107, 140, 255, 0.9)";
-      ctx.lineWidth = line;
-      for (let r = 0; r < P.k; r++) {
-        const j = P.neighbors[map.selected * P.k + r];
-        if (j < 0 || j >= map.n) continue;
-        const [x, y, w, h] = box(j);
-        ctx.strokeRect(x, y, w, h);
-      }
-      // The selected poster on top of any overlap, from its thumbnail once loaded.
-      const [x, y, w, h] = box(map.selected);
-      const thumb = map.renderer.thumbs.get(`t${map.selected}`);
-      if (thumb) ctx.drawImage(thumb, x, y, w, h);
-      else map.renderer.thumbs.want(`t${map.selected}`, map.thumbUrl(map.selected), -1e9);
-      ctx.strokeStyle = "#ffd24a";
-      ctx.lineWidth = line * 2;
-      ctx.strokeRect(x - line, y - line, w + 2 * line, h + 2 * line);
-    }
-    if (map.hover >= 0 && map.hover !== map.selected && !map.fade) {
-      const [x, y, w, h] = box(map.hover);
-      ctx.strokeStyle = "#fff";
-      ctx.lineWidth = line;
-      ctx.strokeRect(x, y, w, h);
-    }
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
   }
 
   // Switching layouts: the two pyramids cross-fade while the view stays put (each frame costs
@@ -163,7 +131,18 @@ export function interaction(map, panels) {
     }
   }
 
+  let lassoEnded = false; // a lasso was drawn since the pointer went down: its click picks nothing
+
+  /** "lasso": no tooltip while one is drawn, and no poster picked by the click that ends it. */
+  function lasso(phase) {
+    if (phase === "start") hideTooltip();
+    else lassoEnded = true;
+  }
+
   function wire() {
+    canvas.addEventListener("pointerdown", () => {
+      lassoEnded = false;
+    });
     // The canvas changes size with the window, and when the bar above it wraps onto another line
     // (a notice, the layout buttons, the legend): keep its sizes true. The view is left as it is:
     // moving it here would cut short a zoom under way (a key press, a fly-to).
@@ -175,7 +154,7 @@ export function interaction(map, panels) {
       map.requestDraw();
     }).observe(canvas);
     canvas.addEventListener("pointermove", (event) => {
-      if (!map.n || map.fade || map.clusterUi.busy()) return;
+      if (!map.n || map.fade || asks.busy()) return;
       const i = pick(event.clientX, event.clientY);
       const tip = $("tooltip");
       if (i !== map.hover) {
@@ -195,16 +174,16 @@ export function interaction(map, panels) {
     });
     canvas.addEventListener("pointerleave", hideTooltip);
     canvas.addEventListener("click", (event) => {
-      if (!map.n || map.fade || map.suppressClick) return;
+      if (!map.n || map.fade || lassoEnded) return;
       hideTooltip();
-      panels.select(pick(event.clientX, event.clientY));
+      map.events.call("pick", null, pick(event.clientX, event.clientY));
     });
     $("layout-tsne").addEventListener("click", () => switchLayout("tsne"));
     $("layout-grid").addEventListener("click", () => switchLayout("grid"));
     window.addEventListener("keydown", (event) => {
       if (!map.n) return;
       if (event.key === "Escape") { // always: whatever has the focus (search handles its own first)
-        panels.escape();
+        map.events.call("escape", null, { done: false });
         return;
       }
       if (keepsKeys(event.target)) return; // text typed in a field; checkboxes and buttons keep none
@@ -224,8 +203,15 @@ export function interaction(map, panels) {
     canvas.height = Math.round(map.height * map.dpr);
   }
 
+  /** "poster": fly to the poster chosen, or at least bring it out from under the panel. */
+  function showPoster(i, { fly = false, duration = 750 } = {}) {
+    if (i < 0) return;
+    if (fly) flyTo(i, duration);
+    else reveal(i); // never left under the panel or the bottom sheet
+  }
+
   return {
-    setUp, wire, pick, flyTo, fitBox, reveal, zoomTo, drawHighlights, switchLayout, hideTooltip, resizeCanvas,
+    setUp, wire, pick, showPoster, fitBox, zoomTo, switchLayout, hideTooltip, lasso, resizeCanvas,
     flying: () => performance.now() < flyingUntil,
   };
 }

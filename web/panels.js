@@ -1,4 +1,6 @@
 // Panels and controls: the poster panel, search, closest pairs, the year filter and decade colours.
+// It announces the poster chosen ("poster") and sets the year filter and colouring through the look
+// (look.js), whose "look" event it follows to keep its controls true: see the events in app.js.
 // No data string is ever parsed as HTML: titles go in with textContent.
 import { fetchJson } from "./loader.js";
 import {
@@ -7,20 +9,14 @@ import {
 
 export function panels(map) {
   const { $ } = map;
-  let byId = null;
   let searchIndex = null; // built on the first search: not on the way to the first view
   let suggestions = [];
   let active = -1;
   let pairs = null;
   let morePairs = 0; // listed in the pairs file past LIMITS.pairs, or unreadable: not shown
 
-  function indexOf(id) {
-    return byId?.get(id) ?? -1;
-  }
-
   function setUp() {
     const P = map.P;
-    byId = new Map(P.id.map((id, i) => [id, i]));
     const [lo, hi] = yearExtent(P.year);
     if (lo !== null) {
       for (const [id, value] of [["year-from", lo], ["year-to", hi]]) {
@@ -48,11 +44,7 @@ export function panels(map) {
       swatch.className = "swatch";
       swatch.style.background = decadeColour(decade, map.palette, map.firstDecade);
       button.append(swatch, `${decade}s`);
-      button.addEventListener("click", () => {
-        $("year-from").value = String(decade);
-        $("year-to").value = String(decade + 9);
-        applyYears();
-      });
+      button.addEventListener("click", () => map.look.setYears(decade, decade + 9));
       item.append(button);
       legend.append(item);
     }
@@ -60,10 +52,22 @@ export function panels(map) {
 
   function applyYears() {
     const range = yearRange($("year-from").value, $("year-to").value);
-    map.yearFrom = range.from;
-    map.yearTo = range.to;
-    if (map.renderer) map.renderer.overlaysChanged();
+    map.look.setYears(range.from, range.to);
     return range;
+  }
+
+  /** "look": the decade box and the legend follow the colouring, whoever set it. */
+  function followLook(what) {
+    const { look } = map;
+    $("decades").checked = look.colouring === "decades";
+    $("legend").hidden = look.colouring !== "decades";
+    // The year fields show a filter set elsewhere (a legend entry, a bar of a selection's histogram);
+    // one typed in them is left as typed.
+    const shown = yearRange($("year-from").value, $("year-to").value);
+    if (what === "years" && (shown.from !== look.yearFrom || shown.to !== look.yearTo)) {
+      $("year-from").value = Number.isFinite(look.yearFrom) ? String(look.yearFrom) : "";
+      $("year-to").value = Number.isFinite(look.yearTo) ? String(look.yearTo) : "";
+    }
   }
 
   // How much of the canvas the open panels hide: [from the right, from the bottom].
@@ -76,17 +80,12 @@ export function panels(map) {
     return [0, Math.max(0, map.canvas.getBoundingClientRect().bottom - top)];
   }
 
+  /** Choose poster i (-1: none): its panel opens, then "poster" tells the others (the view, the hash). */
   function select(i, { fly = false, duration = 750 } = {}) {
     map.selected = i;
-    map.clusterUi.writeHash();
-    if (i < 0) {
-      $("panel").hidden = true;
-      map.requestDraw();
-      return;
-    }
-    showPanel(i);
-    if (fly) map.ui.flyTo(i, duration);
-    else map.ui.reveal(i); // never left under the panel or the bottom sheet
+    if (i < 0) $("panel").hidden = true;
+    else showPanel(i);
+    map.events.call("poster", null, i, { fly, duration });
     map.requestDraw();
   }
 
@@ -116,42 +115,25 @@ export function panels(map) {
     similar.replaceChildren();
     for (let r = 0; r < P.k; r++) {
       const j = P.neighbors[i * P.k + r];
-      if (j >= 0 && j < map.n) similar.append(thumbButton(j, P.similarity[i * P.k + r]));
+      if (j >= 0 && j < map.n) similar.append(map.thumbButton(j, P.similarity[i * P.k + r]));
     }
   }
 
-  function thumbButton(j, similarity) {
-    const P = map.P;
-    const year = Number.isFinite(P.year[j]) ? P.year[j] : "?";
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "similar";
-    button.dataset.id = P.id[j];
-    button.title = similarity == null ? `${P.title[j]} (${year})`
-      : `${P.title[j]} (${year}) · similarity ${similarity.toFixed(3)}`;
-    const img = document.createElement("img");
-    const src = map.asset(map.thumbPath(j));
-    if (src) img.src = src;
-    img.alt = P.title[j];
-    img.loading = "lazy";
-    button.append(img);
-    button.addEventListener("click", () => select(j, { fly: true }));
-    return button;
-  }
-
+  /** "hash": the poster the URL names, if another is shown (after the selection: app.js orders them). */
   function restoreFromHash(animate) {
-    if (!byId) return;
-    map.clusterUi.restore(animate);
+    if (!map.n) return;
     const id = posterFromHash(window.location.hash);
-    const i = id ? indexOf(id) : -1;
+    const i = id ? map.indexOf(id) : -1;
     if (i >= 0 && i !== map.selected) select(i, { fly: true, duration: animate ? 750 : 0 });
   }
 
-  // Esc: the closest pairs, then the poster's panel, then the lasso, the selection and the clusters panel.
-  function escape() {
+  // "escape": the closest pairs, then the poster's panel (then clusters.js: the lasso, the selection...).
+  function escape(handled) {
+    if (handled.done) return;
+    handled.done = true;
     if (!$("pairs").hidden) $("pairs").hidden = true;
     else if (map.selected >= 0) select(-1);
-    else map.clusterUi.escape();
+    else handled.done = false;
   }
 
   // -- search -----------------------------------------------------------------------------
@@ -253,13 +235,13 @@ export function panels(map) {
     list.replaceChildren();
     const P = map.P;
     for (const pair of pairs) {
-      const a = indexOf(pair.a);
-      const b = indexOf(pair.b);
+      const a = map.indexOf(pair.a);
+      const b = map.indexOf(pair.b);
       if (a < 0 || b < 0) continue;
       const item = document.createElement("li");
       const row = document.createElement("div");
       row.className = "pair";
-      row.append(thumbButton(a, null), thumbButton(b, null));
+      row.append(map.thumbButton(a, null), map.thumbButton(b, null));
       const caption = document.createElement("div");
       caption.className = "caption";
       caption.textContent = `${P.title[a]} — ${P.title[b]} · ${pair.similarity.toFixed(3)}`;
@@ -290,20 +272,10 @@ export function panels(map) {
     $("year-from").addEventListener("change", commitYears);
     $("year-to").addEventListener("change", commitYears);
     $("decades").addEventListener("change", (event) => {
-      map.decades = event.target.checked;
-      $("legend").hidden = !map.decades;
-      if (map.renderer) map.renderer.overlaysChanged();
+      map.look.setColouring(event.target.checked ? "decades" : null);
     });
-    window.addEventListener("hashchange", () => restoreFromHash(true));
     wireSearch();
   }
 
-  /** Show only the years from..to (inclusive), as if typed into the year fields. */
-  function filterYears(from, to) {
-    $("year-from").value = String(from);
-    $("year-to").value = String(to);
-    return applyYears();
-  }
-
-  return { setUp, wire, select, indexOf, cover, escape, restoreFromHash, thumbButton, filterYears };
+  return { setUp, wire, select, cover, escape, restoreFromHash, followLook };
 }

@@ -26,8 +26,10 @@ const BUCKETED_LEVELS = 6;
 
 export class Renderer {
   /**
-   * `map` gives: P (columns), layouts[name] = {wx, wy, slot, tree, pyr}, thumbUrl(i), thumbSize,
-   * and the view: transform, width, height, dpr; filters: yearFrom, yearTo, decades.
+   * `map` gives: P (columns), layouts[name] = {wx, wy, slot, tree, pyr}, thumbUrl(i), thumbSize, the
+   * view (transform, width, height, dpr, selected, hover), `look` (look.js: filters, colouring,
+   * selection; its "look" event makes the overlays anew) and `events` ("frame" asks other modules for
+   * work within a frame's budget).
    */
   constructor(canvas, map, requestDraw) {
     this.canvas = canvas;
@@ -47,9 +49,9 @@ export class Renderer {
     this.overlayVersion = 0;
     this.buckets = new Map(); // "layout/z" -> Map(tile index -> poster indices, ascending): see tileMembers
     this.jobs = []; // composing wanted this frame: [priority, fn]
-    this.background = []; // functions giving other work for a frame's budget ([priority, fn]) or null
     this.drawn = new Map(); // this frame: target tile key -> level drawn
     this.stats = { frames: 0, lastMs: 0, level: 0, complete: false, fallbacks: 0 };
+    map.events.on("look.renderer", () => this.overlaysChanged());
   }
 
   /** Call when the year filter, the selection or the colouring changes: overlay tiles are composed anew. */
@@ -60,8 +62,7 @@ export class Renderer {
   }
 
   overlayActive() {
-    const m = this.map;
-    return m.decades || m.clusterColours || !!m.selection || m.yearFrom !== -Infinity || m.yearTo !== Infinity;
+    return this.map.look.active();
   }
 
   levelFor(layout) {
@@ -89,10 +90,7 @@ export class Renderer {
     if (fadeTo) complete = this.drawLayout(m.layouts[fadeTo], fadeTo, fade) && complete;
     this.tiles.pump();
     this.thumbs.pump();
-    for (const more of this.background) {
-      const job = more();
-      if (job) this.jobs.push(job);
-    }
+    this.map.events.call("frame", null, (job) => this.jobs.push(job)); // others' work, within the budget
     this.runJobs();
     this.stats.frames += 1;
     this.stats.lastMs = performance.now() - started;
@@ -141,7 +139,7 @@ export class Renderer {
         if (!got) {
           // A tile that failed to load stays drawn from its ancestor: nothing more will come.
           if (z >= pyr.levels || !this.tiles.failed(`${name}/${z}/${x}/${y}`)) complete = false;
-          [level, source] = this.ancestor(layout, name, z, x, y);
+          [level, source] = this.ancestor("base", layout, name, z, x, y);
         }
         this.drawn.set(`${name}/${z}/${x}/${y}`, source ? level : -1);
         if (source) this.blit(source, pyr, z, x, y, level);
@@ -168,12 +166,25 @@ export class Renderer {
     return this.clientTile(layout, name, z, x, y, priority);
   }
 
-  /** [level, image] of the nearest ready ancestor of (z, x, y), or [-1, null]. */
-  ancestor(layout, name, z, x, y) {
+  /**
+   * The one registry of tiles ready to draw: tile (z, x, y) of `layer`, "base" (the server's tiles, then,
+   * past the pyramid's levels, those composed here from thumbnails) or "overlay" (dimming and tints,
+   * composed here), or null while it is not ready.
+   */
+  ready(layer, layout, name, z, x, y) {
+    const key = `${name}/${z}/${x}/${y}`;
+    if (layer === "overlay") {
+      const entry = this.overlays.get(key);
+      return entry && entry.done ? entry.canvas : null;
+    }
+    return (z < layout.pyr.levels ? this.tiles.get(key) : this.composed.get(key)?.canvas) || null;
+  }
+
+  /** The one fallback rule, for every layer: [level, image] of the nearest ready ancestor of (z, x, y), or [-1, null]. */
+  ancestor(layer, layout, name, z, x, y) {
     for (let a = z - 1; a >= 0; a--) {
       const d = z - a;
-      const key = `${name}/${a}/${x >> d}/${y >> d}`;
-      const image = a < layout.pyr.levels ? this.tiles.get(key) : this.composed.get(key)?.canvas;
+      const image = this.ready(layer, layout, name, a, x >> d, y >> d);
       if (image) return [a, image];
     }
     return [-1, null];
@@ -379,23 +390,19 @@ export class Renderer {
     }
     this.jobs.push([priority, (stop) => this.composeOverlay(layout, entry, stop)]);
     // Until it is done, the nearest finished ancestor stands in.
-    for (let a = z - 1; a >= 0; a--) {
-      const d = z - a;
-      const up = this.overlays.get(`${name}/${a}/${x >> d}/${y >> d}`);
-      if (up && up.done) {
-        this.blit(up.canvas, layout.pyr, z, x, y, a);
-        break;
-      }
-    }
+    const [level, up] = this.ancestor("overlay", layout, name, z, x, y);
+    if (up) this.blit(up, layout.pyr, z, x, y, level);
     return null;
   }
 
   composeOverlay(layout, entry, stop) {
     const m = this.map;
+    const { look } = m;
     const P = m.P;
     const { c, wx0, wy0, scale, items } = entry;
-    const mask = m.selection ? m.selection.mask : null;
-    const clusterOf = m.clusterColours ? P.cluster : null; // tints by cluster id: m.clusterTints
+    const mask = look.selection ? look.selection.mask : null;
+    const decades = look.colouring === "decades";
+    const clusterOf = look.colouring === "clusters" ? P.cluster : null; // tints by cluster id: m.clusterTints
     while (entry.cursor < items.length) {
       const end = Math.min(items.length, entry.cursor + 500);
       for (let n = entry.cursor; n < end; n++) {
@@ -403,7 +410,7 @@ export class Renderer {
         const [bx, by, bx1, by1] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
         const bw = bx1 - bx;
         const bh = by1 - by;
-        const dim = !inYearRange(P.year[i], m.yearFrom, m.yearTo) || (mask !== null && !mask[i]);
+        const dim = !inYearRange(P.year[i], look.yearFrom, look.yearTo) || (mask !== null && !mask[i]);
         const x = (bx - wx0) * scale;
         const y = (by - wy0) * scale;
         // Each poster's box takes its own overlay, over what lay under it: a later poster is on top, as
@@ -413,7 +420,7 @@ export class Renderer {
           c.fillStyle = "rgba(17, 17, 17, 0.88)";
           c.fillRect(x, y, bw * scale, bh * scale);
         }
-        const tint = m.decades ? decadeColour(P.year[i], m.palette, m.firstDecade)
+        const tint = decades ? decadeColour(P.year[i], m.palette, m.firstDecade)
           : clusterOf ? m.clusterTints[clusterOf[i]] ?? null : null;
         if (tint) {
           c.globalAlpha = dim ? 0.06 : 0.45;
@@ -430,6 +437,47 @@ export class Renderer {
       if (performance.now() > stop) return;
     }
     entry.done = true;
+  }
+
+  // -- highlights: the chosen poster, its similar posters, the one under the pointer -----------
+  drawHighlights(layoutName) {
+    const m = this.map;
+    if (m.fade) return;
+    const ctx = this.ctx;
+    const t = m.transform;
+    const l = m.layouts[layoutName];
+    const P = m.P;
+    ctx.setTransform(m.dpr * t.k, 0, 0, m.dpr * t.k, m.dpr * t.x, m.dpr * t.y);
+    const line = 2 / t.k;
+    const box = (i) => {
+      const [x0, y0, x1, y1] = posterBox(l.wx[i], l.wy[i], P.aspect[i], l.slot);
+      return [x0, y0, x1 - x0, y1 - y0]; // as the canvas wants it: x, y, width, height
+    };
+    if (m.selected >= 0) {
+      ctx.strokeStyle = "rgba(107, 140, 255, 0.9)";
+      ctx.lineWidth = line;
+      for (let r = 0; r < P.k; r++) {
+        const j = P.neighbors[m.selected * P.k + r];
+        if (j < 0 || j >= m.n) continue;
+        const [x, y, w, h] = box(j);
+        ctx.strokeRect(x, y, w, h);
+      }
+      // The chosen poster on top of any overlap, from its thumbnail once loaded.
+      const [x, y, w, h] = box(m.selected);
+      const thumb = this.thumbs.get(`t${m.selected}`);
+      if (thumb) ctx.drawImage(thumb, x, y, w, h);
+      else this.thumbs.want(`t${m.selected}`, m.thumbUrl(m.selected), -1e9);
+      ctx.strokeStyle = "#ffd24a";
+      ctx.lineWidth = line * 2;
+      ctx.strokeRect(x - line, y - line, w + 2 * line, h + 2 * line);
+    }
+    if (m.hover >= 0 && m.hover !== m.selected) {
+      const [x, y, w, h] = box(m.hover);
+      ctx.strokeStyle = "#fff";
+      ctx.lineWidth = line;
+      ctx.strokeRect(x, y, w, h);
+    }
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
   }
 
   // -- what a person sees --------------------------------------------------------------------

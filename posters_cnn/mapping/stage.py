@@ -501,7 +501,7 @@ def settle(output: Path) -> None:
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 PAGE_FILES = ("index.html", "style.css", "app.js", "loader.js", "renderer.js", "interaction.js", "panels.js",
-              "clusters.js", "logic.js", "geometry.js")
+              "clusters.js", "logic.js", "geometry.js", "look.js")
 
 
 def install_page(out_dir: str | os.PathLike) -> bool:
