@@ -212,6 +212,28 @@ def test_candidate_search_matches_exact_on_clustered_data(monkeypatch):
     assert np.mean(idx == exact_idx) > 0.9  # isotropic clusters: the hard case for a projection
     assert np.allclose(sims[idx == exact_idx], exact_sim[idx == exact_idx], atol=1e-5)
     assert [(i, j) for _, i, j in pairs] == [(i, j) for _, i, j in exact_pairs]
+    # The recall stage 3 reports: the share of true neighbours listed, on a sample (here every poster).
+    assert similarity.recall(x, exact_idx)["recall"] == 1.0
+    assert similarity.recall(x, idx)["recall"] == pytest.approx(
+        np.mean([len(set(a) & set(b)) / 5 for a, b in zip(idx.tolist(), exact_idx.tolist())]), abs=1e-4)
+    wrong = np.roll(exact_idx, 1, axis=0)  # another poster's neighbours
+    assert similarity.recall(x, wrong)["recall"] < 0.5
+    assert similarity.recall(x, idx, sample=50)["sample"] == 50
+
+
+def test_the_map_says_how_well_its_approximate_search_found_the_similar_posters(tmp_path, monkeypatch):
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    out = tmp_path / "exact" / "data.json"
+    assert run("-i", feats, "-o", out, "-q") == 0
+    assert json.loads(out.read_text())["meta"]["similarity_recall"] is None  # every pair compared
+    monkeypatch.setattr(similarity, "EXACT_MAX", 40)
+    monkeypatch.setattr(visu, "EXACT_MAX", 40)
+    out = tmp_path / "approx" / "data.json"
+    assert run("-i", feats, "-o", out, "-q") == 0
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["similarity_search"].startswith("32 candidates")
+    assert meta["similarity_recall"]["k"] == 8 and meta["similarity_recall"]["sample"] == 60
+    assert 0.5 < meta["similarity_recall"]["recall"] <= 1.0
 
 
 def files_named_by(folder, data_json):

@@ -10,7 +10,9 @@ all beside ``data.json`` so the folder can be copied to any static host:
 * ``assets/maps/{stem}/pairs/NNN.jpg``: each pair side by side, like the
   original's ``examples/``;
 * ``assets/posters/`` and ``assets/thumbs/``: hard links (copies across
-  filesystems) of the images the page shows, shared by every map of the folder.
+  filesystems) of the images the page shows, shared by every map of the folder;
+* ``assets/maps/{stem}/checkpoints/``: the long steps' outputs, only until the
+  map is written (:mod:`.checkpoints`).
 
 Each map (``{stem}`` is the name of its ``data.json`` without ``.json``) owns
 ``assets/maps/{stem}/`` and clears out only that folder, so several maps can
@@ -41,7 +43,7 @@ from ..contracts.manifest import load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
 from . import checkpoints, clusters as clustering, layout
-from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs
+from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs, recall
 from .tiles import build_pyramid
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,7 @@ class Similar:
     similarity: np.ndarray  # (n, k) float32
     pairs: list[tuple[float, int, int]]
     exact: bool
+    recall: dict | None = None  # recall@k against exact cosine on a sample, for the approximate search
 
 
 @dataclass
@@ -208,9 +211,15 @@ def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one
 
 
 def similar_posters(features: np.ndarray, groups: np.ndarray, *, k: int, n_pairs: int,
-                    basis: np.ndarray | None) -> Similar:
+                    basis: np.ndarray | None, seed: int = 0) -> Similar:
     index, similarity, pairs = neighbours_and_pairs(features, k=k, n_pairs=n_pairs, groups=groups, basis=basis)
-    return Similar(index, similarity, pairs, exact=basis is None or len(features) <= EXACT_MAX)
+    exact = basis is None or len(features) <= EXACT_MAX
+    measured = None
+    if not exact and index.shape[1]:
+        measured = recall(features, index, seed=seed)
+        log.info("similar posters: recall@%d %.4f against exact cosine, on %d sampled posters", measured["k"],
+                 measured["recall"], measured["sample"])
+    return Similar(index, similarity, pairs, exact=exact, recall=measured)
 
 
 def reduce(features: np.ndarray, components: int, seed: int) -> Reduced:
@@ -315,19 +324,21 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     pca_key = checkpoints.key_of("pca", chosen.key, pca_components, seed, versions)
 
     def similar(basis, why):
-        key = checkpoints.key_of("similar", chosen.key, neighbors, pairs, CANDIDATES, why)
+        key = checkpoints.key_of("similar", chosen.key, neighbors, pairs, CANDIDATES, why, seed)
         with timer("similarity"):
             got = saved.load("similar", key, {"index": (n, None), "similarity": (n, None), "pair_sim": (None,),
                                              "pair_i": (None,), "pair_j": (None,)})
             if got:
                 (a, info) = got
                 return Similar(a["index"], a["similarity"], list(zip(a["pair_sim"].tolist(), a["pair_i"].tolist(),
-                                                                     a["pair_j"].tolist())), info["exact"])
-            found = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, basis=basis)
+                                                                     a["pair_j"].tolist())), info["exact"],
+                               info.get("recall"))
+            found = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, basis=basis, seed=seed)
             pair_sim, pair_i, pair_j = (np.array(column) for column in zip(*found.pairs)) if found.pairs else \
                 (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
             saved.save("similar", key, {"index": found.index, "similarity": found.similarity, "pair_sim": pair_sim,
-                                        "pair_i": pair_i, "pair_j": pair_j}, {"exact": found.exact})
+                                        "pair_i": pair_i, "pair_j": pair_j},
+                       {"exact": found.exact, "recall": found.recall})
             return found
 
     exact = n <= EXACT_MAX  # every pair compared: no need of the PCA basis, so first, beside the import
@@ -404,6 +415,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         "trustworthiness_k": 10, "neighbors": int(near.index.shape[1]), "similarity": "cosine on fc2 features",
         "similarity_search": "exact" if near.exact else f"{CANDIDATES} candidates from a PCA projection, "
                                                          f"re-ranked by exact cosine",
+        "similarity_recall": near.recall,  # null when exact
         "run": own, "pairs": {"file": f"{own}/{PAIRS_IN_RUN}", "count": len(near.pairs)},
         "tiles": tiles, "thumb_size": thumb_max, "grid": grid_info, "timings": timer.timings,
     }
