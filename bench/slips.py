@@ -251,6 +251,8 @@ def copy_tree(dest: Path) -> None:
     vendor = ROOT / "web" / "vendor"
     if vendor.is_dir():
         shutil.copytree(vendor, dest / "web" / "vendor")
+    if (ROOT / "node_modules").is_dir():  # the page's unit tests import d3 from npm
+        (dest / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
 
 
 def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float]:
