@@ -16,7 +16,6 @@ was never stopped. The folder is removed once the map is written.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -94,5 +93,5 @@ class Checkpoints:
                 os.fsync(fh.fileno())
 
     def remove(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(self.folder)
+        """Once the map is written. What cannot be removed now, the next run uses (same key) or replaces."""
+        shutil.rmtree(self.folder, ignore_errors=True)
