@@ -212,7 +212,7 @@ SLIPS = [
     # -- checkpoints cost what they add; a stopped run's rows are kept -----------------------------
     Slip("checkpoint-rewrites-manifest", "a checkpoint costs what it adds", "posters_cnn/scrape/stage.py",
          "journal.append(fresh)  # what it adds, not the whole manifest again",
-         "write_manifest(journal.path.with_name(MANIFEST_NAME), list(done.values()))",
+         "journal.finish(fresh, list(done.values()))",
          (CHECKPOINTS + "test_a_run_that_dies_before_writing_the_manifest_keeps_what_it_checkpointed",)),
     Slip("journal-unread", "a stopped stage 1 keeps what it checkpointed", "posters_cnn/contracts/manifest.py",
          "    journal = _journal_rows(path)\n", "    journal = []\n",

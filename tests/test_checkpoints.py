@@ -9,6 +9,7 @@ import logging
 import pytest
 from PIL import Image
 
+from posters_cnn.contracts import manifest as manifest_module
 from posters_cnn.contracts.manifest import (
     COLUMNS, Journal, PosterRecord, journal_path, load_ok_records, read_records, write_manifest,
 )
@@ -34,7 +35,7 @@ def test_a_run_that_dies_before_writing_the_manifest_keeps_what_it_checkpointed(
         raise OSError(28, "No space left on device", str(path))
 
     # posters.csv cannot be written at all: a checkpoint that rewrote it would fail at the first poster.
-    monkeypatch.setattr(scrape, "write_manifest", full_disk)
+    monkeypatch.setattr(manifest_module, "write_manifest", full_disk)
     base = ["--base-url", server.url, "--range", "1995-1996", "--out-dir", tmp_path, "--retries", 1, "--timeout", 5]
     assert run_cli(*base) == 1
     assert not (tmp_path / "posters.csv").exists()
@@ -43,7 +44,7 @@ def test_a_run_that_dies_before_writing_the_manifest_keeps_what_it_checkpointed(
     # Stages 2 and 3 read the journal too: the posters on disk are not lost to them.
     assert {row["poster_id"] for row in load_ok_records(tmp_path / "posters.csv")} >= set(site.good)
 
-    monkeypatch.setattr(scrape, "write_manifest", write_manifest)
+    monkeypatch.setattr(manifest_module, "write_manifest", write_manifest)
     server.reset()
     assert run_cli(*base) == 0
     # Nothing the journal holds is asked for again: neither what is on disk nor what failed for good.

@@ -88,6 +88,7 @@ class Journal:
     """
 
     def __init__(self, manifest: str | os.PathLike):
+        self.manifest = Path(manifest)
         self.path = journal_path(manifest)
         self.handle = None
 
@@ -114,6 +115,14 @@ class Journal:
         """Once ``posters.csv`` holds every row: the journal has nothing more to say."""
         self.close()
         self.path.unlink(missing_ok=True)
+
+    def finish(self, unsaved, rows) -> None:
+        """End a run: append ``unsaved`` (the rows no checkpoint holds yet), write ``rows`` as the whole
+        ``posters.csv``, then remove the journal. In that order: a run killed between the last two steps
+        leaves a journal that agrees with ``posters.csv``, never one with a poster's older row."""
+        self.append(unsaved)
+        write_manifest(self.manifest, rows)
+        self.remove()
 
 
 def _journal_rows(path: Path) -> list[dict]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -146,7 +147,7 @@ class Selection:
     available: int  # rows in the features file
     source: dict  # what identifies the features file's content: name, size, time, rows
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """What the outputs of every later step depend on, as a checkpoint key."""
         return checkpoints.key_of("selection", CHECKPOINT_FORMAT, self.source,

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from .. import images
 from ..cli import StageError
-from ..contracts.manifest import MANIFEST_NAME, Journal, PosterRecord, read_records, write_manifest
+from ..contracts.manifest import MANIFEST_NAME, Journal, PosterRecord, read_records
 from ..fsutil import remove_stale_temporaries, safe_join, write_bytes_atomic, write_json_atomic
 from ..names import movie_key, version_of
 from .http import FetchError, PoliteClient
@@ -339,7 +339,7 @@ class Scraper:
             try:
                 self._process(entries, previous, done, fresh, summary, journal)
             finally:
-                self._write(manifest_path, entries, previous, done, year_rows, journal, fresh)
+                self._write(entries, previous, done, year_rows, journal, fresh)
                 summary.seconds = time.monotonic() - started
                 self._write_stats(summary)
         finally:
@@ -441,17 +441,13 @@ class Scraper:
                     fresh.append(record)
             bar.close()
 
-    def _write(self, path, entries, previous, done, year_rows, journal, fresh) -> None:
-        # The journal first: killed before it is removed, it must not hold an older row than posters.csv.
-        journal.append(fresh)
-        fresh.clear()
+    def _write(self, entries, previous, done, year_rows, journal, fresh) -> None:
         rows = [done[e.poster_id] for e in entries if e.poster_id in done]
         listed = {r.poster_id for r in rows} | {r.poster_id for r in year_rows}
         # Rows of earlier runs not handled now (another range, --limit, Ctrl-C) are kept.
         rows += [r for pid, r in previous.items() if pid not in listed]
         rows += year_rows
-        write_manifest(path, rows)
-        journal.remove()
+        journal.finish(fresh, rows)
 
     def _write_stats(self, summary: Summary) -> None:
         stats = {
@@ -724,11 +720,10 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
                 if time.monotonic() - last_checkpoint > CHECKPOINT_EVERY_S:
                     journal.append(records[journaled:])
                     journaled, last_checkpoint = len(records), time.monotonic()
-    finally:  # on Ctrl-C too: what was done is kept (the journal first, as in Scraper._write)
-        journal.append(records[journaled:])
+    finally:  # on Ctrl-C too: what was done is kept
+        unsaved = records[journaled:]
         listed = {record.poster_id for record in records}
         records += [record for pid, record in previous.items() if pid not in listed]  # nothing is dropped
-        write_manifest(manifest_path, records)
-        journal.remove()
+        journal.finish(unsaved, records)
     summary.seconds = time.monotonic() - started
     return summary
