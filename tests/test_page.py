@@ -200,6 +200,26 @@ def test_hover_shows_tooltip_and_click_opens_panel(page, site):
     page.watch.assert_clean()
 
 
+def test_a_poster_clicked_where_tiles_serve_the_view_is_drawn_from_its_thumbnail_and_settles(page, site):
+    """The chosen poster is drawn on top from its own thumbnail: asked for in the frame that draws it, so
+    that it loads without waiting for some other frame (the page used to wait until the pointer moved)."""
+    server, data = site
+    open_map(page, server.url)
+    settle(page)
+    assert page.evaluate("window.posterMap.stats().thumbs") == 0  # the first view comes from tiles alone
+    target = point(data, "Rob Roy")
+    # Left of the middle, where the panel will not cover it: the view does not move when it opens.
+    page.evaluate("id => window.posterMap.placePoster(id, 2, window.posterMap.view().width / 4, 300)", target["id"])
+    settle(page)
+    assert page.evaluate("window.posterMap.stats().thumbs") == 0
+    pos = page.evaluate("id => window.posterMap.screenPosition(id)", target["id"])
+    page.mouse.click(pos["x"], pos["y"])
+    page.wait_for_selector("#panel:not([hidden])")
+    settle(page)
+    assert page.evaluate("window.posterMap.stats().thumbs") == 1
+    page.watch.assert_clean()
+
+
 def test_search_selects_a_poster(page, site):
     server, data = site
     open_map(page, server.url)

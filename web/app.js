@@ -118,7 +118,6 @@ function draw() {
   if (!map.n) return;
   const complete = map.fade ? map.renderer.draw(map.fade.from, map.fade.to, map.fade.t)
     : map.renderer.draw(map.layout);
-  map.renderer.drawHighlights(map.layout);
   clusterUi.draw(map.renderer.ctx);
   if (complete && !window.posterMap.firstView) window.posterMap.firstView = performance.now();
 }

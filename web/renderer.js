@@ -88,6 +88,9 @@ export class Renderer {
     }
     let complete = this.drawLayout(m.layouts[layoutName], layoutName, 1);
     if (fadeTo) complete = this.drawLayout(m.layouts[fadeTo], fadeTo, fade) && complete;
+    // Before the caches pump: the chosen poster's thumbnail is asked for in this frame, or it would wait
+    // for some later frame that nothing requests.
+    this.drawHighlights(layoutName);
     this.tiles.pump();
     this.thumbs.pump();
     this.map.events.call("frame", null, (job) => this.jobs.push(job)); // others' work, within the budget
