@@ -203,6 +203,18 @@ def _rows(path: Path, required: tuple[str, ...], what_next: str):
         raise UsageError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
 
 
+def _rows_with_journal(path: Path, required: tuple[str, ...], what_next: str) -> list[dict] | None:
+    """The manifest's rows with its journal applied; a journal alone (the first run of a folder, stopped
+    before it wrote posters.csv) counts; None when there is neither."""
+    if path.exists():  # a folder or an unreadable file is refused by _rows, never read as empty
+        rows = _rows(path, required, what_next)
+    elif journal_path(path).is_file():
+        rows = []
+    else:
+        return None
+    return _with_journal(path, rows)
+
+
 def read_records(path: str | os.PathLike) -> dict[str, PosterRecord]:
     """Rows of an earlier run, by poster_id, for resuming, with its journal's (see :class:`Journal`).
     No file gives {}.
@@ -210,15 +222,9 @@ def read_records(path: str | os.PathLike) -> dict[str, PosterRecord]:
     A file that exists but cannot be read is a UsageError: the run would
     otherwise write a new manifest without the earlier rows.
     """
-    path = Path(path)
-    if path.exists():
-        rows = _rows(path, ("poster_id",), "It is kept as it is: move it away to start a new one")
-    elif journal_path(path).exists():  # the first run of this folder was stopped before writing it
-        rows = []
-    else:
-        return {}
+    rows = _rows_with_journal(Path(path), ("poster_id",), "It is kept as it is: move it away to start a new one")
     records: dict[str, PosterRecord] = {}
-    for row in _with_journal(path, rows):
+    for row in rows or ():
         if not row.get("poster_id"):
             continue
         values = {name: row.get(name) or "" for name in COLUMNS}
@@ -237,15 +243,12 @@ def load_ok_records(path: str | os.PathLike) -> list[dict]:
     pandas, so stage 3 starts quicker.
     """
     path = Path(path)
-    if path.is_file():
-        found = _rows(path, REQUIRED_BY_LATER_STAGES, "Pass the posters.csv that get_posters.py wrote.")
-    elif journal_path(path).is_file():  # the first run of stage 1 was stopped before writing it
-        found = []
-    else:
+    found = _rows_with_journal(path, REQUIRED_BY_LATER_STAGES, "Pass the posters.csv that get_posters.py wrote.")
+    if found is None:
         raise UsageError(f"manifest not found: {path}")
     root = str(path.parent.resolve())
     rows, seen = [], set()
-    for row in _with_journal(path, found):
+    for row in found:
         if row.get("status") != "ok":
             continue
         pid = row["poster_id"]

@@ -27,6 +27,11 @@ RERANK_ROWS = 128
 RECALL_SAMPLE = 2000
 
 
+def searches_exactly(n: int, basis: np.ndarray | None) -> bool:
+    """Whether :func:`neighbours_and_pairs` compares every pair (else it takes candidates from ``basis``)."""
+    return basis is None or n <= EXACT_MAX
+
+
 def recall(features: np.ndarray, neighbour_index: np.ndarray, *, sample: int = RECALL_SAMPLE, seed: int = 0,
            chunk: int = 256) -> dict:
     """How many of each sampled poster's true ``k`` most similar posters (exact cosine over all of them)
@@ -63,7 +68,7 @@ def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: 
     unit = normalize_rows(features)
     n = unit.shape[0]
     k = min(k, n - 1)
-    if basis is not None and n > EXACT_MAX:
+    if not searches_exactly(n, basis):
         return _by_candidates(unit, basis, k=k, n_pairs=n_pairs, groups=groups, chunk=chunk)
     neighbour_index = np.zeros((n, k), dtype=np.int64)
     neighbour_sim = np.zeros((n, k), dtype=np.float32)

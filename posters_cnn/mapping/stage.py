@@ -44,7 +44,7 @@ from ..contracts.manifest import load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
 from . import checkpoints, clusters as clustering, layout
-from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs, recall
+from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs, recall, searches_exactly
 from .tiles import build_pyramid
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one
 def similar_posters(features: np.ndarray, groups: np.ndarray, *, k: int, n_pairs: int,
                     basis: np.ndarray | None, seed: int = 0) -> Similar:
     index, similarity, pairs = neighbours_and_pairs(features, k=k, n_pairs=n_pairs, groups=groups, basis=basis)
-    exact = basis is None or len(features) <= EXACT_MAX
+    exact = searches_exactly(len(features), basis)
     measured = None
     if not exact and index.shape[1]:
         measured = recall(features, index, seed=seed)
