@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import shlex
 import sys
@@ -25,6 +26,11 @@ examples:
   # bigger clusters only (at least 40 posters each), or none at all
   python get_data_visu.py -i data/features.h5 -o web/data.json --min-cluster-size 40
   python get_data_visu.py -i data/features.h5 -o web/data.json --clusters 0
+
+  # after scraping a new year and computing its features: add the new posters to the map without
+  # moving the others (refuses, in one line, when a full run is needed; =auto then makes it in full)
+  python get_data_visu.py -i data/features.h5 -o web/data.json --update
+  python get_data_visu.py -i data/features.h5 -o web/data.json --update=auto
 
   # the original's flag spellings still work
   python get_data_visu.py --input_file data/features.h5 --output_file web/data.json --n_sample 3000 -t sklearn
@@ -78,11 +84,48 @@ def build_parser() -> cli.Parser:
                              "clusters.csv; 0 skips both (default: %(default)s)")
     parser.add_argument("--min-cluster-size", type=cli.int_at_least(2), default=None, metavar="N",
                         help="the fewest posters a cluster may have (default: one poster in 300, at least 5)")
+    parser.add_argument("--update", nargs="?", const="only", choices=["only", "auto"], default=None,
+                        metavar="auto",
+                        help="add the posters that the features file has and the map lacks, and remove those that "
+                             "left, without moving any other poster (openTSNE places the new ones into the saved "
+                             "embedding; only the tiles they touch are drawn again). It keeps the map's settings, "
+                             "and refuses, in one line, what needs a full run: more new posters than a fifth of "
+                             "the map, features made otherwise, other settings, a map with --grid or --n-sample. "
+                             "--update=auto makes the map in full instead of refusing")
+    parser.add_argument("--force", action="store_true",
+                        help="with --update: place the new posters even when they are many or far from the map")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
-def body(args) -> int:
+# The flags that shape a map, as the map's state keeps them (see posters_cnn.mapping.update.KEPT_SETTINGS).
+SHAPING = {"n_sample": None, "one_per_movie": None, "pca_components": None, "perplexity": None, "tsne": None,
+           "seed": None, "neighbors": None, "pairs": None, "grid": None, "no_pair_images": "pair_images",
+           "clusters": None, "min_cluster_size": None}
+
+
+def given_settings(argv) -> dict:
+    """The map-shaping flags passed on the command line (not left at their defaults), as the map keeps them."""
+    parser = build_parser()
+    for action in parser._actions:  # argparse's documented way to leave an absent flag out of the namespace
+        if action.dest in SHAPING:
+            action.default = argparse.SUPPRESS
+    explicit = vars(parser.parse_known_args(argv)[0])
+    out = {}
+    for dest, key in SHAPING.items():
+        if dest in explicit:
+            value = explicit[dest]
+            if dest == "no_pair_images":
+                value = not value
+            elif dest == "clusters":
+                value = value == "auto"
+            out[key or dest] = value
+    return out
+
+
+def body(args, argv=None) -> int:
+    if args.force and not args.update:
+        raise cli.UsageError("--force goes with --update")
     if not args.perplexity > 0:
         raise cli.UsageError(f"--perplexity: must be more than 0, got {args.perplexity}")
     from posters_cnn.mapping import stage as visu
@@ -99,6 +142,25 @@ def body(args) -> int:
 
     with cli.OutputLock(args.output), contextlib.ExitStack() as closing:  # one run per map at a time
         closing.callback(lambda: [b.close() for b in bars])
+        if args.update:
+            from posters_cnn.mapping import update
+
+            try:
+                done = update.update_map(args.input, args.posters, args.output, given=given_settings(argv),
+                                         force=args.force, n_jobs=args.n_jobs)
+            except update.NeedsFullRun as exc:
+                if args.update != "auto":
+                    raise
+                cli.log.warning("making the map in full: %s", exc)
+            else:
+                if done["changed"]:
+                    print(f"updated the map: {done['added']} posters added, {done['removed']} removed, "
+                          f"{done['count']} now; {done['drawn']} of {done['tiles']} tiles drawn again, in "
+                          f"{done['seconds']:.1f}s -> {args.output}")
+                else:
+                    print(f"the map is up to date ({done['count']} posters): nothing to add or remove")
+                print(view_hint(Path(args.output)))
+                return 0
         summary = visu.make_map(args.input, args.posters, args.output, n_sample=args.n_sample,
                                 one_per_movie=args.one_per_movie, pca_components=args.pca_components,
                                 perplexity=args.perplexity, tsne=args.tsne, n_jobs=args.n_jobs, seed=args.seed,
@@ -143,7 +205,7 @@ def free_port(first: int = 8000, tries: int = 100) -> int:
 
 
 def main(argv=None) -> int:
-    return cli.run(build_parser(), body, argv,
+    return cli.run(build_parser(), lambda args: body(args, argv), argv,
                    interrupted="the earlier map is kept as it was (a run switches to its new map only when "
                                "it is complete); running again starts after the long steps this run finished "
                                "(PCA, similar posters, t-SNE)")

@@ -10,6 +10,9 @@
 #   DATA_DIR=data                         posters, thumbnails, posters.csv, features.h5
 #   WEB_DIR=web                           where data.json and its assets go (the page is copied there too)
 #   JOBS=4                                downloads in flight
+#   REBUILD=0                             1: make the map in full even when $WEB_DIR/data.json exists (else an
+#                                         existing map is updated: new posters join it, no other poster moves,
+#                                         and stage 3 makes it in full by itself when an update cannot do)
 #   SCRAPE_ARGS, FEATURE_ARGS, VISU_ARGS  extra flags for each stage, e.g. VISU_ARGS="--grid"
 #
 # Example: RANGE=1995-1996 BASE_URL=http://127.0.0.1:8000/ WEIGHTS=random ./run-posters-cnn.sh
@@ -23,6 +26,7 @@ N_SAMPLE="${N_SAMPLE:-0}"
 DATA_DIR="${DATA_DIR:-data}"
 WEB_DIR="${WEB_DIR:-web}"
 JOBS="${JOBS:-4}"
+REBUILD="${REBUILD:-0}"
 SCRAPE_ARGS="${SCRAPE_ARGS:-}"
 FEATURE_ARGS="${FEATURE_ARGS:-}"
 VISU_ARGS="${VISU_ARGS:-}"
@@ -42,10 +46,15 @@ step "2/3 features: VGG-16 fc2 with --weights $WEIGHTS into $DATA_DIR/features.h
   $FEATURE_ARGS
 
 if [ "$N_SAMPLE" = 0 ]; then what="every poster"; else what="a sample of $N_SAMPLE posters"; fi
+UPDATE=""
+if [ -f "$WEB_DIR/data.json" ] && [ "$REBUILD" != 1 ]; then
+  UPDATE="--update=auto"
+  what="$what, updating the map there"
+fi
 step "3/3 map: $what into $WEB_DIR/data.json"
 # shellcheck disable=SC2086
 "$PYTHON" get_data_visu.py -i "$DATA_DIR/features.h5" --posters "$DATA_DIR/posters.csv" \
-  -o "$WEB_DIR/data.json" --n-sample "$N_SAMPLE" $VISU_ARGS
+  -o "$WEB_DIR/data.json" --n-sample "$N_SAMPLE" $UPDATE $VISU_ARGS
 
 step "done"
 # Stage 3 put the page beside data.json and printed the command that serves it.

@@ -95,6 +95,14 @@ def test_rerun_continues_without_downloading_again(pipeline, tmp_path):
     proc, server = run_chain(site, tmp_path)
     assert server.image_requests() == []
     assert "computed 0" in proc.stdout
+    # The pipeline's map has a grid, which an update cannot keep: stage 3 made it in full, and said why.
+    assert "making the map in full" in proc.stderr and "grid" in proc.stderr
+    data = tmp_path / "web" / "data.json"
+    made = data.read_text()
+    proc, _ = run_chain(site, tmp_path)  # a map without a grid, and nothing new: it is kept as it is
+    assert "the map is up to date" in proc.stdout and data.read_text() == made
+    proc, _ = run_chain(site, tmp_path, REBUILD="1")
+    assert "mapped " in proc.stdout and json.loads(data.read_text())["meta"]["run"] != json.loads(made)["meta"]["run"]
 
 
 def test_a_failing_stage_stops_the_chain(tmp_path):

@@ -24,7 +24,7 @@ def the_map(out):
     """data.json without what differs between any two runs: times, the run's folder name."""
     data = json.loads(out.read_text())
     meta = data["meta"]
-    for key in ("created", "seconds", "timings", "run"):
+    for key in ("created", "seconds", "timings", "run", "state"):
         meta.pop(key)
     for pyramid in meta["tiles"].values():
         pyramid["path"] = pyramid["path"].split("/tiles/")[1]
@@ -43,7 +43,7 @@ def calls(monkeypatch):
             return fn(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(layout, "pca", counting("pca", layout.pca))
+    monkeypatch.setattr(layout, "pca_fit", counting("pca", layout.pca_fit))
     monkeypatch.setattr(layout, "tsne", counting("tsne", layout.tsne))
     monkeypatch.setattr(visu, "neighbours_and_pairs", counting("similar", visu.neighbours_and_pairs))
     return counted

@@ -32,6 +32,11 @@ def pca(features: np.ndarray, components: int, seed: int) -> tuple[np.ndarray, d
 
     Returns the projection, a description, and the components (one per row).
     """
+    return pca_fit(features, components, seed)[:3]
+
+
+def pca_fit(features: np.ndarray, components: int, seed: int) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
+    """:func:`pca`, and the features' mean: a new row projects as ``(row - mean) @ components.T``."""
     from sklearn.decomposition import PCA
 
     n, d = features.shape
@@ -49,7 +54,7 @@ def pca(features: np.ndarray, components: int, seed: int) -> tuple[np.ndarray, d
     info = {"components": int(components), "whiten": False, "svd_solver": solver,
             "explained_variance": round(float(model.explained_variance_ratio_.sum()), 4)}
     log.info("PCA: %d components keep %.1f%% of the variance", components, 100 * info["explained_variance"])
-    return reduced, info, model.components_.astype(np.float32)
+    return reduced, info, model.components_.astype(np.float32), model.mean_.astype(np.float32)
 
 
 def fit_perplexity(perplexity: float, n: int) -> float:
@@ -117,11 +122,17 @@ def trustworthiness(high: np.ndarray, low: np.ndarray, *, k: int = 10, sample: i
     return float(score(high, low, n_neighbors=k))
 
 
-def normalise(coords: np.ndarray) -> np.ndarray:
-    """Centre on 0 and scale so that the larger extent spans [-1, 1]; aspect kept."""
+def normaliser(coords: np.ndarray) -> tuple[np.ndarray, float]:
+    """(centre, scale) that :func:`normalise` applies to ``coords``: ``(coords - centre) * scale``."""
     lo, hi = coords.min(axis=0), coords.max(axis=0)
     span = float((hi - lo).max()) or 1.0
-    return (coords - (lo + hi) / 2) * (2.0 / span)
+    return (lo + hi) / 2, 2.0 / span
+
+
+def normalise(coords: np.ndarray) -> np.ndarray:
+    """Centre on 0 and scale so that the larger extent spans [-1, 1]; aspect kept."""
+    centre, scale = normaliser(coords)
+    return (coords - centre) * scale
 
 
 def grid(coords: np.ndarray) -> tuple[np.ndarray, dict]:

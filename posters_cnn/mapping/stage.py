@@ -43,7 +43,7 @@ from ..contracts import geometry, store
 from ..contracts.manifest import load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
-from . import checkpoints, clusters as clustering, layout
+from . import checkpoints, clusters as clustering, layout, state as mapstate
 from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs, recall, searches_exactly
 from .tiles import build_pyramid
 
@@ -172,6 +172,7 @@ class Reduced:
     points: np.ndarray
     info: dict
     components: np.ndarray
+    mean: np.ndarray  # the features' mean: a row projects as (row - mean) @ components.T
 
 
 @dataclass
@@ -184,7 +185,7 @@ class Embedding:
 
 
 # Bumped when a step's code changes what it computes from the same inputs: older checkpoints are not used.
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the PCA's checkpoint keeps the features' mean
 
 
 def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one_per_movie: bool,
@@ -224,7 +225,7 @@ def similar_posters(features: np.ndarray, groups: np.ndarray, *, k: int, n_pairs
 
 
 def reduce(features: np.ndarray, components: int, seed: int) -> Reduced:
-    return Reduced(*layout.pca(features, components, seed))
+    return Reduced(*layout.pca_fit(features, components, seed))
 
 
 def embed(points: np.ndarray, *, backend: str, perplexity: float, seed: int, n_jobs: int) -> Embedding:
@@ -335,8 +336,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                                                                      a["pair_j"].tolist())), info["exact"],
                                info.get("recall"))
             found = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, basis=basis, seed=seed)
-            pair_sim, pair_i, pair_j = (np.array(column) for column in zip(*found.pairs)) if found.pairs else \
-                (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
+            pair_sim, pair_i, pair_j = pair_arrays(found.pairs)
             saved.save("similar", key, {"index": found.index, "similarity": found.similarity, "pair_sim": pair_sim,
                                         "pair_i": pair_i, "pair_j": pair_j},
                        {"exact": found.exact, "recall": found.recall})
@@ -347,12 +347,14 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         near = similar(None, "exact")
     with timer("pca"):
         importing.join()
-        got = saved.load("pca", pca_key, {"points": (n, None), "components": (None, chosen.features.shape[1])})
+        dim = chosen.features.shape[1]
+        got = saved.load("pca", pca_key, {"points": (n, None), "components": (None, dim), "mean": (dim,)})
         if got:
-            reduced = Reduced(got[0]["points"], got[1], got[0]["components"])
+            reduced = Reduced(got[0]["points"], got[1], got[0]["components"], got[0]["mean"])
         else:
             reduced = reduce(chosen.features, pca_components, seed)
-            saved.save("pca", pca_key, {"points": reduced.points, "components": reduced.components}, reduced.info)
+            saved.save("pca", pca_key, {"points": reduced.points, "components": reduced.components,
+                                        "mean": reduced.mean}, reduced.info)
     if not exact:
         near = similar(reduced.components, pca_key)
 
@@ -361,8 +363,9 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     # This run's own folder, beside the one the current map uses: see the module docstring.
     own = f"assets/maps/{stem}/{RUN_PREFIX}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
     thumbs = [row["thumb_abspath"] for row in rows]
+    image_rel, thumb_rel = image_paths(rows)
     with timer("link images"):
-        image_rel, thumb_rel = _link_images(rows, assets, n_jobs)
+        link_images(rows, assets, n_jobs)
     pair_rel = {}
     if pair_images and near.pairs:
         with timer("pair images"):
@@ -405,6 +408,13 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
             tiles[name] = {**pyramid.as_json(f"{own}/tiles/{name}/{{z}}/{{x}}-{{y}}.jpg"), "slot": round(slot, 6)}
 
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    settings = map_settings(n_sample=n_sample, one_per_movie=one_per_movie, pca_components=pca_components,
+                            perplexity=perplexity, tsne=tsne, seed=seed, neighbors=neighbors, pairs=pairs, grid=grid,
+                            pair_images=pair_images, clusters=clusters, min_cluster_size=min_cluster_size,
+                            attrs=attrs, used={"perplexity": embedding.info.get("perplexity"),
+                                               "method": embedding.info.get("method"),
+                                               "slot": geometry.slot_size(n),
+                                               "min_cluster_size": clustering_info and clustering_info["min_cluster_size"]})
     meta = {
         "format": 2, "created": created, "count": n, "seed": seed,
         "seconds": round(time.perf_counter() - started, 2),  # the whole stage, up to writing its files
@@ -418,23 +428,54 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                                                          f"re-ranked by exact cosine",
         "similarity_recall": near.recall,  # null when exact
         "run": own, "pairs": {"file": f"{own}/{PAIRS_IN_RUN}", "count": len(near.pairs)},
+        "state": f"{own}/{mapstate.FILE}",
         "tiles": tiles, "thumb_size": thumb_max, "grid": grid_info, "timings": timer.timings,
     }
     if clusters:
         meta["clustering"] = clustering_info
         meta["clusters"] = cluster_list
         meta["regions"] = region_list
+    columns = map_columns(meta, ids, rows, coords, aspect, near, found, layouts["grid"][0] if grid else None,
+                          image_rel, thumb_rel)
+    centre, scale = layout.normaliser(embedding.raw)
+    pair_sim, pair_i, pair_j = pair_arrays(near.pairs)
+    kept = mapstate.MapState(np.asarray(ids), reduced.mean, reduced.components, reduced.points, embedding.raw, centre,
+                             scale, near.index, near.similarity, pair_sim, pair_i, pair_j, settings)
+    publish(output, own, meta, columns, pairs_document(created, near.pairs, ids, pair_rel, output.name),
+            clustering.csv_text(ids, found.labels, found.regions) if clusters else None, kept)
+    saved.remove()  # the map is written: nothing is left to resume
+    return {"count": n, "trustworthiness": trust, "timings": timer.timings, "seconds": meta["seconds"],
+            "output": str(output), "pairs": len(near.pairs), "tiles": tile_files,
+            "clusters": len(cluster_list) if clusters else None, "resumed": saved.loaded}
+
+
+def map_settings(*, attrs: dict, used: dict, **given) -> dict:
+    """What a map was made with, as its state keeps it: the settings given, the ones the run chose
+    (``used``), and the features' provenance, which an update's features must share."""
+    return {"given": given, "used": used, "features": mapstate.provenance(attrs)}
+
+
+def pair_arrays(pairs: list[tuple[float, int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The closest pairs as three columns: similarity, i, j."""
+    if not pairs:
+        return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return tuple(np.array(column) for column in zip(*pairs))
+
+
+def map_columns(meta: dict, ids: list[str], rows: list[dict], coords: np.ndarray, aspect: np.ndarray, near: Similar,
+                found, grid_xy: np.ndarray | None, image_rel: list[str], thumb_rel: list[str]) -> dict:
+    """data.json's columns (format 2; ``data.schema.json``), and ``meta.paths`` (set in ``meta``)."""
     columns = {
         "id": ids, "title": [row["title"] for row in rows], "year": [row["year"] for row in rows],
         "version": [row["version"] for row in rows],
         "x": _rounded(coords[:, 0], 5), "y": _rounded(coords[:, 1], 5), "aspect": _rounded(aspect, 4),
         "neighbors": near.index.ravel().tolist(), "similarity": _rounded(near.similarity.ravel(), 3),
     }
-    if clusters:
+    if found is not None:
         columns["cluster"] = found.labels.tolist()
         columns["region"] = found.regions.tolist()
-    if grid:
-        columns["gx"], columns["gy"] = _rounded(layouts["grid"][0][:, 0], 5), _rounded(layouts["grid"][0][:, 1], 5)
+    if grid_xy is not None:
+        columns["gx"], columns["gy"] = _rounded(grid_xy[:, 0], 5), _rounded(grid_xy[:, 1], 5)
     # Paths and pages follow templates; a column only for what does not.
     default_thumb = [f"assets/thumbs/{pid}.jpg" for pid in ids]
     default_image = [f"assets/posters/{pid}.jpg" for pid in ids]
@@ -448,22 +489,30 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         meta["paths"]["page"] = template
     elif any(pages):
         columns["page"] = pages
-    pairs_doc = {"meta": {"created": created, "count": len(near.pairs), "similarity": "cosine on fc2 features",
-                          "excludes": "versions of the same movie", "data": output.name},
-                 "pairs": [{"a": ids[i], "b": ids[j], "similarity": round(value, 5),
-                            "image": pair_rel.get(rank)} for rank, (value, i, j) in enumerate(near.pairs)]}
+    return columns
+
+
+def pairs_document(created: str, pairs: list[tuple[float, int, int]], ids: list[str], pair_rel: dict[int, str],
+                   data_name: str) -> dict:
+    """``pairs.json``: the closest pairs by id, most similar first, with their side-by-side images."""
+    return {"meta": {"created": created, "count": len(pairs), "similarity": "cosine on fc2 features",
+                     "excludes": "versions of the same movie", "data": data_name},
+            "pairs": [{"a": ids[i], "b": ids[j], "similarity": round(value, 5),
+                       "image": pair_rel.get(rank)} for rank, (value, i, j) in enumerate(pairs)]}
+
+
+def publish(output: Path, own: str, meta: dict, columns: dict, pairs_doc: dict, clusters_csv: str | None,
+            kept: mapstate.MapState) -> None:
+    """Write what ``data.json`` names into the run's folder ``own``, then switch to the new map."""
+    out_dir = output.parent
     write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)
-    if clusters:
-        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN,
-                          clustering.csv_text(ids, found.labels, found.regions))
+    if clusters_csv is not None:
+        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clusters_csv)
+    kept.save(out_dir / own / mapstate.FILE)
     install_page(out_dir)
     # The switch: until this rename the folder holds the earlier map, whole; after it, this one.
     write_json_atomic(output, {"meta": meta, "columns": columns})
     settle(output)
-    saved.remove()  # the map is written: nothing is left to resume
-    return {"count": n, "trustworthiness": trust, "timings": timer.timings, "seconds": meta["seconds"],
-            "output": str(output), "pairs": len(near.pairs), "tiles": tile_files,
-            "clusters": len(cluster_list) if clusters else None, "resumed": saved.loaded}
 
 
 RUN_PREFIX = "run-"
@@ -603,10 +652,14 @@ def _missing(module: str) -> bool:
     return importlib.util.find_spec(module) is None
 
 
-def _link_images(rows, assets: Path, jobs: int) -> tuple[list[str], list[str]]:
-    """Link every shown image under ``assets`` and return the paths relative to data.json's folder."""
-    image_rel = [f"assets/{row['image_path']}" for row in rows]
-    thumb_rel = [f"assets/{row['thumb_path']}" for row in rows]
+def image_paths(rows) -> tuple[list[str], list[str]]:
+    """Where the page finds each poster's image and thumbnail, relative to data.json's folder."""
+    return [f"assets/{row['image_path']}" for row in rows], [f"assets/{row['thumb_path']}" for row in rows]
+
+
+def link_images(rows, assets: Path, jobs: int) -> None:
+    """Link (or copy) every image the page shows of ``rows`` under ``assets``."""
+    image_rel, thumb_rel = image_paths(rows)
     jobs_list = [(row["image_abspath"], rel) for row, rel in zip(rows, image_rel)] + \
         [(row["thumb_abspath"], rel) for row, rel in zip(rows, thumb_rel)]
 
@@ -619,7 +672,6 @@ def _link_images(rows, assets: Path, jobs: int) -> tuple[list[str], list[str]]:
 
     with cf.ThreadPoolExecutor(jobs) as pool:
         list(pool.map(one, jobs_list))
-    return image_rel, thumb_rel
 
 
 def _pair_images(best_pairs, rows, out_dir: Path, rel_folder: str, jobs: int, height: int = 256) -> dict[int, str]:

@@ -16,6 +16,13 @@ scale (JPEG draft); each block is then halved three times for the levels
 above it, and the top levels are halved from a mosaic of the blocks' last
 tiles. Blocks run in a thread pool: decoding, resizing and encoding release
 the GIL. Memory stays at a few blocks plus one mosaic of at most 4096 px.
+
+An update of a map (``reuse``: the earlier pyramid, ``changed``: the boxes
+of the posters added and removed) renders only the tiles those boxes meet,
+at every level; every other tile is a hard link to the earlier pyramid's
+file, byte for byte. A block none of them meets is not drawn at all: its
+tile at the blocks' own level, read back, stands in the mosaic for the
+levels above.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 from ..contracts.geometry import TILE, deepest_level, encode_presence, pyramid_frame, tiles_of_boxes
-from ..fsutil import write_bytes_atomic
+from ..fsutil import link_or_copy, write_bytes_atomic
 from ..images import BadImage, jpeg_bytes, load, to_rgb
 
 log = logging.getLogger(__name__)
@@ -55,6 +62,7 @@ class Pyramid:
     span: float
     present: list[str]  # per level, base64 of a bitset of 4**z bits (row-major, y then x), 1 = written
     files: int
+    reused: int = 0  # of the files, how many are links to an earlier pyramid's (an update's untouched tiles)
 
     def as_json(self, path_template: str) -> dict:
         return {"path": path_template, "size": TILE, "levels": self.levels, "origin": round(self.origin, 6),
@@ -71,12 +79,23 @@ def _fitted(path: str, width: int, height: int) -> Image.Image | None:
     return rgb.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
+def _levels_up(deepest: np.ndarray) -> list[np.ndarray]:
+    """A deepest level's tile flags, and every level's above it (a tile is set when a child is): [z] is 2**z square."""
+    levels = [deepest]
+    while levels[-1].shape[0] > 1:
+        half = levels[-1].shape[0] // 2
+        levels.append(levels[-1].reshape(half, 2, half, 2).any(axis=(1, 3)))
+    return levels[::-1]
+
+
 def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.PathLike, *,
-                  slot: float, jobs: int = 2, min_poster: int = MIN_POSTER) -> Pyramid:
+                  slot: float, jobs: int = 2, min_poster: int = MIN_POSTER, reuse: str | os.PathLike | None = None,
+                  changed: np.ndarray | None = None) -> Pyramid:
     """Render the tiles of one layout into ``out_dir/{z}/{x}-{y}.jpg``; see the module docstring.
 
     ``boxes`` are the posters' boxes (``geometry.poster_boxes``) in the unit frame. Files of an earlier run that are not written
-    again are removed from ``out_dir``, which belongs to this map and layout.
+    again are removed from ``out_dir``, which belongs to this map and layout. With ``reuse`` (the earlier
+    pyramid's folder, made with the same ``slot``), only the tiles that the ``changed`` boxes meet are drawn.
     """
     out_dir = Path(out_dir)
     origin, span = pyramid_frame(slot)
@@ -98,20 +117,37 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
             for bx in range(tx0 // block_tiles, tx1 // block_tiles + 1):
                 members.setdefault((bx, by), []).append(i)
 
-    presence = [present]
-    for _ in range(deepest):
-        below = presence[-1]
-        half = below.shape[0] // 2
-        presence.append(below.reshape(half, 2, half, 2).any(axis=(1, 3)))
-    presence.reverse()  # presence[z] is (2**z, 2**z)
+    presence = _levels_up(present)  # presence[z] is (2**z, 2**z)
+    touched = None  # with reuse: the tiles to draw again, per level
+    if reuse is not None:
+        reuse = Path(reuse)
+        meets = np.zeros((side, side), bool)
+        for tx0, ty0, tx1, ty1 in tiles_of_boxes(np.zeros((0, 4)) if changed is None else changed, deepest, origin, span):
+            meets[ty0:ty1 + 1, tx0:tx1 + 1] = True
+        touched = _levels_up(meets)
 
     written: set[Path] = set()
+    linked: set[Path] = set()
     written_lock = threading.Lock()
     top_level = deepest - int(math.log2(block_tiles))  # each block ends as one tile of this level
     mosaic = Image.new("RGB", (blocks * TILE, blocks * TILE), BACKGROUND)
 
+    def reused(z: int, x: int, y: int) -> bool:
+        """Link the earlier pyramid's tile (z, x, y) into this one; False when it has none."""
+        path = out_dir / str(z) / f"{x}-{y}.jpg"
+        try:
+            link_or_copy(reuse / str(z) / f"{x}-{y}.jpg", path)
+        except FileNotFoundError:
+            return False
+        with written_lock:
+            written.add(path)
+            linked.add(path)
+        return True
+
     def save(z: int, x: int, y: int, image: Image.Image) -> None:
         if not presence[z][y, x]:
+            return
+        if touched is not None and not touched[z][y, x] and reused(z, x, y):
             return
         path = out_dir / str(z) / f"{x}-{y}.jpg"
         write_bytes_atomic(path, jpeg_bytes(image, QUALITY))
@@ -141,9 +177,38 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
         with written_lock:
             mosaic.paste(level_canvas, (bx * TILE, by * TILE))
 
+    def keep_block(key: tuple[int, int]) -> None:
+        """A block no changed box meets: its tiles linked, its last tile read back into the mosaic (drawn
+        again when the earlier pyramid lacks one of them)."""
+        bx, by = key
+        z, per_side = deepest, block_tiles
+        while True:
+            for ty in range(by * per_side, (by + 1) * per_side):
+                for tx in range(bx * per_side, (bx + 1) * per_side):
+                    if presence[z][ty, tx] and not reused(z, tx, ty):
+                        return render_block(key)
+            if per_side == 1:
+                break
+            z, per_side = z - 1, per_side // 2
+        if presence[z][by, bx]:
+            try:
+                with Image.open(reuse / str(z) / f"{bx}-{by}.jpg") as last:
+                    last.load()
+                    last = to_rgb(last)
+            except OSError:
+                return render_block(key)
+            with written_lock:
+                mosaic.paste(last, (bx * TILE, by * TILE))
+
+    def draw(key: tuple[int, int]) -> None:
+        if touched is None or touched[top_level][key[1], key[0]]:
+            render_block(key)
+        else:
+            keep_block(key)
+
     keys = [(bx, by) for by in range(blocks) for bx in range(blocks)]
     with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
-        list(pool.map(render_block, [k for k in keys if k in members]))
+        list(pool.map(draw, [k for k in keys if k in members]))
     # The levels above the blocks' own, halved from the mosaic of their last tiles.
     level_canvas, z, per_side = mosaic, top_level, blocks
     while z > 0:
@@ -159,4 +224,4 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
     log.info("tiles: %d levels, %d files, posters %.0f px tall at the deepest", levels, len(written),
              slot * scale)
     return Pyramid(levels=levels, origin=origin, span=span, present=[encode_presence(p) for p in presence],
-                   files=len(written))
+                   files=len(written), reused=len(linked & written))

@@ -1,0 +1,527 @@
+"""Stage 3 ``--update``: new posters join a map without moving it.
+
+A map keeps its state beside its tiles (:mod:`.state`). An update reads it,
+and the features file and manifest that have grown since, and:
+
+* **places** each new poster into the saved t-SNE embedding with openTSNE's
+  ``TSNEEmbedding.transform`` (its defaults: perplexity 5, 250 iterations),
+  against the map's posters only; no poster already on the map moves, and its
+  ``x, y`` stay bit-identical. A new poster placed past the map's edge is
+  drawn on the edge;
+* **finds similar posters both ways**: each new poster's most similar posters
+  by exact cosine over the whole map, and each poster already there gains a new
+  one that is closer than its last; a poster whose list named a poster that
+  left has its list found again. The closest pairs take in pairs with a new
+  poster; pairs with a poster that left go (the list may then be shorter
+  than ``--pairs``);
+* **clusters**: a new poster joins the cluster that at least half of its 10
+  nearest posters on the map belong to, or none; cluster numbers stay, their
+  sizes, years, faces and outlines follow, and so does ``clusters.csv``;
+* **posters that left** the manifest or the features file leave the map;
+* **tiles**: only the tiles (at every level) that an added or removed poster
+  meets are drawn again; every other tile is a hard link to the earlier file.
+  They all go to a new run's folder, so every tile URL changes and no browser
+  shows a cached tile beside new data; ``data.json`` switches to the new run
+  atomically, as a full run's does.
+
+It refuses, in one line (exit 2), what it cannot do well: more new posters
+than a fifth of the map, or more than a tenth of them far from everything on
+the map (:func:`far_from_map`) unless ``--force``; features made with other
+weights, preprocessing or precision; settings other than the map's; a map of
+a sample or with a grid; a map without its state. With ``--update=auto`` it
+makes the map in full instead (the chain's choice).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..cli import StageError, UsageError
+from ..contracts import geometry, store
+from ..contracts.manifest import load_ok_records
+from ..fsutil import UnsafePath, contained, remove_stale_temporaries
+from ..names import movie_of
+from . import clusters as clustering, state as mapstate
+from .similarity import _top, normalize_rows
+from .tiles import build_pyramid
+
+log = logging.getLogger(__name__)
+
+MAX_SHARE = 0.2  # more new posters than this share of the map: a full run places them better
+FAR_SHARE = 0.1  # more new posters than this share far from everything on the map: the same
+FAR_QUANTILE = 0.99  # "far": farther from its nearest poster than 99% of the map's posters are from theirs
+VOTERS = 10  # a new poster joins the cluster of at least half of its VOTERS nearest posters on the map
+PLACED = "openTSNE TSNEEmbedding.transform into the saved embedding (its defaults: perplexity 5, 250 iterations)"
+INTEGRITY_SAMPLE = 256  # posters whose features are checked against the saved PCA points
+PRODUCT_FLOATS = 1 << 24  # a block of rows x queries similarities is at most this many floats (64 MB)
+
+
+class NeedsFullRun(UsageError):
+    """An update cannot do this (well); a full run of stage 3 can. One line, exit 2."""
+
+
+# The settings an update keeps from the map: (flag, key in the map's settings).
+KEPT_SETTINGS = (("--n-sample", "n_sample"), ("--one-per-movie", "one_per_movie"),
+                 ("--pca-components", "pca_components"), ("--perplexity", "perplexity"), ("--tsne", "tsne"),
+                 ("--seed", "seed"), ("--neighbors", "neighbors"), ("--pairs", "pairs"), ("--grid", "grid"),
+                 ("--no-pair-images", "pair_images"), ("--clusters", "clusters"),
+                 ("--min-cluster-size", "min_cluster_size"))
+
+
+@dataclass
+class Plan:
+    """Who stays, who leaves and who joins: indices into the old map, and the new posters' ids and rows."""
+
+    kept: np.ndarray
+    removed: np.ndarray
+    new_ids: list[str]
+    new_rows: list[dict]
+
+
+def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | None,
+               output: str | os.PathLike, *, given: dict | None = None, force: bool = False,
+               n_jobs: int | None = None) -> dict:
+    """Add the posters that the features file and manifest have and the map lacks; see the module docstring.
+
+    ``given``: the settings passed on the command line (the map's keys, as :data:`KEPT_SETTINGS` names
+    them): one that differs from the map's raises :class:`NeedsFullRun`.
+    """
+    from . import stage
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 3)
+        clock[0] = now
+        log.info("%s: %.2fs", name, timings[name])
+
+    n_jobs = n_jobs or os.cpu_count() or 1
+    output = stage.check_output(output)
+    features_path = Path(features_path)
+    posters_csv = Path(posters_csv) if posters_csv else features_path.parent / "posters.csv"
+    out_dir, stem = output.parent, output.stem
+    remove_stale_temporaries(out_dir, (), names=(output.name, stage.pairs_file_name(stem),
+                                                 stage.clusters_file_name(stem)))
+    stage.settle(output)
+    meta, columns, saved = read_map(output)
+    check_settings(saved.settings, given or {})
+    ids_file, _, attrs = store.read_features(features_path, load=False)
+    check_provenance(saved.settings.get("features", {}), mapstate.provenance(attrs), features_path)
+    known = {row["poster_id"]: row for row in load_ok_records(posters_csv)}
+    plan = plan_update(saved, ids_file, known, one_per_movie=bool(saved.settings["given"].get("one_per_movie")))
+    old_n, kept_n = len(saved.ids), len(plan.kept)
+    if not plan.new_ids and not len(plan.removed):
+        log.info("the map is up to date: no poster to add or remove")
+        return {"count": old_n, "added": 0, "removed": 0, "tiles": 0, "drawn": 0, "seconds":
+                round(time.perf_counter() - started, 2), "output": str(output), "changed": False}
+    if kept_n < stage.MIN_POSTERS:
+        raise NeedsFullRun(f"only {kept_n} of the map's posters are left: make the map in full")
+    if len(plan.new_ids) > MAX_SHARE * kept_n and not force:
+        raise NeedsFullRun(f"{len(plan.new_ids)} new posters are more than a fifth of the map's {kept_n}: placed "
+                           f"one by one into a map they would reshape, they would sit poorly; make the map in full "
+                           f"(without --update), or pass --force to place them anyway")
+    log.info("update: %d posters stay, %d leave, %d join", kept_n, len(plan.removed), len(plan.new_ids))
+    lap("plan")
+
+    rows_of = {}
+    for row_number, pid in enumerate(ids_file):
+        rows_of.setdefault(pid, row_number)
+    ids = [str(saved.ids[i]) for i in plan.kept] + plan.new_ids
+    near, new_features_ok = similar_after_update(features_path, ids, rows_of, saved, plan)
+    if not new_features_ok.all():
+        log.warning("%d new posters have NaN or infinite features; leaving them out", int((~new_features_ok).sum()))
+        raise NeedsFullRun("some new posters have features that are not numbers: make the map in full, which "
+                           "leaves them out")
+    lap("similarity")
+
+    new_points = project(features_path, [rows_of[pid] for pid in plan.new_ids], saved)
+    kept_points = saved.points[plan.kept]
+    far = far_from_map(kept_points, new_points)
+    if far.any() and far.mean() > FAR_SHARE and not force:
+        raise NeedsFullRun(f"{int(far.sum())} of the {len(far)} new posters lie far from every poster on the map "
+                           f"(farther than 99% of its posters lie from their nearest): they are unlike what the map "
+                           f"was made from; make the map in full, or pass --force to place them anyway")
+    kept_raw = saved.raw[plan.kept]
+    settings_used = saved.settings.get("used", {})
+    new_raw = place(kept_raw, kept_points, new_points, seed=int(saved.settings["given"].get("seed", 0)),
+                    method=settings_used.get("method") or ("fft" if kept_n >= 10_000 else "bh"), n_jobs=n_jobs)
+    raw = np.concatenate([kept_raw, new_raw])
+    coords = positions(raw, saved)
+    clipped = int((np.abs((new_raw - saved.centre) * saved.scale) > 1).any(axis=1).sum())
+    if clipped:
+        log.info("%d new posters were placed past the map's edge and are drawn on it", clipped)
+    points = np.concatenate([kept_points, new_points])
+    lap("place")
+
+    rows = [known[pid] for pid in ids]
+    found, cluster_list, region_list = None, [], []
+    if "cluster" in columns:
+        found, cluster_list, region_list = clusters_after_update(meta, columns, plan, coords, points, ids, rows)
+    lap("clusters")
+
+    own = f"assets/maps/{stem}/{stage.RUN_PREFIX}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
+    stage.link_images(plan.new_rows, out_dir / "assets", n_jobs)
+    image_rel, thumb_rel = stage.image_paths(rows)
+    pair_rel = {}
+    if saved.settings["given"].get("pair_images", True) and near.pairs:
+        pair_rel = stage._pair_images(near.pairs, rows, out_dir, f"{own}/pairs", n_jobs)
+    lap("images")
+
+    slot = float(settings_used.get("slot") or meta["tiles"]["tsne"]["slot"])
+    aspect, _ = stage._aspects(rows)
+    boxes = geometry.poster_boxes(*geometry.to_unit(coords[:, 0], coords[:, 1]), aspect, slot)
+    old_coords = positions(saved.raw[plan.removed], saved)
+    old_aspect = np.array(columns["aspect"], dtype=float)[plan.removed]
+    changed = np.concatenate([boxes[kept_n:], geometry.poster_boxes(*geometry.to_unit(old_coords[:, 0], old_coords[:, 1]),
+                                                                     old_aspect, slot)])
+    pyramid_was = meta["tiles"]["tsne"]
+    try:
+        reuse = contained(out_dir, pyramid_was["path"].split("/{z}")[0])
+    except UnsafePath:
+        raise NeedsFullRun(f"{output}: meta.tiles.tsne.path is not a path under its folder") from None
+    pyramid = build_pyramid([row["thumb_abspath"] for row in rows], boxes, out_dir / own / "tiles" / "tsne",
+                            slot=slot, jobs=n_jobs, reuse=reuse, changed=changed)
+    if pyramid.levels != pyramid_was["levels"]:
+        raise StageError(f"the updated map's pyramid has {pyramid.levels} levels, the map's {pyramid_was['levels']}")
+    lap("tiles")
+
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    meta = dict(meta)
+    meta.update({
+        "created": created, "count": len(ids), "run": own, "state": f"{own}/{mapstate.FILE}",
+        "pairs": {"file": f"{own}/{stage.PAIRS_IN_RUN}", "count": len(near.pairs)},
+        "tiles": {"tsne": {**pyramid.as_json(f"{own}/tiles/tsne/{{z}}/{{x}}-{{y}}.jpg"), "slot": pyramid_was["slot"]}},
+        "selection": {**meta.get("selection", {}), "available": len(ids_file)},
+        "update": {"added": len(plan.new_ids), "removed": int(len(plan.removed)), "placed": PLACED,
+                   "far": int(far.sum()), "past_edge": clipped, "tiles_drawn": pyramid.files - pyramid.reused,
+                   "tiles_linked": pyramid.reused,
+                   "made": (meta.get("update") or {}).get("made", meta["created"]), "timings": timings},
+    })
+    if found is not None:
+        meta["clusters"], meta["regions"] = cluster_list, region_list
+        meta["clustering"] = {**meta["clustering"], "unclustered": int((found.labels < 0).sum())}
+    meta["seconds"] = round(time.perf_counter() - started, 2)
+    columns = stage.map_columns(meta, ids, rows, coords, aspect, near, found, None, image_rel, thumb_rel)
+    pair_sim, pair_i, pair_j = stage.pair_arrays(near.pairs)
+    kept_state = mapstate.MapState(np.asarray(ids), saved.pca_mean, saved.pca_components, points, raw, saved.centre,
+                                   saved.scale, near.index, near.similarity, pair_sim, pair_i, pair_j, saved.settings)
+    stage.publish(output, own, meta, columns,
+                  stage.pairs_document(created, near.pairs, ids, pair_rel, output.name),
+                  clustering.csv_text(ids, found.labels, found.regions) if found is not None else None, kept_state)
+    lap("write")
+    return {"count": len(ids), "added": len(plan.new_ids), "removed": int(len(plan.removed)),
+            "tiles": pyramid.files, "drawn": pyramid.files - pyramid.reused, "seconds": meta["seconds"],
+            "output": str(output), "changed": True, "far": int(far.sum()), "timings": timings}
+
+
+def read_map(output: Path) -> tuple[dict, dict, mapstate.MapState]:
+    """(meta, columns, state) of the map at ``output``, or NeedsFullRun saying why it cannot be updated."""
+    try:
+        data = json.loads(output.read_text(encoding="utf-8"))
+        meta, columns = data["meta"], data["columns"]
+        n = len(columns["id"])
+    except FileNotFoundError:
+        raise NeedsFullRun(f"there is no map at {output} to update: make it first, without --update") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NeedsFullRun(f"{output} is not a readable map ({exc.__class__.__name__}): make it again, without "
+                           f"--update") from None
+    if not isinstance(meta.get("state"), str):
+        raise NeedsFullRun(f"{output} was made without its state (by an earlier version of this stage): make it "
+                           f"once without --update; later runs can update it")
+    if meta.get("grid") or "tsne" not in meta.get("tiles", {}) or len(meta.get("tiles", {})) != 1:
+        raise NeedsFullRun(f"{output} has a grid layout: a new poster would move every cell of the grid, so the map "
+                           f"is made in full (without --update)")
+    try:
+        saved = mapstate.load(contained(output.parent, meta["state"]))
+    except (UsageError, UnsafePath) as exc:
+        raise NeedsFullRun(f"{exc}: make the map in full (without --update)") from None
+    if len(saved.ids) != n or saved.ids.tolist() != columns["id"]:
+        raise NeedsFullRun(f"{meta['state']} does not hold the posters of {output.name}: make the map in full "
+                           f"(without --update)")
+    return meta, columns, saved
+
+
+def check_settings(settings: dict, given: dict) -> None:
+    """NeedsFullRun when the map cannot be updated with the settings ``given``: the map keeps its own."""
+    was = settings.get("given", {})
+    for flag, key in KEPT_SETTINGS:
+        if key in given and key in was and given[key] != was[key]:
+            raise NeedsFullRun(f"the map was made with {key}={was[key]!r}, not {given[key]!r} ({flag}): an update "
+                               f"keeps the map's settings; leave out {flag}, or make the map again without --update")
+    if was.get("n_sample"):
+        raise NeedsFullRun(f"the map is a sample of {was['n_sample']} posters (--n-sample): an update would add "
+                           f"every poster left out; make the map again without --update")
+
+
+def check_provenance(was: dict, now: dict, features_path: Path) -> None:
+    """NeedsFullRun when the features were made otherwise than the map's (other weights, preprocessing,
+    precision): their distances would mean nothing against the map's."""
+    for key in mapstate.PROVENANCE:
+        if was.get(key) != now.get(key):
+            raise NeedsFullRun(f"{features_path} holds features made with {key}={now.get(key)!r}, the map's with "
+                               f"{was.get(key)!r}: they cannot share a map; make it again without --update")
+
+
+def plan_update(saved: mapstate.MapState, ids_file: list[str], known: dict, *, one_per_movie: bool) -> Plan:
+    """Which of the map's posters stay (in the features file and ok in the manifest), and which join."""
+    in_file = set(ids_file)
+    on_map = set(saved.ids.tolist())
+    kept = np.array([i for i, pid in enumerate(saved.ids.tolist()) if pid in in_file and pid in known], np.int64)
+    removed = np.setdiff1d(np.arange(len(saved.ids)), kept)
+    new_ids, seen = [], set()
+    for pid in ids_file:
+        if pid in known and pid not in on_map and pid not in seen:
+            new_ids.append(pid)
+            seen.add(pid)
+    if one_per_movie:  # the map keeps one version per movie: no other version of a movie on it, the lowest
+        movies = {movie_of(str(saved.ids[i])) for i in kept}
+        best: dict[str, str] = {}
+        for pid in new_ids:
+            key = movie_of(pid)
+            if key not in movies and (key not in best or known[pid]["version"] < known[best[key]]["version"]):
+                best[key] = pid
+        chosen = set(best.values())
+        new_ids = [pid for pid in new_ids if pid in chosen]
+    return Plan(kept, removed, new_ids, [known[pid] for pid in new_ids])
+
+
+def _read_rows(features_path: Path, rows: list[int]) -> np.ndarray:
+    """The features file's ``rows`` (any order), as float32."""
+    rows = np.asarray(rows, np.int64)
+    with h5py.File(features_path, "r") as handle:
+        data = handle[store.FEATURES]
+        out = np.empty((len(rows), data.shape[1]), np.float32)
+        order = np.argsort(rows, kind="stable")
+        for start in range(0, len(rows), 4096):
+            part = order[start:start + 4096]
+            out[part] = data[rows[part]]
+    return out
+
+
+def project(features_path: Path, rows: list[int], saved: mapstate.MapState) -> np.ndarray:
+    """The PCA points of the features file's ``rows``, on the map's basis."""
+    if not rows:
+        return np.zeros((0, saved.pca_components.shape[0]), np.float32)
+    return ((_read_rows(features_path, rows) - saved.pca_mean) @ saved.pca_components.T).astype(np.float32)
+
+
+def positions(raw: np.ndarray, saved: mapstate.MapState) -> np.ndarray:
+    """data.json's ``x, y`` of t-SNE positions: the map's normalisation, then the map's edge."""
+    return np.clip((raw - saved.centre) * saved.scale, -1.0, 1.0)
+
+
+def _nearest(queries: np.ndarray, points: np.ndarray, k: int, *, exclude_self: bool = False,
+             chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's ``k`` nearest ``points`` (euclidean): (indices, distances), nearest first."""
+    k = min(k, len(points) - int(exclude_self))
+    sq = (points.astype(np.float64) ** 2).sum(axis=1)
+    index = np.empty((len(queries), k), np.int64)
+    distance = np.empty((len(queries), k))
+    for start in range(0, len(queries), chunk):
+        q = queries[start:start + chunk].astype(np.float64)
+        d2 = (q ** 2).sum(axis=1)[:, None] - 2 * q @ points.T.astype(np.float64) + sq[None, :]
+        if exclude_self:
+            d2[np.arange(len(q)), np.arange(start, start + len(q))] = np.inf
+        found, values = _top(-d2, k)
+        index[start:start + len(q)] = found
+        distance[start:start + len(q)] = np.sqrt(np.maximum(-values, 0))
+    return index, distance
+
+
+def far_from_map(map_points: np.ndarray, new_points: np.ndarray, *, sample: int = 2000, seed: int = 0) -> np.ndarray:
+    """Which new points lie farther from their nearest map point than FAR_QUANTILE of the map's points
+    lie from their own nearest (in the PCA space, on a seeded sample of the map)."""
+    if not len(new_points):
+        return np.zeros(0, bool)
+    rows = np.sort(np.random.default_rng(seed).choice(len(map_points), min(sample, len(map_points)), replace=False))
+    own = _nearest(map_points[rows], map_points, 2)[1][:, 1]  # [0] is the point itself
+    limit = float(np.quantile(own, FAR_QUANTILE))
+    return _nearest(new_points, map_points, 1)[1][:, 0] > limit
+
+
+def place(map_raw: np.ndarray, map_points: np.ndarray, new_points: np.ndarray, *, seed: int, method: str,
+          n_jobs: int) -> np.ndarray:
+    """The t-SNE positions of ``new_points``, placed by openTSNE's transform among the map's, which stay."""
+    if not len(new_points):
+        return np.zeros((0, 2))
+    import scipy.sparse as sp
+    from openTSNE import TSNEEmbedding
+    from openTSNE.affinity import Affinities, joint_probabilities_nn
+
+    class MapAffinities(Affinities):
+        """The map's posters as openTSNE's reference: their new neighbours found exactly in the PCA space."""
+
+        def __init__(self):
+            super().__init__()
+            self.P = sp.csr_matrix((len(map_points), len(map_points)))
+
+        def to_new(self, data, perplexity=5, return_distances=False, k_neighbors="auto"):
+            k = max(25, int(3 * perplexity)) if k_neighbors == "auto" else int(k_neighbors)
+            neighbours, distances = _nearest(data, map_points, k)
+            P = joint_probabilities_nn(neighbours, distances, [min(perplexity, neighbours.shape[1] / 3)],
+                                       symmetrize=False, normalization="point-wise",
+                                       n_reference_samples=len(map_points), n_jobs=n_jobs)
+            return (P, neighbours, distances) if return_distances else P
+
+    shift = (map_raw.max(axis=0) + map_raw.min(axis=0)) / 2  # transform centres the map; put it back after
+    embedding = TSNEEmbedding(map_raw.copy(), MapAffinities(), negative_gradient_method=method, random_state=seed,
+                              n_jobs=n_jobs)
+    placed = np.asarray(embedding.transform(new_points.astype(np.float64)), dtype=np.float64) + shift
+    if not np.isfinite(placed).all():
+        raise StageError("placing the new posters gave positions that are not numbers; make the map in full")
+    return placed
+
+
+@dataclass
+class _Similar:
+    index: np.ndarray
+    similarity: np.ndarray
+    pairs: list
+
+
+def similar_after_update(features_path: Path, ids: list[str], rows_of: dict, saved: mapstate.MapState,
+                         plan: Plan) -> tuple[_Similar, np.ndarray]:
+    """Each poster's most similar posters and the closest pairs on the updated map (ids: kept, then new).
+
+    Exact cosine on the features, streamed through in blocks: the new posters and the posters whose list
+    named one that left are searched over every poster; the others keep their list, with any new poster
+    closer than its last taken in. Also returns which new posters have finite features, and checks a
+    sample of the map's posters against the saved PCA points (a features file changed under the map).
+    """
+    kept_n, n = len(plan.kept), len(ids)
+    k = saved.neighbors.shape[1]
+    new_of_old = np.full(len(saved.ids), -1, np.int64)
+    new_of_old[plan.kept] = np.arange(kept_n)
+    old_index = new_of_old[saved.neighbors[plan.kept]]  # (kept_n, k); -1 where a neighbour left
+    old_sim = saved.similarity[plan.kept].copy()
+    affected = np.flatnonzero((old_index < 0).any(axis=1))
+    queries = np.concatenate([affected, np.arange(kept_n, n)]).astype(np.int64)  # map indices searched in full
+    is_query = np.zeros(n, bool)
+    is_query[queries] = True
+    q_raw = _read_rows(features_path, [rows_of[ids[m]] for m in queries])
+    finite = np.isfinite(q_raw).all(axis=1)
+    new_ok = finite[len(affected):]
+    if not new_ok.all():
+        return _Similar(np.zeros((0, k), np.int64), np.zeros((0, k), np.float32), []), new_ok
+    q_unit = normalize_rows(q_raw)
+    del q_raw
+    new_cols = np.arange(len(affected), len(queries))
+    groups = {}
+    group = np.array([groups.setdefault(movie_of(pid), len(groups)) for pid in ids], np.int64)
+    best_idx = np.full((len(queries), k), -1, np.int64)
+    best_sim = np.full((len(queries), k), -np.inf, np.float32)
+    index = np.zeros((n, k), np.int64)
+    similarity = np.zeros((n, k), np.float32)
+    index[:kept_n], similarity[:kept_n] = old_index, old_sim
+    n_pairs = int(saved.settings["given"].get("pairs", len(saved.pair_sim)))
+    pair_items: list[tuple[float, int, int]] = []
+    check = np.zeros(n, bool)
+    check[np.random.default_rng(0).choice(kept_n, min(INTEGRITY_SAMPLE, kept_n), replace=False)] = True
+    map_of_row = np.full(max(rows_of.values()) + 1, -1, np.int64)
+    map_of_row[[rows_of[pid] for pid in ids]] = np.arange(n)
+    block = int(np.clip(PRODUCT_FLOATS // max(len(queries), 1), 64, 8192))
+    mismatched = 0
+    with h5py.File(features_path, "r") as handle:
+        data = handle[store.FEATURES]
+        for start in range(0, len(map_of_row), block):
+            stop = min(start + block, len(map_of_row))
+            where = map_of_row[start:stop]
+            take = np.flatnonzero(where >= 0)
+            if not len(take):
+                continue
+            raw = data[start:stop][take].astype(np.float32, copy=False)
+            members = where[take]
+            checked = np.flatnonzero(check[members])
+            if len(checked):
+                want = saved.points[plan.kept[members[checked]]]
+                got = (raw[checked] - saved.pca_mean) @ saved.pca_components.T
+                mismatched += int((np.linalg.norm(got - want, axis=1) > 1e-3 * (np.linalg.norm(want, axis=1) + 1)).sum())
+            unit = normalize_rows(raw)
+            sims = unit @ q_unit.T  # (rows, queries)
+            sims[members[:, None] == queries[None, :]] = -np.inf  # never one's own neighbour
+            # The searched posters: their best over every poster.
+            cand_sim = np.concatenate([best_sim, sims.T], axis=1)
+            cand_idx = np.concatenate([best_idx, np.broadcast_to(members, (len(queries), len(members)))], axis=1)
+            top, values = _top(cand_sim, k)
+            best_idx, best_sim = np.take_along_axis(cand_idx, top, axis=1), values
+            # The others: a new poster closer than their last.
+            stay = np.flatnonzero((members < kept_n) & ~is_query[members])
+            if len(stay) and len(new_cols):
+                m = members[stay]
+                cand_sim = np.concatenate([similarity[m], sims[stay][:, new_cols]], axis=1)
+                cand_idx = np.concatenate([index[m], np.broadcast_to(queries[new_cols], (len(m), len(new_cols)))],
+                                          axis=1)
+                top, values = _top(cand_sim, k)
+                index[m], similarity[m] = np.take_along_axis(cand_idx, top, axis=1), values
+            # Pairs with a new poster: once each (i < j), never two versions of one movie.
+            if n_pairs and len(new_cols):
+                part = sims[:, new_cols].copy()
+                cols = queries[new_cols]
+                part[(members[:, None] >= cols[None, :]) | (group[members][:, None] == group[cols][None, :])] = -np.inf
+                take_n = min(n_pairs, part.size)
+                flat = np.argpartition(-part, take_n - 1, axis=None)[:take_n]
+                for f in flat:
+                    value = float(part.flat[f])
+                    if value != -np.inf:
+                        r, c = divmod(int(f), part.shape[1])
+                        pair_items.append((value, int(members[r]), int(cols[c])))
+                pair_items = sorted(pair_items, key=lambda p: (-p[0], p[1], p[2]))[:n_pairs]
+    if mismatched:
+        raise NeedsFullRun(f"the features of {mismatched} of {int(check.sum())} sampled posters on the map are not the ones "
+                           f"it was made from ({features_path} was made again?): make the map in full")
+    index[queries], similarity[queries] = best_idx, best_sim
+    old_pairs = [(float(s), int(new_of_old[i]), int(new_of_old[j]))
+                 for s, i, j in zip(saved.pair_sim, saved.pair_i, saved.pair_j) if new_of_old[i] >= 0 and new_of_old[j] >= 0]
+    pairs = sorted(old_pairs + pair_items, key=lambda p: (-p[0], p[1], p[2]))[:n_pairs]
+    return _Similar(index, similarity, pairs), new_ok
+
+
+@dataclass
+class _Clusters:
+    labels: np.ndarray
+    regions: np.ndarray
+
+
+def clusters_after_update(meta: dict, columns: dict, plan: Plan, coords: np.ndarray, points: np.ndarray,
+                          ids: list[str], rows: list[dict]) -> tuple[_Clusters, list[dict], list[dict]]:
+    """The map's clusters with the new posters in them (see the module docstring), described again."""
+    from scipy.spatial import cKDTree
+
+    kept_n = len(plan.kept)
+    old_labels = np.asarray(columns["cluster"], np.int64)[plan.kept]
+    region_of = {c["id"]: c["region"] for c in meta.get("clusters", [])}
+    new_labels = np.full(len(ids) - kept_n, -1, np.int64)
+    if len(new_labels):
+        voters = min(VOTERS, kept_n)
+        _, near = cKDTree(coords[:kept_n]).query(coords[kept_n:], k=voters)
+        votes = old_labels[np.asarray(near).reshape(len(new_labels), voters)]
+        for i, row in enumerate(votes):
+            labels, counts = np.unique(row[row >= 0], return_counts=True)
+            if len(counts) and counts.max() * 2 >= voters:
+                new_labels[i] = labels[np.argmax(counts)]
+    labels = np.concatenate([old_labels, new_labels])
+    count = len(meta.get("clusters", []))
+    empty = sorted(set(range(count)) - set(labels[labels >= 0].tolist()))
+    if empty:
+        raise NeedsFullRun(f"cluster {empty[0]} lost all its posters: make the map in full (without --update)")
+    regions = np.array([region_of.get(int(c), -1) if c >= 0 else -1 for c in labels], np.int64)
+    years = [row["year"] for row in rows]
+    cluster_list = clustering.describe(labels, coords, points, ids, years)
+    region_list = clustering.describe(regions, coords, points, ids, years)
+    for cluster in cluster_list:
+        cluster["region"] = int(region_of[cluster["id"]])
+    for region in region_list:
+        region["clusters"] = [c["id"] for c in cluster_list if c["region"] == region["id"]]
+    return _Clusters(labels.astype(np.int32), regions.astype(np.int32)), cluster_list, region_list

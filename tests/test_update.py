@@ -1,0 +1,299 @@
+"""get_data_visu.py --update: new posters join a map without moving it, only the tiles they touch are drawn
+again (under new URLs), posters that left leave, and what needs a full run is refused in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from mapdata import make_mapdata, tile_files
+from posters_cnn.contracts import geometry
+from posters_cnn.contracts.manifest import read_records, write_manifest
+from posters_cnn.contracts.store import FeatureWriter, read_features
+from posters_cnn.fsutil import OutputLock
+from posters_cnn.mapping import state as mapstate
+
+import get_data_visu
+
+FIRST = 100  # posters on the map before the update; the features file then grows to 120
+
+
+def run(*args):
+    return get_data_visu.main([*map(str, args), "-q", "--no-progress"])
+
+
+def write_features(path, ids, rows, attrs):
+    writer = FeatureWriter(path, rows.shape[1], attrs)
+    writer.append(list(ids), rows)
+    writer.close()
+
+
+@pytest.fixture
+def grown(tmp_path):
+    """A map of the first FIRST posters, then a features file with 20 more: (folder, out, before, features)."""
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=40, clusters=3)
+    ids, features, attrs = read_features(feats)
+    order = np.random.default_rng(1).permutation(len(ids))  # new posters in every cluster, not one
+    ids, features = [ids[i] for i in order], features[order]
+    provenance = {key: attrs[key] for key in ("model", "layer", "weights")}
+    early = tmp_path / "early.h5"
+    write_features(early, ids[:FIRST], features[:FIRST], provenance)
+    out = tmp_path / "web" / "data.json"
+    assert run("-i", early, "--posters", manifest, "-o", out) == 0
+    feats.unlink()
+    write_features(feats, ids, features, provenance)
+    return tmp_path, out, json.loads(out.read_text()), feats
+
+
+def by_id(data):
+    cols, k = data["columns"], data["meta"]["neighbors"]
+    return {pid: {"x": cols["x"][i], "y": cols["y"][i], "cluster": cols.get("cluster", [None] * (i + 1))[i],
+                  "neighbors": [cols["id"][j] for j in cols["neighbors"][i * k:(i + 1) * k]]}
+            for i, pid in enumerate(cols["id"])}
+
+
+def test_new_posters_join_and_no_poster_moves(grown):
+    folder, out, before, feats = grown
+    assert run("-i", feats, "-o", out, "--update") == 0
+    after = json.loads(out.read_text())
+    old, new = by_id(before), by_id(after)
+    assert len(new) == 120 and set(old) < set(new)
+    for pid, was in old.items():  # bit-identical positions and unchanged cluster numbers
+        assert (new[pid]["x"], new[pid]["y"], new[pid]["cluster"]) == (was["x"], was["y"], was["cluster"])
+    saved = mapstate.load(out.parent / after["meta"]["state"])
+    assert saved.ids.tolist() == after["columns"]["id"]
+    assert after["meta"]["update"]["added"] == 20 and after["meta"]["count"] == 120
+    # New posters land among the posters they resemble: most of their listed neighbours share their cluster.
+    added = [pid for pid in new if pid not in old]
+    assert all(-1 <= new[pid]["x"] <= 1 and -1 <= new[pid]["y"] <= 1 for pid in added)
+    joined = [new[pid]["cluster"] for pid in added]
+    assert sum(c >= 0 for c in joined) >= 15
+
+
+def test_similar_posters_and_pairs_are_a_full_runs_both_ways(grown):
+    folder, out, before, feats = grown
+    assert run("-i", feats, "-o", out, "--update") == 0
+    full = folder / "full" / "data.json"
+    assert run("-i", feats, "-o", full) == 0  # exact search at this size, like the update's
+    updated, whole = by_id(json.loads(out.read_text())), by_id(json.loads(full.read_text()))
+    assert {pid: p["neighbors"] for pid, p in updated.items()} == {pid: p["neighbors"] for pid, p in whole.items()}
+    old = by_id(before)
+    assert any(set(updated[pid]["neighbors"]) - set(old) for pid in old)  # an old poster gained a new neighbour
+
+    def pairs(path):
+        return [(p["a"], p["b"], p["similarity"]) for p in json.loads(path.read_text())["pairs"]]
+
+    assert pairs(out.parent / "pairs.json") == pairs(full.parent / "pairs.json")
+
+
+def test_only_the_tiles_new_posters_touch_are_drawn_again_under_new_urls(grown):
+    folder, out, before, feats = grown
+    old_files = {rel: (out.parent / rel) for rel in tile_files(before)}
+    old_inodes = {rel.split("/tiles/")[1]: os.stat(path).st_ino for rel, path in old_files.items()}
+    old_bytes = {rel.split("/tiles/")[1]: path.read_bytes() for rel, path in old_files.items()}
+    assert run("-i", feats, "-o", out, "--update") == 0
+    after = json.loads(out.read_text())
+    pyramid = after["meta"]["tiles"]["tsne"]
+    assert pyramid["path"] != before["meta"]["tiles"]["tsne"]["path"]  # every URL changed: no stale cached tile
+    # The tiles the new posters' boxes meet, at every level, by the shared geometry.
+    cols = after["columns"]
+    new = np.array([pid not in set(before["columns"]["id"]) for pid in cols["id"]])
+    u, v = geometry.to_unit(np.array(cols["x"])[new], np.array(cols["y"])[new])
+    boxes = geometry.poster_boxes(u, v, np.array(cols["aspect"])[new], pyramid["slot"])
+    touched = set()
+    for z in range(pyramid["levels"]):
+        for x0, y0, x1, y1 in geometry.tiles_of_boxes(boxes, z, pyramid["origin"], pyramid["span"]):
+            touched |= {f"tsne/{z}/{x}-{y}.jpg" for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)}
+    drawn = linked = 0
+    for rel in tile_files(after):
+        key = rel.split("/tiles/")[1]
+        path = out.parent / rel
+        assert path.is_file(), rel
+        if key in touched:
+            assert key not in old_inodes or os.stat(path).st_ino != old_inodes[key]
+            drawn += 1
+        else:
+            assert os.stat(path).st_ino == old_inodes[key] and path.read_bytes() == old_bytes[key], key
+            linked += 1
+    assert drawn and linked and after["meta"]["update"]["tiles_drawn"] == drawn
+    assert any(path.read_bytes() != old_bytes[key] for key, path in
+               ((k, out.parent / pyramid["path"].split("/tiles/")[0] / "tiles" / k) for k in touched & set(old_bytes)))
+
+
+def test_posters_that_left_the_manifest_leave_the_map(grown):
+    folder, out, before, feats = grown
+    manifest = folder / "posters.csv"
+    gone = before["columns"]["id"][:3]
+    write_manifest(manifest, [r for pid, r in read_records(manifest).items() if pid not in gone])
+    assert run("-i", feats, "-o", out, "--update", "--force") == 0  # 20 join 97: over a fifth
+    after = json.loads(out.read_text())
+    ids = after["columns"]["id"]
+    assert not set(gone) & set(ids) and len(ids) == 117 and after["meta"]["update"]["removed"] == 3
+    assert max(after["columns"]["neighbors"]) < len(ids)
+    named = {p[k] for p in json.loads((out.parent / "pairs.json").read_text())["pairs"] for k in ("a", "b")}
+    assert not named & set(gone)
+    rows = (out.parent / "clusters.csv").read_text().splitlines()[1:]
+    assert sorted(r.split(",")[0] for r in rows) == sorted(ids)
+    sizes = sum(c["size"] for c in after["meta"]["clusters"])
+    assert sizes == sum(c >= 0 for c in after["columns"]["cluster"])
+
+
+def test_an_update_with_nothing_new_changes_nothing(grown):
+    folder, out, before, feats = grown
+    early = folder / "early.h5"
+    text = out.read_text()
+    assert run("-i", early, "-o", out, "--update", "--posters", folder / "posters.csv") == 0
+    assert out.read_text() == text
+
+
+def one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("flag, value", [("--perplexity", "12"), ("--seed", "3"), ("--neighbors", "4"),
+                                         ("--clusters", "0")])
+def test_other_settings_are_refused_in_one_line(grown, capsys, flag, value):
+    folder, out, before, feats = grown
+    text = out.read_text()
+    assert run("-i", feats, "-o", out, "--update", flag, value) == 2
+    assert flag in one_line_error(capsys)
+    assert out.read_text() == text
+
+
+def test_features_made_otherwise_are_refused(grown, capsys):
+    folder, out, before, feats = grown
+    ids, features, attrs = read_features(feats)
+    other = folder / "other.h5"
+    write_features(other, ids, features, {"model": attrs["model"], "layer": attrs["layer"], "weights": "imagenet"})
+    text = out.read_text()
+    assert run("-i", other, "-o", out, "--update", "--posters", folder / "posters.csv") == 2
+    assert "weights" in one_line_error(capsys)
+    assert out.read_text() == text
+
+
+def test_features_changed_under_the_map_are_refused(grown, capsys):
+    folder, out, before, feats = grown
+    ids, features, attrs = read_features(feats)
+    feats.unlink()
+    write_features(feats, ids, features[::-1].copy(), {k: attrs[k] for k in ("model", "layer", "weights")})
+    assert run("-i", feats, "-o", out, "--update") == 2
+    assert "not the ones it was made from" in one_line_error(capsys)
+
+
+def test_too_many_new_posters_are_refused_unless_forced_and_auto_makes_the_map_in_full(tmp_path, capsys):
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    ids, features, attrs = read_features(feats)
+    provenance = {key: attrs[key] for key in ("model", "layer", "weights")}
+    early = tmp_path / "early.h5"
+    write_features(early, ids[:40], features[:40], provenance)
+    out = tmp_path / "web" / "data.json"
+    assert run("-i", early, "--posters", manifest, "-o", out) == 0
+    capsys.readouterr()
+    assert run("-i", feats, "-o", out, "--update") == 2
+    assert "more than a fifth" in one_line_error(capsys) and len(json.loads(out.read_text())["columns"]["id"]) == 40
+    assert run("-i", feats, "-o", out, "--update=auto") == 0
+    data = json.loads(out.read_text())
+    assert len(data["columns"]["id"]) == 60 and "update" not in data["meta"]  # made in full
+    capsys.readouterr()
+    # The 20 posters of one cluster leave: its number would name nothing, so the map is made in full.
+    assert run("-i", early, "-o", out, "--update", "--force", "--posters", manifest) == 2
+    assert "lost all its posters" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("damage", ["no state", "doctored state", "grid"])
+def test_a_map_that_cannot_be_updated_says_so_and_auto_makes_it_in_full(grown, capsys, damage):
+    folder, out, before, feats = grown
+    if damage == "no state":
+        data = json.loads(out.read_text())
+        del data["meta"]["state"]
+        out.write_text(json.dumps(data))
+    elif damage == "doctored state":
+        path = out.parent / before["meta"]["state"]
+        with np.load(path) as saved:
+            arrays = dict(saved)
+        arrays["neighbors"][0, 0] = 10 ** 6  # a neighbour that is not on the map
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+    else:
+        assert run("-i", folder / "early.h5", "--posters", folder / "posters.csv", "-o", out, "--grid") == 0
+    capsys.readouterr()
+    assert run("-i", feats, "-o", out, "--update") == 2
+    assert "without --update" in one_line_error(capsys)
+    assert run("-i", feats, "-o", out, "--update=auto") == 0
+    assert len(json.loads(out.read_text())["columns"]["id"]) == 120
+
+
+def test_a_second_update_of_the_same_map_waits_for_no_one(grown, capsys):
+    folder, out, before, feats = grown
+    with OutputLock(out):
+        assert run("-i", feats, "-o", out, "--update") == 1
+    err = capsys.readouterr().err.strip()
+    assert f"PID {os.getpid()}" in err and len(err.splitlines()) == 1
+    assert json.loads(out.read_text())["columns"]["id"] == before["columns"]["id"]
+
+
+KILLED_UPDATE = """
+import sys, time
+from pathlib import Path
+sys.path[:0] = [{root!r}]
+from posters_cnn.mapping import stage
+real = stage.write_json_atomic
+
+def stalled(path, doc, *args, **kwargs):
+    if Path(path).name == "data.json":  # everything the new map names is written: now wait to be killed
+        Path({ready!r}).write_text("ready")
+        while True:
+            time.sleep(0.05)
+    return real(path, doc, *args, **kwargs)
+
+stage.write_json_atomic = stalled
+import get_data_visu
+sys.exit(get_data_visu.main(sys.argv[1:]))
+"""
+
+
+def test_kill_9_during_an_update_leaves_the_old_map_whole_and_the_next_run_finishes_it(grown, tmp_path):
+    folder, out, before, feats = grown
+    text = out.read_text()
+    ready = tmp_path / "ready"
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_UPDATE.format(root=str(ROOT), ready=str(ready)))
+    proc = subprocess.Popen([sys.executable, str(script), "-i", str(feats), "-o", str(out), "--update", "-q",
+                             "--no-progress"], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), "the update never reached its switch"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert out.read_text() == text  # the old map, whole: every file it names is there
+    for rel in tile_files(before) + [before["meta"]["state"], before["meta"]["pairs"]["file"]]:
+        assert (out.parent / rel).is_file(), rel
+    assert run("-i", feats, "-o", out, "--update") == 0  # the next run finishes the update
+    after = json.loads(out.read_text())
+    assert len(after["columns"]["id"]) == 120
+    runs = sorted(p.name for p in (out.parent / "assets" / "maps" / "data").iterdir())
+    assert runs == [after["meta"]["run"].rsplit("/", 1)[1]]  # the killed run's folder is gone
+
+
+def test_state_file_is_plain_numpy_and_matches_the_map(grown):
+    folder, out, before, feats = grown
+    saved = np.load(out.parent / before["meta"]["state"], allow_pickle=False)
+    cols = before["columns"]
+    assert saved["ids"].tolist() == cols["id"]
+    centre, scale = saved["centre"], float(saved["scale"])
+    xy = (saved["raw"] - centre) * scale
+    assert np.allclose(xy[:, 0], cols["x"], atol=1e-5) and np.allclose(xy[:, 1], cols["y"], atol=1e-5)
+    assert json.loads(str(saved["settings"]))["given"]["perplexity"] == 30.0
