@@ -39,6 +39,10 @@ def write_features(path, ids, rows, attrs):
 @pytest.fixture
 def grown(tmp_path):
     """A map of the first FIRST posters, then a features file with 20 more: (folder, out, before, features)."""
+    return grow(tmp_path)
+
+
+def grow(tmp_path, *flags):
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=40, clusters=3)
     ids, features, attrs = read_features(feats)
     order = np.random.default_rng(1).permutation(len(ids))  # new posters in every cluster, not one
@@ -47,7 +51,7 @@ def grown(tmp_path):
     early = tmp_path / "early.h5"
     write_features(early, ids[:FIRST], features[:FIRST], provenance)
     out = tmp_path / "web" / "data.json"
-    assert run("-i", early, "--posters", manifest, "-o", out) == 0
+    assert run("-i", early, "--posters", manifest, "-o", out, *flags) == 0
     feats.unlink()
     write_features(feats, ids, features, provenance)
     return tmp_path, out, json.loads(out.read_text()), feats
@@ -76,6 +80,25 @@ def test_new_posters_join_and_no_poster_moves(grown):
     assert all(-1 <= new[pid]["x"] <= 1 and -1 <= new[pid]["y"] <= 1 for pid in added)
     joined = [new[pid]["cluster"] for pid in added]
     assert sum(c >= 0 for c in joined) >= 15
+
+
+def test_every_posters_pca_point_is_its_projection_as_a_new_posters_is():
+    """An update projects a new poster as (row - mean) @ components.T: the map's own points must be made
+    the same way. scikit-learn's randomized fit_transform (U * S) is not that where the spectrum is flat."""
+    from posters_cnn.mapping import layout
+
+    rows = np.maximum(np.random.default_rng(0).normal(0, 1, (2000, 256)), 0).astype(np.float32)
+    points, info, components, mean = layout.pca_fit(rows, 10, 0)
+    assert info["svd_solver"] == "randomized"
+    assert np.allclose(points, (rows - mean) @ components.T, atol=1e-4)
+
+
+def test_a_map_whose_pca_was_randomized_takes_new_posters_on_the_same_basis(tmp_path):
+    # Fewer components than half the data allows: scikit-learn's randomized solver, as at 100,000 posters.
+    folder, out, before, feats = grow(tmp_path, "--pca-components", "10")
+    assert json.loads(out.read_text())["meta"]["pca"]["svd_solver"] == "randomized"
+    assert run("-i", feats, "-o", out, "--update") == 0
+    assert len(json.loads(out.read_text())["columns"]["id"]) == 120
 
 
 def test_similar_posters_and_pairs_are_a_full_runs_both_ways(grown):
@@ -190,6 +213,32 @@ def test_features_changed_under_the_map_are_refused(grown, capsys):
     assert "not the ones it was made from" in one_line_error(capsys)
 
 
+def test_new_posters_unlike_anything_on_the_map_are_refused_unless_forced(grown, capsys):
+    folder, out, before, feats = grown
+    ids, features, attrs = read_features(feats)
+    rng = np.random.default_rng(7)  # the new posters come from a look the map has never seen
+    centre = rng.normal(0, 1, features.shape[1]).astype(np.float32) * 3
+    features[FIRST:] = np.maximum(centre + rng.normal(0, 1, features[FIRST:].shape), 0)
+    feats.unlink()
+    write_features(feats, ids, features, {k: attrs[k] for k in ("model", "layer", "weights")})
+    text = out.read_text()
+    assert run("-i", feats, "-o", out, "--update") == 2
+    assert "far from every poster" in one_line_error(capsys) and out.read_text() == text
+    assert run("-i", feats, "-o", out, "--update", "--force") == 0
+    assert json.loads(out.read_text())["meta"]["update"]["far"] == 20
+
+
+def test_new_posters_with_features_that_are_not_numbers_are_left_out(grown):
+    folder, out, before, feats = grown
+    ids, features, attrs = read_features(feats)
+    features[FIRST, :3] = np.nan
+    feats.unlink()
+    write_features(feats, ids, features, {k: attrs[k] for k in ("model", "layer", "weights")})
+    assert run("-i", feats, "-o", out, "--update") == 0
+    got = json.loads(out.read_text())["columns"]["id"]
+    assert len(got) == 119 and ids[FIRST] not in got
+
+
 def test_too_many_new_posters_are_refused_unless_forced_and_auto_makes_the_map_in_full(tmp_path, capsys):
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
     ids, features, attrs = read_features(feats)
@@ -297,3 +346,35 @@ def test_state_file_is_plain_numpy_and_matches_the_map(grown):
     xy = (saved["raw"] - centre) * scale
     assert np.allclose(xy[:, 0], cols["x"], atol=1e-5) and np.allclose(xy[:, 1], cols["y"], atol=1e-5)
     assert json.loads(str(saved["settings"]))["given"]["perplexity"] == 30.0
+
+
+def test_the_page_shows_the_updated_map_not_a_cached_one(grown):
+    """A map made a week ago: a browser may keep its data.json for hours by heuristic caching, and would
+    then ask for tiles of a run that an update has removed. The page asks the server each time."""
+    from playwright.sync_api import sync_playwright
+
+    from browser import PageWatch, StaticServer, launch
+
+    folder, out, before, feats = grown
+    week_ago = time.time() - 7 * 86400
+    for path in [out, *out.parent.rglob("*.js")]:
+        os.utime(path, (week_ago, week_ago))
+    server = StaticServer(out.parent)
+    try:
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(viewport={"width": 1000, "height": 700})
+            watch = PageWatch(page)
+            ready = "window.posterMap && window.posterMap.ready"
+            page.goto(f"{server.url}index.html?data.json")
+            page.wait_for_function(ready, timeout=20000)
+            assert page.evaluate("window.posterMap.view().count") == FIRST
+            assert run("-i", feats, "-o", out, "--update") == 0
+            page.goto(f"{server.url}index.html?data.json")
+            page.wait_for_function(ready, timeout=20000)
+            assert page.evaluate("window.posterMap.view().count") == 120
+            page.wait_for_function("window.posterMap.settled()", timeout=30000, polling=50)
+            watch.assert_clean()  # every tile it asked for exists
+            browser.close()
+    finally:
+        server.close()

@@ -50,11 +50,18 @@ def pca_fit(features: np.ndarray, components: int, seed: int) -> tuple[np.ndarra
     # components for t-SNE's purposes, in a third of the time at 3,000 x 4096.
     model = PCA(n_components=components, svd_solver=solver, random_state=seed,
                 **({"iterated_power": 3} if solver == "randomized" else {}))
-    reduced = model.fit_transform(features).astype(np.float32)
+    model.fit(features)
+    mean, basis = model.mean_.astype(np.float32), model.components_.astype(np.float32)
+    # Each poster's point is its projection, (row - mean) @ components.T, as a poster added to the map later
+    # gets (fit_transform's randomized U * S differs from it by what the randomized range misses), a block of
+    # rows at a time (no second copy of the features).
+    reduced = np.empty((n, components), np.float32)
+    for start in range(0, n, 8192):
+        reduced[start:start + 8192] = (features[start:start + 8192] - mean) @ basis.T
     info = {"components": int(components), "whiten": False, "svd_solver": solver,
             "explained_variance": round(float(model.explained_variance_ratio_.sum()), 4)}
     log.info("PCA: %d components keep %.1f%% of the variance", components, 100 * info["explained_variance"])
-    return reduced, info, model.components_.astype(np.float32), model.mean_.astype(np.float32)
+    return reduced, info, basis, mean
 
 
 def fit_perplexity(perplexity: float, n: int) -> float:

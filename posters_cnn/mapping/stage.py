@@ -185,7 +185,7 @@ class Embedding:
 
 
 # Bumped when a step's code changes what it computes from the same inputs: older checkpoints are not used.
-CHECKPOINT_FORMAT = 2  # 2: the PCA's checkpoint keeps the features' mean
+CHECKPOINT_FORMAT = 3  # 2: the PCA keeps the mean; 3: points are (row - mean) @ components.T
 
 
 def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one_per_movie: bool,

@@ -26,7 +26,7 @@ and the features file and manifest that have grown since, and:
 
 It refuses, in one line (exit 2), what it cannot do well: more new posters
 than a fifth of the map, or more than a tenth of them far from everything on
-the map (:func:`far_from_map`) unless ``--force``; features made with other
+the map (:func:`far_from_map`), unless ``--force``; features made with other
 weights, preprocessing or precision; settings other than the map's; a map of
 a sample or with a grid; a map without its state. With ``--update=auto`` it
 makes the map in full instead (the chain's choice).
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 MAX_SHARE = 0.2  # more new posters than this share of the map: a full run places them better
 FAR_SHARE = 0.1  # more new posters than this share far from everything on the map: the same
-FAR_QUANTILE = 0.99  # "far": farther from its nearest poster than 99% of the map's posters are from theirs
+FAR_QUANTILE = 0.01  # "far": less like its most similar poster on the map than 99% of the map's posters are
 VOTERS = 10  # a new poster joins the cluster of at least half of its VOTERS nearest posters on the map
 PLACED = "openTSNE TSNEEmbedding.transform into the saved embedding (its defaults: perplexity 5, 250 iterations)"
 INTEGRITY_SAMPLE = 256  # posters whose features are checked against the saved PCA points
@@ -121,38 +121,43 @@ def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike 
     check_provenance(saved.settings.get("features", {}), mapstate.provenance(attrs), features_path)
     known = {row["poster_id"]: row for row in load_ok_records(posters_csv)}
     plan = plan_update(saved, ids_file, known, one_per_movie=bool(saved.settings["given"].get("one_per_movie")))
+    rows_of = {}
+    for row_number, pid in enumerate(ids_file):
+        rows_of.setdefault(pid, row_number)
+    new_features = _read_rows(features_path, [rows_of[pid] for pid in plan.new_ids])
+    finite = np.isfinite(new_features).all(axis=1)
+    if not finite.all():  # as a full run does
+        log.warning("%d new posters have NaN or infinite features; leaving them out", int((~finite).sum()))
+        plan.new_ids = [pid for pid, ok in zip(plan.new_ids, finite) if ok]
+        plan.new_rows = [row for row, ok in zip(plan.new_rows, finite) if ok]
+        new_features = new_features[finite]
     old_n, kept_n = len(saved.ids), len(plan.kept)
     if not plan.new_ids and not len(plan.removed):
         log.info("the map is up to date: no poster to add or remove")
         return {"count": old_n, "added": 0, "removed": 0, "tiles": 0, "drawn": 0, "seconds":
                 round(time.perf_counter() - started, 2), "output": str(output), "changed": False}
-    if kept_n < stage.MIN_POSTERS:
+    if kept_n < max(stage.MIN_POSTERS, saved.neighbors.shape[1] + 1):
         raise NeedsFullRun(f"only {kept_n} of the map's posters are left: make the map in full")
     if len(plan.new_ids) > MAX_SHARE * kept_n and not force:
         raise NeedsFullRun(f"{len(plan.new_ids)} new posters are more than a fifth of the map's {kept_n}: placed "
                            f"one by one into a map they would reshape, they would sit poorly; make the map in full "
                            f"(without --update), or pass --force to place them anyway")
+    new_points = ((new_features - saved.pca_mean) @ saved.pca_components.T).astype(np.float32)
     log.info("update: %d posters stay, %d leave, %d join", kept_n, len(plan.removed), len(plan.new_ids))
     lap("plan")
 
-    rows_of = {}
-    for row_number, pid in enumerate(ids_file):
-        rows_of.setdefault(pid, row_number)
     ids = [str(saved.ids[i]) for i in plan.kept] + plan.new_ids
-    near, new_features_ok = similar_after_update(features_path, ids, rows_of, saved, plan)
-    if not new_features_ok.all():
-        log.warning("%d new posters have NaN or infinite features; leaving them out", int((~new_features_ok).sum()))
-        raise NeedsFullRun("some new posters have features that are not numbers: make the map in full, which "
-                           "leaves them out")
+    near, closest = similar_after_update(features_path, ids, rows_of, saved, plan, new_features)
+    del new_features
     lap("similarity")
 
-    new_points = project(features_path, [rows_of[pid] for pid in plan.new_ids], saved)
-    kept_points = saved.points[plan.kept]
-    far = far_from_map(kept_points, new_points)
+    far = far_from_map(saved.similarity[plan.kept, 0], closest)
     if far.any() and far.mean() > FAR_SHARE and not force:
-        raise NeedsFullRun(f"{int(far.sum())} of the {len(far)} new posters lie far from every poster on the map "
-                           f"(farther than 99% of its posters lie from their nearest): they are unlike what the map "
-                           f"was made from; make the map in full, or pass --force to place them anyway")
+        raise NeedsFullRun(f"{int(far.sum())} of the {len(far)} new posters are far from every poster on the map "
+                           f"(less like their most similar poster there than 99% of its posters are like theirs): "
+                           f"they are unlike what the map was made from; make the map in full, or pass --force to "
+                           f"place them anyway")
+    kept_points = saved.points[plan.kept]
     kept_raw = saved.raw[plan.kept]
     settings_used = saved.settings.get("used", {})
     new_raw = place(kept_raw, kept_points, new_points, seed=int(saved.settings["given"].get("seed", 0)),
@@ -303,6 +308,8 @@ def _read_rows(features_path: Path, rows: list[int]) -> np.ndarray:
     with h5py.File(features_path, "r") as handle:
         data = handle[store.FEATURES]
         out = np.empty((len(rows), data.shape[1]), np.float32)
+        if not len(rows):
+            return out
         order = np.argsort(rows, kind="stable")
         for start in range(0, len(rows), 4096):
             part = order[start:start + 4096]
@@ -310,45 +317,36 @@ def _read_rows(features_path: Path, rows: list[int]) -> np.ndarray:
     return out
 
 
-def project(features_path: Path, rows: list[int], saved: mapstate.MapState) -> np.ndarray:
-    """The PCA points of the features file's ``rows``, on the map's basis."""
-    if not rows:
-        return np.zeros((0, saved.pca_components.shape[0]), np.float32)
-    return ((_read_rows(features_path, rows) - saved.pca_mean) @ saved.pca_components.T).astype(np.float32)
-
-
 def positions(raw: np.ndarray, saved: mapstate.MapState) -> np.ndarray:
     """data.json's ``x, y`` of t-SNE positions: the map's normalisation, then the map's edge."""
     return np.clip((raw - saved.centre) * saved.scale, -1.0, 1.0)
 
 
-def _nearest(queries: np.ndarray, points: np.ndarray, k: int, *, exclude_self: bool = False,
-             chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def _nearest(queries: np.ndarray, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each query's ``k`` nearest ``points`` (euclidean): (indices, distances), nearest first."""
-    k = min(k, len(points) - int(exclude_self))
-    sq = (points.astype(np.float64) ** 2).sum(axis=1)
+    k = min(k, len(points))
+    chunk = max(1, PRODUCT_FLOATS // max(len(points), 1))  # a chunk's distances: at most 128 MB
+    points = points.astype(np.float64)
+    sq = (points ** 2).sum(axis=1)
     index = np.empty((len(queries), k), np.int64)
     distance = np.empty((len(queries), k))
     for start in range(0, len(queries), chunk):
         q = queries[start:start + chunk].astype(np.float64)
-        d2 = (q ** 2).sum(axis=1)[:, None] - 2 * q @ points.T.astype(np.float64) + sq[None, :]
-        if exclude_self:
-            d2[np.arange(len(q)), np.arange(start, start + len(q))] = np.inf
+        d2 = (q ** 2).sum(axis=1)[:, None] - 2 * q @ points.T + sq[None, :]
         found, values = _top(-d2, k)
         index[start:start + len(q)] = found
         distance[start:start + len(q)] = np.sqrt(np.maximum(-values, 0))
     return index, distance
 
 
-def far_from_map(map_points: np.ndarray, new_points: np.ndarray, *, sample: int = 2000, seed: int = 0) -> np.ndarray:
-    """Which new points lie farther from their nearest map point than FAR_QUANTILE of the map's points
-    lie from their own nearest (in the PCA space, on a seeded sample of the map)."""
-    if not len(new_points):
-        return np.zeros(0, bool)
-    rows = np.sort(np.random.default_rng(seed).choice(len(map_points), min(sample, len(map_points)), replace=False))
-    own = _nearest(map_points[rows], map_points, 2)[1][:, 1]  # [0] is the point itself
-    limit = float(np.quantile(own, FAR_QUANTILE))
-    return _nearest(new_points, map_points, 1)[1][:, 0] > limit
+def far_from_map(map_closest: np.ndarray, new_closest: np.ndarray) -> np.ndarray:
+    """Which new posters are far from every poster on the map: their highest cosine similarity to a poster
+    on the map (``new_closest``) is below the FAR_QUANTILE of the map's posters' own (``map_closest``: each
+    one's most similar poster's). Measured on the features, not the PCA points: a poster unlike anything
+    the PCA was fitted on can project near the middle of its space."""
+    if not len(new_closest) or not len(map_closest):
+        return np.zeros(len(new_closest), bool)
+    return new_closest < float(np.quantile(map_closest, FAR_QUANTILE))
 
 
 def place(map_raw: np.ndarray, map_points: np.ndarray, new_points: np.ndarray, *, seed: int, method: str,
@@ -392,13 +390,14 @@ class _Similar:
 
 
 def similar_after_update(features_path: Path, ids: list[str], rows_of: dict, saved: mapstate.MapState,
-                         plan: Plan) -> tuple[_Similar, np.ndarray]:
+                         plan: Plan, new_features: np.ndarray) -> tuple[_Similar, np.ndarray]:
     """Each poster's most similar posters and the closest pairs on the updated map (ids: kept, then new).
 
     Exact cosine on the features, streamed through in blocks: the new posters and the posters whose list
     named one that left are searched over every poster; the others keep their list, with any new poster
-    closer than its last taken in. Also returns which new posters have finite features, and checks a
-    sample of the map's posters against the saved PCA points (a features file changed under the map).
+    closer than its last taken in. ``new_features``: the new posters' rows. Also returns each new
+    poster's highest similarity to a poster already on the map, and checks a sample of the map's posters
+    against the saved PCA points (a features file changed under the map).
     """
     kept_n, n = len(plan.kept), len(ids)
     k = saved.neighbors.shape[1]
@@ -410,18 +409,14 @@ def similar_after_update(features_path: Path, ids: list[str], rows_of: dict, sav
     queries = np.concatenate([affected, np.arange(kept_n, n)]).astype(np.int64)  # map indices searched in full
     is_query = np.zeros(n, bool)
     is_query[queries] = True
-    q_raw = _read_rows(features_path, [rows_of[ids[m]] for m in queries])
-    finite = np.isfinite(q_raw).all(axis=1)
-    new_ok = finite[len(affected):]
-    if not new_ok.all():
-        return _Similar(np.zeros((0, k), np.int64), np.zeros((0, k), np.float32), []), new_ok
-    q_unit = normalize_rows(q_raw)
-    del q_raw
+    q_unit = normalize_rows(np.concatenate([_read_rows(features_path, [rows_of[ids[m]] for m in affected]),
+                                            new_features]))
     new_cols = np.arange(len(affected), len(queries))
     groups = {}
     group = np.array([groups.setdefault(movie_of(pid), len(groups)) for pid in ids], np.int64)
     best_idx = np.full((len(queries), k), -1, np.int64)
     best_sim = np.full((len(queries), k), -np.inf, np.float32)
+    closest = np.full(len(new_cols), -np.inf, np.float32)  # each new poster's best on the map as it was
     index = np.zeros((n, k), np.int64)
     similarity = np.zeros((n, k), np.float32)
     index[:kept_n], similarity[:kept_n] = old_index, old_sim
@@ -451,6 +446,9 @@ def similar_after_update(features_path: Path, ids: list[str], rows_of: dict, sav
             unit = normalize_rows(raw)
             sims = unit @ q_unit.T  # (rows, queries)
             sims[members[:, None] == queries[None, :]] = -np.inf  # never one's own neighbour
+            on_map = members < kept_n
+            if on_map.any() and len(new_cols):
+                np.maximum(closest, sims[on_map][:, new_cols].max(axis=0), out=closest)
             # The searched posters: their best over every poster.
             cand_sim = np.concatenate([best_sim, sims.T], axis=1)
             cand_idx = np.concatenate([best_idx, np.broadcast_to(members, (len(queries), len(members)))], axis=1)
@@ -485,7 +483,7 @@ def similar_after_update(features_path: Path, ids: list[str], rows_of: dict, sav
     old_pairs = [(float(s), int(new_of_old[i]), int(new_of_old[j]))
                  for s, i, j in zip(saved.pair_sim, saved.pair_i, saved.pair_j) if new_of_old[i] >= 0 and new_of_old[j] >= 0]
     pairs = sorted(old_pairs + pair_items, key=lambda p: (-p[0], p[1], p[2]))[:n_pairs]
-    return _Similar(index, similarity, pairs), new_ok
+    return _Similar(index, similarity, pairs), closest
 
 
 @dataclass
