@@ -98,6 +98,7 @@ def main():
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--add", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep bench/out/update-N/ (the maps) afterwards")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     features, manifest = make_inputs(args.n + args.add)
@@ -183,7 +184,8 @@ def main():
     }
     print(json.dumps(result, indent=1))
     (OUT / f"update_{args.n}.json").write_text(json.dumps(result, indent=1))
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

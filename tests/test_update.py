@@ -341,7 +341,7 @@ def test_state_file_is_plain_numpy_and_matches_the_map(grown):
     folder, out, before, feats = grown
     saved = np.load(out.parent / before["meta"]["state"], allow_pickle=False)
     cols = before["columns"]
-    assert saved["ids"].tolist() == cols["id"]
+    assert [pid.decode() for pid in saved["ids"].tolist()] == cols["id"]
     centre, scale = saved["centre"], float(saved["scale"])
     xy = (saved["raw"] - centre) * scale
     assert np.allclose(xy[:, 0], cols["x"], atol=1e-5) and np.allclose(xy[:, 1], cols["y"], atol=1e-5)
@@ -378,3 +378,32 @@ def test_the_page_shows_the_updated_map_not_a_cached_one(grown):
             browser.close()
     finally:
         server.close()
+
+
+def test_a_redrawn_pyramid_is_a_full_renders_deepest_tiles_and_close_above(tmp_path):
+    from PIL import Image
+
+    from posters_cnn.mapping.tiles import build_pyramid
+
+    make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    thumbs = sorted(str(p) for p in (tmp_path / "thumbs").rglob("*.jpg"))
+    rng = np.random.default_rng(3)
+    slot = geometry.slot_size(len(thumbs))
+    u, v = rng.uniform(0, 1, len(thumbs)), rng.uniform(0, 1, len(thumbs))
+    boxes = geometry.poster_boxes(u, v, np.full(len(thumbs), 2 / 3), slot)
+    before = build_pyramid(thumbs[:50], boxes[:50], tmp_path / "before", slot=slot)
+    updated = build_pyramid(thumbs, boxes, tmp_path / "updated", slot=slot, reuse=tmp_path / "before",
+                            changed=boxes[50:])
+    full = build_pyramid(thumbs, boxes, tmp_path / "full", slot=slot)
+    assert updated.present == full.present and updated.files == full.files
+    assert 0 < updated.reused < updated.files and before.levels == full.levels
+    deepest = full.levels - 1
+    for path in (tmp_path / "full").rglob("*.jpg"):
+        rel = path.relative_to(tmp_path / "full")
+        mine = tmp_path / "updated" / rel
+        if int(rel.parts[0]) == deepest:
+            assert mine.read_bytes() == path.read_bytes(), rel  # drawn exactly as a full run draws it
+        else:  # halved from JPEG children: within a few levels of grey of the full run's
+            a = np.asarray(Image.open(mine), dtype=float)
+            b = np.asarray(Image.open(path), dtype=float)
+            assert np.abs(a - b).mean() < 3, rel

@@ -6,14 +6,14 @@ Every run of stage 3 writes it into its run's folder, beside the tiles that
 together. It is a plain ``numpy.savez`` file (no pickles; read it with
 ``numpy.load(path, allow_pickle=False)``):
 
-* ``ids`` (n,) str: the map's posters, in ``data.json``'s order;
+* ``ids`` (n,) bytes: the map's posters, UTF-8, in ``data.json``'s order;
 * ``pca_mean`` (d,), ``pca_components`` (c, d) float32: the PCA basis; a
   feature row ``f`` projects to ``(f - pca_mean) @ pca_components.T``;
 * ``points`` (n, c) float32: each poster's PCA projection (t-SNE's input);
 * ``raw`` (n, 2) float64: the t-SNE positions as openTSNE made them, and
   ``centre`` (2,), ``scale`` (): ``data.json``'s ``x, y`` are
   ``(raw - centre) * scale``, so a placed poster lands in the same frame;
-* ``neighbors`` (n, k) int64, ``similarity`` (n, k) float32: each poster's
+* ``neighbors`` (n, k) int32, ``similarity`` (n, k) float32: each poster's
   most similar posters (indices into ``ids``) at full precision;
 * ``pair_sim``, ``pair_i``, ``pair_j``: the closest pairs, most similar first;
 * ``settings``: a JSON string: the settings the map was made with and the
@@ -65,11 +65,11 @@ class MapState:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, format=np.array(FORMAT), ids=np.asarray(self.ids, dtype=str),
+                np.savez(fh, format=np.array(FORMAT), ids=np.char.encode(np.asarray(self.ids, dtype=str), "utf-8"),
                          pca_mean=self.pca_mean.astype(np.float32), pca_components=self.pca_components.astype(np.float32),
                          points=self.points.astype(np.float32), raw=self.raw.astype(np.float64),
                          centre=np.asarray(self.centre, np.float64), scale=np.array(float(self.scale)),
-                         neighbors=self.neighbors.astype(np.int64), similarity=self.similarity.astype(np.float32),
+                         neighbors=self.neighbors.astype(np.int32), similarity=self.similarity.astype(np.float32),
                          pair_sim=np.asarray(self.pair_sim, np.float64), pair_i=np.asarray(self.pair_i, np.int64),
                          pair_j=np.asarray(self.pair_j, np.int64), settings=np.array(json.dumps(self.settings)))
                 fh.flush()
@@ -121,9 +121,13 @@ def load(path: str | os.PathLike) -> MapState:
         got = a[name].shape
         if n < 1 or c < 1 or len(got) != len(shape) or any(w is not None and w != h for w, h in zip(shape, got)):
             raise bad(f"{name} has shape {got}")
-    if a["ids"].dtype.kind != "U" or a["neighbors"].dtype.kind not in "iu" or a["neighbors"].shape != \
+    if a["ids"].dtype.kind != "S" or a["neighbors"].dtype.kind not in "iu" or a["neighbors"].shape != \
             a["similarity"].shape:
         raise bad("ids or neighbours of the wrong kind")
+    try:
+        a["ids"] = np.char.decode(a["ids"], "utf-8")
+    except UnicodeDecodeError:
+        raise bad("ids that are not UTF-8") from None
     for name in ("pca_mean", "pca_components", "points", "raw", "centre", "scale", "similarity", "pair_sim"):
         if a[name].dtype.kind != "f" or not np.isfinite(a[name]).all():
             raise bad(f"{name} holds values that are not numbers")

@@ -18,11 +18,12 @@ tiles. Blocks run in a thread pool: decoding, resizing and encoding release
 the GIL. Memory stays at a few blocks plus one mosaic of at most 4096 px.
 
 An update of a map (``reuse``: the earlier pyramid, ``changed``: the boxes
-of the posters added and removed) renders only the tiles those boxes meet,
-at every level; every other tile is a hard link to the earlier pyramid's
-file, byte for byte. A block none of them meets is not drawn at all: its
-tile at the blocks' own level, read back, stands in the mosaic for the
-levels above.
+of the posters added and removed) draws only the tiles those boxes meet;
+every other tile is a hard link to the earlier pyramid's file, byte for
+byte. A deepest tile is drawn from the thumbnails of the posters that meet
+it, exactly as a full run draws it; a tile above is halved from its four
+children's files, level by level (so its pixels went through JPEG once more
+than a full run's).
 """
 
 from __future__ import annotations
@@ -118,36 +119,23 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
                 members.setdefault((bx, by), []).append(i)
 
     presence = _levels_up(present)  # presence[z] is (2**z, 2**z)
-    touched = None  # with reuse: the tiles to draw again, per level
     if reuse is not None:
-        reuse = Path(reuse)
         meets = np.zeros((side, side), bool)
         for tx0, ty0, tx1, ty1 in tiles_of_boxes(np.zeros((0, 4)) if changed is None else changed, deepest, origin, span):
             meets[ty0:ty1 + 1, tx0:tx1 + 1] = True
-        touched = _levels_up(meets)
+        drawn, linked = _redraw(thumb_paths, boxes, px, presence, _levels_up(meets), out_dir, Path(reuse),
+                                origin=origin, span=span, jobs=jobs)
+        log.info("tiles: %d drawn again, %d kept from the earlier pyramid", drawn, linked)
+        return Pyramid(levels=levels, origin=origin, span=span, present=[encode_presence(p) for p in presence],
+                       files=drawn + linked, reused=linked)
 
     written: set[Path] = set()
-    linked: set[Path] = set()
     written_lock = threading.Lock()
     top_level = deepest - int(math.log2(block_tiles))  # each block ends as one tile of this level
     mosaic = Image.new("RGB", (blocks * TILE, blocks * TILE), BACKGROUND)
 
-    def reused(z: int, x: int, y: int) -> bool:
-        """Link the earlier pyramid's tile (z, x, y) into this one; False when it has none."""
-        path = out_dir / str(z) / f"{x}-{y}.jpg"
-        try:
-            link_or_copy(reuse / str(z) / f"{x}-{y}.jpg", path)
-        except FileNotFoundError:
-            return False
-        with written_lock:
-            written.add(path)
-            linked.add(path)
-        return True
-
     def save(z: int, x: int, y: int, image: Image.Image) -> None:
         if not presence[z][y, x]:
-            return
-        if touched is not None and not touched[z][y, x] and reused(z, x, y):
             return
         path = out_dir / str(z) / f"{x}-{y}.jpg"
         write_bytes_atomic(path, jpeg_bytes(image, QUALITY))
@@ -177,38 +165,9 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
         with written_lock:
             mosaic.paste(level_canvas, (bx * TILE, by * TILE))
 
-    def keep_block(key: tuple[int, int]) -> None:
-        """A block no changed box meets: its tiles linked, its last tile read back into the mosaic (drawn
-        again when the earlier pyramid lacks one of them)."""
-        bx, by = key
-        z, per_side = deepest, block_tiles
-        while True:
-            for ty in range(by * per_side, (by + 1) * per_side):
-                for tx in range(bx * per_side, (bx + 1) * per_side):
-                    if presence[z][ty, tx] and not reused(z, tx, ty):
-                        return render_block(key)
-            if per_side == 1:
-                break
-            z, per_side = z - 1, per_side // 2
-        if presence[z][by, bx]:
-            try:
-                with Image.open(reuse / str(z) / f"{bx}-{by}.jpg") as last:
-                    last.load()
-                    last = to_rgb(last)
-            except OSError:
-                return render_block(key)
-            with written_lock:
-                mosaic.paste(last, (bx * TILE, by * TILE))
-
-    def draw(key: tuple[int, int]) -> None:
-        if touched is None or touched[top_level][key[1], key[0]]:
-            render_block(key)
-        else:
-            keep_block(key)
-
     keys = [(bx, by) for by in range(blocks) for bx in range(blocks)]
     with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
-        list(pool.map(draw, [k for k in keys if k in members]))
+        list(pool.map(render_block, [k for k in keys if k in members]))
     # The levels above the blocks' own, halved from the mosaic of their last tiles.
     level_canvas, z, per_side = mosaic, top_level, blocks
     while z > 0:
@@ -224,4 +183,64 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
     log.info("tiles: %d levels, %d files, posters %.0f px tall at the deepest", levels, len(written),
              slot * scale)
     return Pyramid(levels=levels, origin=origin, span=span, present=[encode_presence(p) for p in presence],
-                   files=len(written), reused=len(linked & written))
+                   files=len(written))
+
+
+def _redraw(thumb_paths: list[str], boxes: np.ndarray, px: np.ndarray, presence: list[np.ndarray],
+            touched: list[np.ndarray], out_dir: Path, reuse: Path, *, origin: float, span: float,
+            jobs: int) -> tuple[int, int]:
+    """An update's pyramid (see the module docstring): (tiles drawn, tiles linked from ``reuse``)."""
+    deepest = len(presence) - 1
+    drawn = linked = 0
+    members: dict[tuple[int, int], list[int]] = {}  # the touched deepest tiles' posters, in index order
+    for i, (tx0, ty0, tx1, ty1) in enumerate(tiles_of_boxes(boxes, deepest, origin, span)):
+        if touched[deepest][ty0:ty1 + 1, tx0:tx1 + 1].any():
+            for ty in range(ty0, ty1 + 1):
+                for tx in range(tx0, tx1 + 1):
+                    if touched[deepest][ty, tx]:
+                        members.setdefault((tx, ty), []).append(i)
+
+    def draw_deepest(key: tuple[int, int]) -> None:
+        tx, ty = key
+        canvas = Image.new("RGB", (TILE, TILE), BACKGROUND)
+        left, top = tx * TILE, ty * TILE
+        for i in members.get(key, ()):  # placed and sized exactly as a block of a full run places them
+            x0, y0, x1, y1 = px[i]
+            w, h = max(1, round(x1 - x0)), max(1, round(y1 - y0))
+            image = _fitted(thumb_paths[i], w, h) or Image.new("RGB", (w, h), (90, 90, 90))
+            canvas.paste(image, (round(x0) - left, round(y0) - top))
+        write_bytes_atomic(out_dir / str(deepest) / f"{tx}-{ty}.jpg", jpeg_bytes(canvas, QUALITY))
+
+    def halve(z: int, key: tuple[int, int]) -> None:
+        tx, ty = key
+        canvas = Image.new("RGB", (2 * TILE, 2 * TILE), BACKGROUND)
+        for dy in (0, 1):
+            for dx in (0, 1):
+                child = out_dir / str(z + 1) / f"{2 * tx + dx}-{2 * ty + dy}.jpg"
+                if presence[z + 1][2 * ty + dy, 2 * tx + dx]:
+                    with Image.open(child) as image:
+                        canvas.paste(to_rgb(image), (dx * TILE, dy * TILE))
+        write_bytes_atomic(out_dir / str(z) / f"{tx}-{ty}.jpg", jpeg_bytes(canvas.reduce(2), QUALITY))
+
+    with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
+        for z in range(deepest, -1, -1):
+            todo = []
+            for ty, tx in zip(*np.nonzero(presence[z])):
+                if not touched[z][ty, tx]:
+                    try:
+                        link_or_copy(reuse / str(z) / f"{tx}-{ty}.jpg", out_dir / str(z) / f"{tx}-{ty}.jpg")
+                        linked += 1
+                        continue
+                    except FileNotFoundError:  # the earlier pyramid lacks it: draw it
+                        pass
+                todo.append((int(tx), int(ty)))
+            if z == deepest:
+                missing = [key for key in todo if key not in members]
+                for tx, ty in missing:  # an untouched tile the earlier pyramid lacks: its posters too
+                    members[(tx, ty)] = [i for i, (a, b, c, d) in enumerate(tiles_of_boxes(boxes, z, origin, span))
+                                         if a <= tx <= c and b <= ty <= d]
+                list(pool.map(draw_deepest, todo))
+            else:
+                list(pool.map(lambda key, z=z: halve(z, key), todo))
+            drawn += len(todo)
+    return drawn, linked
