@@ -6,8 +6,12 @@
 // requests nobody wanted in the last frame, and evicts the least recently used images
 // past `capacity`, so memory stays bounded however long one pans.
 
+// Data files are asked of the server every time ("no-cache": a 304 when unchanged). A map made days ago
+// may otherwise be kept for hours by the browser's heuristic cache, and after stage 3 makes or updates it,
+// the page would ask for tiles of a run that no longer exists. Tiles need no such care: each run's have
+// their own URLs.
 export async function fetchJson(url, onProgress = () => {}) {
-  const response = await fetch(url);
+  const response = await fetch(url, { cache: "no-cache" });
   if (!response.ok) {
     const error = new Error(`cannot load ${decodeURIComponent(new URL(url).pathname)}: HTTP ${response.status}`);
     error.status = response.status;

@@ -19,7 +19,8 @@ and the features file and manifest that have grown since, and:
   sizes, years, faces and outlines follow, and so does ``clusters.csv``;
 * **posters that left** the manifest or the features file leave the map;
 * **tiles**: only the tiles (at every level) that an added or removed poster
-  meets are drawn again; every other tile is a hard link to the earlier file.
+  meets are drawn again (:mod:`.tiles` says how); every other tile is a hard
+  link to the earlier file.
   They all go to a new run's folder, so every tile URL changes and no browser
   shows a cached tile beside new data; ``data.json`` switches to the new run
   atomically, as a full run's does.
@@ -189,15 +190,14 @@ def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike 
     boxes = geometry.poster_boxes(*geometry.to_unit(coords[:, 0], coords[:, 1]), aspect, slot)
     old_coords = positions(saved.raw[plan.removed], saved)
     old_aspect = np.array(columns["aspect"], dtype=float)[plan.removed]
-    changed = np.concatenate([boxes[kept_n:], geometry.poster_boxes(*geometry.to_unit(old_coords[:, 0], old_coords[:, 1]),
-                                                                     old_aspect, slot)])
+    removed = geometry.poster_boxes(*geometry.to_unit(old_coords[:, 0], old_coords[:, 1]), old_aspect, slot)
     pyramid_was = meta["tiles"]["tsne"]
     try:
         reuse = contained(out_dir, pyramid_was["path"].split("/{z}")[0])
     except UnsafePath:
         raise NeedsFullRun(f"{output}: meta.tiles.tsne.path is not a path under its folder") from None
     pyramid = build_pyramid([row["thumb_abspath"] for row in rows], boxes, out_dir / own / "tiles" / "tsne",
-                            slot=slot, jobs=n_jobs, reuse=reuse, changed=changed)
+                            slot=slot, jobs=n_jobs, reuse=reuse, new_from=kept_n, removed=removed)
     if pyramid.levels != pyramid_was["levels"]:
         raise StageError(f"the updated map's pyramid has {pyramid.levels} levels, the map's {pyramid_was['levels']}")
     lap("tiles")
@@ -382,6 +382,35 @@ def place(map_raw: np.ndarray, map_points: np.ndarray, new_points: np.ndarray, *
     return placed
 
 
+def _merge_top(best_idx: np.ndarray, best_sim: np.ndarray, values: np.ndarray, columns: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's best ``k`` (indices and similarities, most similar first) merged with ``values`` (rows x
+    candidates; candidate j is ``columns[j]``). Only candidates above a row's last best are looked at: after
+    the first blocks of a search, few are."""
+    k = best_sim.shape[1]
+    if not k or not values.size:
+        return best_idx, best_sim
+    if not np.isfinite(best_sim[:, -1]).all():  # the first block: every candidate counts
+        cand_sim = np.concatenate([best_sim, values], axis=1)
+        cand_idx = np.concatenate([best_idx, np.broadcast_to(columns, values.shape)], axis=1)
+        top, top_sim = _top(cand_sim, k)
+        return np.take_along_axis(cand_idx, top, axis=1), top_sim
+    r, c = np.nonzero(values > best_sim[:, -1:])
+    if not len(r):
+        return best_idx, best_sim
+    hit = np.unique(r)
+    rows = np.concatenate([np.repeat(hit, k), r])
+    sims = np.concatenate([best_sim[hit].ravel(), values[r, c]])
+    idx = np.concatenate([best_idx[hit].ravel(), columns[c]])
+    order = np.lexsort((-sims, rows))  # by row, then most similar first (the earlier best first on ties)
+    rows, sims, idx = rows[order], sims[order], idx[order]
+    first = np.searchsorted(rows, hit)
+    keep = (np.arange(len(rows)) - np.repeat(first, np.diff(np.append(first, len(rows))))) < k
+    best_idx, best_sim = best_idx.copy(), best_sim.copy()
+    best_idx[hit], best_sim[hit] = idx[keep].reshape(len(hit), k), sims[keep].reshape(len(hit), k)
+    return best_idx, best_sim
+
+
 @dataclass
 class _Similar:
     index: np.ndarray
@@ -422,6 +451,10 @@ def similar_after_update(features_path: Path, ids: list[str], rows_of: dict, sav
     index[:kept_n], similarity[:kept_n] = old_index, old_sim
     n_pairs = int(saved.settings["given"].get("pairs", len(saved.pair_sim)))
     pair_items: list[tuple[float, int, int]] = []
+    old_pairs = [(float(s), int(new_of_old[i]), int(new_of_old[j]))
+                 for s, i, j in zip(saved.pair_sim, saved.pair_i, saved.pair_j) if new_of_old[i] >= 0 and new_of_old[j] >= 0]
+    # A new pair enters the list only above its last pair (when the list is still full).
+    pair_floor = min(s for s, _, _ in old_pairs) if n_pairs and len(old_pairs) >= n_pairs else -np.inf
     check = np.zeros(n, bool)
     check[np.random.default_rng(0).choice(kept_n, min(INTEGRITY_SAMPLE, kept_n), replace=False)] = True
     map_of_row = np.full(max(rows_of.values()) + 1, -1, np.int64)
@@ -450,38 +483,32 @@ def similar_after_update(features_path: Path, ids: list[str], rows_of: dict, sav
             if on_map.any() and len(new_cols):
                 np.maximum(closest, sims[on_map][:, new_cols].max(axis=0), out=closest)
             # The searched posters: their best over every poster.
-            cand_sim = np.concatenate([best_sim, sims.T], axis=1)
-            cand_idx = np.concatenate([best_idx, np.broadcast_to(members, (len(queries), len(members)))], axis=1)
-            top, values = _top(cand_sim, k)
-            best_idx, best_sim = np.take_along_axis(cand_idx, top, axis=1), values
+            best_idx, best_sim = _merge_top(best_idx, best_sim, sims.T, members)
             # The others: a new poster closer than their last.
             stay = np.flatnonzero((members < kept_n) & ~is_query[members])
             if len(stay) and len(new_cols):
                 m = members[stay]
-                cand_sim = np.concatenate([similarity[m], sims[stay][:, new_cols]], axis=1)
-                cand_idx = np.concatenate([index[m], np.broadcast_to(queries[new_cols], (len(m), len(new_cols)))],
-                                          axis=1)
-                top, values = _top(cand_sim, k)
-                index[m], similarity[m] = np.take_along_axis(cand_idx, top, axis=1), values
-            # Pairs with a new poster: once each (i < j), never two versions of one movie.
+                index[m], similarity[m] = _merge_top(index[m], similarity[m], sims[stay][:, new_cols],
+                                                     queries[new_cols])
+            # Pairs with a new poster: once each (i < j), never two versions of one movie; only those that
+            # would enter the list so far.
             if n_pairs and len(new_cols):
-                part = sims[:, new_cols].copy()
+                part = sims[:, new_cols]
                 cols = queries[new_cols]
-                part[(members[:, None] >= cols[None, :]) | (group[members][:, None] == group[cols][None, :])] = -np.inf
-                take_n = min(n_pairs, part.size)
-                flat = np.argpartition(-part, take_n - 1, axis=None)[:take_n]
-                for f in flat:
-                    value = float(part.flat[f])
-                    if value != -np.inf:
-                        r, c = divmod(int(f), part.shape[1])
-                        pair_items.append((value, int(members[r]), int(cols[c])))
+                floor = pair_floor if len(pair_items) < n_pairs else max(pair_floor, pair_items[-1][0])
+                r, c = np.nonzero(part >= floor)
+                ok = (members[r] < cols[c]) & (group[members[r]] != group[cols[c]])
+                r, c = r[ok], c[ok]
+                found = part[r, c]
+                if len(found) > n_pairs:  # a list not yet full takes every pair: keep this block's best
+                    top = np.argpartition(-found, n_pairs - 1)[:n_pairs]
+                    r, c, found = r[top], c[top], found[top]
+                pair_items += [(float(v), int(a), int(b)) for v, a, b in zip(found, members[r], cols[c])]
                 pair_items = sorted(pair_items, key=lambda p: (-p[0], p[1], p[2]))[:n_pairs]
     if mismatched:
         raise NeedsFullRun(f"the features of {mismatched} of {int(check.sum())} sampled posters on the map are not the ones "
                            f"it was made from ({features_path} was made again?): make the map in full")
     index[queries], similarity[queries] = best_idx, best_sim
-    old_pairs = [(float(s), int(new_of_old[i]), int(new_of_old[j]))
-                 for s, i, j in zip(saved.pair_sim, saved.pair_i, saved.pair_j) if new_of_old[i] >= 0 and new_of_old[j] >= 0]
     pairs = sorted(old_pairs + pair_items, key=lambda p: (-p[0], p[1], p[2]))[:n_pairs]
     return _Similar(index, similarity, pairs), closest
 
