@@ -340,12 +340,15 @@ def test_export_downloads_the_selection_as_csv_most_central_first(page, site):
         page.click("#selection-export")
     download = info.value
     rows = list(csv.reader(io.StringIO(open(download.path(), encoding="utf-8", newline="").read())))
-    assert rows[0] == ["poster_id", "title", "year", "image"]
+    assert rows[0] == ["poster_id", "title", "year", "cluster", "x", "y", "distance", "image", "page"]
     by_id = {p["id"]: p for p in points_of(data)}
+    cluster = dict(zip(data["columns"]["id"], data["columns"]["cluster"]))
     assert [r[0] for r in rows[1:]] == selected
-    for pid, title, year, image in rows[1:]:
+    for pid, title, year, in_cluster, x, y, _, image, page_url in rows[1:]:
         point = by_id[pid]
         assert title == point["title"] and year == str(point["year"]) and image == point["image"]
+        assert (int(in_cluster), float(x), float(y)) == (cluster[pid], point["x"], point["y"])
+        assert page_url == data["meta"]["paths"]["page"].replace("{id}", pid)
         with urllib.request.urlopen(server.url + image) as response:  # relative to the page: it opens
             assert response.status == 200
     # Most central first: the distance to the selection's middle never decreases.
@@ -498,3 +501,62 @@ def test_a_finger_draws_a_lasso_in_lasso_mode_and_does_not_pan(browser, site):
         assert page.evaluate(TRANSFORM) == view
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def accented(tmp_path_factory):
+    """A map whose images lie in folders and files with accents and spaces, as a user's own folder does."""
+    import dataclasses
+    import json
+
+    from browser import StaticServer, copy_page
+    from mapdata import make_mapdata
+    from posters_cnn.contracts.manifest import read_records, write_manifest
+    from posters_cnn.mapping import stage as visu
+
+    folder = tmp_path_factory.mktemp("accented")
+    manifest, feats, _ = make_mapdata(folder, n_per_cluster=8, clusters=2)
+    records = []
+    for k, (pid, record) in enumerate(read_records(manifest).items()):
+        if k % 3 == 0:
+            moved = {}
+            for key in ("image_path", "thumb_path"):
+                kind = getattr(record, key).split("/")[0]
+                rel = f"{kind}/été 2020/affiche n°{k} – {pid.split('/')[1]}.jpg"
+                (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+                (folder / getattr(record, key)).rename(folder / rel)
+                moved[key] = rel
+            record = dataclasses.replace(record, **moved)
+        records.append(record)
+    write_manifest(manifest, records)
+    web = folder / "web"
+    copy_page(web)
+    visu.make_map(feats, manifest, web / "data.json", neighbors=4, pairs=5, pair_images=False)
+    server = StaticServer(web)
+    yield server, web, json.loads((web / "data.json").read_text())
+    server.close()
+
+
+def test_an_export_names_files_a_user_can_open_and_reads_back_in_pandas(page, accented):
+    import pandas as pd
+
+    server, web, data = accented
+    open_map(page, server.url)
+    settle(page)
+    cluster = data["columns"]["cluster"][0]
+    page.evaluate("c => window.posterMap.selectCluster(c)", cluster)
+    settle(page)
+    with page.expect_download() as info:
+        page.click("#selection-export")
+    table = pd.read_csv(info.value.path(), encoding="utf-8", keep_default_na=False)
+    assert list(table.columns) == ["poster_id", "title", "year", "cluster", "x", "y", "distance", "image", "page"]
+    members = [pid for pid, c in zip(data["columns"]["id"], data["columns"]["cluster"]) if c == cluster]
+    assert sorted(table.poster_id) == sorted(members) and set(table.cluster) == {cluster}
+    accented_rows = table[table.image.str.contains("été 2020")]
+    assert len(accented_rows) >= 2  # the paths are the files' names, not URLs
+    for image in table.image:
+        assert (web / image).is_file(), image
+    assert list(table.distance) == sorted(table.distance)  # most central first
+    x = dict(zip(data["columns"]["id"], data["columns"]["x"]))
+    assert all(abs(x[pid] - value) < 1e-5 for pid, value in zip(table.poster_id, table.x))
+    page.watch.assert_clean()

@@ -11,7 +11,7 @@
 import { toData, toWorld } from "./geometry.js";
 import {
   boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, makeHash, mostCentral, parseHash, regionName,
-  relativeToPage, LIMITS, simplifyPath, thinPath, toCsv, yearBins, yearCounts,
+  relativeToPage, EXPORT_COLUMNS, LIMITS, selectionRows, simplifyPath, thinPath, toCsv, yearBins, yearCounts,
 } from "./logic.js";
 
 // Outlines and names while a poster is drawn smaller than this, or the map at most twice its first size.
@@ -368,13 +368,12 @@ export function clusters(map, pageUrl) {
   function exportCsv() {
     const s = map.look.selection;
     if (!s) return;
-    const P = map.P;
-    const rows = Array.from(ordered(s), (i) => {
+    const image = (i) => {
       const url = map.asset(map.imagePath(i));
-      const year = Number.isFinite(P.year[i]) ? P.year[i] : "";
-      return [P.id[i], P.title[i], year, url ? relativeToPage(url, pageUrl) : ""];
-    });
-    const blob = new Blob([toCsv(["poster_id", "title", "year", "image"], rows)], { type: "text/csv" });
+      return url ? relativeToPage(url, pageUrl) : "";
+    };
+    const rows = selectionRows(ordered(s), map.P, s.xs, s.ys, image, (i) => map.pageUrl(i));
+    const blob = new Blob([toCsv(EXPORT_COLUMNS, rows)], { type: "text/csv" });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
     link.download = s.kind === "cluster" ? `cluster-${s.cluster}.csv`

@@ -89,14 +89,22 @@ export function buildSearchIndex(titles, years) {
   return Array.from(titles, (title, i) => ({ i, key: normalizeTitle(title), year: Number.isFinite(years[i]) ? years[i] : 0 }));
 }
 
+/** Words a person leaves out of a title they search for ("lord flies", "deathly hallows 2"). */
+export const FILLER_WORDS = new Set(["the", "a", "an", "of", "and", "part", "in", "on", "to", "for", "at", "vol"]);
+
 /**
  * Up to `limit` point indices whose title matches `query`: titles that start
  * with it first, then titles with a word that starts with it, then any
- * substring; ties by title, then year.
+ * substring, then titles in which every word of the query starts a word, in
+ * any order (its filler words, FILLER_WORDS, may be missing from the title
+ * when it has others); ties by title, then year.
  */
 export function searchTitles(index, query, limit = 8) {
   const q = normalizeTitle(query);
   if (!q) return [];
+  const words = q.split(" ");
+  const kept = words.filter((w) => !FILLER_WORDS.has(w));
+  const needed = (kept.length ? kept : words).map((w) => " " + w);
   const ranked = [];
   for (const entry of index) {
     let rank = -1;
@@ -104,6 +112,7 @@ export function searchTitles(index, query, limit = 8) {
     else if (entry.key.startsWith(q)) rank = 1;
     else if (entry.key.includes(" " + q)) rank = 2;
     else if (entry.key.includes(q)) rank = 3;
+    else if (needed.every((w) => (" " + entry.key).includes(w))) rank = 4;
     if (rank >= 0) ranked.push([rank, entry]);
   }
   ranked.sort((a, b) => a[0] - b[0] || a[1].key.localeCompare(b[1].key) || a[1].year - b[1].year);
@@ -436,6 +445,39 @@ export function csvField(value) {
   // Only a number is safe as it is: any other value (a title that is a list, say) is text to a spreadsheet.
   if (typeof value !== "number" && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** The columns of a selection's CSV (README: "Export"). */
+export const EXPORT_COLUMNS = ["poster_id", "title", "year", "cluster", "x", "y", "distance", "image", "page"];
+
+/**
+ * A selection's rows for EXPORT_COLUMNS, in the order of `order` (indices): `xs, ys` the positions on the
+ * layout it was made on, `distance` from its centre (their mean) in the same units, `image(i)` the image's
+ * path relative to the page (decoded: a file name, not a URL) and `page(i)` its page on the archive.
+ */
+export function selectionRows(order, P, xs, ys, image, page) {
+  let mx = 0;
+  let my = 0;
+  for (const i of order) {
+    mx += xs[i];
+    my += ys[i];
+  }
+  mx /= order.length || 1;
+  my /= order.length || 1;
+  const round = (v) => Math.round(v * 1e5) / 1e5;
+  return Array.from(order, (i) => [
+    P.id[i], P.title[i], Number.isFinite(P.year[i]) ? P.year[i] : "", P.cluster ? P.cluster[i] : "",
+    round(xs[i]), round(ys[i]), round(Math.hypot(xs[i] - mx, ys[i] - my)), decodedPath(image(i)), page(i),
+  ]);
+}
+
+/** A URL path as the file name it encodes (`%C3%A9t%C3%A9_2020/x.jpg` -> `été_2020/x.jpg`). */
+export function decodedPath(path) {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }
 
 export function toCsv(header, rows) {

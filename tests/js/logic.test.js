@@ -9,6 +9,7 @@ import {
   mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterFromHash,
   readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, toCsv, visibleWorld,
   yearExtent, yearRange, validateMap, readPairs, thinPath, LIMITS, posterInfo, regionName, yearBins, kthSmallest,
+  selectionRows, decodedPath, EXPORT_COLUMNS,
 } from "../../web/logic.js";
 
 const PAGE = "http://127.0.0.1:8000/maps/index.html?data.json";
@@ -49,6 +50,34 @@ test("title search ranks prefixes first and ignores case and accents", () => {
   assert.deepEqual(searchTitles(index, "LEON"), [1]);
   assert.deepEqual(searchTitles(index, "   "), []);
   assert.equal(normalizeTitle("Ça & Co!"), "ca co");
+});
+
+test("title search finds the words of a title in any order, forgiving filler words", () => {
+  const index = buildSearchIndex(
+    ["Lord of the Flies", "The Lord of the Rings", "Flies", "Harry Potter and the Deathly Hallows: Part 2", "The Net"],
+    [1963, 2001, 1990, 2011, 1995]);
+  assert.deepEqual(searchTitles(index, "lord flies"), [0]);
+  assert.deepEqual(searchTitles(index, "flies lord"), [0]);
+  assert.deepEqual(searchTitles(index, "the lord flies"), [0]);
+  assert.deepEqual(searchTitles(index, "deathly hallows 2"), [3]);
+  assert.deepEqual(searchTitles(index, "hallows part 2 harry"), [3]);
+  assert.deepEqual(searchTitles(index, "rings lord"), [1]);
+  assert.deepEqual(searchTitles(index, "lord"), [0, 1]); // a title that starts with it first
+  assert.deepEqual(searchTitles(index, "the"), [1, 4, 3, 0]); // only filler words: they are the query
+  assert.deepEqual(searchTitles(index, "lord wings"), []); // every word that is not filler must be there
+});
+
+test("a selection exports its rows with decoded paths, positions and the distance from its centre", () => {
+  const P = { id: ["a", "b", "c"], title: ["A", "B", "C"], year: [1990, NaN, 2000], cluster: Int32Array.from([0, -1, 2]) };
+  const xs = [0, 1, -1];
+  const ys = [0, 0, 0];
+  const rows = selectionRows([0, 2, 1], P, xs, ys, (i) => ["%C3%A9t%C3%A9_2020/a.jpg", "b%20b.jpg", "100%.jpg"][i],
+    (i) => `http://x/${P.id[i]}.html`);
+  assert.deepEqual(rows[0], ["a", "A", 1990, 0, 0, 0, 0, "été_2020/a.jpg", "http://x/a.html"]);
+  assert.deepEqual(rows[1], ["c", "C", 2000, 2, -1, 0, 1, "100%.jpg", "http://x/c.html"]);
+  assert.deepEqual(rows[2], ["b", "B", "", -1, 1, 0, 1, "b b.jpg", "http://x/b.html"]);
+  assert.equal(EXPORT_COLUMNS.length, rows[0].length);
+  assert.equal(decodedPath("%E0%A4%A"), "%E0%A4%A"); // not a valid encoding: left as it is
 });
 
 test("the hash keeps the selected poster", () => {
