@@ -480,6 +480,17 @@ def test_decade_colours_have_a_legend_that_filters(page, site):
     page.click("#legend button[data-decade='2000']")
     assert page.evaluate("window.posterMap.view().years") == [2000, 2009]
     assert (page.input_value("#year-from"), page.input_value("#year-to")) == ("2000", "2009")
+    pressed = "bs => bs.filter(b => b.getAttribute('aria-pressed') === 'true').map(b => b.dataset.decade)"
+    assert page.eval_on_selector_all("#legend button", pressed) == ["2000"]
+    page.click("#legend button[data-decade='2000']")  # again: every year
+    assert page.evaluate("window.posterMap.view().years") == [float("-inf"), float("inf")]
+    assert page.eval_on_selector_all("#legend button", pressed) == []
+    assert (page.input_value("#year-from"), page.input_value("#year-to")) == ("", "")
+    page.fill("#year-from", "1990")  # typed years that make a decade press its entry too
+    page.fill("#year-to", "1999")
+    page.press("#year-to", "Enter")
+    page.wait_for_function("window.posterMap.view().years[0] === 1990")
+    assert page.eval_on_selector_all("#legend button", pressed) == ["1990"]
 
 
 def test_search_tells_versions_apart_and_says_when_nothing_matches(page, site):

@@ -30,7 +30,8 @@ export function panels(map) {
     buildLegend(lo, hi);
   }
 
-  // The decade legend: a swatch per decade; clicking one filters the map to it.
+  // The decade legend: a swatch per decade; clicking one shows only it, clicking it again shows every year.
+  // The button of the decade shown is pressed (aria-pressed), whoever set the years.
   function buildLegend(lo, hi) {
     const legend = $("legend");
     legend.replaceChildren();
@@ -39,12 +40,17 @@ export function panels(map) {
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.decade = String(decade);
-      button.title = `show only ${decade}-${decade + 9}`;
+      button.title = `show only ${decade}-${decade + 9} (click again to show every year)`;
+      button.setAttribute("aria-pressed", "false");
       const swatch = document.createElement("span");
       swatch.className = "swatch";
       swatch.style.background = decadeColour(decade, map.palette, map.firstDecade);
       button.append(swatch, `${decade}s`);
-      button.addEventListener("click", () => map.look.setYears(decade, decade + 9));
+      button.addEventListener("click", () => {
+        const shown = map.look.yearFrom === decade && map.look.yearTo === decade + 9;
+        if (shown) map.look.setYears(-Infinity, Infinity);
+        else map.look.setYears(decade, decade + 9);
+      });
       item.append(button);
       legend.append(item);
     }
@@ -67,6 +73,10 @@ export function panels(map) {
     if (what === "years" && (shown.from !== look.yearFrom || shown.to !== look.yearTo)) {
       $("year-from").value = Number.isFinite(look.yearFrom) ? String(look.yearFrom) : "";
       $("year-to").value = Number.isFinite(look.yearTo) ? String(look.yearTo) : "";
+    }
+    for (const button of $("legend").querySelectorAll("button")) {
+      const decade = Number(button.dataset.decade);
+      button.setAttribute("aria-pressed", String(look.yearFrom === decade && look.yearTo === decade + 9));
     }
   }
 
