@@ -560,3 +560,29 @@ def test_an_export_names_files_a_user_can_open_and_reads_back_in_pandas(page, ac
     x = dict(zip(data["columns"]["id"], data["columns"]["x"]))
     assert all(abs(x[pid] - value) < 1e-5 for pid, value in zip(table.poster_id, table.x))
     page.watch.assert_clean()
+
+
+def test_an_empty_lasso_selects_nothing_and_says_so(page, site):
+    server, data = site
+    open_map(page, server.url)
+    settle(page)
+    pts = screen_points(page)
+    view = page.evaluate("window.posterMap.view()")
+    # A square in a corner of the canvas with no poster's centre near it.
+    box = [(12, view["height"] - 60), (60, view["height"] - 60), (60, view["height"] - 12), (12, view["height"] - 12)]
+    top = page.evaluate("document.getElementById('map').getBoundingClientRect().top")
+    polygon = [(x, y + top) for x, y in box]
+    assert not [p for p in pts.values() if 0 <= p[0] <= 80 and polygon[0][1] - 20 <= p[1] <= polygon[2][1] + 20]
+    draw_lasso(page, polygon)
+    page.wait_for_selector("#map-status:not([hidden])")
+    assert "No poster inside the lasso" in page.text_content("#map-status")
+    assert page.evaluate("window.posterMap.selection()") is None
+    assert "lasso=" not in page.url
+    # A selection made before an empty lasso stays.
+    page.evaluate("window.posterMap.selectCluster(1)")
+    settle(page)
+    chosen = page.evaluate("window.posterMap.selection()")
+    draw_lasso(page, polygon)
+    page.wait_for_selector("#map-status:not([hidden])")
+    assert page.evaluate("window.posterMap.selection()") == chosen and "#cluster=1" in page.url
+    page.watch.assert_clean()

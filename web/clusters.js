@@ -256,11 +256,25 @@ export function clusters(map, pageUrl) {
     setTimeout(() => {
       if (pending !== done) return; // cleared, or another lasso, meanwhile
       pending = null;
+      if (!done.found.length) { // nothing inside: the selection (if any) stays as it was, and the page says so
+        $("selection-status").textContent = "";
+        say("No poster inside the lasso: nothing selected");
+        return;
+      }
       if (!map.look.selection) before = null;
       setSelection({ kind: "lasso", lasso: { layout: done.layout, points: done.points },
         members: Int32Array.from(done.found), xs: done.xs, ys: done.ys });
       showSelection();
     }, 0);
+  }
+
+  /** A word about the map for a few seconds, over the canvas. */
+  let saying = 0;
+  function say(text) {
+    $("map-status").textContent = text;
+    $("map-status").hidden = false;
+    clearTimeout(saying);
+    saying = setTimeout(() => { $("map-status").hidden = true; }, 4000);
   }
 
   function showSelection() {
