@@ -12,12 +12,15 @@ from mapdata import make_mapdata, points_of, tile_files
 from posters_cnn.mapping import stage as visu
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
+LONG_TITLE = ("Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb, the Director's Extended "
+              "Anniversary Edition with Commentary")
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     folder = tmp_path_factory.mktemp("page")
-    manifest, feats, _ = make_mapdata(folder, n_per_cluster=10, titles={4: HOSTILE, 7: "Rob Roy", 5: "The A-Team", 6: "The A-Team"})
+    manifest, feats, _ = make_mapdata(folder, n_per_cluster=10, titles={4: HOSTILE, 7: "Rob Roy", 5: "The A-Team",
+                                                                     6: "The A-Team", 8: LONG_TITLE})
     web = folder / "web"
     copy_page(web)
     visu.make_map(feats, manifest, web / "data.json", grid=True, neighbors=4, pairs=5)
@@ -202,6 +205,28 @@ def test_hover_shows_tooltip_and_click_opens_panel(page, site):
     page.wait_for_selector("#panel:not([hidden])")
     assert page.text_content("#panel-title") == "Rob Roy"
     page.watch.assert_clean()
+
+
+@pytest.mark.parametrize("corner", ["middle", "bottom right"])
+def test_a_long_title_wraps_whole_with_its_year_inside_the_map(page, site, corner):
+    server, data = site
+    open_map(page, server.url)
+    page.click("#layout-grid")  # no overlaps in the grid: the poster under the pointer is the one aimed at
+    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
+    target = point(data, LONG_TITLE)
+    view = page.evaluate("window.posterMap.view()")
+    x, y = (view["width"] / 2, view["height"] / 2) if corner == "middle" else (view["width"] - 8, view["height"] - 8)
+    page.evaluate("([id, x, y]) => window.posterMap.placePoster(id, 4, x, y)", [target["id"], x, y])
+    settle(page)
+    pos = page.evaluate("id => window.posterMap.screenPosition(id)", target["id"])
+    page.mouse.move(pos["x"], pos["y"])
+    page.wait_for_selector("#tooltip:not([hidden])")
+    box = page.evaluate("""() => { const t = document.getElementById('tooltip');
+        const r = t.getBoundingClientRect(), c = document.getElementById('map').getBoundingClientRect();
+        return {text: t.textContent, cut: t.scrollWidth > t.clientWidth || t.scrollHeight > t.clientHeight,
+                inside: r.left >= c.left && r.top >= c.top && r.right <= c.right + 0.5 && r.bottom <= c.bottom + 0.5}; }""")
+    assert box["text"] == f"{LONG_TITLE} ({target['year']})"
+    assert not box["cut"] and box["inside"], box
 
 
 def test_a_poster_clicked_where_tiles_serve_the_view_is_drawn_from_its_thumbnail_and_settles(page, site):

@@ -168,9 +168,14 @@ export function interaction(map, asks) {
       const P = map.P;
       tip.textContent = Number.isFinite(P.year[i]) ? `${P.title[i]} (${P.year[i]})` : P.title[i];
       const rect = canvas.getBoundingClientRect();
-      tip.style.left = `${Math.min(event.clientX - rect.left + 14, rect.width - 200)}px`;
-      tip.style.top = `${event.clientY - rect.top + 14}px`;
       tip.hidden = false;
+      // Beside the pointer, inside the canvas: left of it near the right edge, above it near the bottom.
+      const x = event.clientX - rect.left;
+      const y = event.clientY - rect.top;
+      const left = x + 14 + tip.offsetWidth <= rect.width ? x + 14 : Math.max(0, x - 14 - tip.offsetWidth);
+      const top = y + 14 + tip.offsetHeight <= rect.height ? y + 14 : Math.max(0, y - 14 - tip.offsetHeight);
+      tip.style.left = `${left}px`;
+      tip.style.top = `${top}px`;
     });
     canvas.addEventListener("pointerleave", hideTooltip);
     canvas.addEventListener("click", (event) => {
