@@ -394,6 +394,31 @@ def test_grid_layout_and_pairs_view(page, site):
     page.watch.assert_clean()
 
 
+@pytest.mark.parametrize("where", [".caption", "img >> nth=1"])
+def test_a_pair_row_is_one_target_that_shows_both_posters_and_the_list_stays_open(page, site, where):
+    server, data = site
+    open_map(page, server.url)
+    settle(page)
+    page.click("#show-pairs")
+    page.wait_for_selector("#pairs-list .pair-row")
+    for row in (1, 0):  # the second pair, then the first: each click shows its own two
+        button = page.locator("#pairs-list .pair-row").nth(row)
+        a, b = button.get_attribute("data-a"), button.get_attribute("data-b")
+        button.locator(where).click()
+        page.wait_for_function("window.posterMap.settled() && !window.posterMap.view().fading", polling=50)
+        settle(page)
+        assert page.is_visible("#pairs") and page.is_hidden("#panel")
+        free = page.evaluate("""() => { const c = document.getElementById('map').getBoundingClientRect();
+            const p = document.getElementById('pairs').getBoundingClientRect();
+            return window.innerWidth > 640 ? [c.left, c.top, Math.min(c.right, p.left), c.bottom]
+                                           : [c.left, c.top, c.right, Math.min(c.bottom, p.top)]; }""")
+        for pid in (a, b):
+            box = page.evaluate("id => window.posterMap.screenBox(id)", pid)
+            assert free[0] - 1 <= box["x0"] and box["x1"] <= free[2] + 1, (pid, box, free)
+            assert free[1] - 1 <= box["y0"] and box["y1"] <= free[3] + 1, (pid, box, free)
+    page.watch.assert_clean()
+
+
 def test_touch_drag_pans_and_a_narrow_screen_works(browser, site):
     server, data = site
     context = browser.new_context(viewport={"width": 390, "height": 740}, has_touch=True, is_mobile=True)

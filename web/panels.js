@@ -3,6 +3,7 @@
 // (look.js), whose "look" event it follows to keep its controls true: see the events in app.js.
 // No data string is ever parsed as HTML: titles go in with textContent.
 import { fetchJson } from "./loader.js";
+import { posterBox } from "./geometry.js";
 import {
   buildSearchIndex, decadeColour, decadeOf, decadesOf, posterFromHash, posterInfo, readPairs, searchTitles, yearExtent, yearRange,
 } from "./logic.js";
@@ -244,18 +245,34 @@ export function panels(map) {
     }
     list.replaceChildren();
     const P = map.P;
+    // Each pair is one button, thumbnails and caption alike: it shows the two on the map, side by side in
+    // the part the list leaves, and the list stays open for the next.
     for (const pair of pairs) {
       const a = map.indexOf(pair.a);
       const b = map.indexOf(pair.b);
       if (a < 0 || b < 0) continue;
       const item = document.createElement("li");
-      const row = document.createElement("div");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "pair-row";
+      button.dataset.a = pair.a;
+      button.dataset.b = pair.b;
+      const row = document.createElement("span");
       row.className = "pair";
-      row.append(map.thumbButton(a, null), map.thumbButton(b, null));
-      const caption = document.createElement("div");
+      for (const j of [a, b]) {
+        const img = document.createElement("img");
+        const src = map.asset(map.thumbPath(j));
+        if (src) img.src = src;
+        img.alt = P.title[j];
+        img.loading = "lazy";
+        row.append(img);
+      }
+      const caption = document.createElement("span");
       caption.className = "caption";
       caption.textContent = `${P.title[a]} — ${P.title[b]} · ${pair.similarity.toFixed(3)}`;
-      item.append(row, caption);
+      button.append(row, caption);
+      button.addEventListener("click", () => showPair(a, b));
+      item.append(button);
       list.append(item);
     }
     if (morePairs) {
@@ -263,6 +280,15 @@ export function panels(map) {
       item.textContent = `and ${morePairs} more pairs in ${map.meta.pairs.file}, not shown`;
       list.append(item);
     }
+  }
+
+  /** Both posters of a pair whole on the map, in the part that the open list leaves. */
+  function showPair(a, b) {
+    const l = map.layouts[map.layout];
+    const boxes = [a, b].map((i) => posterBox(l.wx[i], l.wy[i], map.P.aspect[i], l.slot));
+    const pad = l.slot / 2;
+    map.events.call("fit", null, [Math.min(boxes[0][0], boxes[1][0]) - pad, Math.min(boxes[0][1], boxes[1][1]) - pad,
+      Math.max(boxes[0][2], boxes[1][2]) + pad, Math.max(boxes[0][3], boxes[1][3]) + pad], 750);
   }
 
   function wire() {
