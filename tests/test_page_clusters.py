@@ -9,6 +9,7 @@ import pytest
 
 from mapdata import points_of
 from test_page import HOSTILE, browser, open_map, page, settle, site  # noqa: F401  (fixtures and helpers)
+from browser import PageWatch  # noqa: E402
 
 TRANSFORM = "(() => { const t = window.posterMap.view().transform; return [t.x, t.y, t.k]; })()"
 TABLEAU10 = ["#4e79a7", "#f28e2c", "#e15759", "#76b7b2", "#59a14f", "#edc949", "#af7aa1", "#ff9da7", "#9c755f",
@@ -586,3 +587,76 @@ def test_an_empty_lasso_selects_nothing_and_says_so(page, site):
     page.wait_for_selector("#map-status:not([hidden])")
     assert page.evaluate("window.posterMap.selection()") == chosen and "#cluster=1" in page.url
     page.watch.assert_clean()
+
+
+PERMALINK_STATES = [
+    ("grid", "years", "cluster colours", "cluster", "poster"),
+    ("decade colours", "region", "poster"),
+    ("grid", "lasso"),
+    ("from a year", "lasso"),
+    ("poster",),
+]
+
+
+@pytest.mark.parametrize("state", PERMALINK_STATES, ids=lambda s: "+".join(s))
+def test_every_state_the_page_writes_into_its_url_comes_back_on_reload(browser, site, state):
+    server, data = site
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    open_map(page, server.url)
+    settle(page)
+    if "grid" in state:
+        page.click("#layout-grid")
+        page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
+    if "years" in state or "from a year" in state:
+        page.fill("#year-from", "1995")
+        page.fill("#year-to", "2005" if "years" in state else "")
+        page.press("#year-from", "Enter")
+        page.wait_for_function("window.posterMap.view().years[0] === 1995")
+    if "cluster colours" in state:
+        page.check("#cluster-colours")
+    if "decade colours" in state:
+        page.check("#decades")
+    if "cluster" in state:
+        page.evaluate("window.posterMap.selectCluster(1)")
+    if "region" in state:
+        page.evaluate("window.posterMap.selectRegion(0)")
+    if "lasso" in state:
+        polygon, _ = lasso_around(page, data, 0)
+        draw_lasso(page, polygon)
+    if "poster" in state:
+        chosen = sorted(members(data, 1))[0] if "cluster" in state else data["columns"]["id"][3]
+        page.evaluate("id => window.posterMap.select(id)", chosen)
+    settle(page)
+    keys = ("layout", "years", "colouring", "selected")
+    before = {key: page.evaluate("window.posterMap.view()")[key] for key in keys}
+    before["selection"] = page.evaluate("window.posterMap.selection()")
+    url = page.url
+    page.close()
+    again = browser.new_page(viewport={"width": 1000, "height": 700})
+    watch = PageWatch(again)
+    again.goto(url)
+    again.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
+    settle(again)
+    after = {key: again.evaluate("window.posterMap.view()")[key] for key in keys}
+    after["selection"] = again.evaluate("window.posterMap.selection()")
+    assert after == before, url
+    assert again.url == url  # written back the same
+    assert again.is_hidden("#map-status")
+    watch.assert_clean()
+    again.close()
+
+
+def test_a_link_that_names_what_the_map_lacks_says_so_in_one_line(browser, site):
+    server, data = site
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    page.goto(f"{server.url}index.html?data.json#cluster=99&lasso=tsne:1,2;oops&poster=nope")
+    page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
+    settle(page)
+    page.wait_for_selector("#map-status:not([hidden])")
+    said = page.text_content("#map-status")
+    assert len(said.splitlines()) == 1
+    assert "cluster 99" in said and "poster “nope”" in said and "lasso=" in said, said
+    assert page.evaluate("window.posterMap.selection()") is None
+    assert page.evaluate("window.posterMap.view().selected") is None
+    assert "#" not in page.url  # what named nothing is not written back
+    page.close()

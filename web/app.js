@@ -21,15 +21,18 @@
 //   view (transform, duration)  go back to a view -> interaction
 //   lasso (phase)               "start": a lasso is being drawn; "end": it was -> interaction (no tooltip,
 //                               and the click that ends it picks no poster)
-//   hash (animate)              the URL's hash changed, or the map was just made
-//                               -> clusters (the selection), then panels (the poster), as a link names them
+//   layout (name)               the layout is switching to `name` -> app (the permalink)
+//   hash (wanted, animate, missing)  the URL's hash changed, or the map was just made: `wanted` is what it
+//                               names (logic.js parseHash); each listener restores its part, and pushes onto
+//                               `missing` what names nothing on this map -> interaction (the layout), panels
+//                               (years, colouring), clusters (the selection), then panels (the poster)
 //   escape (handled)            Esc -> panels, then clusters: the first with something open closes it
 //   frame (offer)               a frame has budget left -> clusters (a lasso being resolved)
 import { clusters } from "./clusters.js";
 import { interaction } from "./interaction.js";
 import { fetchJson } from "./loader.js";
 import { deepestComposedLevel, makePresence, posterBox, tileUrl, toWorld } from "./geometry.js";
-import { assetUrl, dataUrlFromQuery, pathFor, readColumns, validateMap } from "./logic.js";
+import { assetUrl, dataUrlFromQuery, makeHash, parseHash, pathFor, readColumns, validateMap } from "./logic.js";
 import { createLook } from "./look.js";
 import { panels } from "./panels.js";
 import { Renderer } from "./renderer.js";
@@ -42,7 +45,7 @@ const PAGE_URL = window.location.href;
 
 const thumbUrls = new Map(); // poster index -> its thumbnail's URL, once resolved
 
-const events = d3.dispatch("look", "pick", "poster", "fit", "view", "lasso", "hash", "escape", "frame");
+const events = d3.dispatch("look", "pick", "poster", "fit", "view", "lasso", "layout", "hash", "escape", "frame");
 let byId = null; // poster id -> index
 
 const map = {
@@ -51,6 +54,13 @@ const map = {
   selected: -1, hover: -1, clusterTints: [],
   fade: null, thumbSize: 256, renderer: null, frame: 0,
   $, canvas, d3, events, look: createLook(events),
+  /** A word about the map for a few seconds, over the canvas (it never moves the map). */
+  say(text, seconds = 5) {
+    $("map-status").textContent = text;
+    $("map-status").hidden = false;
+    clearTimeout(map.saying);
+    map.saying = setTimeout(() => { $("map-status").hidden = true; }, seconds * 1000);
+  },
   /** The index of poster `id`, or -1. */
   indexOf(id) {
     return byId?.get(id) ?? -1;
@@ -226,7 +236,40 @@ function setUp(data) {
   window.posterMap.firstDraw = performance.now();
   window.posterMap.ready = true;
   document.body.dataset.ready = "true";
-  events.call("hash", null, false);
+  restoreHash(false);
+}
+
+// -- the permalink: the URL's hash names the page's state (logic.js makeHash), and a link restores it --------
+let restoring = false; // while a link is restored, its parts' changes do not rewrite it half-way
+
+function writeHash() {
+  if (restoring || !map.n) return;
+  const s = map.look.selection;
+  const hash = makeHash({
+    layout: map.fade ? map.fade.to : map.layout, colour: map.look.colouring,
+    years: [map.look.yearFrom, map.look.yearTo],
+    cluster: s?.kind === "cluster" ? s.cluster : null, region: s?.kind === "region" ? s.region : null,
+    lasso: s?.kind === "lasso" ? s.lasso : clusterUi.pendingLasso(),
+    poster: map.selected >= 0 ? map.P.id[map.selected] : null,
+  });
+  if (hash !== window.location.hash && (hash || window.location.hash)) {
+    history.replaceState(null, "", hash || window.location.pathname + window.location.search);
+  }
+}
+
+/** Restore what the hash names; say in one line what it names that this map lacks, then write it anew. */
+function restoreHash(animate) {
+  if (!map.n) return;
+  const wanted = parseHash(window.location.hash);
+  const missing = wanted.unreadable.map((part) => `an unreadable ${part}`);
+  restoring = true;
+  try {
+    events.call("hash", null, wanted, animate, missing);
+  } finally {
+    restoring = false;
+  }
+  if (missing.length) map.say(`This link names what is not on this map: ${missing.join(", ")}`, 8);
+  writeHash();
 }
 
 const panelUi = panels(map);
@@ -239,16 +282,20 @@ events.on("look.panels", panelUi.followLook);
 events.on("look.clusters", clusterUi.followLook);
 events.on("pick.panels", (i, how = {}) => panelUi.select(i, { fly: !!how.fly }));
 events.on("poster.interaction", ui.showPoster);
-events.on("poster.clusters", clusterUi.writeHash);
+events.on("poster.hash", writeHash);
+events.on("look.hash", writeHash);
+events.on("layout.hash", writeHash);
 events.on("fit.interaction", ([x0, y0, x1, y1], duration) => ui.fitBox(x0, y0, x1, y1, duration));
 events.on("view.interaction", (transform, duration) => ui.zoomTo(transform, duration));
 events.on("lasso.interaction", ui.lasso);
+events.on("hash.interaction", ui.restoreLayout);
+events.on("hash.look", panelUi.restoreLook);
 events.on("hash.clusters", clusterUi.restore);
 events.on("hash.panels", panelUi.restoreFromHash);
 events.on("escape.panels", panelUi.escape);
 events.on("escape.clusters", clusterUi.escape);
 events.on("frame.clusters", clusterUi.offerWork);
-window.addEventListener("hashchange", () => events.call("hash", null, true));
+window.addEventListener("hashchange", () => restoreHash(true));
 
 // The test API: what tests and benchmarks may read and do, the same actions a user has. Nothing else of
 // the page's is reached from outside; README.md ("The page's test API") lists it.

@@ -10,7 +10,7 @@
 // vectors drawn over each frame: a few hundred points at most.
 import { toData, toWorld } from "./geometry.js";
 import {
-  boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, makeHash, mostCentral, parseHash, regionName,
+  boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, mostCentral, regionName,
   relativeToPage, EXPORT_COLUMNS, LIMITS, selectionRows, simplifyPath, thinPath, toCsv, yearBins, yearCounts,
 } from "./logic.js";
 
@@ -192,8 +192,7 @@ export function clusters(map, pageUrl) {
   }
 
   function setSelection(selection) {
-    map.look.setSelection(selection && { ...selection, n: map.n });
-    writeHash();
+    map.look.setSelection(selection && { ...selection, n: map.n }); // "look": app.js writes the permalink
     map.requestDraw();
   }
 
@@ -258,7 +257,7 @@ export function clusters(map, pageUrl) {
       pending = null;
       if (!done.found.length) { // nothing inside: the selection (if any) stays as it was, and the page says so
         $("selection-status").textContent = "";
-        say("No poster inside the lasso: nothing selected");
+        map.say("No poster inside the lasso: nothing selected");
         return;
       }
       if (!map.look.selection) before = null;
@@ -266,15 +265,6 @@ export function clusters(map, pageUrl) {
         members: Int32Array.from(done.found), xs: done.xs, ys: done.ys });
       showSelection();
     }, 0);
-  }
-
-  /** A word about the map for a few seconds, over the canvas. */
-  let saying = 0;
-  function say(text) {
-    $("map-status").textContent = text;
-    $("map-status").hidden = false;
-    clearTimeout(saying);
-    saying = setTimeout(() => { $("map-status").hidden = true; }, 4000);
   }
 
   function showSelection() {
@@ -398,34 +388,32 @@ export function clusters(map, pageUrl) {
     setTimeout(() => URL.revokeObjectURL(link.href), 0);
   }
 
-  // -- the permalink --------------------------------------------------------------------------
-  function writeHash() {
-    const s = map.look.selection;
-    const hash = makeHash({
-      poster: map.selected >= 0 ? map.P.id[map.selected] : null,
-      cluster: s?.kind === "cluster" ? s.cluster : null,
-      region: s?.kind === "region" ? s.region : null,
-      lasso: s?.kind === "lasso" ? s.lasso : null,
-    });
-    if (hash !== window.location.hash && (hash || window.location.hash)) {
-      history.replaceState(null, "", hash || window.location.pathname + window.location.search);
-    }
+  // -- the permalink (app.js writes it) -----------------------------------------------------------
+  /** The lasso being resolved into a selection, or null: the permalink names it already. */
+  function pendingLasso() {
+    return pending ? { layout: pending.layout, points: pending.points } : null;
   }
 
-  /** The selection the hash names, if it differs from the one shown. */
-  function restore(animate) {
-    const { cluster, region, lasso } = parseHash(window.location.hash);
+  /** "hash": the selection a link names, if it differs from the one shown; what it names that this map
+   * lacks goes onto `missing`. */
+  function restore(wanted, animate, missing) {
+    const { cluster, region, lasso } = wanted;
     const s = map.look.selection;
-    if (cluster !== null && available()) {
-      if (s?.kind !== "cluster" || s.cluster !== cluster) selectCluster(cluster, { duration: animate ? 750 : 0 });
-    } else if (region !== null && regions.length) {
-      if (s?.kind !== "region" || s.region !== region) selectRegion(region, { duration: animate ? 750 : 0 });
+    const duration = animate ? 750 : 0;
+    if (cluster !== null) {
+      const shown = s?.kind === "cluster" && s.cluster === cluster;
+      if (!shown && !selectCluster(cluster, { duration })) missing.push(`cluster ${cluster}`);
+      if (shown || list.some((c) => c.id === cluster)) return;
+    } else if (region !== null) {
+      const shown = s?.kind === "region" && s.region === region;
+      if (!shown && !selectRegion(region, { duration })) missing.push(`region ${regionName(region)}`);
+      if (shown || regions.some((r) => r.id === region)) return;
     } else if (lasso && map.layouts[lasso.layout]) {
       const same = s?.kind === "lasso" && s.lasso.points.join() === lasso.points.join();
       if (!same) selectLasso(lasso.layout, lasso.points);
-    } else if (s) {
-      clear({ flyBack: false });
+      return;
     }
+    if (s || pending) clear({ flyBack: false });
   }
 
   // -- the lasso ------------------------------------------------------------------------------
@@ -617,7 +605,7 @@ export function clusters(map, pageUrl) {
   }
 
   return {
-    setUp, showControls, wire, draw, escape, restore, writeHash, wantsLasso, selectCluster, selectRegion, shownLevel,
+    setUp, showControls, wire, draw, escape, restore, pendingLasso, wantsLasso, selectCluster, selectRegion, shownLevel,
     offerWork, followLook,
     busy: () => !!pending || !!drawing || queued > 0,
     selection: () => (map.look.selection ? Array.from(ordered(map.look.selection), (i) => map.P.id[i]) : null),

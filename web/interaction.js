@@ -106,11 +106,18 @@ export function interaction(map, asks) {
 
   // Switching layouts: the two pyramids cross-fade while the view stays put (each frame costs
   // two layers of tiles, whatever the number of posters).
-  function switchLayout(name) {
+  function switchLayout(name, { instant = false } = {}) {
     if (name === map.layout || !map.layouts[name] || map.fade) return;
-    map.fade = { from: map.layout, to: name, t: 0 };
     for (const id of ["layout-tsne", "layout-grid"]) $(id).setAttribute("aria-pressed", String(id === `layout-${name}`));
     hideTooltip();
+    if (instant) {
+      map.layout = name;
+      map.events.call("layout", null, name);
+      map.requestDraw();
+      return;
+    }
+    map.fade = { from: map.layout, to: name, t: 0 };
+    map.events.call("layout", null, name);
     const timer = d3.timer((elapsed) => {
       map.fade.t = d3.easeCubicInOut(Math.min(1, elapsed / 800));
       map.requestDraw();
@@ -121,6 +128,16 @@ export function interaction(map, asks) {
         map.requestDraw();
       }
     });
+  }
+
+  /** "hash": the layout a link names (or its lasso was drawn on); t-SNE when it names none. */
+  function restoreLayout(wanted, animate, missing) {
+    const name = wanted.layout ?? wanted.lasso?.layout ?? "tsne";
+    if (!map.layouts[name]) {
+      missing.push(`the ${name} layout`);
+      return;
+    }
+    if (name !== (map.fade ? map.fade.to : map.layout)) switchLayout(name, { instant: !animate });
   }
 
   function hideTooltip() {
@@ -216,7 +233,7 @@ export function interaction(map, asks) {
   }
 
   return {
-    setUp, wire, pick, showPoster, fitBox, zoomTo, switchLayout, hideTooltip, lasso, resizeCanvas,
+    setUp, wire, pick, showPoster, fitBox, zoomTo, switchLayout, restoreLayout, hideTooltip, lasso, resizeCanvas,
     flying: () => performance.now() < flyingUntil,
   };
 }

@@ -256,14 +256,39 @@ export function centreOn(x, y, k, width, height) {
  * polygon in the layout's data coordinates), joined with `&`. Anything unreadable is left out.
  */
 export function parseHash(hash) {
-  const out = { poster: posterFromHash(hash), cluster: null, region: null, lasso: null };
+  const out = {
+    poster: posterFromHash(hash), cluster: null, region: null, lasso: null, layout: null, years: null, colour: null,
+    unreadable: [], // what the hash names in a way that cannot be read ("cluster=x", a broken lasso)
+  };
+  const unreadable = (key, value) => out.unreadable.push(`${key}=${value.length > 24 ? `${value.slice(0, 24)}…` : value}`);
   for (const part of (hash || "").replace(/^#/, "").split("&")) {
     const [key, value = ""] = part.split(/=(.*)/s);
-    if (key === "cluster" && /^\d{1,6}$/.test(value)) out.cluster = Number(value);
-    if (key === "region" && /^\d{1,6}$/.test(value)) out.region = Number(value);
+    if (key === "cluster" || key === "region") {
+      if (/^\d{1,6}$/.test(value)) out[key] = Number(value);
+      else unreadable(key, value);
+    }
+    if (key === "layout") {
+      if (/^[a-z]{1,10}$/.test(value)) out.layout = value;
+      else unreadable(key, value);
+    }
+    if (key === "colour") {
+      if (value === "decades" || value === "clusters") out.colour = value;
+      else unreadable(key, value);
+    }
+    if (key === "years") {
+      // years=1990..1999; an open end is left empty (years=1990.. shows 1990 and after).
+      const match = value.match(/^(\d{1,4})?\.\.(\d{1,4})?$/);
+      const from = match?.[1] === undefined ? -Infinity : Number(match[1]);
+      const to = match?.[2] === undefined ? Infinity : Number(match[2]);
+      if (match && (match[1] || match[2]) && from <= to) out.years = [from, to];
+      else unreadable(key, value);
+    }
     if (key === "lasso") {
       const match = value.match(/^([a-z]{1,10}):(.*)$/);
-      if (!match) continue;
+      if (!match) {
+        unreadable(key, value);
+        continue;
+      }
       const points = [];
       const pairs = match[2].split(";", 2 * LIMITS.lasso + 1);
       for (const pair of pairs) {
@@ -276,13 +301,24 @@ export function parseHash(hash) {
       }
       // A hand-drawn lasso is thinned to LIMITS.lasso points (see clusters.js): more is no permalink.
       if (points.length >= 6 && points.length <= 2 * LIMITS.lasso) out.lasso = { layout: match[1], points };
+      else unreadable(key, value);
     }
   }
   return out;
 }
 
-export function makeHash({ poster = null, cluster = null, region = null, lasso = null } = {}) {
+/**
+ * The hash that names a state of the page, read back by parseHash: the layout (t-SNE, the first, is left
+ * out), the colouring, the years shown, the selection (a cluster, a region or a lasso) and the poster.
+ */
+export function makeHash({ poster = null, cluster = null, region = null, lasso = null, layout = null, colour = null,
+  years = null } = {}) {
   const parts = [];
+  if (layout && layout !== "tsne") parts.push(`layout=${layout}`);
+  if (colour) parts.push(`colour=${colour}`);
+  if (years && (Number.isFinite(years[0]) || Number.isFinite(years[1]))) {
+    parts.push(`years=${Number.isFinite(years[0]) ? years[0] : ""}..${Number.isFinite(years[1]) ? years[1] : ""}`);
+  }
   if (cluster !== null && cluster !== undefined) parts.push(`cluster=${cluster}`);
   if (region !== null && region !== undefined) parts.push(`region=${region}`);
   if (lasso) {

@@ -5,7 +5,7 @@
 import { fetchJson } from "./loader.js";
 import { posterBox } from "./geometry.js";
 import {
-  buildSearchIndex, decadeColour, decadeOf, decadesOf, posterFromHash, posterInfo, readPairs, searchTitles, yearExtent, yearRange,
+  buildSearchIndex, decadeColour, decadeOf, decadesOf, posterInfo, readPairs, searchTitles, yearExtent, yearRange,
 } from "./logic.js";
 
 export function panels(map) {
@@ -130,12 +130,26 @@ export function panels(map) {
     }
   }
 
-  /** "hash": the poster the URL names, if another is shown (after the selection: app.js orders them). */
-  function restoreFromHash(animate) {
-    if (!map.n) return;
-    const id = posterFromHash(window.location.hash);
+  /** "hash": the years and the colouring a link names (none: every year, no colouring). */
+  function restoreLook(wanted, animate, missing) {
+    const [from, to] = wanted.years ?? [-Infinity, Infinity];
+    map.look.setYears(from, to);
+    if (wanted.colour === "clusters" && !map.P.cluster) {
+      missing.push("colour by cluster (the map has no clusters)");
+      map.look.setColouring(null);
+    } else {
+      map.look.setColouring(wanted.colour);
+    }
+  }
+
+  /** "hash": the poster a link names, if another is shown (after the selection: app.js orders them); none
+   * named closes the one shown. */
+  function restoreFromHash(wanted, animate, missing) {
+    const id = wanted.poster;
     const i = id ? map.indexOf(id) : -1;
+    if (id && i < 0) missing.push(`poster “${id}”`);
     if (i >= 0 && i !== map.selected) select(i, { fly: true, duration: animate ? 750 : 0 });
+    else if (i < 0 && map.selected >= 0) select(-1);
   }
 
   // "escape": the closest pairs, then the poster's panel (then clusters.js: the lasso, the selection...).
@@ -313,5 +327,5 @@ export function panels(map) {
     wireSearch();
   }
 
-  return { setUp, wire, select, cover, escape, restoreFromHash, followLook };
+  return { setUp, wire, select, cover, escape, restoreLook, restoreFromHash, followLook };
 }

@@ -154,6 +154,22 @@ test("the hash keeps a poster, a cluster and a lasso, and refuses what it cannot
   }
 });
 
+test("the hash keeps the layout, the colouring and the years, and lists what it cannot read", () => {
+  const state = { layout: "grid", colour: "clusters", years: [1990, 1999], region: 1, poster: "1995/a" };
+  const hash = makeHash(state);
+  assert.equal(hash, "#layout=grid&colour=clusters&years=1990..1999&region=1&poster=1995/a");
+  const back = parseHash(hash);
+  for (const key of Object.keys(state)) assert.deepEqual(back[key], state[key], key);
+  assert.deepEqual(back.unreadable, []);
+  assert.equal(makeHash({ layout: "tsne" }), ""); // the first layout goes without saying
+  assert.deepEqual(parseHash(makeHash({ years: [1990, Infinity] })).years, [1990, Infinity]);
+  assert.deepEqual(parseHash(makeHash({ years: [-Infinity, 1999] })).years, [-Infinity, 1999]);
+  assert.equal(makeHash({ years: [-Infinity, Infinity] }), "");
+  const bad = parseHash("#layout=GRID&colour=red&years=1999..1990&cluster=x&lasso=tsne:1,2;3&poster=ok");
+  assert.deepEqual(bad.unreadable, ["layout=GRID", "colour=red", "years=1999..1990", "cluster=x", "lasso=tsne:1,2;3"]);
+  assert.equal(bad.poster, "ok");
+});
+
 test("points inside a free-hand polygon, bounding box first", () => {
   const square = [0, 0, 2, 0, 2, 2, 0, 2];
   assert.equal(pointInPolygon(1, 1, square), true);
