@@ -495,11 +495,11 @@ def test_a_finger_draws_a_lasso_in_lasso_mode_and_does_not_pan(browser, site):
             for k in range(1, 6):
                 cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
                     {"x": xa + (xb - xa) * k / 5, "y": ya + (yb - ya) * k / 5}]})
+        assert page.evaluate(TRANSFORM) == view  # the finger drew; it did not pan
         cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
         settle(page)
         assert set(page.evaluate("window.posterMap.selection()")) == \
             {pid for pid, (x, y) in pts.items() if inside(x, y, polygon)}
-        assert page.evaluate(TRANSFORM) == view
     finally:
         context.close()
 
@@ -660,3 +660,40 @@ def test_a_link_that_names_what_the_map_lacks_says_so_in_one_line(browser, site)
     assert page.evaluate("window.posterMap.view().selected") is None
     assert "#" not in page.url  # what named nothing is not written back
     page.close()
+
+
+def test_a_lasso_by_the_right_edge_is_brought_out_from_under_the_panel_and_plus_zooms_about_it(page, site):
+    server, data = site
+    open_map(page, server.url)
+    settle(page)
+    cluster = 0
+    # The cluster at the canvas's right edge, where the selection's panel will open over it.
+    ids = sorted(members(data, cluster))
+    view = page.evaluate("window.posterMap.view()")
+    page.evaluate("([id, x, y]) => window.posterMap.placePoster(id, 3, x, y)", [ids[0], view["width"] - 60, view["height"] / 2])
+    settle(page)
+    polygon, pts = lasso_around(page, data, cluster)
+    draw_lasso(page, polygon)
+    page.wait_for_function("window.posterMap.selection() && window.posterMap.settled()")
+    settle(page)
+    chosen = page.evaluate("window.posterMap.selection()")
+    free = page.evaluate("""() => { const c = document.getElementById('map').getBoundingClientRect();
+        const p = document.getElementById('clusters').getBoundingClientRect();
+        return [c.left, c.top, Math.min(c.right, p.left), c.bottom]; }""")
+
+    def centres():
+        return {pid: page.evaluate("id => window.posterMap.screenPosition(id)", pid) for pid in chosen}
+
+    for pid, p in centres().items():
+        assert free[0] <= p["x"] <= free[2] and free[1] <= p["y"] <= free[3], (pid, p, free)
+    # "+" zooms about the middle of the free part: the selection's middle stays in it.
+    before = centres()
+    page.keyboard.press("+")
+    settle(page)
+    after = centres()
+    mid = lambda c: (sum(p["x"] for p in c.values()) / len(c), sum(p["y"] for p in c.values()) / len(c))  # noqa: E731
+    (bx, by), (ax, ay) = mid(before), mid(after)
+    cx, cy = (free[0] + free[2]) / 2, (free[1] + free[3]) / 2
+    # About (cx, cy): a point's offset from it grows 1.5 times.
+    assert abs((ax - cx) - 1.5 * (bx - cx)) < 2 and abs((ay - cy) - 1.5 * (by - cy)) < 2, ((bx, by), (ax, ay), (cx, cy))
+    page.watch.assert_clean()

@@ -17,7 +17,8 @@
 //   poster (i, how)             poster i was chosen (-1: none), its panel shown
 //                               -> interaction (fly to it, or bring it out from under the panel),
 //                                  clusters (the permalink)
-//   fit (box, duration)         show the world box [x0, y0, x1, y1] whole -> interaction
+//   fit (box, duration, gently) show the world box [x0, y0, x1, y1] whole in the part of the map the panels
+//                               leave (gently: move only as much as that takes) -> interaction
 //   view (transform, duration)  go back to a view -> interaction
 //   lasso (phase)               "start": a lasso is being drawn; "end": it was -> interaction (no tooltip,
 //                               and the click that ends it picks no poster)
@@ -285,7 +286,8 @@ events.on("poster.interaction", ui.showPoster);
 events.on("poster.hash", writeHash);
 events.on("look.hash", writeHash);
 events.on("layout.hash", writeHash);
-events.on("fit.interaction", ([x0, y0, x1, y1], duration) => ui.fitBox(x0, y0, x1, y1, duration));
+events.on("fit.interaction", ([x0, y0, x1, y1], duration, gently) => (gently ? ui.revealBox : ui.fitBox)(x0, y0, x1, y1,
+  duration));
 events.on("view.interaction", (transform, duration) => ui.zoomTo(transform, duration));
 events.on("lasso.interaction", ui.lasso);
 events.on("hash.interaction", ui.restoreLayout);

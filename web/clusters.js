@@ -264,6 +264,18 @@ export function clusters(map, pageUrl) {
       setSelection({ kind: "lasso", lasso: { layout: done.layout, points: done.points },
         members: Int32Array.from(done.found), xs: done.xs, ys: done.ys });
       showSelection();
+      // The selection's posters out from under the panel that just opened (a lasso by the right edge).
+      const l = map.layouts[done.layout];
+      if (l && done.layout === (map.fade ? map.fade.to : map.layout)) {
+        const places = new Float64Array(2 * done.found.length);
+        done.found.forEach((i, r) => {
+          places[2 * r] = l.wx[i];
+          places[2 * r + 1] = l.wy[i];
+        });
+        const [x0, y0, x1, y1] = boxOf(places);
+        const pad = l.slot / 2;
+        map.events.call("fit", null, [x0 - pad, y0 - pad, x1 + pad, y1 + pad], 400, true);
+      }
     }, 0);
   }
 

@@ -83,8 +83,14 @@ export function interaction(map, asks) {
   // panel leaves (centred there when it does not fit).
   function reveal(i, duration = 300) {
     const l = layout();
-    const t = map.transform;
     const [bx, by, bx1, by1] = posterBox(l.wx[i], l.wy[i], map.P.aspect[i], l.slot);
+    revealBox(bx, by, bx1, by1, duration);
+  }
+
+  /** The world box wholly in the part of the map the panels leave: panned just enough at the same zoom, or,
+   * when it is larger than that part, fitted into it. */
+  function revealBox(bx, by, bx1, by1, duration = 300) {
+    const t = map.transform;
     const [covered, below] = asks.cover();
     const w = map.width - covered;
     const h = map.height - below;
@@ -93,8 +99,11 @@ export function interaction(map, asks) {
     const y0 = t.y + by * t.k;
     const x1 = t.x + bx1 * t.k;
     const y1 = t.y + by1 * t.k;
+    if (x1 - x0 > w - 2 * margin || y1 - y0 > h - 2 * margin) {
+      fitBox(bx, by, bx1, by1, duration);
+      return;
+    }
     const shift = (lo, hi, size) => {
-      if (hi - lo > size - 2 * margin) return size / 2 - (lo + hi) / 2;
       if (lo < margin) return margin - lo;
       if (hi > size - margin) return size - margin - hi;
       return 0;
@@ -209,8 +218,11 @@ export function interaction(map, asks) {
         return;
       }
       if (keepsKeys(event.target)) return; // text typed in a field; checkboxes and buttons keep none
-      if (event.key === "+" || event.key === "=") zoom.scaleBy(animated(250), 1.5);
-      else if (event.key === "-" || event.key === "_") zoom.scaleBy(animated(250), 1 / 1.5);
+      // About the middle of the part of the map the panels leave, where a chosen poster or selection is.
+      const [covered, below] = asks.cover();
+      const middle = [(map.width - covered) / 2, (map.height - below) / 2];
+      if (event.key === "+" || event.key === "=") zoom.scaleBy(animated(250), 1.5, middle);
+      else if (event.key === "-" || event.key === "_") zoom.scaleBy(animated(250), 1 / 1.5, middle);
       else if (event.key === "0") animated(250).call(zoom.transform, map.home);
     });
   }
@@ -233,7 +245,7 @@ export function interaction(map, asks) {
   }
 
   return {
-    setUp, wire, pick, showPoster, fitBox, zoomTo, switchLayout, restoreLayout, hideTooltip, lasso, resizeCanvas,
+    setUp, wire, pick, showPoster, fitBox, revealBox, zoomTo, switchLayout, restoreLayout, hideTooltip, lasso, resizeCanvas,
     flying: () => performance.now() < flyingUntil,
   };
 }
