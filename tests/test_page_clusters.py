@@ -697,3 +697,56 @@ def test_a_lasso_by_the_right_edge_is_brought_out_from_under_the_panel_and_plus_
     # About (cx, cy): a point's offset from it grows 1.5 times.
     assert abs((ax - cx) - 1.5 * (bx - cx)) < 2 and abs((ay - cy) - 1.5 * (by - cy)) < 2, ((bx, by), (ax, ay), (cx, cy))
     page.watch.assert_clean()
+
+
+def empty_spot(page):
+    """A point on the canvas (page px) at least 40 px from every poster's centre."""
+    pts = list(screen_points(page).values())
+    rect = page.evaluate("(() => { const r = document.getElementById('map').getBoundingClientRect(); "
+                         "return [r.left, r.top, r.right, r.bottom]; })()")
+    for y in range(int(rect[1]) + 30, int(rect[3]) - 30, 20):
+        for x in range(int(rect[0]) + 30, int(rect[2]) - 30, 20):
+            if all((x - px) ** 2 + (y - py) ** 2 > 40 ** 2 for px, py in pts):
+                return x, y
+    raise AssertionError("no empty spot on the map")
+
+
+@pytest.mark.parametrize("how", ["the panel's ×", "the toolbar's clear", "a click on empty map"])
+def test_every_way_to_clear_a_selection_clears_it(page, site, how):
+    server, data = site
+    open_map(page, server.url)
+    settle(page)
+    page.evaluate("window.posterMap.selectCluster(1)")
+    settle(page)
+    assert page.is_visible("#clear-selection") and "#cluster=1" in page.url
+    if how == "the panel's ×":
+        page.click("#clusters-close")
+    elif how == "the toolbar's clear":
+        page.click("#clear-selection")
+    else:
+        page.mouse.click(*empty_spot(page))
+    settle(page)
+    assert page.evaluate("window.posterMap.selection()") is None
+    assert "cluster=" not in page.url and page.is_hidden("#clear-selection") and page.is_hidden("#clusters")
+    page.watch.assert_clean()
+
+
+def test_a_tap_on_empty_map_closes_the_poster_first_then_the_selection_on_a_phone(browser, site):
+    server, data = site
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    try:
+        open_map(page, server.url)
+        settle(page)
+        page.evaluate("window.posterMap.selectCluster(1)")
+        page.evaluate("id => window.posterMap.select(id)", sorted(members(data, 1))[0])
+        settle(page)
+        page.touchscreen.tap(*empty_spot(page))
+        page.wait_for_function("window.posterMap.view().selected === null")
+        assert page.evaluate("window.posterMap.selection()") is not None  # the poster went first
+        settle(page)
+        page.touchscreen.tap(*empty_spot(page))
+        page.wait_for_function("window.posterMap.selection() === null")
+        assert "cluster=" not in page.url
+    finally:
+        context.close()

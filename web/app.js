@@ -13,7 +13,7 @@
 //   look (what)                 the look changed: "years", "colouring" or "selection"
 //                               -> the renderer (overlays anew), panels and clusters (their controls)
 //   pick (i, how)               the map or a thumbnail was clicked: poster i (-1: none), how = {fly}
-//                               -> panels (choose it)
+//                               -> clusters (empty map, no poster chosen: the selection goes), panels (choose it)
 //   poster (i, how)             poster i was chosen (-1: none), its panel shown
 //                               -> interaction (fly to it, or bring it out from under the panel),
 //                                  clusters (the permalink)
@@ -281,6 +281,7 @@ const ui = interaction(map, {
 // Who listens to what (see the list at the top), in this order.
 events.on("look.panels", panelUi.followLook);
 events.on("look.clusters", clusterUi.followLook);
+events.on("pick.clusters", clusterUi.pickedNothing);
 events.on("pick.panels", (i, how = {}) => panelUi.select(i, { fly: !!how.fly }));
 events.on("poster.interaction", ui.showPoster);
 events.on("poster.hash", writeHash);

@@ -450,8 +450,15 @@ export function clusters(map, pageUrl) {
       if (!$("clusters").hidden && !$("cluster-list-view").hidden) $("clusters").hidden = true;
       else showList();
     });
+    // × clears what its panel shows: a selection goes with its panel (a phone has no Esc).
     $("clusters-close").addEventListener("click", () => {
+      if (!$("selection-view").hidden && (map.look.selection || pending)) clear();
       $("clusters").hidden = true;
+    });
+    // Always in the toolbar while something is selected, whatever panel is open or closed.
+    $("clear-selection").addEventListener("click", () => {
+      clear();
+      if (!$("selection-view").hidden) $("clusters").hidden = true;
     });
     $("selection-back").addEventListener("click", () => {
       clear();
@@ -595,6 +602,15 @@ export function clusters(map, pageUrl) {
   /** "look": the cluster box follows the colouring, whoever set it. */
   function followLook() {
     $("cluster-colours").checked = map.look.colouring === "clusters";
+    $("clear-selection").hidden = !map.look.selection;
+  }
+
+  /** "pick", before panels.js: a click on empty map with no poster chosen clears the selection. */
+  function pickedNothing(i) {
+    if (i < 0 && map.selected < 0 && (map.look.selection || pending)) {
+      clear({ flyBack: false });
+      if (!$("selection-view").hidden) $("clusters").hidden = true;
+    }
   }
 
   /** "escape", after panels.js: the lasso being drawn, then the selection (the map comes back), then the panel. */
@@ -618,7 +634,7 @@ export function clusters(map, pageUrl) {
 
   return {
     setUp, showControls, wire, draw, escape, restore, pendingLasso, wantsLasso, selectCluster, selectRegion, shownLevel,
-    offerWork, followLook,
+    offerWork, followLook, pickedNothing,
     busy: () => !!pending || !!drawing || queued > 0,
     selection: () => (map.look.selection ? Array.from(ordered(map.look.selection), (i) => map.P.id[i]) : null),
   };
