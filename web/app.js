@@ -71,7 +71,7 @@ const map = {
     try {
       return assetUrl(map.dataUrl, rel, PAGE_URL);
     } catch (error) {
-      $("notice").textContent = `${error.message} (named in ${map.dataName})`;
+      $("notice-text").textContent = `${error.message} (named in ${map.dataName})`;
       $("notice").hidden = false;
       return null;
     }
@@ -215,12 +215,13 @@ function setUp(data) {
   byId = new Map(map.P.id.map((id, i) => [id, i]));
   map.thumbSize = data.meta.thumb_size || 256;
   if (data.meta.features && data.meta.features.random_weights) {
-    $("notice").textContent = "This map was made with random network weights (a test run): "
+    $("notice-text").textContent = "This map was made with random network weights (a test run): "
       + "its positions and similarities say nothing about the posters.";
     $("notice").hidden = false;
   }
   clusterUi.showControls();
-  ui.resizeCanvas(); // after the notice and the controls, which take room from the canvas
+  $("notice-close").addEventListener("click", () => { $("notice").hidden = true; });
+  ui.resizeCanvas(); // after the controls, which take room from the canvas
   map.side = Math.min(map.width, map.height) * 0.9;
   map.layouts.tsne = makeLayout(map.P.x, map.P.y, data.meta.tiles.tsne);
   if (data.meta.tiles.grid && map.P.gx) {

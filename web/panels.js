@@ -104,6 +104,8 @@ export function panels(map) {
     const P = map.P;
     $("pairs").hidden = true;
     $("panel").hidden = false;
+    $("panel").classList.remove("collapsed"); // a new poster's sheet opens whole
+    $("panel").querySelector(".handle").setAttribute("aria-expanded", "true");
     const image = $("panel-image");
     const full = map.asset(map.imagePath(i));
     if (full) {
@@ -306,6 +308,21 @@ export function panels(map) {
   }
 
   function wire() {
+    // On a phone: "☰" opens the toolbar's controls over the map (a tap on the map closes them), and each
+    // bottom sheet's handle shrinks it to its handle and back.
+    const setOpen = (open) => {
+      $("bar").classList.toggle("open", open);
+      $("more").setAttribute("aria-expanded", String(open));
+    };
+    $("more").addEventListener("click", () => setOpen(!$("bar").classList.contains("open")));
+    map.canvas.addEventListener("pointerdown", () => setOpen(false));
+    for (const handle of document.querySelectorAll("aside .handle")) {
+      handle.addEventListener("click", () => {
+        const collapsed = handle.parentElement.classList.toggle("collapsed");
+        handle.setAttribute("aria-expanded", String(!collapsed));
+        map.requestDraw();
+      });
+    }
     $("panel-close").addEventListener("click", () => select(-1));
     $("pairs-close").addEventListener("click", () => { $("pairs").hidden = true; });
     $("show-pairs").addEventListener("click", () => { if (map.n) showPairs(); });
