@@ -750,3 +750,21 @@ def test_a_tap_on_empty_map_closes_the_poster_first_then_the_selection_on_a_phon
         assert "cluster=" not in page.url
     finally:
         context.close()
+
+
+def test_colour_by_cluster_keeps_the_chosen_posters_readable(page, site):
+    """The chosen cluster's posters keep their own colours (a frame shows the cluster's), where a wash
+    would have mixed 45% of the cluster's colour into every pixel."""
+    server, data = site
+    open_map(page, server.url)
+    settle(page)
+    page.evaluate("window.posterMap.selectCluster(1)")
+    settle(page)
+    plain = poster_colours(page)
+    page.check("#cluster-colours")
+    settle(page)
+    coloured = poster_colours(page)
+    chosen = members(data, 1)
+    for pid in chosen:
+        assert max(abs(a - b) for a, b in zip(plain[pid], coloured[pid])) <= 6, (pid, plain[pid], coloured[pid])
+    page.watch.assert_clean()

@@ -425,7 +425,13 @@ export class Renderer {
         }
         const tint = decades ? decadeColour(P.year[i], m.palette, m.firstDecade)
           : clusterOf ? m.clusterTints[clusterOf[i]] ?? null : null;
-        if (tint) {
+        if (tint && mask !== null && mask[i]) {
+          // A chosen poster keeps its picture: its colour is a frame round it, not a wash over it.
+          const w = Math.max(1.5, 0.06 * Math.min(bw, bh) * scale);
+          c.strokeStyle = tint;
+          c.lineWidth = w;
+          c.strokeRect(x + w / 2, y + w / 2, bw * scale - w, bh * scale - w);
+        } else if (tint) {
           c.globalAlpha = dim ? 0.06 : 0.45;
           c.fillStyle = tint;
           c.fillRect(x, y, bw * scale, bh * scale);
