@@ -47,6 +47,16 @@ def page(browser):
     context.close()
 
 
+@pytest.fixture
+def phone(browser):
+    """A page on a phone's screen (390 x 844, touch)."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.watch = PageWatch(page)
+    yield page
+    context.close()
+
+
 def open_map(page, url, suffix=""):
     page.goto(f"{url}index.html?data.json{suffix}")
     page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
@@ -508,41 +518,36 @@ CANVAS = "(() => { const r = document.getElementById('map').getBoundingClientRec
 
 
 def test_on_a_phone_the_toolbar_is_one_row_its_controls_open_over_the_map_and_a_poster_leaves_half_the_screen(
-        browser, site):
+        phone, site):
     server, data = site
-    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
-    page = context.new_page()
-    watch = PageWatch(page)
-    try:
-        open_map(page, server.url)
-        settle(page)
-        assert page.locator("#bar").bounding_box()["height"] <= 56  # one row: search and "☰"
-        assert page.is_hidden("#year-from") and page.is_visible("#search")
-        canvas = page.evaluate(CANVAS)
-        page.tap("#more")
-        assert page.is_visible("#year-from") and page.is_visible("#lasso") and page.is_visible("#show-pairs")
-        assert page.evaluate(CANVAS) == canvas  # over the map: the map does not move
-        page.tap("#decades")
-        assert page.is_visible("#legend") and page.evaluate(CANVAS) == canvas
-        page.touchscreen.tap(195, 700)  # a tap on the map closes the controls
-        page.wait_for_selector("#year-from", state="hidden")
-        # A poster chosen: the sheet leaves the map at least half the screen, and shrinks to its handle.
-        page.evaluate("id => window.posterMap.select(id)", point(data, "Rob Roy")["id"])
-        page.wait_for_selector("#panel:not([hidden])")
-        sheet = page.locator("#panel").bounding_box()
-        top = page.evaluate(CANVAS)[0]
-        assert sheet["y"] - top >= 844 / 2, (sheet, top)
-        for selector in ("#panel-title", "#panel h3"):
-            box = page.locator(selector).bounding_box()
-            assert box["y"] + box["height"] <= 844, selector  # in view without scrolling the sheet
-        page.tap("#panel .handle")
-        page.wait_for_function("document.getElementById('panel').getBoundingClientRect().height < 50")
-        assert page.get_attribute("#panel .handle", "aria-expanded") == "false"
-        page.tap("#panel .handle")
-        page.wait_for_function("document.getElementById('panel').getBoundingClientRect().height > 200")
-        watch.assert_clean()
-    finally:
-        context.close()
+    page = phone
+    open_map(page, server.url)
+    settle(page)
+    assert page.locator("#bar").bounding_box()["height"] <= 56  # one row: search and "☰"
+    assert page.is_hidden("#year-from") and page.is_visible("#search")
+    canvas = page.evaluate(CANVAS)
+    page.tap("#more")
+    assert page.is_visible("#year-from") and page.is_visible("#lasso") and page.is_visible("#show-pairs")
+    assert page.evaluate(CANVAS) == canvas  # over the map: the map does not move
+    page.tap("#decades")
+    assert page.is_visible("#legend") and page.evaluate(CANVAS) == canvas
+    page.touchscreen.tap(195, 700)  # a tap on the map closes the controls
+    page.wait_for_selector("#year-from", state="hidden")
+    # A poster chosen: the sheet leaves the map at least half the screen, and shrinks to its handle.
+    page.evaluate("id => window.posterMap.select(id)", point(data, "Rob Roy")["id"])
+    page.wait_for_selector("#panel:not([hidden])")
+    sheet = page.locator("#panel").bounding_box()
+    top = page.evaluate(CANVAS)[0]
+    assert sheet["y"] - top >= 844 / 2, (sheet, top)
+    for selector in ("#panel-title", "#panel h3"):
+        box = page.locator(selector).bounding_box()
+        assert box["y"] + box["height"] <= 844, selector  # in view without scrolling the sheet
+    page.tap("#panel .handle")
+    page.wait_for_function("document.getElementById('panel').getBoundingClientRect().height < 50")
+    assert page.get_attribute("#panel .handle", "aria-expanded") == "false"
+    page.tap("#panel .handle")
+    page.wait_for_function("document.getElementById('panel').getBoundingClientRect().height > 200")
+    page.watch.assert_clean()
 
 
 def test_on_a_wide_screen_the_legend_does_not_move_the_map(page, site):

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from mapdata import points_of
-from test_page import HOSTILE, browser, open_map, page, settle, site  # noqa: F401  (fixtures and helpers)
+from test_page import HOSTILE, browser, open_map, page, phone, settle, site  # noqa: F401  (fixtures and helpers)
 from browser import PageWatch  # noqa: E402
 
 TRANSFORM = "(() => { const t = window.posterMap.view().transform; return [t.x, t.y, t.k]; })()"
@@ -731,25 +731,22 @@ def test_every_way_to_clear_a_selection_clears_it(page, site, how):
     page.watch.assert_clean()
 
 
-def test_a_tap_on_empty_map_closes_the_poster_first_then_the_selection_on_a_phone(browser, site):
+def test_a_tap_on_empty_map_closes_the_poster_first_then_the_selection_on_a_phone(phone, site):
     server, data = site
-    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
-    page = context.new_page()
-    try:
-        open_map(page, server.url)
-        settle(page)
-        page.evaluate("window.posterMap.selectCluster(1)")
-        page.evaluate("id => window.posterMap.select(id)", sorted(members(data, 1))[0])
-        settle(page)
-        page.touchscreen.tap(*empty_spot(page))
-        page.wait_for_function("window.posterMap.view().selected === null")
-        assert page.evaluate("window.posterMap.selection()") is not None  # the poster went first
-        settle(page)
-        page.touchscreen.tap(*empty_spot(page))
-        page.wait_for_function("window.posterMap.selection() === null")
-        assert "cluster=" not in page.url
-    finally:
-        context.close()
+    page = phone
+    open_map(page, server.url)
+    settle(page)
+    page.evaluate("window.posterMap.selectCluster(1)")
+    page.evaluate("id => window.posterMap.select(id)", sorted(members(data, 1))[0])
+    settle(page)
+    page.touchscreen.tap(*empty_spot(page))
+    page.wait_for_function("window.posterMap.view().selected === null")
+    assert page.evaluate("window.posterMap.selection()") is not None  # the poster went first
+    settle(page)
+    page.touchscreen.tap(*empty_spot(page))
+    page.wait_for_function("window.posterMap.selection() === null")
+    assert "cluster=" not in page.url
+    page.watch.assert_clean()
 
 
 def test_colour_by_cluster_keeps_the_chosen_posters_readable(page, site):

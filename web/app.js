@@ -96,6 +96,15 @@ const map = {
     if (map.P.page) return map.P.page[i] || "";
     return map.meta.paths.page ? map.meta.paths.page.replaceAll("{id}", map.P.id[i]) : "";
   },
+  /** A poster's thumbnail as an <img>, loaded when it comes into view. */
+  thumbImage(j) {
+    const img = document.createElement("img");
+    const src = map.asset(map.thumbPath(j));
+    if (src) img.src = src;
+    img.alt = map.P.title[j];
+    img.loading = "lazy";
+    return img;
+  },
   /** A poster's thumbnail as a button that picks it ("pick", flying to it): similar posters, a selection's. */
   thumbButton(j, similarity) {
     const P = map.P;
@@ -106,12 +115,7 @@ const map = {
     button.dataset.id = P.id[j];
     button.title = similarity == null ? `${P.title[j]} (${year})`
       : `${P.title[j]} (${year}) · similarity ${similarity.toFixed(3)}`;
-    const img = document.createElement("img");
-    const src = map.asset(map.thumbPath(j));
-    if (src) img.src = src;
-    img.alt = P.title[j];
-    img.loading = "lazy";
-    button.append(img);
+    button.append(map.thumbImage(j));
     button.addEventListener("click", () => events.call("pick", null, j, { fly: true }));
     return button;
   },

@@ -400,16 +400,20 @@ export function simplifyPath(points, minDist) {
   return out;
 }
 
-/** The squared distance of each of `indices` to their mean point. */
-function spread(indices, xs, ys) {
+/** The mean point [x, y] of `indices` (a selection's centre). */
+function centreOf(indices, xs, ys) {
   let mx = 0;
   let my = 0;
   for (const i of indices) {
     mx += xs[i];
     my += ys[i];
   }
-  mx /= indices.length || 1;
-  my /= indices.length || 1;
+  return [mx / (indices.length || 1), my / (indices.length || 1)];
+}
+
+/** The squared distance of each of `indices` to their mean point. */
+function spread(indices, xs, ys) {
+  const [mx, my] = centreOf(indices, xs, ys);
   return Float64Array.from(indices, (i) => (xs[i] - mx) ** 2 + (ys[i] - my) ** 2);
 }
 
@@ -492,14 +496,7 @@ export const EXPORT_COLUMNS = ["poster_id", "title", "year", "cluster", "x", "y"
  * path relative to the page (decoded: a file name, not a URL) and `page(i)` its page on the archive.
  */
 export function selectionRows(order, P, xs, ys, image, page) {
-  let mx = 0;
-  let my = 0;
-  for (const i of order) {
-    mx += xs[i];
-    my += ys[i];
-  }
-  mx /= order.length || 1;
-  my /= order.length || 1;
+  const [mx, my] = centreOf(order, xs, ys);
   const round = (v) => Math.round(v * 1e5) / 1e5;
   return Array.from(order, (i) => [
     P.id[i], P.title[i], Number.isFinite(P.year[i]) ? P.year[i] : "", P.cluster ? P.cluster[i] : "",

@@ -275,14 +275,7 @@ export function panels(map) {
       button.dataset.b = pair.b;
       const row = document.createElement("span");
       row.className = "pair";
-      for (const j of [a, b]) {
-        const img = document.createElement("img");
-        const src = map.asset(map.thumbPath(j));
-        if (src) img.src = src;
-        img.alt = P.title[j];
-        img.loading = "lazy";
-        row.append(img);
-      }
+      row.append(map.thumbImage(a), map.thumbImage(b));
       const caption = document.createElement("span");
       caption.className = "caption";
       caption.textContent = `${P.title[a]} — ${P.title[b]} · ${pair.similarity.toFixed(3)}`;
