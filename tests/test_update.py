@@ -292,7 +292,7 @@ def test_a_second_update_of_the_same_map_waits_for_no_one(grown, capsys):
 
 
 KILLED_UPDATE = """
-import sys, time
+import sys, threading
 from pathlib import Path
 sys.path[:0] = [{root!r}]
 from posters_cnn.mapping import stage
@@ -301,8 +301,7 @@ real = stage.write_json_atomic
 def stalled(path, doc, *args, **kwargs):
     if Path(path).name == "data.json":  # everything the new map names is written: now wait to be killed
         Path({ready!r}).write_text("ready")
-        while True:
-            time.sleep(0.05)
+        threading.Event().wait()  # never set: this process waits here for its kill -9
     return real(path, doc, *args, **kwargs)
 
 stage.write_json_atomic = stalled
@@ -322,7 +321,7 @@ def test_kill_9_during_an_update_leaves_the_old_map_whole_and_the_next_run_finis
     try:
         deadline = time.monotonic() + 120
         while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.05)  # polls the condition above, until the deadline
         assert ready.exists(), "the update never reached its switch"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
