@@ -98,28 +98,26 @@ def build_parser() -> cli.Parser:
     return parser
 
 
-# The flags that shape a map, as the map's state keeps them (see posters_cnn.mapping.update.KEPT_SETTINGS).
-SHAPING = {"n_sample": None, "one_per_movie": None, "pca_components": None, "perplexity": None, "tsne": None,
-           "seed": None, "neighbors": None, "pairs": None, "grid": None, "no_pair_images": "pair_images",
-           "clusters": None, "min_cluster_size": None}
-
-
 def given_settings(argv) -> dict:
-    """The map-shaping flags passed on the command line (not left at their defaults), as the map keeps them."""
+    """The map-shaping flags passed on the command line (not left at their defaults), as the map's state
+    keeps them (posters_cnn.mapping.update.KEPT_SETTINGS: each flag and its key)."""
+    from posters_cnn.mapping.update import KEPT_SETTINGS
+
+    shaping = {flag[2:].replace("-", "_"): key for flag, key in KEPT_SETTINGS}  # argparse's dest -> key
     parser = build_parser()
     for action in parser._actions:  # argparse's documented way to leave an absent flag out of the namespace
-        if action.dest in SHAPING:
+        if action.dest in shaping:
             action.default = argparse.SUPPRESS
     explicit = vars(parser.parse_known_args(argv)[0])
     out = {}
-    for dest, key in SHAPING.items():
+    for dest, key in shaping.items():
         if dest in explicit:
             value = explicit[dest]
             if dest == "no_pair_images":
                 value = not value
             elif dest == "clusters":
                 value = value == "auto"
-            out[key or dest] = value
+            out[key] = value
     return out
 
 

@@ -52,7 +52,7 @@ let byId = null; // poster id -> index
 const map = {
   dataUrl: "", dataName: "", meta: null, P: null, n: 0, side: 0, layouts: {}, layout: "tsne",
   transform: d3.zoomIdentity, home: d3.zoomIdentity, dpr: 1, width: 0, height: 0,
-  selected: -1, hover: -1, clusterTints: [],
+  selected: -1, hover: -1, clusterTints: [], saying: 0,
   fade: null, thumbSize: 256, renderer: null, frame: 0,
   $, canvas, d3, events, look: createLook(events),
   /** A word about the map for a few seconds, over the canvas (it never moves the map). */
