@@ -115,15 +115,11 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
     blocks = side // block_tiles
     block_px = block_tiles * TILE
 
-    # Which deepest tiles and blocks hold a poster, and which posters each block draws.
+    # Which deepest tiles hold a poster.
+    ranges = tiles_of_boxes(boxes, deepest, origin, span)  # each poster's deepest tiles
     present = np.zeros((side, side), bool)
-    members: dict[tuple[int, int], list[int]] = {}
-    for i, (tx0, ty0, tx1, ty1) in enumerate(tiles_of_boxes(boxes, deepest, origin, span)):
+    for tx0, ty0, tx1, ty1 in ranges:
         present[ty0:ty1 + 1, tx0:tx1 + 1] = True
-        for by in range(ty0 // block_tiles, ty1 // block_tiles + 1):
-            for bx in range(tx0 // block_tiles, tx1 // block_tiles + 1):
-                members.setdefault((bx, by), []).append(i)
-
     presence = _levels_up(present)  # presence[z] is (2**z, 2**z)
     if reuse is not None:
         new_from = len(boxes) if new_from is None else new_from
@@ -134,11 +130,18 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
         meets = gone.copy()
         for tx0, ty0, tx1, ty1 in tiles_of_boxes(boxes[new_from:], deepest, origin, span):
             meets[ty0:ty1 + 1, tx0:tx1 + 1] = True
-        drawn, linked = _redraw(thumb_paths, boxes, px, presence, _levels_up(meets), gone, new_from, out_dir,
-                                Path(reuse), origin=origin, span=span, jobs=jobs)
+        drawn, linked = _redraw(thumb_paths, ranges, px, presence, _levels_up(meets), gone, new_from, out_dir,
+                                Path(reuse), jobs=jobs)
         log.info("tiles: %d drawn again, %d kept from the earlier pyramid", drawn, linked)
         return Pyramid(levels=levels, origin=origin, span=span, present=[encode_presence(p) for p in presence],
                        files=drawn + linked, reused=linked)
+
+    # Which posters each block draws.
+    members: dict[tuple[int, int], list[int]] = {}
+    for i, (tx0, ty0, tx1, ty1) in enumerate(ranges):
+        for by in range(ty0 // block_tiles, ty1 // block_tiles + 1):
+            for bx in range(tx0 // block_tiles, tx1 // block_tiles + 1):
+                members.setdefault((bx, by), []).append(i)
 
     written: set[Path] = set()
     written_lock = threading.Lock()
@@ -197,19 +200,20 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
                    files=len(written))
 
 
-def _redraw(thumb_paths: list[str], boxes: np.ndarray, px: np.ndarray, presence: list[np.ndarray],
+def _redraw(thumb_paths: list[str], ranges: np.ndarray, px: np.ndarray, presence: list[np.ndarray],
             touched: list[np.ndarray], gone: np.ndarray, new_from: int, out_dir: Path, reuse: Path, *,
-            origin: float, span: float, jobs: int) -> tuple[int, int]:
-    """An update's pyramid (see the module docstring): (tiles drawn, tiles linked from ``reuse``)."""
+            jobs: int) -> tuple[int, int]:
+    """An update's pyramid (see the module docstring): (tiles drawn, tiles linked from ``reuse``).
+
+    ``ranges``: each poster's deepest tiles, ``px``: its box in deepest-level pixels."""
     deepest = len(presence) - 1
     drawn = linked = 0
     # The posters each touched deepest tile draws, in index order: all of them where a poster left (or the
     # earlier tile is missing), else only the new ones, over the earlier tile.
     members: dict[tuple[int, int], list[int]] = {}
-    ranges = tiles_of_boxes(boxes, deepest, origin, span)
 
     def collect(tiles: np.ndarray, first: int) -> None:
-        for i in range(first, len(boxes)):
+        for i in range(first, len(ranges)):
             tx0, ty0, tx1, ty1 = ranges[i]
             if tiles[ty0:ty1 + 1, tx0:tx1 + 1].any():
                 for ty in range(ty0, ty1 + 1):
