@@ -214,16 +214,21 @@ export function clusters(map, pageUrl) {
     if (!map.look.selection) before = map.transform;
     setSelection({ ...what, members: group.members, xs: map.P.x, ys: map.P.y });
     showSelection();
-    if (fly && group.members.length) {
-      const l = map.layouts[map.layout]; // the grid's places too
-      const places = new Float64Array(2 * group.members.length);
-      group.members.forEach((i, r) => {
-        places[2 * r] = l.wx[i];
-        places[2 * r + 1] = l.wy[i];
-      });
-      const [x0, y0, x1, y1] = boxOf(places);
-      map.events.call("fit", null, [x0 - l.slot, y0 - l.slot, x1 + l.slot, y1 + l.slot], duration);
-    }
+    if (fly) fitMembers(map.layout, group.members, duration); // the grid's places too
+  }
+
+  /** Show `members` whole on `layout` in the part of the map the panels leave ("fit"); `gently`: move only
+   * as much as that takes. */
+  function fitMembers(layoutName, members, duration, gently = false) {
+    const l = map.layouts[layoutName];
+    if (!l || !members.length) return;
+    const places = new Float64Array(2 * members.length);
+    members.forEach((i, r) => {
+      places[2 * r] = l.wx[i];
+      places[2 * r + 1] = l.wy[i];
+    });
+    const [x0, y0, x1, y1] = boxOf(places);
+    map.events.call("fit", null, [x0 - l.slot, y0 - l.slot, x1 + l.slot, y1 + l.slot], duration, gently);
   }
 
   /** The posters inside `points` (data coordinates of `layout`), a chunk of them per frame. */
@@ -265,17 +270,7 @@ export function clusters(map, pageUrl) {
         members: Int32Array.from(done.found), xs: done.xs, ys: done.ys });
       showSelection();
       // The selection's posters out from under the panel that just opened (a lasso by the right edge).
-      const l = map.layouts[done.layout];
-      if (l && done.layout === (map.fade ? map.fade.to : map.layout)) {
-        const places = new Float64Array(2 * done.found.length);
-        done.found.forEach((i, r) => {
-          places[2 * r] = l.wx[i];
-          places[2 * r + 1] = l.wy[i];
-        });
-        const [x0, y0, x1, y1] = boxOf(places);
-        const pad = l.slot / 2;
-        map.events.call("fit", null, [x0 - pad, y0 - pad, x1 + pad, y1 + pad], 400, true);
-      }
+      if (done.layout === (map.fade ? map.fade.to : map.layout)) fitMembers(done.layout, done.found, 400, true);
     }, 0);
   }
 
@@ -413,13 +408,11 @@ export function clusters(map, pageUrl) {
     const s = map.look.selection;
     const duration = animate ? 750 : 0;
     if (cluster !== null) {
-      const shown = s?.kind === "cluster" && s.cluster === cluster;
-      if (!shown && !selectCluster(cluster, { duration })) missing.push(`cluster ${cluster}`);
-      if (shown || list.some((c) => c.id === cluster)) return;
+      if ((s?.kind === "cluster" && s.cluster === cluster) || selectCluster(cluster, { duration })) return;
+      missing.push(`cluster ${cluster}`);
     } else if (region !== null) {
-      const shown = s?.kind === "region" && s.region === region;
-      if (!shown && !selectRegion(region, { duration })) missing.push(`region ${regionName(region)}`);
-      if (shown || regions.some((r) => r.id === region)) return;
+      if ((s?.kind === "region" && s.region === region) || selectRegion(region, { duration })) return;
+      missing.push(`region ${regionName(region)}`);
     } else if (lasso && map.layouts[lasso.layout]) {
       const same = s?.kind === "lasso" && s.lasso.points.join() === lasso.points.join();
       if (!same) selectLasso(lasso.layout, lasso.points);
