@@ -10,6 +10,9 @@ for bench in bench_scrape bench_features bench_precision bench_features_memory b
   echo "== $bench"
   "$PY" "$bench.py" 2>&1 | grep -vE '^(I0000|E0000|WARNING: All log)' | tee "out/$bench.log"
 done
+# Adding posters to a map, at 10,000 + 100 here (the 100,000 + 1,000 of RESULTS.md: run it by hand, about 17 min).
+echo "== bench_update"
+"$PY" bench_update.py --n 10000 --add 100 --repeats 3 2>&1 | tee out/bench_update.log
 # The clusters on a family of collections, up to 30,000 posters (the 100,000 and 300,000 cells take hours:
 # run them by hand, see RESULTS.md).
 echo "== bench_cluster_family"
