@@ -765,3 +765,67 @@ def test_colour_by_cluster_keeps_the_chosen_posters_readable(page, site):
     for pid in chosen:
         assert max(abs(a - b) for a, b in zip(plain[pid], coloured[pid])) <= 6, (pid, plain[pid], coloured[pid])
     page.watch.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def undated(tmp_path_factory):
+    """A map on which every third poster has no year, as a user's own folder has."""
+    import dataclasses
+    import json
+
+    from browser import StaticServer, copy_page
+    from mapdata import make_mapdata
+    from posters_cnn.contracts.manifest import read_records, write_manifest
+    from posters_cnn.mapping import stage as visu
+
+    folder = tmp_path_factory.mktemp("undated")
+    manifest, feats, _ = make_mapdata(folder, n_per_cluster=8, clusters=2)
+    records = [dataclasses.replace(r, year=None) if k % 3 == 0 else r
+               for k, r in enumerate(read_records(manifest).values())]
+    write_manifest(manifest, records)
+    web = folder / "web"
+    copy_page(web)
+    visu.make_map(feats, manifest, web / "data.json", grid=True, neighbors=4, pairs=5, pair_images=False)
+    server = StaticServer(web)
+    yield server, json.loads((web / "data.json").read_text())
+    server.close()
+
+
+def test_posters_with_no_year_have_a_legend_entry_and_a_year_filter_dims_them(page, undated):
+    server, data = undated
+    open_map(page, server.url)
+    page.click("#layout-grid")  # no overlaps in the grid: each poster's dimming shows on its own
+    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
+    settle(page)
+    years = dict(zip(data["columns"]["id"], data["columns"]["year"]))
+    undated_ids = {pid for pid, year in years.items() if year is None}
+    assert undated_ids and len(undated_ids) < len(years)
+    lit = poster_colours(page)
+    page.check("#decades")
+    page.wait_for_selector("#legend button[data-decade='none']")
+    assert page.text_content("#legend button[data-decade='none']").strip() == "No year"
+    page.uncheck("#decades")  # the colours off, to compare pixels
+
+    def dimmed():
+        now = poster_colours(page)
+        return {pid for pid in years if sum(now[pid]) < 0.5 * sum(lit[pid]) or sum(now[pid]) < 60}
+
+    page.fill("#year-from", "1990")
+    page.fill("#year-to", "2010")
+    page.press("#year-to", "Enter")
+    page.wait_for_function("window.posterMap.view().years[0] === 1990")
+    settle(page)
+    assert dimmed() == undated_ids  # a year filter: the posters with no year are not of those years
+    page.check("#decades")
+    page.click("#legend button[data-decade='none']")
+    page.uncheck("#decades")
+    settle(page)
+    assert dimmed() == set(years) - undated_ids  # "No year": only those
+    assert "years=none" in page.url
+    page.check("#decades")
+    assert page.get_attribute("#legend button[data-decade='none']", "aria-pressed") == "true"
+    page.click("#legend button[data-decade='none']")  # again: every poster
+    page.uncheck("#decades")
+    settle(page)
+    assert dimmed() == set() and "years=" not in page.url
+    page.watch.assert_clean()

@@ -174,8 +174,14 @@ export function keepsKeys(element) {
 }
 
 /** Whether a year passes the [from, to] filter; a poster with no year always passes. */
+/**
+ * Whether a poster of `year` shows under the year filter [from, to]. A poster with no year shows only
+ * while no year is filtered (-Infinity, Infinity), or when the filter is "no year" (NaN, NaN), which shows
+ * only those.
+ */
 export function inYearRange(year, from, to) {
-  if (!Number.isFinite(year)) return true;
+  if (Number.isNaN(from) && Number.isNaN(to)) return !Number.isFinite(year);
+  if (!Number.isFinite(year)) return from === -Infinity && to === Infinity;
   return year >= from && year <= to;
 }
 
@@ -276,7 +282,12 @@ export function parseHash(hash) {
       else unreadable(key, value);
     }
     if (key === "years") {
-      // years=1990..1999; an open end is left empty (years=1990.. shows 1990 and after).
+      // years=1990..1999; an open end is left empty (years=1990.. shows 1990 and after); years=none shows
+      // only the posters with no year.
+      if (value === "none") {
+        out.years = [NaN, NaN];
+        continue;
+      }
       const match = value.match(/^(\d{1,4})?\.\.(\d{1,4})?$/);
       const from = match?.[1] === undefined ? -Infinity : Number(match[1]);
       const to = match?.[2] === undefined ? Infinity : Number(match[2]);
@@ -316,7 +327,8 @@ export function makeHash({ poster = null, cluster = null, region = null, lasso =
   const parts = [];
   if (layout && layout !== "tsne") parts.push(`layout=${layout}`);
   if (colour) parts.push(`colour=${colour}`);
-  if (years && (Number.isFinite(years[0]) || Number.isFinite(years[1]))) {
+  if (years && Number.isNaN(years[0]) && Number.isNaN(years[1])) parts.push("years=none");
+  else if (years && (Number.isFinite(years[0]) || Number.isFinite(years[1]))) {
     parts.push(`years=${Number.isFinite(years[0]) ? years[0] : ""}..${Number.isFinite(years[1]) ? years[1] : ""}`);
   }
   if (cluster !== null && cluster !== undefined) parts.push(`cluster=${cluster}`);

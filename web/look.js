@@ -10,9 +10,10 @@ export function createLook(events) {
     colouring: null, // null, "decades" or "clusters"
     selection: null, // {kind, members, mask, ...}: see clusters.js
 
-    /** Show only the posters of the years [from, to] (a poster with no year always shows). */
+    /** Show only the posters of the years [from, to]; (-Infinity, Infinity): every poster, (NaN, NaN): only
+     * those with no year (logic.js inYearRange). */
     setYears(from, to) {
-      if (from === look.yearFrom && to === look.yearTo) return;
+      if (Object.is(from, look.yearFrom) && Object.is(to, look.yearTo)) return;
       look.yearFrom = from;
       look.yearTo = to;
       events.call("look", null, "years");

@@ -36,21 +36,25 @@ export function panels(map) {
   function buildLegend(lo, hi) {
     const legend = $("legend");
     legend.replaceChildren();
-    for (const decade of decadesOf(lo, hi)) {
+    const noYear = Array.from(map.P.year).some((year) => !Number.isFinite(year));
+    for (const decade of [...decadesOf(lo, hi), ...(noYear ? ["none"] : [])]) {
       const item = document.createElement("li");
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.decade = String(decade);
-      button.title = `show only ${decade}-${decade + 9} (click again to show every year)`;
+      const none = decade === "none";
+      button.title = none ? "show only the posters with no year (click again to show every poster)"
+        : `show only ${decade}-${decade + 9} (click again to show every year)`;
       button.setAttribute("aria-pressed", "false");
       const swatch = document.createElement("span");
       swatch.className = "swatch";
-      swatch.style.background = decadeColour(decade, map.palette, map.firstDecade);
-      button.append(swatch, `${decade}s`);
+      swatch.style.background = decadeColour(none ? NaN : decade, map.palette, map.firstDecade); // grey: no year
+      button.append(swatch, none ? "No year" : `${decade}s`);
+      const [from, to] = none ? [NaN, NaN] : [decade, decade + 9];
       button.addEventListener("click", () => {
-        const shown = map.look.yearFrom === decade && map.look.yearTo === decade + 9;
+        const shown = Object.is(map.look.yearFrom, from) && Object.is(map.look.yearTo, to);
         if (shown) map.look.setYears(-Infinity, Infinity);
-        else map.look.setYears(decade, decade + 9);
+        else map.look.setYears(from, to);
       });
       item.append(button);
       legend.append(item);
@@ -76,8 +80,10 @@ export function panels(map) {
       $("year-to").value = Number.isFinite(look.yearTo) ? String(look.yearTo) : "";
     }
     for (const button of $("legend").querySelectorAll("button")) {
+      const none = button.dataset.decade === "none";
       const decade = Number(button.dataset.decade);
-      button.setAttribute("aria-pressed", String(look.yearFrom === decade && look.yearTo === decade + 9));
+      const pressed = none ? Number.isNaN(look.yearFrom) : look.yearFrom === decade && look.yearTo === decade + 9;
+      button.setAttribute("aria-pressed", String(pressed));
     }
   }
 

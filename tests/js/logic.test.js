@@ -93,7 +93,10 @@ test("year filter and decade colours", () => {
   assert.ok(!inYearRange(1989, 1990, 2000));
   assert.ok(inYearRange(1990, 1990, 2000) && inYearRange(2000, 1990, 2000)); // the bounds are in the range
   assert.ok(!inYearRange(2001, 1990, 2000));
-  assert.ok(inYearRange(null, 1990, 2000));
+  assert.ok(!inYearRange(null, 1990, 2000)); // a poster with no year is not of 1990-2000
+  assert.ok(inYearRange(null, -Infinity, Infinity) && inYearRange(1995, -Infinity, Infinity)); // no filter
+  assert.ok(inYearRange(null, NaN, NaN) && inYearRange(NaN, NaN, NaN)); // "no year": only those show
+  assert.ok(!inYearRange(1995, NaN, NaN));
   const palette = ["#a", "#b", "#c"];
   assert.equal(decadeColour(1991, palette, 1990), decadeColour(1999, palette, 1990));
   assert.notEqual(decadeColour(1991, palette, 1990), decadeColour(2001, palette, 1990));
@@ -165,6 +168,8 @@ test("the hash keeps the layout, the colouring and the years, and lists what it 
   assert.deepEqual(parseHash(makeHash({ years: [1990, Infinity] })).years, [1990, Infinity]);
   assert.deepEqual(parseHash(makeHash({ years: [-Infinity, 1999] })).years, [-Infinity, 1999]);
   assert.equal(makeHash({ years: [-Infinity, Infinity] }), "");
+  assert.equal(makeHash({ years: [NaN, NaN] }), "#years=none");
+  assert.ok(parseHash("#years=none").years.every(Number.isNaN));
   const bad = parseHash("#layout=GRID&colour=red&years=1999..1990&cluster=x&lasso=tsne:1,2;3&poster=ok");
   assert.deepEqual(bad.unreadable, ["layout=GRID", "colour=red", "years=1999..1990", "cluster=x", "lasso=tsne:1,2;3"]);
   assert.equal(bad.poster, "ok");
