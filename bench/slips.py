@@ -46,6 +46,7 @@ MAPS = T + "test_trust_maps.py::"
 PROMISES = T + "test_promises.py::"
 PAGE = T + "test_page_trust.py::"
 CHECKPOINTS = T + "test_checkpoints.py::"
+UPDATE = T + "test_update.py::"
 
 SLIPS = [
     # -- bad files never stop a run --------------------------------------------------------------
@@ -138,16 +139,16 @@ SLIPS = [
          "        if True:\n            summary = scrape.index_folder(",
          (PROMISES + "test_from_dir_waits_for_no_one_it_stops_when_its_output_is_in_use",)),
     Slip("switch-before-companions", "a stopped stage 3 leaves the earlier map whole", "posters_cnn/mapping/stage.py",
-         "    write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)\n    if clusters:\n"
-         "        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN,\n"
-         "                          clustering.csv_text(ids, found.labels, found.regions))\n"
+         "    write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)\n    if clusters_csv is not None:\n"
+         "        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clusters_csv)\n"
+         "    kept.save(out_dir / own / mapstate.FILE)\n"
          "    install_page(out_dir)\n"
          "    # The switch: until this rename the folder holds the earlier map, whole; after it, this one.\n"
          "    write_json_atomic(output, {\"meta\": meta, \"columns\": columns})\n",
          "    write_json_atomic(output, {\"meta\": meta, \"columns\": columns})\n"
-         "    write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)\n    if clusters:\n"
-         "        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN,\n"
-         "                          clustering.csv_text(ids, found.labels, found.regions))\n"
+         "    write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)\n    if clusters_csv is not None:\n"
+         "        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clusters_csv)\n"
+         "    kept.save(out_dir / own / mapstate.FILE)\n"
          "    install_page(out_dir)\n",
          (MAPS + "test_a_stopped_rerun_leaves_the_earlier_map_whole",)),
     # -- everything is written under the output folder ------------------------------------------
@@ -230,6 +231,17 @@ SLIPS = [
     Slip("checkpoint-not-saved", "a stopped stage 3 starts again after its long steps", "posters_cnn/mapping/stage.py",
          '            saved.save("tsne", embed_key, {"raw": embedding.raw}, embedding.info)\n', "",
          (T + "test_stage3_resume.py",)),
+    # -- an update adds posters without moving the map ----------------------------------------------
+    Slip("update-recentres", "new posters join a map without moving it", "posters_cnn/mapping/update.py",
+         "return np.clip((raw - saved.centre) * saved.scale, -1.0, 1.0)",
+         "return np.clip((raw - (raw.max(axis=0) + raw.min(axis=0)) / 2) * saved.scale, -1.0, 1.0)",
+         (UPDATE + "test_new_posters_join_and_no_poster_moves",)),
+    Slip("update-ignores-settings", "an update keeps the map's settings", "posters_cnn/mapping/update.py",
+         "if key in given and key in was and given[key] != was[key]:", "if False:",
+         (UPDATE + "test_other_settings_are_refused_in_one_line",)),
+    Slip("data-file-cached", "the page shows the map stage 3 wrote last", "web/loader.js",
+         'fetch(url, { cache: "no-cache" })', "fetch(url)",
+         (UPDATE + "test_the_page_shows_the_updated_map_not_a_cached_one",)),
     # -- one geometry for stage 3 and the page --------------------------------------------------
     Slip("tile-edge-python", "stage 3 and the page agree where posters lie", "posters_cnn/contracts/geometry.py",
          "last = np.ceil((boxes[..., 2:] - origin) / size) - 1", "last = np.floor((boxes[..., 2:] - origin) / size)",
