@@ -241,18 +241,25 @@ def find_clusters(coords: np.ndarray, reduced: np.ndarray, ids: list[str], years
     """Clusters and regions of the map: (the clustering, the clusters and regions as meta lists, the
     ``meta.clustering`` description)."""
     found = clustering.find(coords, min_size)
-    cluster_list = clustering.describe(found.labels, coords, reduced, ids, years)
-    region_list = clustering.describe(found.regions, coords, reduced, ids, years)
-    for cluster in cluster_list:
-        cluster["region"] = int(found.region_of[cluster["id"]])
-    for region in region_list:
-        region["clusters"] = [c["id"] for c in cluster_list if c["region"] == region["id"]]
+    cluster_list, region_list = describe_clusters(found, coords, reduced, ids, years)
     info = {"file": clusters_file_name(stem), "method": "HDBSCAN", "space": "the t-SNE map",
             "min_cluster_size": int(min_size), "count": len(cluster_list),
             "unclustered": int((found.labels < 0).sum()), "regions": len(region_list), "seed": seed,
             **found.choice}
     log.info("clusters: at least %d posters each; %d posters in none", min_size, info["unclustered"])
     return found, cluster_list, region_list, info
+
+
+def describe_clusters(found: clustering.Clustering, coords: np.ndarray, reduced: np.ndarray, ids: list[str],
+                      years: list) -> tuple[list[dict], list[dict]]:
+    """The meta lists of the clusters (each with its region) and of the regions (each with its clusters)."""
+    cluster_list = clustering.describe(found.labels, coords, reduced, ids, years)
+    region_list = clustering.describe(found.regions, coords, reduced, ids, years)
+    for cluster in cluster_list:
+        cluster["region"] = int(found.region_of[cluster["id"]])
+    for region in region_list:
+        region["clusters"] = [c["id"] for c in cluster_list if c["region"] == region["id"]]
+    return cluster_list, region_list
 
 
 def _library_versions() -> dict:

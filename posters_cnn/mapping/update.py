@@ -51,7 +51,7 @@ from ..contracts import geometry, store
 from ..contracts.manifest import load_ok_records
 from ..fsutil import UnsafePath, contained, remove_stale_temporaries
 from ..names import movie_of
-from . import clusters as clustering, state as mapstate
+from . import clusters as clustering, stage, state as mapstate
 from .similarity import _top, normalize_rows
 from .tiles import build_pyramid
 
@@ -96,8 +96,6 @@ def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike 
     ``given``: the settings passed on the command line (the map's keys, as :data:`KEPT_SETTINGS` names
     them): one that differs from the map's raises :class:`NeedsFullRun`.
     """
-    from . import stage
-
     started = time.perf_counter()
     timings: dict[str, float] = {}
     clock = [time.perf_counter()]
@@ -411,15 +409,8 @@ def _merge_top(best_idx: np.ndarray, best_sim: np.ndarray, values: np.ndarray, c
     return best_idx, best_sim
 
 
-@dataclass
-class _Similar:
-    index: np.ndarray
-    similarity: np.ndarray
-    pairs: list
-
-
 def similar_after_update(features_path: Path, ids: list[str], rows_of: dict, saved: mapstate.MapState,
-                         plan: Plan, new_features: np.ndarray) -> tuple[_Similar, np.ndarray]:
+                         plan: Plan, new_features: np.ndarray) -> tuple[stage.Similar, np.ndarray]:
     """Each poster's most similar posters and the closest pairs on the updated map (ids: kept, then new).
 
     Exact cosine on the features, streamed through in blocks: the new posters and the posters whose list
@@ -510,17 +501,11 @@ def similar_after_update(features_path: Path, ids: list[str], rows_of: dict, sav
                            f"it was made from ({features_path} was made again?): make the map in full")
     index[queries], similarity[queries] = best_idx, best_sim
     pairs = sorted(old_pairs + pair_items, key=lambda p: (-p[0], p[1], p[2]))[:n_pairs]
-    return _Similar(index, similarity, pairs), closest
-
-
-@dataclass
-class _Clusters:
-    labels: np.ndarray
-    regions: np.ndarray
+    return stage.Similar(index, similarity, pairs, exact=True), closest
 
 
 def clusters_after_update(meta: dict, columns: dict, plan: Plan, coords: np.ndarray, points: np.ndarray,
-                          ids: list[str], rows: list[dict]) -> tuple[_Clusters, list[dict], list[dict]]:
+                          ids: list[str], rows: list[dict]) -> tuple[clustering.Clustering, list[dict], list[dict]]:
     """The map's clusters with the new posters in them (see the module docstring), described again."""
     from scipy.spatial import cKDTree
 
@@ -542,11 +527,7 @@ def clusters_after_update(meta: dict, columns: dict, plan: Plan, coords: np.ndar
     if empty:
         raise NeedsFullRun(f"cluster {empty[0]} lost all its posters: make the map in full (without --update)")
     regions = np.array([region_of.get(int(c), -1) if c >= 0 else -1 for c in labels], np.int64)
-    years = [row["year"] for row in rows]
-    cluster_list = clustering.describe(labels, coords, points, ids, years)
-    region_list = clustering.describe(regions, coords, points, ids, years)
-    for cluster in cluster_list:
-        cluster["region"] = int(region_of[cluster["id"]])
-    for region in region_list:
-        region["clusters"] = [c["id"] for c in cluster_list if c["region"] == region["id"]]
-    return _Clusters(labels.astype(np.int32), regions.astype(np.int32)), cluster_list, region_list
+    found = clustering.Clustering(labels.astype(np.int32), np.array([region_of[c] for c in range(count)], np.int32),
+                                  regions.astype(np.int32), meta.get("clustering", {}))
+    cluster_list, region_list = stage.describe_clusters(found, coords, points, ids, [row["year"] for row in rows])
+    return found, cluster_list, region_list
