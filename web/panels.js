@@ -36,7 +36,7 @@ export function panels(map) {
   function buildLegend(lo, hi) {
     const legend = $("legend");
     legend.replaceChildren();
-    const noYear = Array.from(map.P.year).some((year) => !Number.isFinite(year));
+    const noYear = Array.prototype.some.call(map.P.year, (year) => !Number.isFinite(year)); // no copy at 1M
     for (const decade of [...decadesOf(lo, hi), ...(noYear ? ["none"] : [])]) {
       const item = document.createElement("li");
       const button = document.createElement("button");
