@@ -32,6 +32,10 @@ examples:
   python get_data_visu.py -i data/features.h5 -o web/data.json --update
   python get_data_visu.py -i data/features.h5 -o web/data.json --update=auto
 
+  # your own columns: a CSV with poster_id (or file: the image's file name) and, say, genre,studio;
+  # the page then colours by, filters by and exports each (a folder of images has "folder" already)
+  python get_data_visu.py -i data-mine/features.h5 -o web/data.json --metadata data-mine/about.csv
+
   # the original's flag spellings still work
   python get_data_visu.py --input_file data/features.h5 --output_file web/data.json --n_sample 3000 -t sklearn
 
@@ -92,6 +96,10 @@ def build_parser() -> cli.Parser:
                              "and refuses, in one line, what needs a full run: more new posters than a fifth of "
                              "the map, features made otherwise, other settings, a map with --grid or --n-sample. "
                              "--update=auto makes the map in full instead of refusing")
+    parser.add_argument("--metadata", metavar="CSV", default=None,
+                        help="more columns for the map, one row per poster, joined on its poster_id or file "
+                             "column (the image's file name); each column with a few values becomes a category "
+                             "the page colours and filters by (README: categories)")
     parser.add_argument("--force", action="store_true",
                         help="with --update: place the new posters even when they are many or far from the map")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -145,7 +153,7 @@ def body(args, argv=None) -> int:
 
             try:
                 done = update.update_map(args.input, args.posters, args.output, given=given_settings(argv),
-                                         force=args.force, n_jobs=args.n_jobs)
+                                         force=args.force, n_jobs=args.n_jobs, metadata=args.metadata)
             except update.NeedsFullRun as exc:
                 if args.update != "auto":
                     raise
@@ -155,6 +163,9 @@ def body(args, argv=None) -> int:
                     print(f"updated the map: {done['added']} posters added, {done['removed']} removed, "
                           f"{done['count']} now; {done['drawn']} of {done['tiles']} tiles drawn again, in "
                           f"{done['seconds']:.1f}s -> {args.output}")
+                elif done["relabelled"]:
+                    print(f"the map's posters are up to date ({done['count']}); its categories were read again "
+                          f"-> {args.output}")
                 else:
                     print(f"the map is up to date ({done['count']} posters): nothing to add or remove")
                 print(view_hint(Path(args.output)))
@@ -164,7 +175,7 @@ def body(args, argv=None) -> int:
                                 perplexity=args.perplexity, tsne=args.tsne, n_jobs=args.n_jobs, seed=args.seed,
                                 neighbors=args.neighbors, pairs=args.pairs, grid=args.grid,
                                 pair_images=not args.no_pair_images, clusters=args.clusters == "auto",
-                                min_cluster_size=args.min_cluster_size,
+                                min_cluster_size=args.min_cluster_size, metadata=args.metadata,
                                 progress=None if args.no_progress else bar)
     found = "" if summary["clusters"] is None else f"{summary['clusters']} clusters, "
     resumed = f" (resumed: {', '.join(summary['resumed'])} from a stopped run)" if summary["resumed"] else ""

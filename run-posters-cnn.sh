@@ -13,6 +13,7 @@
 #   REBUILD=0                             1: make the map in full even when $WEB_DIR/data.json exists (else an
 #                                         existing map is updated: new posters join it, no other poster moves,
 #                                         and stage 3 makes it in full by itself when an update cannot do)
+#   METADATA=                             a CSV of more columns for the map (get_data_visu.py --metadata)
 #   SCRAPE_ARGS, FEATURE_ARGS, VISU_ARGS  extra flags for each stage, e.g. VISU_ARGS="--grid"
 #
 # Example: RANGE=1995-1996 BASE_URL=http://127.0.0.1:8000/ WEIGHTS=random ./run-posters-cnn.sh
@@ -27,6 +28,7 @@ DATA_DIR="${DATA_DIR:-data}"
 WEB_DIR="${WEB_DIR:-web}"
 JOBS="${JOBS:-4}"
 REBUILD="${REBUILD:-0}"
+METADATA="${METADATA:-}"
 SCRAPE_ARGS="${SCRAPE_ARGS:-}"
 FEATURE_ARGS="${FEATURE_ARGS:-}"
 VISU_ARGS="${VISU_ARGS:-}"
@@ -51,10 +53,12 @@ if [ -f "$WEB_DIR/data.json" ] && [ "$REBUILD" != 1 ]; then
   UPDATE="--update=auto"
   what="$what, updating the map there"
 fi
+MORE=()
+if [ -n "$METADATA" ]; then MORE=(--metadata "$METADATA"); fi
 step "3/3 map: $what into $WEB_DIR/data.json"
 # shellcheck disable=SC2086
 "$PYTHON" get_data_visu.py -i "$DATA_DIR/features.h5" --posters "$DATA_DIR/posters.csv" \
-  -o "$WEB_DIR/data.json" --n-sample "$N_SAMPLE" $UPDATE $VISU_ARGS
+  -o "$WEB_DIR/data.json" --n-sample "$N_SAMPLE" $UPDATE "${MORE[@]}" $VISU_ARGS
 
 step "done"
 # Stage 3 put the page beside data.json and printed the command that serves it.

@@ -45,6 +45,7 @@ class PosterRecord:
     error_kind: str = ""    # machine-readable reason; "transient" ones are retried next run
     xlg_url: str = ""
     xlg_path: str = ""
+    folder: str = ""        # --from-dir: the image's folder under the one indexed ("" at its top)
 
     @property
     def name(self) -> str:
@@ -52,6 +53,8 @@ class PosterRecord:
 
 
 COLUMNS = [f.name for f in fields(PosterRecord)]
+# Columns added since the first manifests, last: a row (or a journal's line) without them reads as "".
+ADDED_COLUMNS = ("folder",)
 REQUIRED_BY_LATER_STAGES = ("poster_id", "title", "year", "version", "image_path", "thumb_path", "status")
 
 
@@ -141,12 +144,14 @@ def _journal_rows(path: Path) -> list[dict]:
             continue
         try:
             values = json.loads(line)
-            if not isinstance(values, list) or len(values) != len(COLUMNS) or \
+            if not isinstance(values, list) or \
+                    not len(COLUMNS) - len(ADDED_COLUMNS) <= len(values) <= len(COLUMNS) or \
                     not all(v is None or isinstance(v, (str, int)) for v in values):
                 raise ValueError
         except ValueError:  # not a journal's line, unless it is the last, which a kill can cut short
             bad += number < len(lines)
             continue
+        values += [""] * (len(COLUMNS) - len(values))  # a line from before the columns added last
         rows.append({name: "" if v is None else str(v) for name, v in zip(COLUMNS, values)})
     if bad:
         log.warning("%s: %d line(s) are not rows of the manifest and were left out", journal_path(path), bad)

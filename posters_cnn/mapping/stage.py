@@ -35,6 +35,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -43,7 +44,7 @@ from ..contracts import geometry, store
 from ..contracts.manifest import load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
-from . import checkpoints, clusters as clustering, layout, state as mapstate
+from . import categories, checkpoints, clusters as clustering, layout, state as mapstate
 from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs, recall, searches_exactly
 from .tiles import build_pyramid
 
@@ -279,7 +280,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
              pca_components: int = DEFAULT_PCA, perplexity: float = 30.0, tsne: str = "opentsne",
              n_jobs: int | None = None, seed: int = 0, neighbors: int = 8, pairs: int = 200,
              grid: bool = False, pair_images: bool = True, clusters: bool = True,
-             min_cluster_size: int | None = None, progress=None) -> dict:
+             min_cluster_size: int | None = None, metadata: str | os.PathLike | None = None,
+             progress=None) -> dict:
     """Run stage 3 and return a summary dict; see the module docstring for what is written.
 
     The steps are the functions above, each with its own inputs and outputs; the long ones (the PCA,
@@ -307,6 +309,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         raise UsageError(f"--min-cluster-size: must be 2 or more, got {min_cluster_size}")
     if tsne == "multicore" and _missing("MulticoreTSNE"):
         raise UsageError(layout.MULTICORE_MISSING)  # before minutes of work, not after
+    table = categories.read_metadata(metadata) if metadata else None  # the same: a bad file fails first
 
     with timer("read"):
         chosen = read_selection(features_path, posters_csv, n_sample=n_sample, one_per_movie=one_per_movie,
@@ -443,7 +446,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         meta["clusters"] = cluster_list
         meta["regions"] = region_list
     columns = map_columns(meta, ids, rows, coords, aspect, near, found, layouts["grid"][0] if grid else None,
-                          image_rel, thumb_rel)
+                          image_rel, thumb_rel, table)
     centre, scale = layout.normaliser(embedding.raw)
     pair_sim, pair_i, pair_j = pair_arrays(near.pairs)
     kept = mapstate.MapState(np.asarray(ids), reduced.mean, reduced.components, reduced.points, embedding.raw, centre,
@@ -470,8 +473,10 @@ def pair_arrays(pairs: list[tuple[float, int, int]]) -> tuple[np.ndarray, np.nda
 
 
 def map_columns(meta: dict, ids: list[str], rows: list[dict], coords: np.ndarray, aspect: np.ndarray, near: Similar,
-                found, grid_xy: np.ndarray | None, image_rel: list[str], thumb_rel: list[str]) -> dict:
-    """data.json's columns (format 2; ``data.schema.json``), and ``meta.paths`` (set in ``meta``)."""
+                found, grid_xy: np.ndarray | None, image_rel: list[str], thumb_rel: list[str],
+                metadata: categories.Metadata | None = None) -> dict:
+    """data.json's columns (format 2; ``data.schema.json``), and ``meta.paths``, ``meta.categories`` and
+    ``meta.metadata`` (set in ``meta``)."""
     columns = {
         "id": ids, "title": [row["title"] for row in rows], "year": [row["year"] for row in rows],
         "version": [row["version"] for row in rows],
@@ -496,7 +501,27 @@ def map_columns(meta: dict, ids: list[str], rows: list[dict], coords: np.ndarray
         meta["paths"]["page"] = template
     elif any(pages):
         columns["page"] = pages
+    originals = [_original_file(row) for row in rows]
+    if any(originals):
+        columns["original"] = originals
+    found_categories, report = categories.categories(rows, metadata)
+    meta.pop("metadata", None)  # an update's meta is the earlier map's: its report is not this one's
+    meta["categories"] = [category.describe() for category in found_categories]
+    columns["categories"] = [category.codes.tolist() for category in found_categories]
+    if report:
+        meta["metadata"] = report
     return columns
+
+
+def _original_file(row: dict) -> str | None:
+    """The file a ``--from-dir`` image came from (its path on this machine), or None for a scraped one,
+    whose page says where it came from."""
+    url = row.get("image_url") or ""
+    if not url.startswith("file:"):
+        return None
+    from urllib.request import url2pathname
+
+    return url2pathname(urlsplit(url).path)
 
 
 def pairs_document(created: str, pairs: list[tuple[float, int, int]], ids: list[str], pair_rel: dict[int, str],

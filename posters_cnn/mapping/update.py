@@ -49,9 +49,9 @@ import numpy as np
 from ..cli import StageError, UsageError
 from ..contracts import geometry, store
 from ..contracts.manifest import load_ok_records
-from ..fsutil import UnsafePath, contained, remove_stale_temporaries
+from ..fsutil import UnsafePath, contained, remove_stale_temporaries, write_json_atomic
 from ..names import movie_of
-from . import clusters as clustering, stage, state as mapstate
+from . import categories, clusters as clustering, stage, state as mapstate
 from .similarity import _top, normalize_rows
 from .tiles import build_pyramid
 
@@ -90,7 +90,7 @@ class Plan:
 
 def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | None,
                output: str | os.PathLike, *, given: dict | None = None, force: bool = False,
-               n_jobs: int | None = None) -> dict:
+               n_jobs: int | None = None, metadata: str | os.PathLike | None = None) -> dict:
     """Add the posters that the features file and manifest have and the map lacks; see the module docstring.
 
     ``given``: the settings passed on the command line (the map's keys, as :data:`KEPT_SETTINGS` names
@@ -108,6 +108,7 @@ def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike 
 
     n_jobs = n_jobs or os.cpu_count() or 1
     output = stage.check_output(output)
+    table = categories.read_metadata(metadata) if metadata else None
     features_path = Path(features_path)
     posters_csv = Path(posters_csv) if posters_csv else features_path.parent / "posters.csv"
     out_dir, stem = output.parent, output.stem
@@ -132,9 +133,12 @@ def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike 
         new_features = new_features[finite]
     old_n, kept_n = len(saved.ids), len(plan.kept)
     if not plan.new_ids and not len(plan.removed):
-        log.info("the map is up to date: no poster to add or remove")
+        relabelled = refresh_categories(output, meta, columns, [known[str(pid)] for pid in saved.ids], table)
+        log.info("the map is up to date: no poster to add or remove%s",
+                 "; its categories were read again" if relabelled else "")
         return {"count": old_n, "added": 0, "removed": 0, "tiles": 0, "drawn": 0, "seconds":
-                round(time.perf_counter() - started, 2), "output": str(output), "changed": False}
+                round(time.perf_counter() - started, 2), "output": str(output), "changed": False,
+                "relabelled": relabelled}
     if kept_n < max(stage.MIN_POSTERS, saved.neighbors.shape[1] + 1):
         raise NeedsFullRun(f"only {kept_n} of the map's posters are left: make the map in full")
     if len(plan.new_ids) > MAX_SHARE * kept_n and not force:
@@ -216,7 +220,9 @@ def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike 
         meta["clusters"], meta["regions"] = cluster_list, region_list
         meta["clustering"] = {**meta["clustering"], "unclustered": int((found.labels < 0).sum())}
     meta["seconds"] = round(time.perf_counter() - started, 2)
-    columns = stage.map_columns(meta, ids, rows, coords, aspect, near, found, None, image_rel, thumb_rel)
+    if table is None and meta.get("metadata"):
+        log.warning(FORGOTTEN, meta["metadata"].get("file"))
+    columns = stage.map_columns(meta, ids, rows, coords, aspect, near, found, None, image_rel, thumb_rel, table)
     pair_sim, pair_i, pair_j = stage.pair_arrays(near.pairs)
     kept_state = mapstate.MapState(np.asarray(ids), saved.pca_mean, saved.pca_components, points, raw, saved.centre,
                                    saved.scale, near.index, near.similarity, pair_sim, pair_i, pair_j, saved.settings)
@@ -227,6 +233,31 @@ def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike 
     return {"count": len(ids), "added": len(plan.new_ids), "removed": int(len(plan.removed)),
             "tiles": pyramid.files, "drawn": pyramid.files - pyramid.reused, "seconds": meta["seconds"],
             "output": str(output), "changed": True, "far": int(far.sum()), "timings": timings}
+
+
+def refresh_categories(output: Path, meta: dict, columns: dict, rows: list[dict],
+                       table: categories.Metadata | None) -> bool:
+    """With no poster to add or remove, the categories may still have changed (a folder renamed, another
+    ``--metadata``): write them into ``data.json`` in place (nothing else changes, the tiles and the run
+    folder stay). Whether they changed."""
+    found, report = categories.categories(rows, table)
+    described = [category.describe() for category in found]
+    codes = [category.codes.tolist() for category in found]
+    if described == meta.get("categories", []) and codes == columns.get("categories", []) and \
+            report.get("left_out") == (meta.get("metadata") or {}).get("left_out"):
+        return False
+    if table is None and meta.get("metadata"):
+        log.warning(FORGOTTEN, meta["metadata"].get("file"))
+    meta = {key: value for key, value in meta.items() if key != "metadata"}
+    meta["categories"] = described
+    if report:
+        meta["metadata"] = report
+    write_json_atomic(output, {"meta": meta, "columns": {**columns, "categories": codes}})
+    return True
+
+
+FORGOTTEN = ("the map had the columns of --metadata %s; this update was given none, so they are left out: pass "
+             "--metadata again to keep them")
 
 
 def read_map(output: Path) -> tuple[dict, dict, mapstate.MapState]:

@@ -627,7 +627,8 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
 
     Each image becomes a row whose ``poster_id`` is ``FOLDER/NAME``: the title
     comes from the file name, the year from its folder's name when that is a
-    year. The image is hard-linked (or copied) to ``out_dir/posters/`` so the
+    year; its ``folder`` is the folder it lies in under ``src_dir`` (a category
+    on the map). The image is hard-linked (or copied) to ``out_dir/posters/`` so the
     manifest's contract holds; thumbnails are upright (EXIF orientation
     applied) and large JPEGs are decoded at reduced scale for them.
     """
@@ -662,10 +663,11 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
             _slug(folder) if path.parent != src_dir else "local")
         name = _slug(split_year(path.stem)[0])
         uri = Path(os.path.abspath(path)).as_uri()
-        planned.append((path, uri, group, name, title, year))
+        where = path.parent.relative_to(src_dir).as_posix()
+        planned.append((path, uri, group, name, title, year, "" if where == "." else where))
     chosen = {uri: earlier_id[uri] for _, uri, *_ in planned if uri in earlier_id}
     jobs_list = []
-    for path, uri, group, name, title, year in planned:
+    for path, uri, group, name, title, year, where in planned:
         pid = chosen.get(uri)
         if pid is None:
             base, n = name, 2
@@ -677,7 +679,7 @@ def index_folder(src_dir: str | Path, out_dir: str | Path, *, thumb_size: int = 
         jobs_list.append((path, before, PosterRecord(
             poster_id=pid, title=title or pid.rsplit("/", 1)[-1], year=year, version=version_of(path.stem),
             page_url="", image_url=uri, image_path=f"posters/{pid}{path.suffix.lower()}",
-            thumb_path=f"thumbs/{pid}.jpg")))
+            thumb_path=f"thumbs/{pid}.jpg", folder=where)))
 
     def one(item):
         path, before, record = item
