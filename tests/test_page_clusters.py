@@ -341,11 +341,14 @@ def test_export_downloads_the_selection_as_csv_most_central_first(page, site):
         page.click("#selection-export")
     download = info.value
     rows = list(csv.reader(io.StringIO(open(download.path(), encoding="utf-8", newline="").read())))
-    assert rows[0] == ["poster_id", "title", "year", "cluster", "x", "y", "distance", "image", "page"]
+    named = [c["name"] for c in data["meta"]["categories"]]
+    assert rows[0] == ["poster_id", "title", "year", "cluster", "x", "y", "distance", "image", "original", "page",
+                       *named]
     by_id = {p["id"]: p for p in points_of(data)}
     cluster = dict(zip(data["columns"]["id"], data["columns"]["cluster"]))
     assert [r[0] for r in rows[1:]] == selected
-    for pid, title, year, in_cluster, x, y, _, image, page_url in rows[1:]:
+    for pid, title, year, in_cluster, x, y, _, image, original, page_url, *values in rows[1:]:
+        assert original == "" and len(values) == len(named)  # scraped: no file of the user's
         point = by_id[pid]
         assert title == point["title"] and year == str(point["year"]) and image == point["image"]
         assert (int(in_cluster), float(x), float(y)) == (cluster[pid], point["x"], point["y"])
@@ -516,8 +519,8 @@ def accented(tmp_path_factory):
     from posters_cnn.mapping import stage as visu
 
     folder = tmp_path_factory.mktemp("accented")
-    manifest, feats, _ = make_mapdata(folder, n_per_cluster=8, clusters=2)
-    records = []
+    manifest, feats, cluster_of = make_mapdata(folder, n_per_cluster=8, clusters=2)
+    records, about = [], ["poster_id,Genre\n"]
     for k, (pid, record) in enumerate(read_records(manifest).items()):
         if k % 3 == 0:
             moved = {}
@@ -527,12 +530,21 @@ def accented(tmp_path_factory):
                 (folder / rel).parent.mkdir(parents=True, exist_ok=True)
                 (folder / getattr(record, key)).rename(folder / rel)
                 moved[key] = rel
+            # as --from-dir records it: the folder the user sorted it into, the file it came from
+            moved["folder"] = "Été 2020/Affichés"
+            moved["image_url"] = (folder / moved["image_path"]).as_uri()
             record = dataclasses.replace(record, **moved)
+        elif k % 3 == 1:
+            record = dataclasses.replace(record, folder="Comédie")
         records.append(record)
+        if k % 4:  # every fourth poster has no row: no value
+            about.append(f"{pid},{['Horreur', 'Drame d’amour'][cluster_of[pid]]}\n")
     write_manifest(manifest, records)
+    (folder / "about.csv").write_text("".join(about), encoding="utf-8")
     web = folder / "web"
     copy_page(web)
-    visu.make_map(feats, manifest, web / "data.json", neighbors=4, pairs=5, pair_images=False)
+    visu.make_map(feats, manifest, web / "data.json", neighbors=4, pairs=5, pair_images=False, grid=True,
+                  metadata=folder / "about.csv")
     server = StaticServer(web)
     yield server, web, json.loads((web / "data.json").read_text())
     server.close()
@@ -550,13 +562,23 @@ def test_an_export_names_files_a_user_can_open_and_reads_back_in_pandas(page, ac
     with page.expect_download() as info:
         page.click("#selection-export")
     table = pd.read_csv(info.value.path(), encoding="utf-8", keep_default_na=False)
-    assert list(table.columns) == ["poster_id", "title", "year", "cluster", "x", "y", "distance", "image", "page"]
+    assert list(table.columns) == ["poster_id", "title", "year", "cluster", "x", "y", "distance", "image", "original",
+                                   "page", "folder", "version", "Genre"]
     members = [pid for pid, c in zip(data["columns"]["id"], data["columns"]["cluster"]) if c == cluster]
     assert sorted(table.poster_id) == sorted(members) and set(table.cluster) == {cluster}
     accented_rows = table[table.image.str.contains("été 2020")]
     assert len(accented_rows) >= 2  # the paths are the files' names, not URLs
     for image in table.image:
         assert (web / image).is_file(), image
+    # the file each came from (a folder's image), and its categories as the map has them
+    for row in table.itertuples():
+        assert (row.original != "") == (row.folder == "Été 2020/Affichés")
+        assert not row.original or (web / row.image).read_bytes() == open(row.original, "rb").read()
+    for c, about in enumerate(data["meta"]["categories"]):
+        value = {pid: about["values"][code] if code >= 0 else "" for pid, code in
+                 zip(data["columns"]["id"], data["columns"]["categories"][c])}
+        assert [str(v) for v in table[about["name"]]] == [value[pid] for pid in table.poster_id]
+    assert {"Horreur", "Drame d’amour"} & set(table.Genre) and "" in set(table.Genre)
     assert list(table.distance) == sorted(table.distance)  # most central first
     x = dict(zip(data["columns"]["id"], data["columns"]["x"]))
     assert all(abs(x[pid] - value) < 1e-5 for pid, value in zip(table.poster_id, table.x))

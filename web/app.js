@@ -2,15 +2,15 @@
 //   loader.js      fetching data.json and images (bounded, prioritised, cached)
 //   renderer.js    drawing frames from the tile pyramid, composing tiles and overlays, highlights
 //   interaction.js zoom and pan, picking, hover, click, keyboard, fly-to, layouts
-//   panels.js      the poster panel, search, closest pairs, year filter and decade colours
+//   panels.js      the poster panel, search, closest pairs, year filter, colours by decade or category, legend
 //   clusters.js    the clusters panel, colour by cluster, the lasso, selections and their export
-//   look.js        what the overlays show (years, colouring, selection): the one owner, with its setters
+//   look.js        what the overlays show (years, a category, colouring, selection): the one owner, with setters
 //   geometry.js    where posters and tiles lie (the same as stage 3's contracts/geometry.py)
 //   logic.js       pure functions, unit-tested with node --test
 //
 // The modules do not call each other: they announce what happened through these events (a d3.dispatch,
 // as d3-zoom uses), and app.js below says who listens, in the order listed:
-//   look (what)                 the look changed: "years", "colouring" or "selection"
+//   look (what)                 the look changed: "years", "only" (a category), "colouring" or "selection"
 //                               -> the renderer (overlays anew), panels and clusters (their controls)
 //   pick (i, how)               the map or a thumbnail was clicked: poster i (-1: none), how = {fly}
 //                               -> clusters (empty map, no poster chosen: the selection goes), panels (choose it)
@@ -26,7 +26,7 @@
 //   hash (wanted, animate, missing)  the URL's hash changed, or the map was just made: `wanted` is what it
 //                               names (logic.js parseHash); each listener restores its part, and pushes onto
 //                               `missing` what names nothing on this map -> interaction (the layout), panels
-//                               (years, colouring), clusters (the selection), then panels (the poster)
+//                               (years, category, colouring), clusters (the selection), then panels (the poster)
 //   escape (handled)            Esc -> panels, then clusters: the first with something open closes it
 //   frame (offer)               a frame has budget left -> clusters (a lasso being resolved)
 import { clusters } from "./clusters.js";
@@ -45,6 +45,7 @@ const canvas = $("map");
 const PAGE_URL = window.location.href;
 
 const thumbUrls = new Map(); // poster index -> its thumbnail's URL, once resolved
+const imageUrls = new Map(); // poster index -> its full image's URL, once resolved
 
 const events = d3.dispatch("look", "pick", "poster", "fit", "view", "lasso", "layout", "hash", "escape", "frame");
 let byId = null; // poster id -> index
@@ -91,6 +92,15 @@ const map = {
   },
   imagePath(i) {
     return pathFor(map.meta.paths.image, map.P.image, i, map.P.id[i]);
+  },
+  /** The full poster's URL (resolved once, as thumbUrl's). */
+  imageUrl(i) {
+    let url = imageUrls.get(i);
+    if (url === undefined) {
+      url = map.asset(map.imagePath(i)) || "about:blank";
+      imageUrls.set(i, url);
+    }
+    return url;
   },
   pageUrl(i) {
     if (map.P.page) return map.P.page[i] || "";
@@ -254,6 +264,8 @@ function writeHash() {
   const hash = makeHash({
     layout: map.fade ? map.fade.to : map.layout, colour: map.look.colouring,
     years: [map.look.yearFrom, map.look.yearTo],
+    only: map.look.only ? { name: map.look.only.category.name,
+      value: map.look.only.code < 0 ? "" : map.look.only.category.values[map.look.only.code] } : null,
     cluster: s?.kind === "cluster" ? s.cluster : null, region: s?.kind === "region" ? s.region : null,
     lasso: s?.kind === "lasso" ? s.lasso : clusterUi.pendingLasso(),
     poster: map.selected >= 0 ? map.P.id[map.selected] : null,
@@ -310,11 +322,13 @@ window.addEventListener("hashchange", () => restoreHash(true));
 Object.assign(window.posterMap, {
   /** A copy of what the view shows: the zoom transform, the canvas's size and the map square's side (css
    * px), a poster's slot at zoom 1, the layout, whether layouts are cross-fading, the year filter, the
-   * colouring, the chosen poster's id (or null) and the number of posters. */
+   * colouring, the category filter ([name, code]: code -1 is "no value"), the chosen poster's id (or null)
+   * and the number of posters. */
   view: () => ({
     transform: { x: map.transform.x, y: map.transform.y, k: map.transform.k }, width: map.width,
     height: map.height, side: map.side, slot: map.layouts[map.layout]?.slot ?? 0, layout: map.layout,
     fading: !!map.fade, years: [map.look.yearFrom, map.look.yearTo], colouring: map.look.colouring,
+    only: map.look.only ? [map.look.only.category.name, map.look.only.code] : null,
     selected: map.selected >= 0 ? map.P.id[map.selected] : null, count: map.n,
   }),
   /** Every poster's id, in the map's order (a later poster is drawn on top). */

@@ -11,7 +11,7 @@
 import { toData, toWorld } from "./geometry.js";
 import {
   boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, mostCentral, regionName,
-  relativeToPage, EXPORT_COLUMNS, LIMITS, selectionRows, simplifyPath, thinPath, toCsv, yearBins, yearCounts,
+  relativeToPage, exportHeader, LIMITS, selectionRows, simplifyPath, thinPath, toCsv, yearBins, yearCounts,
 } from "./logic.js";
 
 // Outlines and names while a poster is drawn smaller than this, or the map at most twice its first size.
@@ -384,7 +384,7 @@ export function clusters(map, pageUrl) {
       return url ? relativeToPage(url, pageUrl) : "";
     };
     const rows = selectionRows(ordered(s), map.P, s.xs, s.ys, image, (i) => map.pageUrl(i));
-    const blob = new Blob([toCsv(EXPORT_COLUMNS, rows)], { type: "text/csv" });
+    const blob = new Blob([toCsv(exportHeader(map.P.categories), rows)], { type: "text/csv" });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
     link.download = s.kind === "cluster" ? `cluster-${s.cluster}.csv`

@@ -2,7 +2,7 @@
 // hover, click, keyboard, fly-to and the layout switch. It announces a poster picked ("pick") and Esc
 // ("escape"), and moves the view when told to ("poster", "fit", "view"): see the events in app.js.
 import { pick as topmost, posterBox } from "./geometry.js";
-import { centreOn, keepsKeys } from "./logic.js";
+import { categoryValues, centreOn, keepsKeys } from "./logic.js";
 
 const FLY_SIZE = 160; // css px a poster is shown at after "fly to"
 
@@ -192,7 +192,8 @@ export function interaction(map, asks) {
         return;
       }
       const P = map.P;
-      tip.textContent = Number.isFinite(P.year[i]) ? `${P.title[i]} (${P.year[i]})` : P.title[i];
+      const about = categoryValues(P.categories, i, false).map(([, value]) => value);
+      tip.textContent = [Number.isFinite(P.year[i]) ? `${P.title[i]} (${P.year[i]})` : P.title[i], ...about].join(" · ");
       const rect = canvas.getBoundingClientRect();
       tip.hidden = false;
       // Beside the pointer, inside the canvas: left of it near the right edge, above it near the bottom.

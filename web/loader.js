@@ -38,15 +38,24 @@ export async function fetchJson(url, onProgress = () => {}) {
   return JSON.parse(new TextDecoder().decode(bytes));
 }
 
-async function decodeImage(url) {
+async function decodeImage(url, maxHeight) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
-  return createImageBitmap(await response.blob());
+  const bitmap = await createImageBitmap(await response.blob());
+  if (!(bitmap.height > maxHeight)) return bitmap;
+  // Kept no taller than it can be shown: a 12-megapixel photo would hold 48 MB of memory decoded.
+  try {
+    return await createImageBitmap(bitmap, { resizeHeight: Math.round(maxHeight), resizeQuality: "high" });
+  } finally {
+    bitmap.close();
+  }
 }
 
 export class ImageCache {
-  constructor({ capacity, concurrency = 6, onLoad = () => {} }) {
+  /** `maxHeight()`: the tallest an image is kept, decoded (a taller one is scaled down); none: as it is. */
+  constructor({ capacity, concurrency = 6, onLoad = () => {}, maxHeight = () => Infinity }) {
     this.capacity = capacity;
+    this.maxHeight = maxHeight;
     this.concurrency = concurrency;
     this.onLoad = onLoad;
     this.entries = new Map(); // key -> {state, url, priority, bitmap, frame}; Map order = recency
@@ -108,7 +117,7 @@ export class ImageCache {
   start(key, entry) {
     entry.state = "loading";
     this.inFlight += 1;
-    decodeImage(entry.url).then((bitmap) => {
+    decodeImage(entry.url, this.maxHeight()).then((bitmap) => {
       entry.state = "ready";
       entry.bitmap = bitmap;
     }, () => {

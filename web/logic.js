@@ -232,6 +232,7 @@ export function readColumns(columns, meta) {
     thumb: columns.thumb || null, image: columns.image || null, page: columns.page || null,
     cluster: columns.cluster ? Int32Array.from(columns.cluster, (c) => (Number.isInteger(c) ? c : -1)) : null,
     region: columns.region ? Int32Array.from(columns.region, (c) => (Number.isInteger(c) ? c : -1)) : null,
+    original: columns.original || null, categories: readCategories(meta, columns, n),
   };
 }
 
@@ -264,6 +265,7 @@ export function centreOn(x, y, k, width, height) {
 export function parseHash(hash) {
   const out = {
     poster: posterFromHash(hash), cluster: null, region: null, lasso: null, layout: null, years: null, colour: null,
+    only: null, // {name, value}: show only the posters whose category `name` is `value` ("" for none)
     unreadable: [], // what the hash names in a way that cannot be read ("cluster=x", a broken lasso)
   };
   const unreadable = (key, value) => out.unreadable.push(`${key}=${value.length > 24 ? `${value.slice(0, 24)}…` : value}`);
@@ -278,7 +280,17 @@ export function parseHash(hash) {
       else unreadable(key, value);
     }
     if (key === "colour") {
+      const name = value.startsWith("category:") ? decoded(value.slice(9)) : null;
       if (value === "decades" || value === "clusters") out.colour = value;
+      else if (name) out.colour = `category:${name}`;
+      else unreadable(key, value);
+    }
+    if (key === "only") {
+      // only=NAME:VALUE, each part URI-encoded; an empty VALUE: the posters with no value
+      const at = value.indexOf(":");
+      const name = at > 0 ? decoded(value.slice(0, at)) : null;
+      const shown = at > 0 ? decoded(value.slice(at + 1)) : null;
+      if (name && shown !== null) out.only = { name, value: shown };
       else unreadable(key, value);
     }
     if (key === "years") {
@@ -323,10 +335,12 @@ export function parseHash(hash) {
  * out), the colouring, the years shown, the selection (a cluster, a region or a lasso) and the poster.
  */
 export function makeHash({ poster = null, cluster = null, region = null, lasso = null, layout = null, colour = null,
-  years = null } = {}) {
+  years = null, only = null } = {}) {
   const parts = [];
   if (layout && layout !== "tsne") parts.push(`layout=${layout}`);
-  if (colour) parts.push(`colour=${colour}`);
+  if (colour && colour.startsWith("category:")) parts.push(`colour=category:${encodeURIComponent(colour.slice(9))}`);
+  else if (colour) parts.push(`colour=${colour}`);
+  if (only) parts.push(`only=${encodeURIComponent(only.name)}:${encodeURIComponent(only.value)}`);
   if (years && Number.isNaN(years[0]) && Number.isNaN(years[1])) parts.push("years=none");
   else if (years && (Number.isFinite(years[0]) || Number.isFinite(years[1]))) {
     parts.push(`years=${Number.isFinite(years[0]) ? years[0] : ""}..${Number.isFinite(years[1]) ? years[1] : ""}`);
@@ -480,6 +494,59 @@ export function kthSmallest(values, k) {
   return values[k];
 }
 
+/** A URI component decoded, or null when it is not one ("%E9" alone). */
+function decoded(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return null;
+  }
+}
+
+// -- categories: metadata beyond the year (stage 3's categories.py) -------------------------
+
+/**
+ * The map's categories, from meta.categories and columns.categories (validateMap checked them): each
+ * {name, source, values, sizes, none, codes}, codes[i] an index into values or -1 for none.
+ */
+export function readCategories(meta, columns, n) {
+  const about = Array.isArray(meta.categories) ? meta.categories : [];
+  return about.map((c, k) => {
+    const codes = new Int16Array(n).fill(-1);
+    const given = columns.categories[k];
+    for (let i = 0; i < n; i++) codes[i] = given[i];
+    return { name: c.name, source: c.source, values: c.values.map(String), sizes: c.sizes || [], none: c.none || 0,
+      others: Number.isInteger(c.others) ? c.others : 0, codes };
+  });
+}
+
+/** The category that colouring `colouring` ("category:NAME") names, or null. */
+export function categoryOf(categories, colouring) {
+  if (!colouring || !colouring.startsWith("category:")) return null;
+  return categories.find((c) => c.name === colouring.slice(9)) || null;
+}
+
+/**
+ * A colour per value of a category, as per cluster (clusterColour); grey for "no value", a lighter grey
+ * for "other" (the rarer values counted as one, always last).
+ */
+export function categoryColour(category, code, palette) {
+  if (code < 0) return "#888888";
+  if (category.others > 0 && code === category.values.length - 1) return "#c8c8c8";
+  return clusterColour(code, palette);
+}
+
+/** Poster i's categories as [name, value] (none left out), the version's too unless `withVersion` is false. */
+export function categoryValues(categories, i, withVersion = true) {
+  const out = [];
+  for (const c of categories) {
+    if (!withVersion && c.source === "version") continue;
+    const code = c.codes[i];
+    if (code >= 0) out.push([c.name, c.values[code]]);
+  }
+  return out;
+}
+
 /** A colour per cluster: the palette's first, then hues spaced by the golden angle; null for none (-1). */
 export function clusterColour(c, palette) {
   if (!(c >= 0)) return null;
@@ -500,19 +567,31 @@ export function csvField(value) {
 }
 
 /** The columns of a selection's CSV (README: "Export"). */
-export const EXPORT_COLUMNS = ["poster_id", "title", "year", "cluster", "x", "y", "distance", "image", "page"];
+export const EXPORT_COLUMNS = ["poster_id", "title", "year", "cluster", "x", "y", "distance", "image", "original",
+  "page"];
+
+/** The export's header: EXPORT_COLUMNS, then a column per category (renamed "NAME (category)" if it clashes). */
+export function exportHeader(categories) {
+  const taken = new Set(EXPORT_COLUMNS);
+  return [...EXPORT_COLUMNS, ...categories.map((c) => (taken.has(c.name) ? `${c.name} (category)` : c.name))];
+}
 
 /**
- * A selection's rows for EXPORT_COLUMNS, in the order of `order` (indices): `xs, ys` the positions on the
- * layout it was made on, `distance` from its centre (their mean) in the same units, `image(i)` the image's
- * path relative to the page (decoded: a file name, not a URL) and `page(i)` its page on the archive.
+ * A selection's rows for exportHeader(P.categories), in the order of `order` (indices): `xs, ys` the
+ * positions on the layout it was made on, `distance` from its centre (their mean) in the same units,
+ * `image(i)` the image's path relative to the page (decoded: a file name, not a URL), the file it came
+ * from (P.original: a folder's image; empty for a scraped one), `page(i)` its page on the archive, then
+ * its value of each category (empty for none).
  */
 export function selectionRows(order, P, xs, ys, image, page) {
   const [mx, my] = centreOf(order, xs, ys);
   const round = (v) => Math.round(v * 1e5) / 1e5;
+  const categories = P.categories || [];
   return Array.from(order, (i) => [
     P.id[i], P.title[i], Number.isFinite(P.year[i]) ? P.year[i] : "", P.cluster ? P.cluster[i] : "",
-    round(xs[i]), round(ys[i]), round(Math.hypot(xs[i] - mx, ys[i] - my)), decodedPath(image(i)), page(i),
+    round(xs[i]), round(ys[i]), round(Math.hypot(xs[i] - mx, ys[i] - my)), decodedPath(image(i)),
+    P.original ? P.original[i] ?? "" : "", page(i),
+    ...categories.map((c) => (c.codes[i] >= 0 ? c.values[c.codes[i]] : "")),
   ]);
 }
 
@@ -540,6 +619,7 @@ export function relativeToPage(url, pageUrl) {
 /** Bounds on what the page draws and lists, whatever a (doctored) data file says. */
 export const LIMITS = Object.freeze({
   posters: 5_000_000, neighbors: 100, levels: 16, clusters: 10_000, outline: 4_096, lasso: 1_000, pairs: 2_000,
+  categories: 32, values: 64,
 });
 
 /**
@@ -628,6 +708,25 @@ export function validateMap(data) {
     }
   }
   if (meta.pairs !== undefined && !(isObject(meta.pairs) && typeof meta.pairs.file === "string")) fail("meta.pairs");
+  column("original", textOrNull);
+  const about = meta.categories ?? [];
+  if (!Array.isArray(about) || about.length > LIMITS.categories) fail("meta.categories");
+  if (about.length && !(Array.isArray(columns.categories) && columns.categories.length === about.length)) {
+    fail("columns.categories does not hold a column per category");
+  }
+  about.forEach((c, k) => {
+    if (!isObject(c) || typeof c.name !== "string" || !c.name || c.name.length > 100) fail(`meta.categories[${k}].name`);
+    const { values } = c;
+    if (!Array.isArray(values) || !values.length || values.length > LIMITS.values
+      || !values.every((v) => typeof v === "string" && v.length <= 200)) fail(`meta.categories[${k}].values`);
+    const codes = columns.categories[k];
+    if (!Array.isArray(codes) || codes.length !== n) fail(`columns.categories[${k}] does not hold one value per poster`);
+    for (let i = 0; i < n; i++) {
+      if (!(Number.isInteger(codes[i]) && codes[i] >= -1 && codes[i] < values.length)) {
+        fail(`columns.categories[${k}][${i}] is ${JSON.stringify(codes[i])}`);
+      }
+    }
+  });
 }
 
 /**

@@ -1,11 +1,13 @@
-// Panels and controls: the poster panel, search, closest pairs, the year filter and decade colours.
+// Panels and controls: the poster panel, search, closest pairs, the year filter, and the colours by decade
+// or by a category with their legend.
 // It announces the poster chosen ("poster") and sets the year filter and colouring through the look
 // (look.js), whose "look" event it follows to keep its controls true: see the events in app.js.
 // No data string is ever parsed as HTML: titles go in with textContent.
 import { fetchJson } from "./loader.js";
 import { posterBox } from "./geometry.js";
 import {
-  buildSearchIndex, decadeColour, decadeOf, decadesOf, posterInfo, readPairs, searchTitles, yearExtent, yearRange,
+  buildSearchIndex, categoryColour, categoryOf, categoryValues, decadeColour, decadeOf, decadesOf, posterInfo, readPairs,
+  searchTitles, yearExtent, yearRange,
 } from "./logic.js";
 
 export function panels(map) {
@@ -28,36 +30,82 @@ export function panels(map) {
     }
     map.palette = map.d3.schemeTableau10;
     map.firstDecade = lo === null ? 1900 : decadeOf(lo);
-    buildLegend(lo, hi);
+    yearSpan = [lo, hi];
+    // Colour by a category: a menu of the map's categories, shown only when it has some.
+    const menu = $("category-colours");
+    menu.replaceChildren(new Option("category…", ""), ...P.categories.map((c) => new Option(c.name, c.name)));
+    menu.hidden = P.categories.length === 0;
+    buildLegend();
   }
 
-  // The decade legend: a swatch per decade; clicking one shows only it, clicking it again shows every year.
-  // The button of the decade shown is pressed (aria-pressed), whoever set the years.
-  function buildLegend(lo, hi) {
+  let yearSpan = [null, null];
+  let legendFor = undefined; // the colouring the legend was built for
+
+  /**
+   * The legend of the colouring: a swatch per decade, or per value of the category coloured by (and "No
+   * year" or "No value" when some posters have none). Clicking an entry shows only its posters; clicking
+   * it again shows every poster. The entry shown is pressed (aria-pressed), whoever set the filter.
+   */
+  function buildLegend() {
+    const { look, P } = map;
+    legendFor = look.colouring;
     const legend = $("legend");
     legend.replaceChildren();
-    const noYear = Array.prototype.some.call(map.P.year, (year) => !Number.isFinite(year)); // no copy at 1M
-    for (const decade of [...decadesOf(lo, hi), ...(noYear ? ["none"] : [])]) {
+    const category = categoryOf(P.categories, look.colouring);
+    $("legend-box").hidden = !(look.colouring === "decades" || category);
+    const entry = (label, colour, title, onClick, data, count = null) => {
       const item = document.createElement("li");
       const button = document.createElement("button");
       button.type = "button";
-      button.dataset.decade = String(decade);
-      const none = decade === "none";
-      button.title = none ? "show only the posters with no year (click again to show every poster)"
-        : `show only ${decade}-${decade + 9} (click again to show every year)`;
+      Object.assign(button.dataset, data);
+      button.title = title;
       button.setAttribute("aria-pressed", "false");
       const swatch = document.createElement("span");
       swatch.className = "swatch";
-      swatch.style.background = decadeColour(none ? NaN : decade, map.palette, map.firstDecade); // grey: no year
-      button.append(swatch, none ? "No year" : `${decade}s`);
-      const [from, to] = none ? [NaN, NaN] : [decade, decade + 9];
-      button.addEventListener("click", () => {
-        const shown = Object.is(map.look.yearFrom, from) && Object.is(map.look.yearTo, to);
-        if (shown) map.look.setYears(-Infinity, Infinity);
-        else map.look.setYears(from, to);
-      });
+      swatch.style.background = colour;
+      button.append(swatch, label);
+      if (count !== null) {
+        const small = document.createElement("span");
+        small.className = "count";
+        small.textContent = count.toLocaleString("en");
+        button.append(small);
+      }
+      button.addEventListener("click", onClick);
       item.append(button);
       legend.append(item);
+    };
+    if (category) {
+      $("legend-title").textContent = `${category.name}: click one to show only its posters`;
+      const values = category.values.map((value, code) => [code, value]);
+      if (category.none) values.push([-1, null]);
+      for (const [code, value] of values) {
+        const other = category.others > 0 && code === category.values.length - 1;
+        const label = value === null ? "No value" : other ? `other (${category.others} values)` : value;
+        entry(label, categoryColour(category, code, map.palette),
+          `show only the posters whose ${category.name} is ${value === null ? "not given" : value} (click again to `
+            + "show every poster)",
+          () => {
+            const shown = look.only && look.only.category === category && look.only.code === code;
+            look.setOnly(shown ? null : category, code);
+          }, { value: String(code) }, code >= 0 ? category.sizes[code] ?? null : category.none);
+      }
+      return;
+    }
+    if (look.colouring !== "decades") return;
+    $("legend-title").textContent = "Decades: click one to show only it";
+    const [lo, hi] = yearSpan;
+    const noYear = Array.prototype.some.call(P.year, (year) => !Number.isFinite(year)); // no copy at 1M
+    for (const decade of [...decadesOf(lo, hi), ...(noYear ? ["none"] : [])]) {
+      const none = decade === "none";
+      const [from, to] = none ? [NaN, NaN] : [decade, decade + 9];
+      entry(none ? "No year" : `${decade}s`, decadeColour(none ? NaN : decade, map.palette, map.firstDecade),
+        none ? "show only the posters with no year (click again to show every poster)"
+          : `show only ${decade}-${decade + 9} (click again to show every year)`,
+        () => {
+          const shown = Object.is(look.yearFrom, from) && Object.is(look.yearTo, to);
+          if (shown) look.setYears(-Infinity, Infinity);
+          else look.setYears(from, to);
+        }, { decade: String(decade) });
     }
   }
 
@@ -67,11 +115,13 @@ export function panels(map) {
     return range;
   }
 
-  /** "look": the decade box and the legend follow the colouring, whoever set it. */
+  /** "look": the decade box, the category menu and the legend follow the colouring and filters, whoever set them. */
   function followLook(what) {
     const { look } = map;
     $("decades").checked = look.colouring === "decades";
-    $("legend").hidden = look.colouring !== "decades";
+    const category = categoryOf(map.P.categories, look.colouring);
+    $("category-colours").value = category ? category.name : "";
+    if (look.colouring !== legendFor) buildLegend();
     // The year fields show a filter set elsewhere (a legend entry, a bar of a selection's histogram);
     // one typed in them is left as typed.
     const shown = yearRange($("year-from").value, $("year-to").value);
@@ -80,9 +130,14 @@ export function panels(map) {
       $("year-to").value = Number.isFinite(look.yearTo) ? String(look.yearTo) : "";
     }
     for (const button of $("legend").querySelectorAll("button")) {
-      const none = button.dataset.decade === "none";
-      const decade = Number(button.dataset.decade);
-      const pressed = none ? Number.isNaN(look.yearFrom) : look.yearFrom === decade && look.yearTo === decade + 9;
+      let pressed;
+      if (button.dataset.value !== undefined) {
+        pressed = !!look.only && look.only.category === category && look.only.code === Number(button.dataset.value);
+      } else {
+        const none = button.dataset.decade === "none";
+        const decade = Number(button.dataset.decade);
+        pressed = none ? Number.isNaN(look.yearFrom) : look.yearFrom === decade && look.yearTo === decade + 9;
+      }
       button.setAttribute("aria-pressed", String(pressed));
     }
   }
@@ -127,6 +182,16 @@ export function panels(map) {
     const url = map.pageUrl(i);
     const safePage = /^https?:\/\//i.test(url);
     $("panel-info").textContent = posterInfo(P.year[i], P.version[i], map.imagePath(i), safePage);
+    const about = categoryValues(P.categories, i, false); // the version is in the line above
+    const list = $("panel-categories");
+    list.replaceChildren(...about.flatMap(([name, value]) => {
+      const term = document.createElement("dt");
+      term.textContent = name;
+      const text = document.createElement("dd");
+      text.textContent = value;
+      return [term, text];
+    }));
+    list.hidden = about.length === 0;
     page.hidden = !safePage;
     if (safePage) page.href = url;
     else page.removeAttribute("href");
@@ -138,15 +203,25 @@ export function panels(map) {
     }
   }
 
-  /** "hash": the years and the colouring a link names (none: every year, no colouring). */
+  /** "hash": the years, the category filter and the colouring a link names (none: every poster, no colouring). */
   function restoreLook(wanted, animate, missing) {
     const [from, to] = wanted.years ?? [-Infinity, Infinity];
-    map.look.setYears(from, to);
-    if (wanted.colour === "clusters" && !map.P.cluster) {
+    const { P, look } = map;
+    look.setYears(from, to);
+    const only = wanted.only;
+    const category = only ? P.categories.find((c) => c.name === only.name) : null;
+    const code = category ? (only.value === "" ? -1 : category.values.indexOf(only.value)) : -1;
+    if (only && !category) missing.push(`the category “${only.name}”`);
+    else if (only && only.value !== "" && code < 0) missing.push(`“${only.value}” in ${only.name}`);
+    look.setOnly(category && (only.value === "" || code >= 0) ? category : null, code);
+    if (wanted.colour === "clusters" && !P.cluster) {
       missing.push("colour by cluster (the map has no clusters)");
-      map.look.setColouring(null);
+      look.setColouring(null);
+    } else if (wanted.colour?.startsWith("category:") && !categoryOf(P.categories, wanted.colour)) {
+      missing.push(`colour by “${wanted.colour.slice(9)}” (the map has no such category)`);
+      look.setColouring(null);
     } else {
-      map.look.setColouring(wanted.colour);
+      look.setColouring(wanted.colour);
     }
   }
 
@@ -339,6 +414,9 @@ export function panels(map) {
     $("year-to").addEventListener("change", commitYears);
     $("decades").addEventListener("change", (event) => {
       map.look.setColouring(event.target.checked ? "decades" : null);
+    });
+    $("category-colours").addEventListener("change", (event) => {
+      map.look.setColouring(event.target.value ? `category:${event.target.value}` : null);
     });
     wireSearch();
   }

@@ -5,13 +5,15 @@
 // time, from the 256-px thumbnails of the posters in that tile. A frame draws, for each tile of
 // the level that matches the zoom, that tile if it is ready, else the part of its nearest ready
 // ancestor that covers it (enlarged: never blank, never a stall), and asks for what is missing,
-// nearest to the centre first. Year dimming and decade tints are overlay tiles composed the same
-// way. Composing runs within a time budget per frame; loading runs off the main thread.
+// nearest to the centre first. Deeper still, where a poster is taller on screen than its thumbnail, the
+// full posters of the view are drawn over the tiles, the few nearest the centre. Year dimming and decade
+// tints are overlay tiles composed the same way as the client tiles, and drawn over both. Composing runs
+// within a time budget per frame; loading runs off the main thread.
 // Where posters and tiles lie (levels, tile ranges and rectangles, boxes, the posters of a tile) is
 // geometry.js, shared with stage 3.
 import { TILE, boxMeets, levelFor, posterBox, tileRange, tileRect, tilesOfBox } from "./geometry.js";
 import { ImageCache } from "./loader.js";
-import { decadeColour, drawnEnlarged, inYearRange, visibleWorld } from "./logic.js";
+import { categoryColour, categoryOf, decadeColour, drawnEnlarged, inYearRange, visibleWorld } from "./logic.js";
 
 // Per frame, for composing client and overlay tiles: little while the view moves, so that frames stay
 // short; more once it has rested, so that the view turns sharp sooner.
@@ -23,6 +25,10 @@ const BG = "#111";
 // tiles, each with many posters); deeper, where a tile holds a few posters, from the quadtree, so that
 // the passes' lists stay a few times the number of posters in memory, not one per level zoomed through.
 const BUCKETED_LEVELS = 6;
+// Full posters: at most this many are loaded for a view (nearest its centre first), once the view rests, and
+// none while more posters than FULL_VIEW_MAX are in view (a zoom where no poster is that tall).
+const FULL_AT_ONCE = 8;
+const FULL_VIEW_MAX = 400;
 
 export class Renderer {
   /**
@@ -40,6 +46,11 @@ export class Renderer {
     // at most every 50 ms: a frame per thumbnail took a third of the main thread and slowed loading.
     this.tiles = new ImageCache({ capacity: 400, concurrency: 6, onLoad: requestDraw });
     this.thumbs = new ImageCache({ capacity: 1200, concurrency: 6, onLoad: () => this.drawSoon() });
+    // Full posters, decoded no taller than the canvas (device pixels): a poster is never shown taller.
+    this.full = new ImageCache({ capacity: 2 * FULL_AT_ONCE, concurrency: 2, onLoad: requestDraw,
+      maxHeight: () => Math.max(256, this.canvas.height) });
+    this.fullDrawn = new Map(); // this frame: poster -> the height of the full image it was drawn from
+    this.restTimer = 0; // a frame once the view rests, for the full posters it wants
     this.soon = 0;
     this.composed = new Map(); // client tiles: key -> {canvas, fallbacks: Set}; Map order = recency
     this.composing = new Map(); // client tiles under way: key -> {canvas, members, cursor, fallbacks}
@@ -93,6 +104,7 @@ export class Renderer {
     this.drawHighlights(layoutName);
     this.tiles.pump();
     this.thumbs.pump();
+    this.full.pump();
     this.map.events.call("frame", null, (job) => this.jobs.push(job)); // others' work, within the budget
     this.runJobs();
     this.stats.frames += 1;
@@ -121,6 +133,7 @@ export class Renderer {
     const cx = (range.x0 + range.x1) / 2;
     const cy = (range.y0 + range.y1) / 2;
     const overlay = this.overlayActive() && alpha === 1;
+    const overlays = []; // drawn after the full posters, so that they dim and tint those too
     let complete = true;
     this.ctx.globalAlpha = alpha;
     // The top levels are always wanted, so that every tile has an ancestor to fall back on.
@@ -146,14 +159,79 @@ export class Renderer {
         }
         this.drawn.set(`${name}/${z}/${x}/${y}`, source ? level : -1);
         if (source) this.blit(source, pyr, z, x, y, level);
-        if (overlay) {
-          const over = this.overlayTile(layout, name, z, x, y, priority);
-          if (over) this.blit(over, pyr, z, x, y, z);
-          else complete = false;
-        }
+        if (overlay) overlays.push([x, y, priority]);
       }
     }
+    if (alpha === 1 && !m.fade) complete = this.drawFull(layout, view) && complete;
+    for (const [x, y, priority] of overlays) {
+      const over = this.overlayTile(layout, name, z, x, y, priority);
+      if (over) this.blit(over, pyr, z, x, y, z);
+      else complete = false;
+    }
     this.ctx.globalAlpha = 1;
+    return complete;
+  }
+
+  /**
+   * Where a poster in view is taller on screen than its thumbnail, its full image, for the FULL_AT_ONCE
+   * nearest the view's centre (the others stay drawn from their thumbnails). Drawn in the map's order over
+   * the tiles, so that a later poster stays on top where they overlap. Whether every full image wanted
+   * is drawn.
+   */
+  drawFull(layout, view) {
+    const m = this.map;
+    const P = m.P;
+    const t = m.transform;
+    this.fullDrawn.clear();
+    const perUnit = t.k * m.dpr;
+    if (layout.slot * perUnit <= m.thumbSize) return true; // no poster fills more than its slot
+    const visible = this.posterIndices(layout, view.x0, view.y0, view.x1, view.y1);
+    if (visible.length > FULL_VIEW_MAX) return true;
+    const box = (i) => posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
+    const thumbPx = (i) => (P.aspect[i] >= 1 ? m.thumbSize / P.aspect[i] : m.thumbSize);
+    const tall = visible.filter((i) => {
+      const [, by, , by1] = box(i);
+      return (by1 - by) * perUnit > thumbPx(i) * 1.01;
+    });
+    if (!tall.length) return true;
+    const cx = (view.x0 + view.x1) / 2;
+    const cy = (view.y0 + view.y1) / 2;
+    tall.sort((a, b) => Math.hypot(layout.wx[a] - cx, layout.wy[a] - cy) - Math.hypot(layout.wx[b] - cx, layout.wy[b] - cy));
+    const wanted = tall.slice(0, FULL_AT_ONCE);
+    let complete = true;
+    // Asked for once the view rests: a zoom passing through would otherwise fetch the posters of every
+    // view on its way.
+    const resting = performance.now() - this.movedAt >= REST_AFTER_MS;
+    wanted.forEach((i, rank) => {
+      if (this.full.get(`f${i}`) || this.full.failed(`f${i}`)) return;
+      complete = false;
+      if (resting) this.full.want(`f${i}`, m.imageUrl(i), rank);
+    });
+    if (!complete && !resting && !this.restTimer) {
+      this.restTimer = setTimeout(() => {
+        this.restTimer = 0;
+        this.requestDraw();
+      }, REST_AFTER_MS);
+    }
+    const ctx = this.ctx;
+    ctx.setTransform(perUnit, 0, 0, perUnit, m.dpr * t.x, m.dpr * t.y);
+    const drawnBoxes = [];
+    visible.sort((a, b) => a - b);
+    const chosen = new Set(wanted);
+    for (const i of visible) {
+      const [bx, by, bx1, by1] = box(i);
+      const image = chosen.has(i) ? this.full.get(`f${i}`) : null;
+      if (image) {
+        ctx.drawImage(image, bx, by, bx1 - bx, by1 - by);
+        drawnBoxes.push([bx, by, bx1, by1]);
+        this.fullDrawn.set(i, image.height);
+      } else if (drawnBoxes.some(([x0, y0, x1, y1]) => bx < x1 && bx1 > x0 && by < y1 && by1 > y0)) {
+        // Over a full poster drawn before it: on top again, as in the tiles.
+        const thumb = this.thumbs.get(`t${i}`);
+        if (thumb) ctx.drawImage(thumb, bx, by, bx1 - bx, by1 - by);
+      }
+    }
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
     return complete;
   }
 
@@ -338,7 +416,7 @@ export class Renderer {
     if (done) this.requestDraw();
   }
 
-  // -- overlays: dimming (years, a selection) and tints (decades, clusters) -------------------
+  // -- overlays: dimming (years, a category, a selection) and tints (decades, clusters, a category) ----
   /**
    * The posters whose box meets tile (z, x, y), ascending (a later poster on top). Down to
    * BUCKETED_LEVELS every tile of a level is filled in one pass over the posters, once per level: a
@@ -406,6 +484,8 @@ export class Renderer {
     const mask = look.selection ? look.selection.mask : null;
     const decades = look.colouring === "decades";
     const clusterOf = look.colouring === "clusters" ? P.cluster : null; // tints by cluster id: m.clusterTints
+    const category = categoryOf(P.categories, look.colouring);
+    const categoryTints = category ? category.values.map((_, c) => categoryColour(category, c, m.palette)) : null;
     while (entry.cursor < items.length) {
       const end = Math.min(items.length, entry.cursor + 500);
       for (let n = entry.cursor; n < end; n++) {
@@ -413,7 +493,8 @@ export class Renderer {
         const [bx, by, bx1, by1] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
         const bw = bx1 - bx;
         const bh = by1 - by;
-        const dim = !inYearRange(P.year[i], look.yearFrom, look.yearTo) || (mask !== null && !mask[i]);
+        const dim = !inYearRange(P.year[i], look.yearFrom, look.yearTo) || (mask !== null && !mask[i])
+          || !look.passes(i);
         const x = (bx - wx0) * scale;
         const y = (by - wy0) * scale;
         // Each poster's box takes its own overlay, over what lay under it: a later poster is on top, as
@@ -424,7 +505,8 @@ export class Renderer {
           c.fillRect(x, y, bw * scale, bh * scale);
         }
         const tint = decades ? decadeColour(P.year[i], m.palette, m.firstDecade)
-          : clusterOf ? m.clusterTints[clusterOf[i]] ?? null : null;
+          : clusterOf ? m.clusterTints[clusterOf[i]] ?? null
+            : category ? categoryTints[category.codes[i]] ?? "#888888" : null;
         if (tint && mask !== null && mask[i]) {
           // A chosen poster keeps its picture: its colour is a frame round it, not a wash over it.
           const w = Math.max(1.5, 0.06 * Math.min(bw, bh) * scale);
@@ -471,9 +553,10 @@ export class Renderer {
         const [x, y, w, h] = box(j);
         ctx.strokeRect(x, y, w, h);
       }
-      // The chosen poster on top of any overlap, from its thumbnail once loaded.
+      // The chosen poster on top of any overlap, from its full image when the view drew it, else from its
+      // thumbnail once loaded.
       const [x, y, w, h] = box(m.selected);
-      const thumb = this.thumbs.get(`t${m.selected}`);
+      const thumb = (this.fullDrawn.has(m.selected) && this.full.get(`f${m.selected}`)) || this.thumbs.get(`t${m.selected}`);
       if (thumb) ctx.drawImage(thumb, x, y, w, h);
       else this.thumbs.want(`t${m.selected}`, m.thumbUrl(m.selected), -1e9);
       ctx.strokeStyle = "#ffd24a";
@@ -521,13 +604,16 @@ export class Renderer {
         sourcePx = fromThumb ? Math.min(sourcePx, thumbPx)
           : Math.min(sourcePx, (bh * TILE * (1 << (pyr.levels - 1))) / pyr.spanW);
       }
-      if (drawnEnlarged(sourcePx, bh * m.transform.k * m.dpr, thumbPx)) enlarged += 1;
+      const full = this.fullDrawn.get(i);
+      if (full !== undefined) sourcePx = full; // drawn from its full image, over the tiles
+      if (drawnEnlarged(sourcePx, bh * m.transform.k * m.dpr, full ?? thumbPx)) enlarged += 1;
     }
-    return { visible: visible.length, enlarged, level: z };
+    return { visible: visible.length, enlarged, level: z, full: this.fullDrawn.size };
   }
 
   /** Nothing left to load or compose for the current view. */
   settled() {
-    return this.stats.complete && !this.jobs.length && !this.tiles.pending && !this.thumbs.pending;
+    return this.stats.complete && !this.jobs.length && !this.tiles.pending && !this.thumbs.pending
+      && !this.full.pending;
   }
 }

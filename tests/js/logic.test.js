@@ -9,7 +9,7 @@ import {
   mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterFromHash,
   readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, toCsv, visibleWorld,
   yearExtent, yearRange, validateMap, readPairs, thinPath, LIMITS, posterInfo, regionName, yearBins, kthSmallest,
-  selectionRows, decodedPath, EXPORT_COLUMNS,
+  selectionRows, decodedPath, EXPORT_COLUMNS, exportHeader, readCategories, categoryValues, categoryColour, categoryOf,
 } from "../../web/logic.js";
 
 const PAGE = "http://127.0.0.1:8000/maps/index.html?data.json";
@@ -73,11 +73,70 @@ test("a selection exports its rows with decoded paths, positions and the distanc
   const ys = [0, 0, 0];
   const rows = selectionRows([0, 2, 1], P, xs, ys, (i) => ["%C3%A9t%C3%A9_2020/a.jpg", "b%20b.jpg", "100%.jpg"][i],
     (i) => `http://x/${P.id[i]}.html`);
-  assert.deepEqual(rows[0], ["a", "A", 1990, 0, 0, 0, 0, "été_2020/a.jpg", "http://x/a.html"]);
-  assert.deepEqual(rows[1], ["c", "C", 2000, 2, -1, 0, 1, "100%.jpg", "http://x/c.html"]);
-  assert.deepEqual(rows[2], ["b", "B", "", -1, 1, 0, 1, "b b.jpg", "http://x/b.html"]);
+  assert.deepEqual(rows[0], ["a", "A", 1990, 0, 0, 0, 0, "été_2020/a.jpg", "", "http://x/a.html"]);
+  assert.deepEqual(rows[1], ["c", "C", 2000, 2, -1, 0, 1, "100%.jpg", "", "http://x/c.html"]);
+  assert.deepEqual(rows[2], ["b", "B", "", -1, 1, 0, 1, "b b.jpg", "", "http://x/b.html"]);
   assert.equal(EXPORT_COLUMNS.length, rows[0].length);
   assert.equal(decodedPath("%E0%A4%A"), "%E0%A4%A"); // not a valid encoding: left as it is
+});
+
+test("an export names each poster's original file and its value of every category", () => {
+  const meta = { categories: [{ name: "folder", source: "folder", values: ["Été", "other"], sizes: [1, 1], none: 1,
+    others: 3 }, { name: "title", source: "metadata", values: ["x"], sizes: [2], none: 1, others: 0 }] };
+  const columns = { categories: [[0, -1, 1], [0, 0, -1]] };
+  const P = { id: ["a", "b", "c"], title: ["A", "B", "C"], year: [1990, 1991, 1992], cluster: null,
+    original: ["/home/u/Été/a.png", null, "/home/u/c.png"], categories: readCategories(meta, columns, 3) };
+  const header = exportHeader(P.categories);
+  assert.deepEqual(header.slice(EXPORT_COLUMNS.length), ["folder", "title (category)"]); // no two columns alike
+  const rows = selectionRows([0, 1, 2], P, [0, 0, 0], [0, 0, 0], () => "i.jpg", () => "");
+  assert.deepEqual(rows.map((row) => row[header.indexOf("original")]), ["/home/u/Été/a.png", "", "/home/u/c.png"]);
+  assert.deepEqual(rows.map((row) => row.slice(EXPORT_COLUMNS.length)), [["Été", "x"], ["", "x"], ["other", ""]]);
+  assert.deepEqual(categoryValues(P.categories, 1), [["title", "x"]]);
+  assert.equal(categoryColour(P.categories[0], -1, ["#a", "#b"]), "#888888"); // no value: grey
+  assert.equal(categoryColour(P.categories[0], 1, ["#a", "#b"]), "#c8c8c8"); // "other": light grey
+  assert.equal(categoryColour(P.categories[0], 0, ["#a", "#b"]), "#a");
+  assert.equal(categoryOf(P.categories, "category:title"), P.categories[1]);
+  assert.equal(categoryOf(P.categories, "category:nope"), null);
+  assert.equal(categoryOf(P.categories, "decades"), null);
+});
+
+test("a category colouring and filter round-trip through the hash, whatever their names hold", () => {
+  for (const [name, value] of [["Genre", "Horreur"], ["a:b&c=d", "x y:z%"], ["été", ""]]) {
+    const hash = makeHash({ colour: `category:${name}`, only: { name, value }, poster: "1995/a" });
+    const back = parseHash(hash);
+    assert.equal(back.colour, `category:${name}`, hash);
+    assert.deepEqual(back.only, { name, value }, hash);
+    assert.equal(back.poster, "1995/a");
+    assert.deepEqual(back.unreadable, []);
+  }
+  for (const bad of ["#only=", "#only=:x", "#only=%E9:x", "#colour=category:", "#colour=pink"]) {
+    const got = parseHash(bad);
+    assert.equal(got.only, null, bad);
+    assert.ok(got.colour === null && got.unreadable.length === 1, bad);
+  }
+});
+
+test("a doctored data file's categories are refused, naming the field", () => {
+  const base = () => ({
+    meta: { tiles: { tsne: { levels: 1, path: "t/{z}/{x}-{y}.jpg", size: 256, origin: -1, span: 2, slot: 0.1,
+      present: ["AQ=="] } }, paths: { thumb: "t/{id}", image: "i/{id}" }, neighbors: 0,
+    categories: [{ name: "g", values: ["a", "b"] }] },
+    columns: { id: ["a/1", "a/2"], title: ["A", "B"], x: [0, 0.5], y: [0, 0.5], aspect: [0.7, 0.7],
+      categories: [[0, 1]] },
+  });
+  validateMap(base());
+  for (const [doctor, says] of [
+    [(d) => { d.columns.categories[0][1] = 2; }, "columns.categories[0][1]"],
+    [(d) => { d.columns.categories[0] = [0]; }, "columns.categories[0]"],
+    [(d) => { delete d.columns.categories; }, "columns.categories"],
+    [(d) => { d.meta.categories[0].values = Array(100).fill("v"); }, "meta.categories[0].values"],
+    [(d) => { d.meta.categories[0].name = 3; }, "meta.categories[0].name"],
+    [(d) => { d.columns.original = [1, 2]; }, "columns.original"],
+  ]) {
+    const data = base();
+    doctor(data);
+    assert.throws(() => validateMap(data), (error) => error.message.includes(says), says);
+  }
 });
 
 test("the hash keeps the selected poster", () => {

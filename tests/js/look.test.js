@@ -42,3 +42,19 @@ test("a selection lights its members and dims the rest", () => {
   assert.equal(look.selection, null);
   assert.deepEqual(heard, ["selection", "selection"]);
 });
+
+test("a category filter shows only the posters of one value, or of none, and is announced once", () => {
+  const { look, heard } = watched();
+  const genre = { name: "genre", values: ["a", "b"], codes: Int16Array.from([0, 1, -1, 0]) };
+  look.setOnly(genre, 0);
+  look.setOnly(genre, 0);
+  assert.deepEqual([0, 1, 2, 3].map((i) => look.passes(i)), [true, false, false, true]);
+  assert.equal(look.active(), true);
+  look.setOnly(genre, -1); // the posters with no value
+  assert.deepEqual([0, 1, 2, 3].map((i) => look.passes(i)), [false, false, true, false]);
+  look.setOnly(null);
+  look.setOnly(null);
+  assert.deepEqual(heard, ["only", "only", "only"]);
+  assert.equal(look.active(), false);
+  assert.ok(look.passes(1));
+});
