@@ -20,7 +20,12 @@ from sitegen import FaultyServer, make_site
 def pipeline(tmp_path_factory):
     folder = tmp_path_factory.mktemp("e2e")
     site = make_site(folder / "site", years=(1995, 1996))
-    proc, _ = run_chain(site, folder, JOBS="3", FEATURE_ARGS="--no-progress --batch-size 8", VISU_ARGS="--grid")
+    about = folder / "my files" / "about the posters.csv"  # a path with spaces: METADATA is one argument
+    about.parent.mkdir()
+    about.write_text("poster_id,studio\n" + "".join(f"{pid},{'Fox' if k % 2 else 'MGM'}\n"
+                                                    for k, pid in enumerate(sorted(site.good))), encoding="utf-8")
+    proc, _ = run_chain(site, folder, JOBS="3", FEATURE_ARGS="--no-progress --batch-size 8", VISU_ARGS="--grid",
+                        METADATA=str(about))
     return site, folder, proc
 
 
@@ -48,6 +53,10 @@ def test_data_json_validates_and_every_poster_is_on_the_map(pipeline):
     assert ok == set(site.good)
     assert {p["id"] for p in points_of(data)} == ok
     assert "index.html?data.json" in proc.stdout
+    studio = [c["name"] for c in data["meta"]["categories"]].index("studio")  # METADATA reached stage 3
+    values = data["meta"]["categories"][studio]["values"]
+    expected = {pid: 'Fox' if k % 2 else 'MGM' for k, pid in enumerate(sorted(site.good))}
+    assert [values[c] for c in data["columns"]["categories"][studio]] == [expected[p] for p in data["columns"]["id"]]
 
 
 def test_every_path_resolves(pipeline):

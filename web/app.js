@@ -47,6 +47,17 @@ const PAGE_URL = window.location.href;
 const thumbUrls = new Map(); // poster index -> its thumbnail's URL, once resolved
 const imageUrls = new Map(); // poster index -> its full image's URL, once resolved
 
+// An image's URL, asked for every frame while it loads: resolving and checking it each time took tens of
+// ms a frame with hundreds loading, so each is resolved once, into `cache`.
+function resolvedOnce(cache, i, pathOf) {
+  let url = cache.get(i);
+  if (url === undefined) {
+    url = map.asset(pathOf(i)) || "about:blank";
+    cache.set(i, url);
+  }
+  return url;
+}
+
 const events = d3.dispatch("look", "pick", "poster", "fit", "view", "lasso", "layout", "hash", "escape", "frame");
 let byId = null; // poster id -> index
 
@@ -81,26 +92,14 @@ const map = {
     return pathFor(map.meta.paths.thumb, map.P.thumb, i, map.P.id[i]);
   },
   thumbUrl(i) {
-    // Asked for every frame while a thumbnail loads: resolving and checking the URL each time took
-    // tens of ms a frame with hundreds loading, so each is resolved once.
-    let url = thumbUrls.get(i);
-    if (url === undefined) {
-      url = map.asset(map.thumbPath(i)) || "about:blank";
-      thumbUrls.set(i, url);
-    }
-    return url;
+    return resolvedOnce(thumbUrls, i, map.thumbPath);
   },
   imagePath(i) {
     return pathFor(map.meta.paths.image, map.P.image, i, map.P.id[i]);
   },
-  /** The full poster's URL (resolved once, as thumbUrl's). */
+  /** The full poster's URL. */
   imageUrl(i) {
-    let url = imageUrls.get(i);
-    if (url === undefined) {
-      url = map.asset(map.imagePath(i)) || "about:blank";
-      imageUrls.set(i, url);
-    }
-    return url;
+    return resolvedOnce(imageUrls, i, map.imagePath);
   },
   pageUrl(i) {
     if (map.P.page) return map.P.page[i] || "";
@@ -382,7 +381,7 @@ Object.assign(window.posterMap, {
   selectRegion: (id) => clusterUi.selectRegion(id, { duration: 0 }),
   outlines: () => clusterUi.shownLevel(), // "regions", "clusters" or null: what the map outlines now
   stats: () => ({ ...map.renderer.stats, tiles: map.renderer.tiles.size, thumbs: map.renderer.thumbs.size,
-    composed: map.renderer.composed.size, overlays: map.renderer.overlays.size }),
+    full: map.renderer.full.size, composed: map.renderer.composed.size, overlays: map.renderer.overlays.size }),
 });
 
 ui.wire();
