@@ -277,5 +277,6 @@ def test_a_from_dir_map_names_each_posters_original_file(tmp_path):
         assert Path(original).read_bytes() == (out.parent / image).read_bytes()
     folder = data["meta"]["categories"][0]
     assert folder["name"] == "folder" and sorted(folder["values"]) == ["Comédie", "Horreur"]
+    assert data["columns"]["height"] == [60] * len(ids)  # the full image's, for the page's deepest zooms
     named = {original.split("/")[-2] for original in data["columns"]["original"]}
     assert named == {"Comédie", "Horreur"}

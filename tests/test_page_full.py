@@ -8,7 +8,7 @@ import json
 import pytest
 from PIL import Image, ImageDraw
 
-from test_page import browser, open_map, page, settle  # noqa: F401  (fixtures and helpers)
+from test_page import browser, open_map, page, settle, site  # noqa: F401  (fixtures and helpers)
 
 THUMB = 128
 
@@ -24,7 +24,7 @@ def tall(tmp_path_factory):
     from posters_cnn.mapping import stage as visu
 
     folder = tmp_path_factory.mktemp("tall")
-    manifest, feats, _ = make_mapdata(folder, n_per_cluster=6, clusters=2, height=600)
+    manifest, feats, _ = make_mapdata(folder, n_per_cluster=40, clusters=2, height=600)
     records = []
     for record in read_records(manifest).values():
         image = Image.new("RGB", (400, 600), (40, 40, 40))
@@ -60,6 +60,11 @@ def stripes(page, pid):
         return sum / (d.length / 4 - 1); }""", pid)
 
 
+def full_requests(page, since=0):
+    return page.evaluate("""(since) => performance.getEntriesByType('resource')
+        .filter(e => e.name.includes('/assets/posters/') && e.startTime > since).map(e => e.name)""", since)
+
+
 def on_grid(page):
     """The grid layout: no overlaps, so the middle of a poster on screen is that poster's."""
     page.click("#layout-grid")
@@ -84,10 +89,7 @@ def test_a_poster_taller_on_screen_than_its_thumbnail_is_drawn_from_the_full_pos
     sharp = page.evaluate("window.posterMap.sharpness()")
     assert sharp["full"] >= 1 and sharp["enlarged"] == 0
     assert stripes(page, pid) > 40
-    requested = page.evaluate("""(since) => performance.getEntriesByType('resource')
-        .filter(e => e.name.includes('/assets/posters/') && e.startTime > since).map(e => e.name)""", since)
-    assert f"/assets/posters/{pid}.jpg" in " ".join(requested)
-    assert len(requested) <= 8  # bounded: the nearest the centre, once the view rests, not every one passed
+    assert f"/assets/posters/{pid}.jpg" in " ".join(full_requests(page, since))
     # zoomed out again, where thumbnails are as sharp as the screen, no full poster is drawn
     page.evaluate("""([id, k]) => { const v = window.posterMap.view();
         window.posterMap.placePoster(id, k, v.width / 2, v.height / 2); }""", [pid, 0.8 * THUMB / view["slot"]])
@@ -113,4 +115,50 @@ def test_the_full_poster_is_dimmed_like_the_rest_by_a_filter(page, tall):
     settle(page)
     assert page.evaluate("window.posterMap.sharpness()")["full"] >= 1
     assert stripes(page, pid) < 0.3 * lit  # the overlay lies over the full poster too
+    page.watch.assert_clean()
+
+
+def test_no_full_poster_is_fetched_where_it_is_no_taller_than_its_thumbnail(page, site):
+    """The site's posters are their own thumbnails (90 px): however deep the zoom, nothing more to fetch."""
+    server, data = site
+    assert set(data["columns"]["height"]) == {90} and data["meta"]["thumb_size"] == 90
+    open_map(page, server.url)
+    settle(page)
+    pid = data["columns"]["id"][0]
+    view = page.evaluate("window.posterMap.view()")
+    page.evaluate("""([id, k]) => { const v = window.posterMap.view();
+        window.posterMap.placePoster(id, k, v.width / 2, v.height / 2); }""", [pid, 5 * 90 / view["slot"]])
+    settle(page)
+    page.wait_for_timeout(300)  # past the rest after which full posters are asked for
+    settle(page)
+    assert page.evaluate("window.posterMap.sharpness()") == {**page.evaluate("window.posterMap.sharpness()"),
+                                                             "full": 0, "enlarged": 0}
+    assert page.evaluate("performance.getEntriesByType('resource').filter(e => "
+                         "e.name.includes('/assets/posters/')).length") == 0
+    page.watch.assert_clean()
+
+
+def test_full_posters_are_fetched_for_at_most_24_posters_the_nearest_the_centre(page, tall):
+    server, data = tall
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    open_map(page, server.url)
+    on_grid(page)
+    ids = data["columns"]["id"]
+    view = page.evaluate("window.posterMap.view()")
+    since = page.evaluate("performance.now()")
+    # posters a little taller than their thumbnails: all 48 in view want their full poster
+    page.evaluate("""([id, k]) => { const v = window.posterMap.view();
+        window.posterMap.placePoster(id, k, v.width / 2, v.height / 2); }""", [ids[0], 1.05 * THUMB / view["slot"]])
+    settle(page)
+    shown = page.evaluate("""() => { const c = document.getElementById('map').getBoundingClientRect();
+        const cx = (c.left + c.right) / 2, cy = (c.top + c.bottom) / 2;
+        return window.posterMap.ids().map(id => [id, window.posterMap.screenBox(id)])
+          .filter(([, b]) => b.x1 > c.left && b.x0 < c.right && b.y1 > c.top && b.y0 < c.bottom)
+          .map(([id, b]) => [id, Math.hypot((b.x0 + b.x1) / 2 - cx, (b.y0 + b.y1) / 2 - cy)]); }""")
+    assert len(shown) > 24
+    assert len(full_requests(page)) == len(full_requests(page, since))  # none at the first view
+    fetched = {url.split("/assets/posters/")[1].removesuffix(".jpg") for url in full_requests(page, since)}
+    assert 0 < len(fetched) <= 24 and fetched <= {pid for pid, _ in shown}
+    nearest = max(d for pid, d in shown if pid in fetched)
+    assert all(d >= nearest - 2 for pid, d in shown if pid not in fetched)  # the nearest the centre first
     page.watch.assert_clean()

@@ -233,6 +233,7 @@ export function readColumns(columns, meta) {
     cluster: columns.cluster ? Int32Array.from(columns.cluster, (c) => (Number.isInteger(c) ? c : -1)) : null,
     region: columns.region ? Int32Array.from(columns.region, (c) => (Number.isInteger(c) ? c : -1)) : null,
     original: columns.original || null, categories: readCategories(meta, columns, n),
+    height: columns.height ? num(columns.height, Float32Array) : null, // the full image's, px (NaN: unknown)
   };
 }
 
@@ -249,6 +250,16 @@ export function pathFor(template, column, i, id) {
  */
 export function drawnEnlarged(sourcePx, screenPx, capPx) {
   return sourcePx < screenPx * 0.99 && sourcePx < capPx * 0.99;
+}
+
+/**
+ * The largest image there is of a poster whose thumbnail is `thumbPx` tall: its full image, when the map
+ * gives its height (`heightPx`, NaN for unknown) and it is more than 5% taller, else the thumbnail. A full
+ * image of unknown height counts as larger (Infinity): it may be.
+ */
+export function largestImage(thumbPx, heightPx) {
+  if (!Number.isFinite(heightPx)) return Infinity;
+  return heightPx > thumbPx * 1.05 ? heightPx : thumbPx;
 }
 
 /** The zoom transform that centres world point (x, y) at scale k in a width x height view. */
@@ -709,6 +720,7 @@ export function validateMap(data) {
   }
   if (meta.pairs !== undefined && !(isObject(meta.pairs) && typeof meta.pairs.file === "string")) fail("meta.pairs");
   column("original", textOrNull);
+  column("height", (v) => v === null || (Number.isInteger(v) && v > 0 && v <= 100_000));
   const about = meta.categories ?? [];
   if (!Array.isArray(about) || about.length > LIMITS.categories) fail("meta.categories");
   if (about.length && !(Array.isArray(columns.categories) && columns.categories.length === about.length)) {

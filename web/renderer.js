@@ -13,7 +13,9 @@
 // geometry.js, shared with stage 3.
 import { TILE, boxMeets, levelFor, posterBox, tileRange, tileRect, tilesOfBox } from "./geometry.js";
 import { ImageCache } from "./loader.js";
-import { categoryColour, categoryOf, decadeColour, drawnEnlarged, inYearRange, visibleWorld } from "./logic.js";
+import {
+  categoryColour, categoryOf, decadeColour, drawnEnlarged, inYearRange, largestImage, visibleWorld,
+} from "./logic.js";
 
 // Per frame, for composing client and overlay tiles: little while the view moves, so that frames stay
 // short; more once it has rested, so that the view turns sharp sooner.
@@ -27,7 +29,7 @@ const BG = "#111";
 const BUCKETED_LEVELS = 6;
 // Full posters: at most this many are loaded for a view (nearest its centre first), once the view rests, and
 // none while more posters than FULL_VIEW_MAX are in view (a zoom where no poster is that tall).
-const FULL_AT_ONCE = 8;
+const FULL_AT_ONCE = 24;
 const FULL_VIEW_MAX = 400;
 
 export class Renderer {
@@ -47,7 +49,7 @@ export class Renderer {
     this.tiles = new ImageCache({ capacity: 400, concurrency: 6, onLoad: requestDraw });
     this.thumbs = new ImageCache({ capacity: 1200, concurrency: 6, onLoad: () => this.drawSoon() });
     // Full posters, decoded no taller than the canvas (device pixels): a poster is never shown taller.
-    this.full = new ImageCache({ capacity: 2 * FULL_AT_ONCE, concurrency: 2, onLoad: requestDraw,
+    this.full = new ImageCache({ capacity: 2 * FULL_AT_ONCE, concurrency: 4, onLoad: requestDraw,
       maxHeight: () => Math.max(256, this.canvas.height) });
     this.fullDrawn = new Map(); // this frame: poster -> the height of the full image it was drawn from
     this.restTimer = 0; // a frame once the view rests, for the full posters it wants
@@ -189,9 +191,11 @@ export class Renderer {
     if (visible.length > FULL_VIEW_MAX) return true;
     const box = (i) => posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
     const thumbPx = (i) => (P.aspect[i] >= 1 ? m.thumbSize / P.aspect[i] : m.thumbSize);
+    // Taller on screen than its thumbnail, and its full image taller still (or of unknown height).
     const tall = visible.filter((i) => {
       const [, by, , by1] = box(i);
-      return (by1 - by) * perUnit > thumbPx(i) * 1.01;
+      const thumb = thumbPx(i);
+      return (by1 - by) * perUnit > thumb * 1.01 && largestImage(thumb, P.height ? P.height[i] : NaN) > thumb;
     });
     if (!tall.length) return true;
     const cx = (view.x0 + view.x1) / 2;
@@ -606,7 +610,10 @@ export class Renderer {
       }
       const full = this.fullDrawn.get(i);
       if (full !== undefined) sourcePx = full; // drawn from its full image, over the tiles
-      if (drawnEnlarged(sourcePx, bh * m.transform.k * m.dpr, full ?? thumbPx)) enlarged += 1;
+      // The largest image there is: its full image where the map says how tall it is (a map without
+      // heights: the thumbnail, as before full posters were drawn).
+      const cap = full ?? (P.height ? largestImage(thumbPx, P.height[i]) : thumbPx);
+      if (drawnEnlarged(sourcePx, bh * m.transform.k * m.dpr, cap)) enlarged += 1;
     }
     return { visible: visible.length, enlarged, level: z, full: this.fullDrawn.size };
   }

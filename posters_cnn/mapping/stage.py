@@ -501,6 +501,9 @@ def map_columns(meta: dict, ids: list[str], rows: list[dict], coords: np.ndarray
         meta["paths"]["page"] = template
     elif any(pages):
         columns["page"] = pages
+    heights = [_image_height(row) for row in rows]
+    if any(heights):
+        columns["height"] = heights
     originals = [_original_file(row) for row in rows]
     if any(originals):
         columns["original"] = originals
@@ -511,6 +514,19 @@ def map_columns(meta: dict, ids: list[str], rows: list[dict], coords: np.ndarray
     if report:
         meta["metadata"] = report
     return columns
+
+
+def _image_height(row: dict) -> int | None:
+    """The full image's height in pixels, as the manifest gives it (upright), or None when it does not: the
+    page loads a full poster only where it is taller than the thumbnail."""
+    try:
+        height = int(row.get("height") or 0)
+    except (TypeError, ValueError):
+        return None
+    return height if 0 < height <= MAX_IMAGE_SIDE else None
+
+
+MAX_IMAGE_SIDE = 100_000  # a manifest's height past this is not a picture's: left out
 
 
 def _original_file(row: dict) -> str | None:

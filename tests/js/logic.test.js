@@ -8,7 +8,7 @@ import {
   decadesOf, drawnEnlarged, grownOutline, hashForPoster, insidePolygon, inYearRange, keepsKeys, makeHash,
   mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterFromHash,
   readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, toCsv, visibleWorld,
-  yearExtent, yearRange, validateMap, readPairs, thinPath, LIMITS, posterInfo, regionName, yearBins, kthSmallest,
+  yearExtent, yearRange, validateMap, readPairs, largestImage, thinPath, LIMITS, posterInfo, regionName, yearBins, kthSmallest,
   selectionRows, decodedPath, EXPORT_COLUMNS, exportHeader, readCategories, categoryValues, categoryColour, categoryOf,
 } from "../../web/logic.js";
 
@@ -132,6 +132,7 @@ test("a doctored data file's categories are refused, naming the field", () => {
     [(d) => { d.meta.categories[0].values = Array(100).fill("v"); }, "meta.categories[0].values"],
     [(d) => { d.meta.categories[0].name = 3; }, "meta.categories[0].name"],
     [(d) => { d.columns.original = [1, 2]; }, "columns.original"],
+    [(d) => { d.columns.height = [600, 1e9]; }, "columns.height"],
   ]) {
     const data = base();
     doctor(data);
@@ -427,4 +428,11 @@ test("the k-th smallest value, as sorting would put it, for any k and with ties"
       assert.equal(kthSmallest(Float64Array.from(values), k), sorted[k], `n=${n} k=${k}`);
     }
   }
+});
+
+test("the largest image of a poster: its full image when the map knows it is taller, else the thumbnail", () => {
+  assert.equal(largestImage(256, 740), 740);
+  assert.equal(largestImage(256, 268), 256); // 5% taller or less: nothing worth fetching
+  assert.equal(largestImage(256, 90), 256);
+  assert.equal(largestImage(256, NaN), Infinity); // not known: it may be larger
 });
