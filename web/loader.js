@@ -52,10 +52,10 @@ async function decodeImage(url, maxHeight) {
 }
 
 export class ImageCache {
-  /** `maxHeight()`: the tallest an image is kept, decoded (a taller one is scaled down); none: as it is. */
-  constructor({ capacity, concurrency = 6, onLoad = () => {}, maxHeight = () => Infinity }) {
+  /** `capacity`: the most images kept; `capacityPixels` (may be changed): the most pixels they hold, decoded. */
+  constructor({ capacity, capacityPixels = Infinity, concurrency = 6, onLoad = () => {} }) {
     this.capacity = capacity;
-    this.maxHeight = maxHeight;
+    this.capacityPixels = capacityPixels;
     this.concurrency = concurrency;
     this.onLoad = onLoad;
     this.entries = new Map(); // key -> {state, url, priority, bitmap, frame}; Map order = recency
@@ -79,11 +79,14 @@ export class ImageCache {
     return !!entry && entry.state === "failed";
   }
 
-  /** Ask for `url` under `key`; a lower `priority` loads sooner. Call every frame it is still wanted. */
-  want(key, url, priority) {
+  /**
+   * Ask for `url` under `key`; a lower `priority` loads sooner. Call every frame it is still wanted. An image
+   * taller than `maxHeight` is kept scaled down to it.
+   */
+  want(key, url, priority, maxHeight = Infinity) {
     let entry = this.entries.get(key);
     if (!entry) {
-      entry = { state: "queued", url, priority, bitmap: null, frame: this.frame };
+      entry = { state: "queued", url, priority, bitmap: null, frame: this.frame, maxHeight };
       this.entries.set(key, entry);
     } else if (entry.state === "queued") {
       entry.priority = Math.min(entry.priority, priority);
@@ -117,7 +120,7 @@ export class ImageCache {
   start(key, entry) {
     entry.state = "loading";
     this.inFlight += 1;
-    decodeImage(entry.url, this.maxHeight()).then((bitmap) => {
+    decodeImage(entry.url, entry.maxHeight).then((bitmap) => {
       entry.state = "ready";
       entry.bitmap = bitmap;
     }, () => {
@@ -133,11 +136,17 @@ export class ImageCache {
 
   evict() {
     let ready = 0;
-    for (const entry of this.entries.values()) if (entry.state === "ready") ready += 1;
+    let pixels = 0;
+    for (const entry of this.entries.values()) {
+      if (entry.state !== "ready") continue;
+      ready += 1;
+      pixels += entry.bitmap.width * entry.bitmap.height;
+    }
     for (const [key, entry] of this.entries) {
-      if (ready <= this.capacity) break;
+      if (ready <= this.capacity && pixels <= this.capacityPixels) break;
       // Never evict what the last frame used: a view that needs more than the capacity keeps it all.
       if (entry.state === "ready" && entry.frame < this.frame - 1) {
+        pixels -= entry.bitmap.width * entry.bitmap.height;
         entry.bitmap.close();
         this.entries.delete(key);
         ready -= 1;

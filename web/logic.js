@@ -262,6 +262,26 @@ export function largestImage(thumbPx, heightPx) {
   return heightPx > thumbPx * 1.05 ? heightPx : thumbPx;
 }
 
+/**
+ * Which full posters a view loads, and at what height: `candidates` ({i, onScreen, aspect, height, distance}:
+ * its height on screen and its full image's, device px, and its distance from the view's centre), nearest
+ * first, each decoded at the power of two at or above its height on screen (no taller than its full
+ * image), while they hold at most `budget` pixels (the nearest always) and number at most `most`.
+ * A Map: poster -> height.
+ */
+export function fullPostersWanted(candidates, budget, most) {
+  const chosen = new Map();
+  let pixels = 0;
+  for (const c of [...candidates].sort((a, b) => a.distance - b.distance)) {
+    const height = Math.min(2 ** Math.ceil(Math.log2(c.onScreen)), Number.isFinite(c.height) ? c.height : Infinity);
+    const size = height * height * c.aspect;
+    if (chosen.size >= most || (chosen.size && pixels + size > budget)) break;
+    chosen.set(c.i, height);
+    pixels += size;
+  }
+  return chosen;
+}
+
 /** The zoom transform that centres world point (x, y) at scale k in a width x height view. */
 export function centreOn(x, y, k, width, height) {
   return { x: width / 2 - x * k, y: height / 2 - y * k, k };

@@ -14,7 +14,7 @@
 import { TILE, boxMeets, levelFor, posterBox, tileRange, tileRect, tilesOfBox } from "./geometry.js";
 import { ImageCache } from "./loader.js";
 import {
-  categoryColour, categoryOf, decadeColour, drawnEnlarged, inYearRange, largestImage, visibleWorld,
+  categoryColour, categoryOf, decadeColour, drawnEnlarged, fullPostersWanted, inYearRange, largestImage, visibleWorld,
 } from "./logic.js";
 
 // Per frame, for composing client and overlay tiles: little while the view moves, so that frames stay
@@ -27,9 +27,12 @@ const BG = "#111";
 // tiles, each with many posters); deeper, where a tile holds a few posters, from the quadtree, so that
 // the passes' lists stay a few times the number of posters in memory, not one per level zoomed through.
 const BUCKETED_LEVELS = 6;
-// Full posters: at most this many are loaded for a view (nearest its centre first), once the view rests, and
-// none while more posters than FULL_VIEW_MAX are in view (a zoom where no poster is that tall).
-const FULL_AT_ONCE = 24;
+// Full posters: loaded for the posters of a view nearest its centre first, once the view rests, each decoded
+// at the power of two at or above its height on screen, until they hold FULL_SCREENS screens of pixels
+// (FULL_AT_ONCE posters at most); none while more than FULL_VIEW_MAX posters are in view (a zoom where no
+// poster is that tall). Kept for twice that, least recently used first.
+const FULL_SCREENS = 6;
+const FULL_AT_ONCE = 96;
 const FULL_VIEW_MAX = 400;
 
 export class Renderer {
@@ -48,10 +51,8 @@ export class Renderer {
     // at most every 50 ms: a frame per thumbnail took a third of the main thread and slowed loading.
     this.tiles = new ImageCache({ capacity: 400, concurrency: 6, onLoad: requestDraw });
     this.thumbs = new ImageCache({ capacity: 1200, concurrency: 6, onLoad: () => this.drawSoon() });
-    // Full posters, decoded no taller than the canvas (device pixels): a poster is never shown taller.
-    this.full = new ImageCache({ capacity: 2 * FULL_AT_ONCE, concurrency: 4, onLoad: requestDraw,
-      maxHeight: () => Math.max(256, this.canvas.height) });
-    this.fullDrawn = new Map(); // this frame: poster -> the height of the full image it was drawn from
+    this.full = new ImageCache({ capacity: 2 * FULL_AT_ONCE, concurrency: 4, onLoad: requestDraw });
+    this.fullDrawn = new Map(); // this frame: poster -> the full image it was drawn from
     this.restTimer = 0; // a frame once the view rests, for the full posters it wants
     this.soon = 0;
     this.composed = new Map(); // client tiles: key -> {canvas, fallbacks: Set}; Map order = recency
@@ -175,10 +176,10 @@ export class Renderer {
   }
 
   /**
-   * Where a poster in view is taller on screen than its thumbnail, its full image, for the FULL_AT_ONCE
-   * nearest the view's centre (the others stay drawn from their thumbnails). Drawn in the map's order over
-   * the tiles, so that a later poster stays on top where they overlap. Whether every full image wanted
-   * is drawn.
+   * Where a poster in view is taller on screen than its thumbnail (and its full image taller still), its
+   * full image, for the posters nearest the view's centre within FULL_SCREENS screens of pixels (the others
+   * stay drawn from their thumbnails). Drawn in the map's order over the tiles, so that a later poster stays
+   * on top where they overlap. Whether every full image wanted is drawn.
    */
   drawFull(layout, view) {
     const m = this.map;
@@ -186,31 +187,41 @@ export class Renderer {
     const t = m.transform;
     this.fullDrawn.clear();
     const perUnit = t.k * m.dpr;
+    const budget = FULL_SCREENS * this.canvas.width * this.canvas.height;
+    this.full.capacityPixels = 2 * budget;
     if (layout.slot * perUnit <= m.thumbSize) return true; // no poster fills more than its slot
     const visible = this.posterIndices(layout, view.x0, view.y0, view.x1, view.y1);
     if (visible.length > FULL_VIEW_MAX) return true;
     const box = (i) => posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
     const thumbPx = (i) => (P.aspect[i] >= 1 ? m.thumbSize / P.aspect[i] : m.thumbSize);
+    const heightOf = (i) => (P.height ? P.height[i] : NaN);
     // Taller on screen than its thumbnail, and its full image taller still (or of unknown height).
-    const tall = visible.filter((i) => {
-      const [, by, , by1] = box(i);
-      const thumb = thumbPx(i);
-      return (by1 - by) * perUnit > thumb * 1.01 && largestImage(thumb, P.height ? P.height[i] : NaN) > thumb;
-    });
-    if (!tall.length) return true;
     const cx = (view.x0 + view.x1) / 2;
     const cy = (view.y0 + view.y1) / 2;
-    tall.sort((a, b) => Math.hypot(layout.wx[a] - cx, layout.wy[a] - cy) - Math.hypot(layout.wx[b] - cx, layout.wy[b] - cy));
-    const wanted = tall.slice(0, FULL_AT_ONCE);
+    const tall = [];
+    for (const i of visible) {
+      const [, by, , by1] = box(i);
+      const thumb = thumbPx(i);
+      const onScreen = (by1 - by) * perUnit;
+      if (onScreen > thumb * 1.01 && largestImage(thumb, heightOf(i)) > thumb) {
+        tall.push({ i, onScreen, aspect: P.aspect[i], height: heightOf(i),
+          distance: Math.hypot(layout.wx[i] - cx, layout.wy[i] - cy) });
+      }
+    }
+    if (!tall.length) return true;
+    const chosen = fullPostersWanted(tall, budget, FULL_AT_ONCE); // poster -> the height it is decoded at
     let complete = true;
     // Asked for once the view rests: a zoom passing through would otherwise fetch the posters of every
     // view on its way.
     const resting = performance.now() - this.movedAt >= REST_AFTER_MS;
-    wanted.forEach((i, rank) => {
-      if (this.full.get(`f${i}`) || this.full.failed(`f${i}`)) return;
+    let rank = 0;
+    for (const [i, height] of chosen) {
+      const key = `f${i}@${height}`;
+      rank += 1;
+      if (this.full.get(key) || this.full.failed(key)) continue;
       complete = false;
-      if (resting) this.full.want(`f${i}`, m.imageUrl(i), rank);
-    });
+      if (resting) this.full.want(key, m.imageUrl(i), rank, height);
+    }
     if (!complete && !resting && !this.restTimer) {
       this.restTimer = setTimeout(() => {
         this.restTimer = 0;
@@ -221,14 +232,16 @@ export class Renderer {
     ctx.setTransform(perUnit, 0, 0, perUnit, m.dpr * t.x, m.dpr * t.y);
     const drawnBoxes = [];
     visible.sort((a, b) => a - b);
-    const chosen = new Set(wanted);
     for (const i of visible) {
       const [bx, by, bx1, by1] = box(i);
-      const image = chosen.has(i) ? this.full.get(`f${i}`) : null;
-      if (image) {
+      const height = chosen.get(i);
+      // Its image at the height wanted, else one decoded for a zoom nearby while that one loads.
+      const image = height === undefined ? null : this.full.get(`f${i}@${height}`)
+        || this.full.get(`f${i}@${height * 2}`) || this.full.get(`f${i}@${height / 2}`);
+      if (image && image.height > thumbPx(i)) {
         ctx.drawImage(image, bx, by, bx1 - bx, by1 - by);
         drawnBoxes.push([bx, by, bx1, by1]);
-        this.fullDrawn.set(i, image.height);
+        this.fullDrawn.set(i, image);
       } else if (drawnBoxes.some(([x0, y0, x1, y1]) => bx < x1 && bx1 > x0 && by < y1 && by1 > y0)) {
         // Over a full poster drawn before it: on top again, as in the tiles.
         const thumb = this.thumbs.get(`t${i}`);
@@ -560,7 +573,7 @@ export class Renderer {
       // The chosen poster on top of any overlap, from its full image when the view drew it, else from its
       // thumbnail once loaded.
       const [x, y, w, h] = box(m.selected);
-      const thumb = (this.fullDrawn.has(m.selected) && this.full.get(`f${m.selected}`)) || this.thumbs.get(`t${m.selected}`);
+      const thumb = this.fullDrawn.get(m.selected) || this.thumbs.get(`t${m.selected}`);
       if (thumb) ctx.drawImage(thumb, x, y, w, h);
       else this.thumbs.want(`t${m.selected}`, m.thumbUrl(m.selected), -1e9);
       ctx.strokeStyle = "#ffd24a";
@@ -608,11 +621,11 @@ export class Renderer {
         sourcePx = fromThumb ? Math.min(sourcePx, thumbPx)
           : Math.min(sourcePx, (bh * TILE * (1 << (pyr.levels - 1))) / pyr.spanW);
       }
-      const full = this.fullDrawn.get(i);
+      const full = this.fullDrawn.get(i)?.height;
       if (full !== undefined) sourcePx = full; // drawn from its full image, over the tiles
       // The largest image there is: its full image where the map says how tall it is (a map without
       // heights: the thumbnail, as before full posters were drawn).
-      const cap = full ?? (P.height ? largestImage(thumbPx, P.height[i]) : thumbPx);
+      const cap = P.height ? largestImage(thumbPx, P.height[i]) : full ?? thumbPx;
       if (drawnEnlarged(sourcePx, bh * m.transform.k * m.dpr, cap)) enlarged += 1;
     }
     return { visible: visible.length, enlarged, level: z, full: this.fullDrawn.size };
