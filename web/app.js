@@ -44,6 +44,7 @@ const canvas = $("map");
 // Every URL the page fetches is resolved against this and must stay in its folder.
 const PAGE_URL = window.location.href;
 
+const MAX_FULL_PX = 4096;
 const thumbUrls = new Map(); // poster index -> its thumbnail's URL, once resolved
 const imageUrls = new Map(); // poster index -> its full image's URL, once resolved
 
@@ -204,7 +205,10 @@ function makeLayout(xs, ys, pyramid, { lazyTree = false } = {}) {
   const present = makePresence(pyramid.present);
   const slot = pyramid.slot * map.side;
   const spanW = pyramid.span * map.side;
-  const maxLevel = deepestComposedLevel(pyramid.levels, pyramid.slot, pyramid.span, map.thumbSize);
+  // Composed tiles go as deep as the tallest image there is shows sharp: the thumbnails, or the full posters
+  // where the map gives their heights (up to MAX_FULL_PX: the zoom shows no poster taller than the screen).
+  const maxLevel = deepestComposedLevel(pyramid.levels, pyramid.slot, pyramid.span,
+    Math.max(map.thumbSize, Math.min(MAX_FULL_PX, map.tallestImage)));
   let tree = null;
   const buildTree = () => d3.quadtree().x((i) => wx[i]).y((i) => wy[i]).addAll(d3.range(n));
   if (!lazyTree) tree = buildTree();
@@ -227,6 +231,8 @@ function setUp(data) {
   map.n = map.P.n;
   byId = new Map(map.P.id.map((id, i) => [id, i]));
   map.thumbSize = data.meta.thumb_size || 256;
+  map.tallestImage = 0;
+  for (const h of map.P.height || []) if (h > map.tallestImage) map.tallestImage = h; // NaN: not known
   if (data.meta.features && data.meta.features.random_weights) {
     $("notice-text").textContent = "This map was made with random network weights (a test run): "
       + "its positions and similarities say nothing about the posters.";

@@ -265,15 +265,17 @@ export function largestImage(thumbPx, heightPx) {
 /**
  * Which full posters a view loads, and at what height: `candidates` ({i, onScreen, aspect, height, distance}:
  * its height on screen and its full image's, device px, and its distance from the view's centre), nearest
- * first, each decoded at the power of two at or above its height on screen (no taller than its full
- * image), while they hold at most `budget` pixels (the nearest always) and number at most `most`.
+ * first, each decoded at the step of √2 at or above its height on screen (256, 362, 512, 724, 1024 px...:
+ * at most twice the pixels shown, and a few sizes to share between zooms; no taller than its full image),
+ * while they hold at most `budget` pixels (the nearest always) and number at most `most`.
  * A Map: poster -> height.
  */
 export function fullPostersWanted(candidates, budget, most) {
   const chosen = new Map();
   let pixels = 0;
   for (const c of [...candidates].sort((a, b) => a.distance - b.distance)) {
-    const height = Math.min(2 ** Math.ceil(Math.log2(c.onScreen)), Number.isFinite(c.height) ? c.height : Infinity);
+    const step = Math.round(2 ** (Math.ceil(2 * Math.log2(c.onScreen)) / 2)); // 256, 362, 512, 724, 1024...
+    const height = Math.min(step, Number.isFinite(c.height) ? c.height : Infinity);
     const size = height * height * c.aspect;
     if (chosen.size >= most || (chosen.size && pixels + size > budget)) break;
     chosen.set(c.i, height);

@@ -5,10 +5,10 @@
 // time, from the 256-px thumbnails of the posters in that tile. A frame draws, for each tile of
 // the level that matches the zoom, that tile if it is ready, else the part of its nearest ready
 // ancestor that covers it (enlarged: never blank, never a stall), and asks for what is missing,
-// nearest to the centre first. Deeper still, where a poster is taller on screen than its thumbnail, the
-// full posters of the view are drawn over the tiles, the few nearest the centre. Year dimming and decade
-// tints are overlay tiles composed the same way as the client tiles, and drawn over both. Composing runs
-// within a time budget per frame; loading runs off the main thread.
+// nearest to the centre first. Where a poster is taller on screen than its thumbnail (and its full image
+// taller still), the tiles composed here take it from its full image instead, for the posters of the view
+// nearest the centre. Year dimming and decade tints are overlay tiles composed the same way. Composing
+// runs within a time budget per frame; loading runs off the main thread.
 // Where posters and tiles lie (levels, tile ranges and rectangles, boxes, the posters of a tile) is
 // geometry.js, shared with stage 3.
 import { TILE, boxMeets, levelFor, posterBox, tileRange, tileRect, tilesOfBox } from "./geometry.js";
@@ -28,10 +28,10 @@ const BG = "#111";
 // the passes' lists stay a few times the number of posters in memory, not one per level zoomed through.
 const BUCKETED_LEVELS = 6;
 // Full posters: loaded for the posters of a view nearest its centre first, once the view rests, each decoded
-// at the power of two at or above its height on screen, until they hold FULL_SCREENS screens of pixels
-// (FULL_AT_ONCE posters at most); none while more than FULL_VIEW_MAX posters are in view (a zoom where no
-// poster is that tall). Kept for twice that, least recently used first.
-const FULL_SCREENS = 6;
+// a little above its height on screen (logic.js fullPostersWanted), until they hold FULL_SCREENS screens of
+// pixels (FULL_AT_ONCE posters at most); none while more than FULL_VIEW_MAX posters are in view (a zoom
+// where no poster is that tall). The cache keeps one and a half times that, least recently used first.
+const FULL_SCREENS = 8;
 const FULL_AT_ONCE = 96;
 const FULL_VIEW_MAX = 400;
 
@@ -52,7 +52,8 @@ export class Renderer {
     this.tiles = new ImageCache({ capacity: 400, concurrency: 6, onLoad: requestDraw });
     this.thumbs = new ImageCache({ capacity: 1200, concurrency: 6, onLoad: () => this.drawSoon() });
     this.full = new ImageCache({ capacity: 2 * FULL_AT_ONCE, concurrency: 4, onLoad: requestDraw });
-    this.fullDrawn = new Map(); // this frame: poster -> the full image it was drawn from
+    this.fullChosen = new Map(); // this frame: poster -> the height its full image is wanted at
+    this.fullComplete = true; // every full image wanted is here
     this.restTimer = 0; // a frame once the view rests, for the full posters it wants
     this.soon = 0;
     this.composed = new Map(); // client tiles: key -> {canvas, fallbacks: Set}; Map order = recency
@@ -64,6 +65,7 @@ export class Renderer {
     this.buckets = new Map(); // "layout/z" -> Map(tile index -> poster indices, ascending): see tileMembers
     this.jobs = []; // composing wanted this frame: [priority, fn]
     this.drawn = new Map(); // this frame: target tile key -> level drawn
+    this.levels = new Map(); // this frame: layout -> the level of its tiles drawn
     this.stats = { frames: 0, lastMs: 0, level: 0, complete: false, fallbacks: 0 };
     map.events.on("look.renderer", () => this.overlaysChanged());
   }
@@ -100,7 +102,8 @@ export class Renderer {
       this.lastView = viewKey;
       this.movedAt = started;
     }
-    let complete = this.drawLayout(m.layouts[layoutName], layoutName, 1);
+    this.chooseFull(m.fade ? null : m.layouts[layoutName]);
+    let complete = this.drawLayout(m.layouts[layoutName], layoutName, 1) && this.fullComplete;
     if (fadeTo) complete = this.drawLayout(m.layouts[fadeTo], fadeTo, fade) && complete;
     // Before the caches pump: the chosen poster's thumbnail is asked for in this frame, or it would wait
     // for some later frame that nothing requests.
@@ -128,15 +131,17 @@ export class Renderer {
   drawLayout(layout, name, alpha) {
     const m = this.map;
     const { pyr } = layout;
-    const z = this.levelFor(layout);
+    let z = this.levelFor(layout);
+    // Full posters are drawn into the tiles composed here: from the first composed level on.
+    if (alpha === 1 && this.fullChosen.size && z < pyr.levels && pyr.levels <= pyr.maxLevel) z = pyr.levels;
     this.stats.level = z;
+    this.levels.set(name, z);
     const view = visibleWorld(m.transform, m.width, m.height, 0);
     const range = tileRange(view, z, pyr.originW, pyr.spanW);
     if (range.empty) return true;
     const cx = (range.x0 + range.x1) / 2;
     const cy = (range.y0 + range.y1) / 2;
     const overlay = this.overlayActive() && alpha === 1;
-    const overlays = []; // drawn after the full posters, so that they dim and tint those too
     let complete = true;
     this.ctx.globalAlpha = alpha;
     // The top levels are always wanted, so that every tile has an ancestor to fall back on.
@@ -162,94 +167,87 @@ export class Renderer {
         }
         this.drawn.set(`${name}/${z}/${x}/${y}`, source ? level : -1);
         if (source) this.blit(source, pyr, z, x, y, level);
-        if (overlay) overlays.push([x, y, priority]);
+        if (overlay) {
+          const over = this.overlayTile(layout, name, z, x, y, priority);
+          if (over) this.blit(over, pyr, z, x, y, z);
+          else complete = false;
+        }
       }
-    }
-    if (alpha === 1 && !m.fade) complete = this.drawFull(layout, view) && complete;
-    for (const [x, y, priority] of overlays) {
-      const over = this.overlayTile(layout, name, z, x, y, priority);
-      if (over) this.blit(over, pyr, z, x, y, z);
-      else complete = false;
     }
     this.ctx.globalAlpha = 1;
     return complete;
   }
 
   /**
-   * Where a poster in view is taller on screen than its thumbnail (and its full image taller still), its
-   * full image, for the posters nearest the view's centre within FULL_SCREENS screens of pixels (the others
-   * stay drawn from their thumbnails). Drawn in the map's order over the tiles, so that a later poster stays
-   * on top where they overlap. Whether every full image wanted is drawn.
+   * The full posters the view of `layout` wants (none: null, while layouts cross-fade): where a poster in
+   * view is taller on screen than its thumbnail and its full image taller still (the map gives each
+   * image's height: a map without them is drawn from thumbnails), the posters nearest the view's centre
+   * within FULL_SCREENS screens of pixels (logic.js fullPostersWanted), asked for once the view rests.
+   * Sets fullChosen (poster -> height) and fullComplete.
    */
-  drawFull(layout, view) {
+  chooseFull(layout) {
     const m = this.map;
     const P = m.P;
     const t = m.transform;
-    this.fullDrawn.clear();
+    this.fullChosen = new Map();
+    this.fullComplete = true;
     const perUnit = t.k * m.dpr;
     const budget = FULL_SCREENS * this.canvas.width * this.canvas.height;
-    this.full.capacityPixels = 2 * budget;
-    if (layout.slot * perUnit <= m.thumbSize) return true; // no poster fills more than its slot
+    this.full.capacityPixels = 1.5 * budget;
+    if (!layout || !P.height || layout.slot * perUnit <= m.thumbSize) return; // no poster that tall
+    const view = visibleWorld(t, m.width, m.height, 0);
     const visible = this.posterIndices(layout, view.x0, view.y0, view.x1, view.y1);
-    if (visible.length > FULL_VIEW_MAX) return true;
-    const box = (i) => posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
-    const thumbPx = (i) => (P.aspect[i] >= 1 ? m.thumbSize / P.aspect[i] : m.thumbSize);
-    const heightOf = (i) => (P.height ? P.height[i] : NaN);
-    // Taller on screen than its thumbnail, and its full image taller still (or of unknown height).
+    if (visible.length > FULL_VIEW_MAX) return;
     const cx = (view.x0 + view.x1) / 2;
     const cy = (view.y0 + view.y1) / 2;
     const tall = [];
     for (const i of visible) {
-      const [, by, , by1] = box(i);
-      const thumb = thumbPx(i);
+      const [, by, , by1] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
+      const thumb = this.thumbPx(i);
       const onScreen = (by1 - by) * perUnit;
-      if (onScreen > thumb * 1.01 && largestImage(thumb, heightOf(i)) > thumb) {
-        tall.push({ i, onScreen, aspect: P.aspect[i], height: heightOf(i),
+      if (onScreen > thumb * 1.01 && largestImage(thumb, P.height[i]) > thumb) {
+        tall.push({ i, onScreen, aspect: P.aspect[i], height: P.height[i],
           distance: Math.hypot(layout.wx[i] - cx, layout.wy[i] - cy) });
       }
     }
-    if (!tall.length) return true;
-    const chosen = fullPostersWanted(tall, budget, FULL_AT_ONCE); // poster -> the height it is decoded at
-    let complete = true;
+    if (!tall.length) return;
+    this.fullChosen = fullPostersWanted(tall, budget, FULL_AT_ONCE);
     // Asked for once the view rests: a zoom passing through would otherwise fetch the posters of every
     // view on its way.
     const resting = performance.now() - this.movedAt >= REST_AFTER_MS;
     let rank = 0;
-    for (const [i, height] of chosen) {
+    for (const [i, height] of this.fullChosen) {
       const key = `f${i}@${height}`;
       rank += 1;
       if (this.full.get(key) || this.full.failed(key)) continue;
-      complete = false;
+      this.fullComplete = false;
       if (resting) this.full.want(key, m.imageUrl(i), rank, height);
     }
-    if (!complete && !resting && !this.restTimer) {
+    if (!this.fullComplete && !resting && !this.restTimer) {
       this.restTimer = setTimeout(() => {
         this.restTimer = 0;
         this.requestDraw();
       }, REST_AFTER_MS);
     }
-    const ctx = this.ctx;
-    ctx.setTransform(perUnit, 0, 0, perUnit, m.dpr * t.x, m.dpr * t.y);
-    const drawnBoxes = [];
-    visible.sort((a, b) => a - b);
-    for (const i of visible) {
-      const [bx, by, bx1, by1] = box(i);
-      const height = chosen.get(i);
-      // Its image at the height wanted, else one decoded for a zoom nearby while that one loads.
-      const image = height === undefined ? null : this.full.get(`f${i}@${height}`)
-        || this.full.get(`f${i}@${height * 2}`) || this.full.get(`f${i}@${height / 2}`);
-      if (image && image.height > thumbPx(i)) {
-        ctx.drawImage(image, bx, by, bx1 - bx, by1 - by);
-        drawnBoxes.push([bx, by, bx1, by1]);
-        this.fullDrawn.set(i, image);
-      } else if (drawnBoxes.some(([x0, y0, x1, y1]) => bx < x1 && bx1 > x0 && by < y1 && by1 > y0)) {
-        // Over a full poster drawn before it: on top again, as in the tiles.
-        const thumb = this.thumbs.get(`t${i}`);
-        if (thumb) ctx.drawImage(thumb, bx, by, bx1 - bx, by1 - by);
-      }
+  }
+
+  /** The full image poster i is to be drawn from: at the height wanted, else at a step beside it (decoded
+   * for a zoom nearby) while that one loads; null when none is ready or it is not wanted. */
+  fullFor(i) {
+    const height = this.fullChosen.get(i);
+    if (height === undefined) return null;
+    const step = Math.round(2 * Math.log2(height));
+    for (const h of [height, Math.round(2 ** ((step + 1) / 2)), Math.round(2 ** ((step - 1) / 2))]) {
+      const image = this.full.get(`f${i}@${h}`);
+      if (image && image.height > this.thumbPx(i)) return image;
     }
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    return complete;
+    return null;
+  }
+
+  /** Poster i's height in its thumbnail, px. */
+  thumbPx(i) {
+    const m = this.map;
+    return m.P.aspect[i] >= 1 ? m.thumbSize / m.P.aspect[i] : m.thumbSize;
   }
 
   /** The ready image of tile (z, x, y), asking for it if needed; null while it is not ready. */
@@ -323,9 +321,10 @@ export class Renderer {
   }
 
   /**
-   * A tile composed here from thumbnails. Only the posters that show in the view need theirs: a
-   * poster of the tile outside the view is drawn from the server's deepest tile (it does not show),
-   * and the tile is composed again if the view comes to show it.
+   * A tile composed here from thumbnails, and from the full images of the posters the view wants them for
+   * (chooseFull). Only the posters that show in the view need their thumbnails: a poster of the tile
+   * outside the view is drawn from the server's deepest tile (it does not show), and the tile is composed
+   * again if the view comes to show it, or when a full image it wants arrives.
    */
   clientTile(layout, name, z, x, y, priority) {
     const key = `${name}/${z}/${x}/${y}`;
@@ -341,6 +340,12 @@ export class Renderer {
           stale = true;
           break;
         }
+      }
+      // A full image that came since, taller than the image the poster was drawn from.
+      for (const i of this.fullChosen.keys()) {
+        if (stale) break;
+        const used = done.used.get(i);
+        if (used !== undefined && shows(i) && (this.fullFor(i)?.height ?? 0) > used) stale = true;
       }
       if (!stale) {
         this.composed.delete(key);
@@ -380,12 +385,12 @@ export class Renderer {
       c.fillStyle = BG;
       c.fillRect(0, 0, TILE, TILE);
       members.sort((a, b) => a - b); // index order: a later poster on top, as on the server's tiles
-      job = { canvas, c, members, cursor: 0, fallbacks: new Set() };
+      job = { canvas, c, members, cursor: 0, fallbacks: new Set(), used: new Map(), fromFull: new Set() };
       this.composing.set(key, job);
       // Tiles left half-done when the view moved on: keep a few, forget the oldest.
       while (this.composing.size > 64) this.composing.delete(this.composing.keys().next().value);
     }
-    const { c, fallbacks } = job;
+    const { c, fallbacks, used, fromFull } = job;
     const [wx0, wy0, size] = tileRect(z, x, y, layout.pyr.originW, layout.pyr.spanW);
     const scale = TILE / size;
     const P = this.map.P;
@@ -395,9 +400,12 @@ export class Renderer {
       const [bx, by, bx1, by1] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
       const bw = bx1 - bx;
       const bh = by1 - by;
-      const thumb = this.thumbs.get(`t${i}`);
-      if (thumb) {
-        c.drawImage(thumb, (bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
+      const full = this.fullFor(i);
+      const own = full || this.thumbs.get(`t${i}`); // its full image where one is wanted and here
+      if (own) {
+        c.drawImage(own, (bx - wx0) * scale, (by - wy0) * scale, bw * scale, bh * scale);
+        used.set(i, own.height);
+        if (full) fromFull.add(i);
         continue;
       }
       fallbacks.add(i); // no thumbnail: its part of the deepest server tile, enlarged
@@ -415,7 +423,7 @@ export class Renderer {
       }
     }
     this.composing.delete(key);
-    this.composed.set(key, { canvas: job.canvas, fallbacks });
+    this.composed.set(key, { canvas: job.canvas, fallbacks, used, fromFull });
     while (this.composed.size > 300) this.composed.delete(this.composed.keys().next().value);
   }
 
@@ -573,7 +581,7 @@ export class Renderer {
       // The chosen poster on top of any overlap, from its full image when the view drew it, else from its
       // thumbnail once loaded.
       const [x, y, w, h] = box(m.selected);
-      const thumb = this.fullDrawn.get(m.selected) || this.thumbs.get(`t${m.selected}`);
+      const thumb = this.fullFor(m.selected) || this.thumbs.get(`t${m.selected}`);
       if (thumb) ctx.drawImage(thumb, x, y, w, h);
       else this.thumbs.want(`t${m.selected}`, m.thumbUrl(m.selected), -1e9);
       ctx.strokeStyle = "#ffd24a";
@@ -599,10 +607,11 @@ export class Renderer {
     const layout = m.layouts[layoutName];
     const { pyr } = layout;
     const P = m.P;
-    const z = this.levelFor(layout);
+    const z = this.levels.get(layoutName) ?? this.levelFor(layout);
     const view = visibleWorld(m.transform, m.width, m.height, 0);
     const visible = this.posterIndices(layout, view.x0, view.y0, view.x1, view.y1);
     let enlarged = 0;
+    let full = 0;
     const size = pyr.spanW / (1 << z);
     for (const i of visible) {
       const [bx, by, bx1, by1] = posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot);
@@ -617,18 +626,23 @@ export class Renderer {
       let sourcePx = level < 0 ? 0 : (bh * TILE * (1 << level)) / pyr.spanW;
       if (level >= pyr.levels) {
         const composed = this.composed.get(`${layoutName}/${level}/${tx >> (z - level)}/${ty >> (z - level)}`);
-        const fromThumb = composed && !composed.fallbacks.has(i);
-        sourcePx = fromThumb ? Math.min(sourcePx, thumbPx)
-          : Math.min(sourcePx, (bh * TILE * (1 << (pyr.levels - 1))) / pyr.spanW);
+        if (composed && composed.fromFull.has(i)) {
+          sourcePx = Math.min(sourcePx, composed.used.get(i)); // its full image, composed into the tile
+          full += 1;
+        } else {
+          const fromThumb = composed && !composed.fallbacks.has(i);
+          sourcePx = fromThumb ? Math.min(sourcePx, thumbPx)
+            : Math.min(sourcePx, (bh * TILE * (1 << (pyr.levels - 1))) / pyr.spanW);
+        }
       }
-      const full = this.fullDrawn.get(i)?.height;
-      if (full !== undefined) sourcePx = full; // drawn from its full image, over the tiles
-      // The largest image there is: its full image where the map says how tall it is (a map without
-      // heights: the thumbnail, as before full posters were drawn).
-      const cap = P.height ? largestImage(thumbPx, P.height[i]) : full ?? thumbPx;
+      // The largest image there is: its full image where the map gives its height and it is taller than
+      // the thumbnail (whose own height is no more than the image's); else the thumbnail, as before full
+      // posters were drawn.
+      const height = P.height ? P.height[i] : NaN;
+      const cap = P.height ? largestImage(Math.min(thumbPx, height || Infinity), height) : thumbPx;
       if (drawnEnlarged(sourcePx, bh * m.transform.k * m.dpr, cap)) enlarged += 1;
     }
-    return { visible: visible.length, enlarged, level: z, full: this.fullDrawn.size };
+    return { visible: visible.length, enlarged, level: z, full };
   }
 
   /** Nothing left to load or compose for the current view. */

@@ -437,14 +437,16 @@ test("the largest image of a poster: its full image when the map knows it is tal
   assert.equal(largestImage(256, NaN), Infinity); // not known: it may be larger
 });
 
-test("a view loads full posters nearest its centre first, at the power of two above their size, within a budget", () => {
+test("a view loads full posters nearest its centre first, a step of √2 above their size, within a budget", () => {
   const poster = (i, distance, onScreen = 300, height = 1000) => ({ i, onScreen, aspect: 0.5, height, distance });
-  const chosen = fullPostersWanted([poster(0, 5), poster(1, 1), poster(2, 3, 300, 400), poster(3, 2, 700)], 1e9, 10);
-  assert.deepEqual([...chosen], [[1, 512], [3, 1000], [2, 400], [0, 512]]); // never taller than the image
-  // 512 x 256 px each: a budget of 3 of them keeps the 3 nearest; the nearest always, whatever its size
+  const chosen = fullPostersWanted([poster(0, 5), poster(1, 1), poster(2, 3, 300, 340), poster(3, 2, 700)], 1e9, 10);
+  assert.deepEqual([...chosen], [[1, 362], [3, 724], [2, 340], [0, 362]]); // never taller than the image
+  // 362 x 181 px each: a budget of 3 of them keeps the 3 nearest; the nearest always, whatever its size
   const many = [0, 1, 2, 3, 4].map((i) => poster(i, i));
-  assert.deepEqual([...fullPostersWanted(many, 3 * 512 * 256, 10).keys()], [0, 1, 2]);
+  assert.deepEqual([...fullPostersWanted(many, 3 * 362 * 181, 10).keys()], [0, 1, 2]);
   assert.deepEqual([...fullPostersWanted(many, 1, 10).keys()], [0]);
   assert.deepEqual([...fullPostersWanted(many, 1e9, 2).keys()], [0, 1]);
-  assert.equal(fullPostersWanted([poster(0, 0, 300, NaN)], 1e9, 1).get(0), 512); // height not known
+  assert.equal(fullPostersWanted([poster(0, 0, 300, NaN)], 1e9, 1).get(0), 362); // height not known
+  assert.equal(fullPostersWanted([poster(0, 0, 257)], 1e9, 1).get(0), 362);
+  assert.equal(fullPostersWanted([poster(0, 0, 256)], 1e9, 1).get(0), 256);
 });
