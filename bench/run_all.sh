@@ -13,6 +13,9 @@ done
 # Adding posters to a map, at 10,000 + 100 here (the 100,000 + 1,000 of RESULTS.md: run it by hand, about 17 min).
 echo "== bench_update"
 "$PY" bench_update.py --n 10000 --add 100 --repeats 3 2>&1 | tee out/bench_update.log
+# Full posters at the deepest zooms against the page before them (a map of 3,000 posters enlarged 3x).
+echo "== bench_full_posters"
+"$PY" bench_full_posters.py --n 3000 --repeats 3 2>&1 | tee out/bench_full_posters.log
 # The clusters on a family of collections, up to 30,000 posters (the 100,000 and 300,000 cells take hours:
 # run them by hand, see RESULTS.md).
 echo "== bench_cluster_family"
