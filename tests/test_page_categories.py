@@ -3,6 +3,7 @@ one, a legend that filters and says which entry is on, the poster's panel and to
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 from test_page import browser, open_map, page, phone, settle  # noqa: F401  (fixtures and helpers)
@@ -51,7 +52,7 @@ def test_colour_by_a_category_gives_a_legend_whose_entries_filter_and_say_so(pag
         return {pid for pid in code_of if sum(now[pid]) < 0.5 * sum(lit[pid]) or sum(now[pid]) < 60}
 
     first = about["values"][0]
-    page.click(f"#legend button[data-value='0']")
+    page.click("#legend button[data-value='0']")
     assert page.evaluate("window.posterMap.view().only") == ["Genre", 0]
     assert page.eval_on_selector_all("#legend button", PRESSED) == [f"{first}{about['sizes'][0]}"]
     assert f"only=Genre:{quote(first)}" in page.url
@@ -128,8 +129,6 @@ def test_on_a_phone_the_category_menu_is_behind_the_menu_and_its_legend_over_the
     assert phone.is_visible("#legend")
     assert phone.evaluate("JSON.stringify(document.getElementById('map').getBoundingClientRect())") == canvas
     legend = phone.evaluate("JSON.stringify(document.getElementById('legend-box').getBoundingClientRect())")
-    import json
-
     box, screen = json.loads(legend), json.loads(canvas)
     assert box["right"] <= screen["right"] + 0.5 and box["height"] < 0.35 * screen["height"]
     phone.tap("#legend button[data-value='0']")

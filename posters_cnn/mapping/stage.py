@@ -501,19 +501,24 @@ def map_columns(meta: dict, ids: list[str], rows: list[dict], coords: np.ndarray
         meta["paths"]["page"] = template
     elif any(pages):
         columns["page"] = pages
-    heights = [_image_height(row) for row in rows]
-    if any(heights):
-        columns["height"] = heights
-    originals = [_original_file(row) for row in rows]
-    if any(originals):
-        columns["original"] = originals
+    describe_rows(meta, columns, rows, metadata)
+    return columns
+
+
+def describe_rows(meta: dict, columns: dict, rows: list[dict], metadata: categories.Metadata | None) -> None:
+    """What the manifest (and ``--metadata``) say of each poster beyond its place, set in ``columns`` and
+    ``meta``: the full image's height, the file it came from, and the categories."""
+    for key, values in (("height", [_image_height(row) for row in rows]),
+                        ("original", [_original_file(row) for row in rows])):
+        columns.pop(key, None)
+        if any(values):
+            columns[key] = values
     found_categories, report = categories.categories(rows, metadata)
     meta.pop("metadata", None)  # an update's meta is the earlier map's: its report is not this one's
     meta["categories"] = [category.describe() for category in found_categories]
     columns["categories"] = [category.codes.tolist() for category in found_categories]
     if report:
         meta["metadata"] = report
-    return columns
 
 
 def _image_height(row: dict) -> int | None:

@@ -237,22 +237,17 @@ def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike 
 
 def refresh_categories(output: Path, meta: dict, columns: dict, rows: list[dict],
                        table: categories.Metadata | None) -> bool:
-    """With no poster to add or remove, the categories may still have changed (a folder renamed, another
-    ``--metadata``): write them into ``data.json`` in place (nothing else changes, the tiles and the run
-    folder stay). Whether they changed."""
-    found, report = categories.categories(rows, table)
-    described = [category.describe() for category in found]
-    codes = [category.codes.tolist() for category in found]
-    if described == meta.get("categories", []) and codes == columns.get("categories", []) and \
-            report.get("left_out") == (meta.get("metadata") or {}).get("left_out"):
+    """With no poster to add or remove, what the manifest and ``--metadata`` say of the posters may still
+    have changed (a folder renamed, another ``--metadata``, a map made before heights were written): write
+    it into ``data.json`` in place (nothing else changes, the tiles and the run folder stay). Whether it
+    changed."""
+    new_meta, new_columns = dict(meta), dict(columns)
+    stage.describe_rows(new_meta, new_columns, rows, table)
+    if new_meta == meta and new_columns == columns:
         return False
     if table is None and meta.get("metadata"):
         log.warning(FORGOTTEN, meta["metadata"].get("file"))
-    meta = {key: value for key, value in meta.items() if key != "metadata"}
-    meta["categories"] = described
-    if report:
-        meta["metadata"] = report
-    write_json_atomic(output, {"meta": meta, "columns": {**columns, "categories": codes}})
+    write_json_atomic(output, {"meta": new_meta, "columns": new_columns})
     return True
 
 
