@@ -280,3 +280,19 @@ def test_a_from_dir_map_names_each_posters_original_file(tmp_path):
     assert data["columns"]["height"] == [60] * len(ids)  # the full image's, for the page's deepest zooms
     named = {original.split("/")[-2] for original in data["columns"]["original"]}
     assert named == {"Comédie", "Horreur"}
+
+
+def test_an_update_gives_a_map_made_before_heights_its_heights_without_moving_it(mapped, capsys):
+    manifest, feats, cluster_of, table, out = mapped
+    data = json.loads(out.read_text())
+    heights = data["columns"].pop("height")
+    out.write_text(json.dumps(data))  # as a map made before stage 3 wrote heights
+    assert get_data_visu.main(["-i", str(feats), "--posters", str(manifest), "-o", str(out), "--update",
+                               "--metadata", str(table), "--no-progress"]) == 0
+    after = json.loads(out.read_text())
+    assert after["columns"]["height"] == heights and after["columns"]["x"] == data["columns"]["x"]
+    made = out.read_text()
+    assert get_data_visu.main(["-i", str(feats), "--posters", str(manifest), "-o", str(out), "--update",
+                               "--metadata", str(table), "--no-progress"]) == 0
+    assert out.read_text() == made  # nothing changed since: nothing written
+    assert "the map is up to date" in capsys.readouterr().out
