@@ -47,6 +47,9 @@ PROMISES = T + "test_promises.py::"
 PAGE = T + "test_page_trust.py::"
 CHECKPOINTS = T + "test_checkpoints.py::"
 UPDATE = T + "test_update.py::"
+CATEGORIES = T + "test_categories.py::"
+PAGE_CATEGORIES = T + "test_page_categories.py::"
+FULL = T + "test_page_full.py::"
 
 SLIPS = [
     # -- bad files never stop a run --------------------------------------------------------------
@@ -251,6 +254,41 @@ SLIPS = [
     Slip("pick-lowest", "stage 3 and the page agree where posters lie", "web/geometry.js",
          "if (i > best && boxHolds(boxOf(i), px, py)) best = i;", "if (best < 0 && boxHolds(boxOf(i), px, py)) best = i;",
          ("node",)),
+    # -- categories: a folder, the version, a metadata CSV -----------------------------------------
+    Slip("categories-no-other", "a category's legend stays readable", "posters_cnn/mapping/categories.py",
+         "kept = ranked if len(ranked) <= MAX_VALUES else ranked[:MAX_VALUES - 1]", "kept = ranked",
+         (CATEGORIES + "test_many_values_keep_the_commonest_and_count_the_rest_as_other",)),
+    Slip("categories-ids-kept", "ids and free text are no category", "posters_cnn/mapping/categories.py",
+         "if alone * 2 > given:", "if False:",
+         (CATEGORIES + "test_the_map_carries_its_categories_as_codes_into_their_values",)),
+    Slip("metadata-file-stem", "--metadata joins on the file name with or without its extension",
+         "posters_cnn/mapping/categories.py", "keys = [name, PurePosixPath(name).stem]", "keys = [name]",
+         (CATEGORIES + "test_metadata_joins_on_the_file_name_with_or_without_extension_or_its_path_under_the_folder",)),
+    Slip("update-keeps-old-categories", "--update reads the categories again", "posters_cnn/mapping/update.py",
+         "    if new_meta == meta and new_columns == columns:\n        return False",
+         "    if True:\n        return False",
+         (CATEGORIES + "test_an_update_with_no_new_poster_reads_the_categories_again_and_moves_nothing",)),
+    Slip("category-filter-not-dimmed", "a legend entry shows only its posters", "web/renderer.js",
+         "|| !look.passes(i);", ";",
+         (PAGE_CATEGORIES + "test_colour_by_a_category_gives_a_legend_whose_entries_filter_and_say_so",)),
+    Slip("category-hash-unencoded", "the URL restores a category's colouring and filter", "web/logic.js",
+         "if (only) parts.push(`only=${encodeURIComponent(only.name)}:${encodeURIComponent(only.value)}`);",
+         "if (only) parts.push(`only=${only.name}:${only.value}`);", ("node",)),
+    Slip("export-no-original", "an export names each image's original file", "web/logic.js",
+         'P.original ? P.original[i] ?? "" : "", page(i),', '"", page(i),',
+         (T + "test_page_clusters.py::test_an_export_names_files_a_user_can_open_and_reads_back_in_pandas",)),
+    # -- full posters at the deepest zooms ---------------------------------------------------------
+    Slip("full-farthest-first", "full posters load nearest the centre first", "web/logic.js",
+         "for (const c of [...candidates].sort((a, b) => a.distance - b.distance)) {",
+         "for (const c of [...candidates].sort((a, b) => b.distance - a.distance)) {",
+         (FULL + "test_full_posters_are_fetched_for_the_posters_in_view_nearest_the_centre_first",)),
+    Slip("full-when-no-larger", "no full poster is fetched that shows nothing more", "web/renderer.js",
+         "if (onScreen > thumb * 1.01 && largestImage(thumb, P.height[i]) > thumb) {",
+         "if (onScreen > thumb * 1.01) {",
+         (FULL + "test_no_full_poster_is_fetched_where_it_is_no_taller_than_its_thumbnail",)),
+    Slip("full-never-composed", "posters taller than their thumbnails are drawn from their full image",
+         "web/renderer.js", "const own = full || this.thumbs.get(`t${i}`);", "const own = this.thumbs.get(`t${i}`);",
+         (FULL + "test_a_poster_taller_on_screen_than_its_thumbnail_is_drawn_from_the_full_poster",)),
 ]
 
 
