@@ -82,21 +82,25 @@ def test_new_posters_join_and_no_poster_moves(grown):
     assert sum(c >= 0 for c in joined) >= 15
 
 
-def test_every_posters_pca_point_is_its_projection_as_a_new_posters_is():
-    """An update projects a new poster as (row - mean) @ components.T: the map's own points must be made
-    the same way. scikit-learn's randomized fit_transform (U * S) is not that where the spectrum is flat."""
-    from posters_cnn.mapping import layout
+@pytest.mark.parametrize("n", [2000, 6000])  # float32 unit rows, and float16 past EXACT_MAX (see streamed.py)
+def test_every_posters_pca_point_is_its_projection_as_a_new_posters_is(tmp_path, n):
+    """An update projects a new poster as (row - mean) @ components.T: the map's own points must be that,
+    whether stage 3 keeps its unit rows in float32 or float16 (the points come from the file's rows)."""
+    from posters_cnn.mapping import stage as visu, streamed
 
-    rows = np.maximum(np.random.default_rng(0).normal(0, 1, (2000, 256)), 0).astype(np.float32)
-    points, info, components, mean = layout.pca_fit(rows, 10, 0)
-    assert info["svd_solver"] == "randomized"
-    assert np.allclose(points, (rows - mean) @ components.T, atol=1e-4)
+    rows = np.maximum(np.random.default_rng(0).normal(0, 1, (n, 256)), 0).astype(np.float32)
+    write_features(tmp_path / "f.h5", [f"a/{i}" for i in range(n)], rows, {"weights": "random(seed=0)"})
+    features, finite = streamed.read(tmp_path / "f.h5", np.arange(n))
+    assert finite.all() and features.unit.dtype == (np.float32 if n <= 5000 else np.float16)
+    reduced = visu.reduce(features, 10)
+    want = (rows - reduced.mean) @ reduced.components.T
+    error = np.linalg.norm(reduced.points - want, axis=1) / (np.linalg.norm(want, axis=1) + 1)
+    assert error.max() < 1e-5
 
 
-def test_a_map_whose_pca_was_randomized_takes_new_posters_on_the_same_basis(tmp_path):
-    # Fewer components than half the data allows: scikit-learn's randomized solver, as at 100,000 posters.
+def test_a_map_of_few_components_takes_new_posters_on_the_same_basis(tmp_path):
     folder, out, before, feats = grow(tmp_path, "--pca-components", "10")
-    assert json.loads(out.read_text())["meta"]["pca"]["svd_solver"] == "randomized"
+    assert json.loads(out.read_text())["meta"]["pca"]["components"] == 10
     assert run("-i", feats, "-o", out, "--update") == 0
     assert len(json.loads(out.read_text())["columns"]["id"]) == 120
 

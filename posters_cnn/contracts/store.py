@@ -109,6 +109,23 @@ def read_features(path: str | os.PathLike, *, load: bool = True):
     return ids, features, attrs
 
 
+def iter_rows(path: str | os.PathLike, indices, block: int):
+    """The features of rows ``indices`` (ascending) of a stage-2 file, ``block`` at a time, as float32:
+    ``(position in indices of the block's first row, rows)``. A run of rows close together is read as one
+    slice; scattered ones (a small sample of a big file) one by one in a single read."""
+    indices = np.asarray(indices, np.int64)
+    with _open_readonly(path) as handle:
+        data = handle[FEATURES]
+        for start in range(0, len(indices), block):
+            part = indices[start:start + block]
+            lo, hi = int(part[0]), int(part[-1]) + 1
+            if hi - lo <= 2 * len(part):  # dense: one slice, then the rows wanted
+                rows = data[lo:hi][part - lo]
+            else:
+                rows = data[part]
+            yield start, rows.astype(np.float32, copy=False)
+
+
 def _precision_of(attrs) -> str | None:
     """The precision that made a file's features; files before ``precision`` had ``mixed_precision``."""
     value = attrs.get("precision")

@@ -27,7 +27,7 @@ MULTICORE_MISSING = ("--tsne multicore needs the MulticoreTSNE package, which is
 GRID_EXACT_MAX = 4_096  # linear_sum_assignment on an N x N cost matrix above this is too slow
 
 
-def pca(features: np.ndarray, components: int, seed: int) -> tuple[np.ndarray, dict, np.ndarray]:
+def pca(features: np.ndarray, components: int, seed: int = 0) -> tuple[np.ndarray, dict, np.ndarray]:
     """Project onto the first ``components`` principal components (clamped to what the data allows).
 
     Returns the projection, a description, and the components (one per row).
@@ -35,33 +35,49 @@ def pca(features: np.ndarray, components: int, seed: int) -> tuple[np.ndarray, d
     return pca_fit(features, components, seed)[:3]
 
 
-def pca_fit(features: np.ndarray, components: int, seed: int) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
-    """:func:`pca`, and the features' mean: a new row projects as ``(row - mean) @ components.T``."""
-    from sklearn.decomposition import PCA
+def pca_fit(features: np.ndarray, components: int, seed: int = 0) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
+    """:func:`pca`, and the features' mean: a new row projects as ``(row - mean) @ components.T``. The same
+    PCA as stage 3's (:func:`pca_from_moments`), from features held in memory; ``seed`` is not needed (the
+    PCA is exact), and kept for the callers that pass one."""
+    features = np.asarray(features, np.float32)
+    total = features.sum(axis=0, dtype=np.float64)
+    gram = features.T.astype(np.float64) @ features
+    info, basis, mean = pca_from_moments(len(features), total, gram, components)
+    reduced = np.empty((len(features), basis.shape[0]), np.float32)
+    for start in range(0, len(features), 8192):
+        reduced[start:start + 8192] = (features[start:start + 8192] - mean) @ basis.T
+    return reduced, info, basis, mean
 
-    n, d = features.shape
+
+def pca_from_moments(n: int, total: np.ndarray, gram: np.ndarray, components: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The PCA of ``n`` rows from their sum and the sum of their outer products: (a description, the
+    components (one per row, float32), the mean (float32)).
+
+    The covariance is ``(gram - n * mean mean^T) / (n - 1)``; its leading eigenvectors are the components,
+    exactly (no randomness, one pass over the rows to gather the sums: see :mod:`.streamed`). Each
+    component's sign makes its largest coefficient positive, as scikit-learn's PCA does. ``components`` is
+    clamped, with a warning, to what the data allows: ``min(n, d)``.
+    """
+    from scipy.linalg import eigh
+
+    d = len(total)
     allowed = min(n, d)
     if components > allowed:
         log.warning("--pca-components %d is more than %d posters x %d features allow; using %d",
                     components, n, d, allowed)
         components = allowed
-    solver = "randomized" if components < 0.5 * allowed else "full"
-    # Three power iterations instead of sklearn's automatic seven: the same leading
-    # components for t-SNE's purposes, in a third of the time at 3,000 x 4096.
-    model = PCA(n_components=components, svd_solver=solver, random_state=seed,
-                **({"iterated_power": 3} if solver == "randomized" else {}))
-    model.fit(features)
-    mean, basis = model.mean_.astype(np.float32), model.components_.astype(np.float32)
-    # Each poster's point is its projection, (row - mean) @ components.T, as a poster added to the map later
-    # gets (fit_transform's randomized U * S differs from it by what the randomized range misses), a block of
-    # rows at a time (no second copy of the features).
-    reduced = np.empty((n, components), np.float32)
-    for start in range(0, n, 8192):
-        reduced[start:start + 8192] = (features[start:start + 8192] - mean) @ basis.T
-    info = {"components": int(components), "whiten": False, "svd_solver": solver,
-            "explained_variance": round(float(model.explained_variance_ratio_.sum()), 4)}
+    mean = total / n
+    cov = (gram - n * np.outer(mean, mean)) / max(n - 1, 1)
+    values, vectors = eigh(cov, subset_by_index=[d - components, d - 1])
+    order = np.argsort(values)[::-1]
+    values, basis = np.clip(values[order], 0, None), vectors[:, order].T
+    flip = np.sign(basis[np.arange(components), np.abs(basis).argmax(axis=1)])
+    basis *= np.where(flip == 0, 1, flip)[:, None]
+    variance = max(float(np.trace(cov)), 1e-30)
+    info = {"components": int(components), "whiten": False, "svd_solver": "covariance (exact, one pass)",
+            "explained_variance": round(float(values.sum() / variance), 4)}
     log.info("PCA: %d components keep %.1f%% of the variance", components, 100 * info["explained_variance"])
-    return reduced, info, basis, mean
+    return info, basis.astype(np.float32), mean.astype(np.float32)
 
 
 def fit_perplexity(perplexity: float, n: int) -> float:

@@ -33,19 +33,26 @@ def searches_exactly(n: int, basis: np.ndarray | None) -> bool:
 
 
 def recall(features: np.ndarray, neighbour_index: np.ndarray, *, sample: int = RECALL_SAMPLE, seed: int = 0,
-           chunk: int = 256) -> dict:
+           block: int = 8192, normalized: bool = False) -> dict:
     """How many of each sampled poster's true ``k`` most similar posters (exact cosine over all of them)
-    ``neighbour_index`` lists, on average: recall@k on a seeded sample of at most ``sample`` posters."""
+    ``neighbour_index`` lists, on average: recall@k on a seeded sample of at most ``sample`` posters.
+    ``normalized``: the rows are unit rows already (float16 welcome, see :mod:`.streamed`)."""
     n, k = neighbour_index.shape
-    unit = normalize_rows(features)
+    unit = features if normalized else normalize_rows(features)
     rows = np.sort(np.random.default_rng(seed).choice(n, min(sample, n), replace=False))
-    found = 0
-    for start in range(0, len(rows), chunk):
-        part = rows[start:start + chunk]
-        sims = unit[part] @ unit.T
-        sims[np.arange(len(part)), part] = -np.inf
-        truth, _ = _top(sims, k)
-        found += sum(len(set(t) & set(g)) for t, g in zip(truth.tolist(), neighbour_index[part].tolist()))
+    queries = unit[rows].astype(np.float32)
+    best = np.full((len(rows), k), -np.inf, np.float32)
+    best_index = np.zeros((len(rows), k), np.int64)
+    for start in range(0, n, block):  # the whole map against the sample, a block at a time
+        sims = queries @ unit[start:start + block].astype(np.float32, copy=False).T
+        mine = (rows >= start) & (rows < start + sims.shape[1])
+        sims[np.flatnonzero(mine), rows[mine] - start] = -np.inf  # never one's own neighbour
+        both = np.concatenate([best, sims], axis=1)
+        index = np.concatenate([best_index, np.broadcast_to(np.arange(start, start + sims.shape[1]),
+                                                            sims.shape)], axis=1)
+        top, best = _top(both, k)
+        best_index = np.take_along_axis(index, top, axis=1)
+    found = sum(len(set(t) & set(g)) for t, g in zip(best_index.tolist(), neighbour_index[rows].tolist()))
     return {"k": int(k), "sample": int(len(rows)), "seed": int(seed), "recall": round(found / (len(rows) * k), 4)}
 
 
@@ -56,20 +63,24 @@ def normalize_rows(features: np.ndarray) -> np.ndarray:
 
 
 def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: np.ndarray | None = None,
-                         chunk: int = 1024, basis: np.ndarray | None = None,
+                         chunk: int = 1024, basis: np.ndarray | None = None, normalized: bool = False,
+                         mean_direction: np.ndarray | None = None,
                          ) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int, int]]]:
     """Each row's ``k`` most similar rows, and the ``n_pairs`` most similar pairs overall.
 
     Returns ``(neighbour_index (N, k), neighbour_similarity (N, k), pairs)``
     where ``pairs`` is a list of ``(similarity, i, j)`` with ``i < j``, most
     similar first. Rows with the same ``groups`` value (versions of the same
-    movie) are never paired, but they may be neighbours.
+    movie) are never paired, but they may be neighbours. ``normalized``: the rows are unit rows already
+    (float16 welcome past EXACT_MAX, see :mod:`.streamed`), whose mean is ``mean_direction`` when given.
     """
-    unit = normalize_rows(features)
+    unit = features if normalized else normalize_rows(features)
     n = unit.shape[0]
     k = min(k, n - 1)
     if not searches_exactly(n, basis):
-        return _by_candidates(unit, basis, k=k, n_pairs=n_pairs, groups=groups, chunk=chunk)
+        return _by_candidates(unit, basis, k=k, n_pairs=n_pairs, groups=groups, chunk=chunk,
+                              mean_direction=mean_direction)
+    unit = unit.astype(np.float32, copy=False)
     neighbour_index = np.zeros((n, k), dtype=np.int64)
     neighbour_sim = np.zeros((n, k), dtype=np.float32)
     best: list[tuple[float, int, int]] = []  # a min-heap of the best pairs so far
@@ -101,9 +112,10 @@ def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: 
     return neighbour_index, neighbour_sim, pairs
 
 
-def projection_basis(unit: np.ndarray, components: np.ndarray) -> np.ndarray:
-    """An orthonormal basis of the PCA components and the mean direction, one row each."""
-    mean = unit.mean(axis=0, keepdims=True)
+def projection_basis(unit: np.ndarray, components: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
+    """An orthonormal basis of the PCA components and the mean direction (of the unit rows: ``mean``, or
+    worked out), one row each."""
+    mean = unit.mean(axis=0, dtype=np.float64)[None, :] if mean is None else np.asarray(mean, np.float64)[None, :]
     q, _ = np.linalg.qr(np.concatenate([components, mean]).T.astype(np.float64))
     return q.T.astype(np.float32)
 
@@ -116,10 +128,13 @@ def _top(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_values, order, axis=1)
 
 
-def _by_candidates(unit, components, *, k, n_pairs, groups, chunk):
+def _by_candidates(unit, components, *, k, n_pairs, groups, chunk, mean_direction=None):
     n = unit.shape[0]
     m = min(n - 1, max(CANDIDATES, 3 * k))
-    projected = unit @ projection_basis(unit, components).T  # dot products approximate cosines
+    basis = projection_basis(unit, components, mean_direction).T
+    projected = np.empty((n, basis.shape[1]), np.float32)  # dot products approximate cosines
+    for start in range(0, n, 8192):
+        projected[start:start + 8192] = unit[start:start + 8192].astype(np.float32, copy=False) @ basis
     candidates = np.zeros((n, m), dtype=np.int64)
     exact = np.zeros((n, m), dtype=np.float32)
     for start in range(0, n, chunk):
@@ -133,7 +148,9 @@ def _by_candidates(unit, components, *, k, n_pairs, groups, chunk):
         sims = np.empty(cand.shape, dtype=np.float32)
         for r0 in range(0, stop - start, RERANK_ROWS):
             r1 = min(r0 + RERANK_ROWS, stop - start)
-            sims[r0:r1] = np.matmul(unit[cand[r0:r1]], unit[start + r0:start + r1, :, None])[..., 0]
+            gathered = unit[cand[r0:r1]].astype(np.float32, copy=False)
+            query = unit[start + r0:start + r1, :, None].astype(np.float32, copy=False)
+            sims[r0:r1] = np.matmul(gathered, query)[..., 0]
         order = np.argsort(-sims, axis=1, kind="stable")
         candidates[start:stop] = np.take_along_axis(cand, order, axis=1)
         exact[start:stop] = np.take_along_axis(sims, order, axis=1)

@@ -44,7 +44,7 @@ from ..contracts import geometry, store
 from ..contracts.manifest import load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
-from . import categories, checkpoints, clusters as clustering, layout, state as mapstate
+from . import categories, checkpoints, clusters as clustering, layout, state as mapstate, streamed
 from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs, recall, searches_exactly
 from .tiles import build_pyramid
 
@@ -143,7 +143,7 @@ class Selection:
 
     ids: list[str]
     rows: list[dict]
-    features: np.ndarray  # (n, 4096) float32
+    features: streamed.Features  # unit rows, lengths and the PCA's sums
     attrs: dict  # the features file's attributes
     available: int  # rows in the features file
     source: dict  # what identifies the features file's content: name, size, time, rows
@@ -186,26 +186,25 @@ class Embedding:
 
 
 # Bumped when a step's code changes what it computes from the same inputs: older checkpoints are not used.
-CHECKPOINT_FORMAT = 3  # 2: the PCA keeps the mean; 3: points are (row - mean) @ components.T
+CHECKPOINT_FORMAT = 4  # 2: the PCA keeps the mean; 3: points are (row - mean) @ components.T; 4: exact PCA, streamed
 
 
 def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one_per_movie: bool,
                    seed: int) -> Selection:
-    """The posters to map: in the features file and ok in the manifest, selected, with finite features."""
-    ids, features, attrs = store.read_features(features_path)
+    """The posters to map: in the features file and ok in the manifest, selected, with finite features,
+    read in one pass of blocks (:mod:`.streamed`)."""
+    ids, _, attrs = store.read_features(features_path, load=False)
     available = len(ids)
     known = {row["poster_id"]: row for row in load_ok_records(posters_csv)}
     indices = select(ids, known, n_sample=n_sample, one_per_movie=one_per_movie, seed=seed)
-    features = features[indices]
+    features, finite = streamed.read(features_path, indices)
     ids = [ids[i] for i in indices]
-    finite = np.isfinite(features).all(axis=1)
     if not finite.all():
         log.warning("%d posters have NaN or infinite features; leaving them out", int((~finite).sum()))
-        features = features[finite]
         ids = [pid for pid, ok in zip(ids, finite) if ok]
     if len(ids) < MIN_POSTERS:
         raise UsageError(f"only {len(ids)} posters to map; at least {MIN_POSTERS} are needed")
-    if not np.ptp(features, axis=0).any():
+    if features.constant:
         raise UsageError(f"the features of all {len(ids)} posters are the same, so there is nothing to map: "
                          f"were they all computed from one image, or with broken weights?")
     stat = features_path.stat()
@@ -213,20 +212,25 @@ def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one
     return Selection(ids, [known[pid] for pid in ids], features, attrs, available, source)
 
 
-def similar_posters(features: np.ndarray, groups: np.ndarray, *, k: int, n_pairs: int,
+def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, n_pairs: int,
                     basis: np.ndarray | None, seed: int = 0) -> Similar:
-    index, similarity, pairs = neighbours_and_pairs(features, k=k, n_pairs=n_pairs, groups=groups, basis=basis)
-    exact = searches_exactly(len(features), basis)
+    direction = features.unit_total / max(features.n, 1)
+    index, similarity, pairs = neighbours_and_pairs(features.unit, k=k, n_pairs=n_pairs, groups=groups, basis=basis,
+                                                    normalized=True, mean_direction=direction)
+    exact = searches_exactly(features.n, basis)
     measured = None
     if not exact and index.shape[1]:
-        measured = recall(features, index, seed=seed)
+        measured = recall(features.unit, index, seed=seed, normalized=True)
         log.info("similar posters: recall@%d %.4f against exact cosine, on %d sampled posters", measured["k"],
                  measured["recall"], measured["sample"])
     return Similar(index, similarity, pairs, exact=exact, recall=measured)
 
 
-def reduce(features: np.ndarray, components: int, seed: int) -> Reduced:
-    return Reduced(*layout.pca_fit(features, components, seed))
+def reduce(features: streamed.Features, components: int) -> Reduced:
+    """The exact PCA from the sums gathered as the features were read, and each poster's point (a second
+    pass over the features file)."""
+    info, basis, mean = layout.pca_from_moments(features.n, features.total, features.gram, components)
+    return Reduced(streamed.project(features, mean, basis), info, basis, mean)
 
 
 def embed(points: np.ndarray, *, backend: str, perplexity: float, seed: int, n_jobs: int) -> Embedding:
@@ -357,18 +361,18 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         near = similar(None, "exact")
     with timer("pca"):
         importing.join()
-        dim = chosen.features.shape[1]
+        dim = chosen.features.dim
         got = saved.load("pca", pca_key, {"points": (n, None), "components": (None, dim), "mean": (dim,)})
         if got:
             reduced = Reduced(got[0]["points"], got[1], got[0]["components"], got[0]["mean"])
         else:
-            reduced = reduce(chosen.features, pca_components, seed)
+            reduced = reduce(chosen.features, pca_components)
             saved.save("pca", pca_key, {"points": reduced.points, "components": reduced.components,
                                         "mean": reduced.mean}, reduced.info)
     if not exact:
         near = similar(reduced.components, pca_key)
 
-    del chosen.features  # 1.6 GB at 100,000 posters, not needed past this point: the tiles' memory instead
+    del chosen.features  # 0.8 GB at 100,000 posters, not needed past this point: the tiles' memory instead
     assets = out_dir / "assets"
     # This run's own folder, beside the one the current map uses: see the module docstring.
     own = f"assets/maps/{stem}/{RUN_PREFIX}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"

@@ -1,0 +1,95 @@
+"""Stage 3's features, read once in blocks and never all held as float32.
+
+Stage 3 needs the features for two things: the PCA, and the cosine between posters (similar posters,
+closest pairs). Both are served by one pass over the features file, a block of rows at a time:
+
+* the PCA from the rows' sum and the sum of their outer products (a 4096 x 4096 matrix in float64,
+  128 MB whatever the number of posters): their covariance, whose leading eigenvectors are the
+  components (:func:`.layout.pca_from_moments`). This is the exact PCA, in one pass;
+* each row scaled to length 1: cosines are dot products of these rows.
+
+Each poster's PCA point, ``(row - mean) @ components.T``, is then made in a second pass over the file
+(:func:`project`), from the float32 rows, as ``--update`` projects a new poster and checks the old ones.
+
+Past :data:`.similarity.EXACT_MAX` posters the unit rows are kept in float16 (8 KB a poster: 2.4 GB at
+300,000, where the float32 features alone took 4.9 GB and their normalised copy as much again). A
+float16 unit row holds each value to 1 part in 2,048, so a cosine is off by about 1e-4. Up to
+EXACT_MAX they stay float32, as small maps were always computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..contracts import store
+from .similarity import EXACT_MAX
+
+BLOCK = 4096  # rows read at a time: 64 MB of float32 at 4096-d
+
+
+@dataclass
+class Features:
+    """The features of the posters to map, as :func:`read` keeps them (see the module docstring)."""
+
+    unit: np.ndarray      # (n, d): each row scaled to length 1 (a row of zeros stays zero)
+    total: np.ndarray     # (d,) float64: the sum of the rows
+    gram: np.ndarray      # (d, d) float64: the sum of the rows' outer products
+    unit_total: np.ndarray  # (d,) float64: the sum of the unit rows
+    constant: bool        # every row is the same
+    path: object = None   # the features file, and the rows of it these are (for project)
+    rows: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return self.unit.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.unit.shape[1]
+
+
+def read(path, indices: np.ndarray, *, block: int = BLOCK) -> tuple[Features, np.ndarray]:
+    """The features of file rows ``indices`` (ascending), and which of them were finite: a row with a NaN or
+    an infinity is left out of the Features (the caller leaves its poster out)."""
+    n = len(indices)
+    dtype = np.float32 if n <= EXACT_MAX else np.float16
+    finite = np.zeros(n, bool)
+    unit = total = gram = unit_total = first = None
+    kept = 0
+    same = True
+    for start, rows in store.iter_rows(path, indices, block):
+        if unit is None:
+            d = rows.shape[1]
+            unit = np.empty((n, d), dtype)
+            total, unit_total = np.zeros(d), np.zeros(d)
+            gram = np.zeros((d, d))
+        ok = np.isfinite(rows).all(axis=1)
+        finite[start:start + len(rows)] = ok
+        rows = rows[ok] if not ok.all() else rows
+        if not len(rows):
+            continue
+        if first is None:
+            first = rows[0].copy()
+        same = same and bool((rows == first).all())
+        total += rows.sum(axis=0, dtype=np.float64)
+        gram += rows.T @ rows  # float32 products of one block, summed in float64 across blocks
+        length = np.linalg.norm(rows, axis=1)
+        scaled = rows / np.where(length > 0, length, 1)[:, None]
+        unit_total += scaled.sum(axis=0, dtype=np.float64)
+        unit[kept:kept + len(rows)] = scaled
+        kept += len(rows)
+    if unit is None:  # no row at all
+        unit = np.zeros((0, 0), dtype)
+        total = unit_total = np.zeros(0)
+        gram = np.zeros((0, 0))
+    return Features(unit[:kept], total, gram, unit_total, same, path, np.asarray(indices)[finite]), finite
+
+
+def project(features: Features, mean: np.ndarray, basis: np.ndarray, *, block: int = BLOCK) -> np.ndarray:
+    """Each poster's PCA point, ``(row - mean) @ basis.T``, from its float32 row in the file: a second pass."""
+    out = np.empty((features.n, basis.shape[0]), np.float32)
+    for start, rows in store.iter_rows(features.path, features.rows, block):
+        out[start:start + len(rows)] = (rows - mean) @ basis.T
+    return out
