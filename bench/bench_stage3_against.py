@@ -13,8 +13,9 @@ clusters step and run again, to time a resume (its PCA, similar posters and t-SN
 What each map says of itself is kept beside the time: its trustworthiness, its similar posters' recall@8
 against exact cosine (above 5,000 posters), the variance its PCA keeps, and its steps' times. The last
 maps of the two are then compared through their state files (state.npz): how far apart the two PCA
-bases are (the smallest cosine of their principal angles: 1 is the same subspace), and how many of each
-poster's similar posters the two lists share.
+bases are (the cosines of their principal angles, largest first: 1 is the same direction; where the
+data's spectrum is flat, as in its tail here, any basis of it is as good, and the last cosines say
+nothing), and how many of each poster's similar posters the two lists share.
 """
 
 import argparse
@@ -56,7 +57,9 @@ def compared(a: Path, b: Path) -> dict:
     na, nb = sa["neighbors"], sb["neighbors"]
     shared = np.mean([len(set(x) & set(y)) / max(len(x), 1) for x, y in zip(na.tolist(), nb.tolist())])
     points = np.linalg.norm(sa["points"] - sb["points"] @ (sb["pca_components"] @ sa["pca_components"].T).T, axis=1)
-    return {"subspace_min_cosine": float(cosines.min()), "neighbours_shared": float(shared),
+    cosines = np.sort(cosines)[::-1]
+    return {"subspace_cosines_first_10_min": float(cosines[:10].min()), "subspace_cosines_median": float(np.median(cosines)),
+            "subspace_cosine_min": float(cosines.min()), "neighbours_shared": float(shared),
             "points_moved_median_rel": float(np.median(points / (np.linalg.norm(sa["points"], axis=1) + 1e-9)))}
 
 

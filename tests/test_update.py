@@ -82,16 +82,19 @@ def test_new_posters_join_and_no_poster_moves(grown):
     assert sum(c >= 0 for c in joined) >= 15
 
 
-@pytest.mark.parametrize("n", [2000, 6000])  # float32 unit rows, and float16 past EXACT_MAX (see streamed.py)
-def test_every_posters_pca_point_is_its_projection_as_a_new_posters_is(tmp_path, n):
+@pytest.mark.parametrize("half", [False, True])  # float32 unit rows, and float16 past their budget (streamed.py)
+def test_every_posters_pca_point_is_its_projection_as_a_new_posters_is(tmp_path, monkeypatch, half):
     """An update projects a new poster as (row - mean) @ components.T: the map's own points must be that,
     whether stage 3 keeps its unit rows in float32 or float16 (the points come from the file's rows)."""
     from posters_cnn.mapping import stage as visu, streamed
 
+    n = 2000
+    if half:
+        monkeypatch.setattr(streamed, "FLOAT32_MAX_BYTES", 1)
     rows = np.maximum(np.random.default_rng(0).normal(0, 1, (n, 256)), 0).astype(np.float32)
     write_features(tmp_path / "f.h5", [f"a/{i}" for i in range(n)], rows, {"weights": "random(seed=0)"})
     features, finite = streamed.read(tmp_path / "f.h5", np.arange(n))
-    assert finite.all() and features.unit.dtype == (np.float32 if n <= 5000 else np.float16)
+    assert finite.all() and features.unit.dtype == (np.float16 if half else np.float32)
     reduced = visu.reduce(features, 10)
     want = (rows - reduced.mean) @ reduced.components.T
     error = np.linalg.norm(reduced.points - want, axis=1) / (np.linalg.norm(want, axis=1) + 1)

@@ -11,10 +11,11 @@ closest pairs). Both are served by one pass over the features file, a block of r
 Each poster's PCA point, ``(row - mean) @ components.T``, is then made in a second pass over the file
 (:func:`project`), from the float32 rows, as ``--update`` projects a new poster and checks the old ones.
 
-Past :data:`.similarity.EXACT_MAX` posters the unit rows are kept in float16 (8 KB a poster: 2.4 GB at
-300,000, where the float32 features alone took 4.9 GB and their normalised copy as much again). A
-float16 unit row holds each value to 1 part in 2,048, so a cosine is off by about 1e-4. Up to
-EXACT_MAX they stay float32, as small maps were always computed.
+The unit rows are float32 while they take at most :data:`FLOAT32_MAX_BYTES` (2 GiB: 131,072 posters at
+4096-d), and float16 past that (8 KB a poster: 2.4 GB at 300,000, where the float32 features alone took
+4.9 GB and their normalised copy as much again). A float16 unit row holds each value to 1 part in
+2,048, so a cosine is off by about 1e-4; the similar-poster search then converts the rows it compares
+back to float32, which made it twice as slow at 30,000 posters: hence float32 while memory allows.
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..contracts import store
-from .similarity import EXACT_MAX
-
 BLOCK = 4096  # rows read at a time: 64 MB of float32 at 4096-d
+FLOAT32_MAX_BYTES = 2 << 30
 
 
 @dataclass
@@ -54,7 +54,6 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK) -> tuple[Features, np
     """The features of file rows ``indices`` (ascending), and which of them were finite: a row with a NaN or
     an infinity is left out of the Features (the caller leaves its poster out)."""
     n = len(indices)
-    dtype = np.float32 if n <= EXACT_MAX else np.float16
     finite = np.zeros(n, bool)
     unit = total = gram = unit_total = first = None
     kept = 0
@@ -62,7 +61,7 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK) -> tuple[Features, np
     for start, rows in store.iter_rows(path, indices, block):
         if unit is None:
             d = rows.shape[1]
-            unit = np.empty((n, d), dtype)
+            unit = np.empty((n, d), np.float32 if n * d * 4 <= FLOAT32_MAX_BYTES else np.float16)
             total, unit_total = np.zeros(d), np.zeros(d)
             gram = np.zeros((d, d))
         ok = np.isfinite(rows).all(axis=1)
@@ -81,7 +80,7 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK) -> tuple[Features, np
         unit[kept:kept + len(rows)] = scaled
         kept += len(rows)
     if unit is None:  # no row at all
-        unit = np.zeros((0, 0), dtype)
+        unit = np.zeros((0, 0), np.float32)
         total = unit_total = np.zeros(0)
         gram = np.zeros((0, 0))
     return Features(unit[:kept], total, gram, unit_total, same, path, np.asarray(indices)[finite]), finite
