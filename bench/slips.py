@@ -277,6 +277,13 @@ SLIPS = [
     Slip("export-no-original", "an export names each image's original file", "web/logic.js",
          'P.original ? P.original[i] ?? "" : "", page(i),', '"", page(i),',
          (T + "test_page_clusters.py::test_an_export_names_files_a_user_can_open_and_reads_back_in_pandas",)),
+    # -- stage 3 reads its features once, in blocks ------------------------------------------------
+    Slip("nan-features-mapped", "a poster whose features are not numbers is left out", "posters_cnn/mapping/streamed.py",
+         "rows = rows[ok] if not ok.all() else rows", "rows = rows",
+         (T + "test_visu.py::test_data_json_validates_and_has_every_poster",)),
+    Slip("points-uncentred", "a poster's PCA point is its projection, as an update's", "posters_cnn/mapping/streamed.py",
+         "out[start:start + len(rows)] = (rows - mean) @ basis.T", "out[start:start + len(rows)] = rows @ basis.T",
+         (UPDATE + "test_every_posters_pca_point_is_its_projection_as_a_new_posters_is",)),
     # -- full posters at the deepest zooms ---------------------------------------------------------
     Slip("full-farthest-first", "full posters load nearest the centre first", "web/logic.js",
          "for (const c of [...candidates].sort((a, b) => a.distance - b.distance)) {",
