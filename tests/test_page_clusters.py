@@ -225,8 +225,8 @@ def dist(a, b):
 
 def check_outlines(page, shapes, colour_of):
     """Each shape's outline (grown by half a poster's diagonal, as the page draws it) is drawn in its colour:
-    the middles of its edges that lie on the bare background with colour by cluster off, and at least two
-    of each, take that colour with it on."""
+    the points a quarter, half and three quarters along its edges that lie on the bare background with
+    colour by cluster off, and at least two of each shape, take that colour with it on."""
     view = page.evaluate("""() => { const v = window.posterMap.view(), t = v.transform,
         r = document.getElementById('map').getBoundingClientRect();
         return {side: v.side, slot: v.slot, x: r.left + t.x, y: r.top + t.y, k: t.k}; }""")
@@ -247,12 +247,14 @@ def check_outlines(page, shapes, colour_of):
             pad = 0.75 * view["slot"] * view["k"]
             grown.append((sx + (sx - cx) / d * pad, sy + (sy - cy) / d * pad))
         for (ax, ay), (bx, by) in zip(grown, grown[1:] + grown[:1]):
-            mx, my = (ax + bx) / 2, (ay + by) / 2
-            on_canvas = (box["x"] + 2 < mx < box["x"] + box["width"] - 2
-                         and box["y"] + 2 < my < box["y"] + box["height"] - 2)
-            if on_canvas and dist(pixel(page, mx, my), [17, 17, 17]) < 10:
-                edges.append((shape, mx, my))
-    assert len(edges) >= len(shapes) * 2, edges
+            for t in (0.25, 0.5, 0.75):
+                mx, my = ax + t * (bx - ax), ay + t * (by - ay)
+                on_canvas = (box["x"] + 2 < mx < box["x"] + box["width"] - 2
+                             and box["y"] + 2 < my < box["y"] + box["height"] - 2)
+                if on_canvas and dist(pixel(page, mx, my), [17, 17, 17]) < 10:
+                    edges.append((shape, mx, my))
+    for shape in shapes:
+        assert sum(s is shape for s, *_ in edges) >= 2, (shape["id"], edges)
     page.check("#cluster-colours")
     settle(page)
     for shape, mx, my in edges:
@@ -282,11 +284,13 @@ def test_colour_by_cluster_tints_each_cluster_and_outlines_regions_then_clusters
     white = [217, 217, 217]  # rgba(255, 255, 255, 0.85) over the background
     check_outlines(page, data["meta"]["regions"], lambda shape: white)
     box = page.locator("#map").bounding_box()
-    page.evaluate(f"""() => {{ const m = window.posterMap.view(), k = 1.7;
-        window.posterMap.zoomTo(k, ({box["width"]} - k * m.side) / 2, ({box["height"]} - k * m.side) / 2); }}""")
-    settle(page)
-    assert page.evaluate("window.posterMap.outlines()") == "clusters"
-    check_outlines(page, data["meta"]["clusters"], lambda shape: hex_rgb(TABLEAU10[shape["id"] % 10]))
+    for cluster in data["meta"]["clusters"]:  # each in the middle of the view in turn, zoomed in
+        page.evaluate(f"""([x, y]) => {{ const m = window.posterMap.view(), k = 1.7;
+            window.posterMap.zoomTo(k, {box["width"]} / 2 - k * (x + 1) / 2 * m.side,
+                                    {box["height"]} / 2 - k * (1 - y) / 2 * m.side); }}""", cluster["centroid"])
+        settle(page)
+        assert page.evaluate("window.posterMap.outlines()") == "clusters"
+        check_outlines(page, [cluster], lambda shape: hex_rgb(TABLEAU10[shape["id"] % 10]))
     # Decades and clusters colour one at a time.
     page.check("#decades")
     assert not page.is_checked("#cluster-colours")
@@ -773,9 +777,12 @@ def test_a_tap_on_empty_map_closes_the_poster_first_then_the_selection_on_a_phon
 
 def test_colour_by_cluster_keeps_the_chosen_posters_readable(page, site):
     """The chosen cluster's posters keep their own colours (a frame shows the cluster's), where a wash
-    would have mixed 45% of the cluster's colour into every pixel."""
+    would have mixed 45% of the cluster's colour into every pixel. On the grid, where no poster lies over
+    another: each chosen poster is measured where the map shows it alone."""
     server, data = site
     open_map(page, server.url)
+    page.click("#layout-grid")
+    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
     settle(page)
     page.evaluate("window.posterMap.selectCluster(1)")
     settle(page)
@@ -784,6 +791,7 @@ def test_colour_by_cluster_keeps_the_chosen_posters_readable(page, site):
     settle(page)
     coloured = poster_colours(page)
     chosen = members(data, 1)
+    assert chosen
     for pid in chosen:
         assert max(abs(a - b) for a, b in zip(plain[pid], coloured[pid])) <= 6, (pid, plain[pid], coloured[pid])
     page.watch.assert_clean()

@@ -7,8 +7,10 @@ Up to EXACT_MAX posters every pair is compared in the 4096-d feature space.
 Beyond, comparing every pair costs N^2 x 4096 (35 s at 30,000 here), so each
 poster's CANDIDATES nearest are first found in a 51-d projection (the PCA
 basis plus the mean direction), then re-ranked by their exact cosine in the
-feature space. The similarities reported are always exact; only a true
-neighbour that the projection ranks below the candidates could be missed:
+feature space. The similarities reported are the cosines over all 4096
+dimensions (to about 1e-4 where stage 3 keeps its unit rows in float16: see
+:mod:`.streamed`); only a true neighbour that the projection ranks below the
+candidates could be missed:
 :func:`recall` measures how often, on a seeded sample, and stage 3 writes it
 to the map's meta.
 """
@@ -36,7 +38,7 @@ def recall(features: np.ndarray, neighbour_index: np.ndarray, *, sample: int = R
            block: int = 8192, normalized: bool = False) -> dict:
     """How many of each sampled poster's true ``k`` most similar posters (exact cosine over all of them)
     ``neighbour_index`` lists, on average: recall@k on a seeded sample of at most ``sample`` posters.
-    ``normalized``: the rows are unit rows already (float16 welcome, see :mod:`.streamed`)."""
+    ``normalized``: the rows are unit rows already (float16 welcome: see :mod:`.streamed`)."""
     n, k = neighbour_index.shape
     unit = features if normalized else normalize_rows(features)
     rows = np.sort(np.random.default_rng(seed).choice(n, min(sample, n), replace=False))
@@ -72,7 +74,7 @@ def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: 
     where ``pairs`` is a list of ``(similarity, i, j)`` with ``i < j``, most
     similar first. Rows with the same ``groups`` value (versions of the same
     movie) are never paired, but they may be neighbours. ``normalized``: the rows are unit rows already
-    (float16 welcome past EXACT_MAX, see :mod:`.streamed`), whose mean is ``mean_direction`` when given.
+    (float16 welcome: see :mod:`.streamed`), whose mean is ``mean_direction`` when given.
     """
     unit = features if normalized else normalize_rows(features)
     n = unit.shape[0]

@@ -143,7 +143,7 @@ class Selection:
 
     ids: list[str]
     rows: list[dict]
-    features: streamed.Features  # unit rows, lengths and the PCA's sums
+    features: streamed.Features  # unit rows and the PCA's sums (streamed.py)
     attrs: dict  # the features file's attributes
     available: int  # rows in the features file
     source: dict  # what identifies the features file's content: name, size, time, rows

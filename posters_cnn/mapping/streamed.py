@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..contracts import store
+
 BLOCK = 4096  # rows read at a time: 64 MB of float32 at 4096-d
-FLOAT32_MAX_BYTES = 2 << 30
+FLOAT32_MAX_BYTES = 2 << 30  # unit rows past this are float16
 
 
 @dataclass
