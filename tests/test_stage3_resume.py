@@ -43,7 +43,7 @@ def calls(monkeypatch):
             return fn(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(layout, "pca_from_moments", counting("pca", layout.pca_from_moments))
+    monkeypatch.setattr(visu, "reduce", counting("pca", visu.reduce))
     monkeypatch.setattr(layout, "tsne", counting("tsne", layout.tsne))
     monkeypatch.setattr(visu, "neighbours_and_pairs", counting("similar", visu.neighbours_and_pairs))
     return counted

@@ -40,6 +40,8 @@ def pca_fit(features: np.ndarray, components: int, seed: int = 0) -> tuple[np.nd
     PCA as stage 3's (:func:`pca_from_moments`), from features held in memory; ``seed`` is not needed (the
     PCA is exact), and kept for the callers that pass one."""
     features = np.asarray(features, np.float32)
+    if len(features) < features.shape[1]:  # fewer posters than dimensions: the SVD of the rows themselves
+        return _pca_svd(features, components)
     total = features.sum(axis=0, dtype=np.float64)
     gram = features.T.astype(np.float64) @ features
     info, basis, mean = pca_from_moments(len(features), total, gram, components)
@@ -47,6 +49,42 @@ def pca_fit(features: np.ndarray, components: int, seed: int = 0) -> tuple[np.nd
     for start in range(0, len(features), 8192):
         reduced[start:start + 8192] = (features[start:start + 8192] - mean) @ basis.T
     return reduced, info, basis, mean
+
+
+def _pca_svd(features: np.ndarray, components: int) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
+    """:func:`pca_fit` for fewer rows than dimensions: the same PCA, from the SVD of the centred rows (an
+    n x n problem where the covariance's is d x d: 0.01 s at 30 posters, where 4096 x 4096 took 3.6 s)."""
+    n, d = features.shape
+    components = _allowed(components, n, d)
+    mean = features.mean(axis=0, dtype=np.float64)
+    centred = features - mean.astype(np.float32)
+    _, values, rows = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+    basis = _signed(rows[:components])
+    variance = float((values ** 2).sum()) or 1e-30
+    info = _described(components, float((values[:components] ** 2).sum()) / variance)
+    basis, mean = basis.astype(np.float32), mean.astype(np.float32)
+    return (centred @ basis.T).astype(np.float32), info, basis, mean
+
+
+def _allowed(components: int, n: int, d: int) -> int:
+    allowed = min(n, d)
+    if components > allowed:
+        log.warning("--pca-components %d is more than %d posters x %d features allow; using %d",
+                    components, n, d, allowed)
+    return min(components, allowed)
+
+
+def _signed(basis: np.ndarray) -> np.ndarray:
+    """Each component's sign set so that its largest coefficient is positive, as scikit-learn sets it."""
+    flip = np.sign(basis[np.arange(len(basis)), np.abs(basis).argmax(axis=1)])
+    return basis * np.where(flip == 0, 1, flip)[:, None]
+
+
+def _described(components: int, kept: float) -> dict:
+    info = {"components": int(components), "whiten": False, "svd_solver": "exact",
+            "explained_variance": round(kept, 4)}
+    log.info("PCA: %d components keep %.1f%% of the variance", components, 100 * info["explained_variance"])
+    return info
 
 
 def pca_from_moments(n: int, total: np.ndarray, gram: np.ndarray, components: int) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -61,22 +99,13 @@ def pca_from_moments(n: int, total: np.ndarray, gram: np.ndarray, components: in
     from scipy.linalg import eigh
 
     d = len(total)
-    allowed = min(n, d)
-    if components > allowed:
-        log.warning("--pca-components %d is more than %d posters x %d features allow; using %d",
-                    components, n, d, allowed)
-        components = allowed
+    components = _allowed(components, n, d)
     mean = total / n
     cov = (gram - n * np.outer(mean, mean)) / max(n - 1, 1)
     values, vectors = eigh(cov, subset_by_index=[d - components, d - 1])
     order = np.argsort(values)[::-1]
-    values, basis = np.clip(values[order], 0, None), vectors[:, order].T
-    flip = np.sign(basis[np.arange(components), np.abs(basis).argmax(axis=1)])
-    basis *= np.where(flip == 0, 1, flip)[:, None]
-    variance = max(float(np.trace(cov)), 1e-30)
-    info = {"components": int(components), "whiten": False, "svd_solver": "covariance (exact, one pass)",
-            "explained_variance": round(float(values.sum() / variance), 4)}
-    log.info("PCA: %d components keep %.1f%% of the variance", components, 100 * info["explained_variance"])
+    values, basis = np.clip(values[order], 0, None), _signed(vectors[:, order].T)
+    info = _described(components, float(values.sum() / max(float(np.trace(cov)), 1e-30)))
     return info, basis.astype(np.float32), mean.astype(np.float32)
 
 

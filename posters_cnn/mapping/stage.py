@@ -229,6 +229,8 @@ def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, 
 def reduce(features: streamed.Features, components: int) -> Reduced:
     """The exact PCA from the sums gathered as the features were read, and each poster's point (a second
     pass over the features file)."""
+    if features.raw is not None:  # fewer posters than dimensions: kept, and their SVD
+        return Reduced(*layout.pca_fit(features.raw, components))
     info, basis, mean = layout.pca_from_moments(features.n, features.total, features.gram, components)
     return Reduced(streamed.project(features, mean, basis), info, basis, mean)
 

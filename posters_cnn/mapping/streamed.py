@@ -5,7 +5,9 @@ closest pairs). Both are served by one pass over the features file, a block of r
 
 * the PCA from the rows' sum and the sum of their outer products (a 4096 x 4096 matrix in float64,
   128 MB whatever the number of posters): their covariance, whose leading eigenvectors are the
-  components (:func:`.layout.pca_from_moments`). This is the exact PCA, in one pass;
+  components (:func:`.layout.pca_from_moments`). This is the exact PCA, in one pass. With fewer rows
+  than dimensions the rows themselves are kept instead (at most 64 MB), and the same PCA comes from
+  their SVD, an n x n problem (:func:`.layout.pca_fit`);
 * each row scaled to length 1: cosines are dot products of these rows.
 
 Each poster's PCA point, ``(row - mean) @ components.T``, is then made in a second pass over the file
@@ -41,6 +43,7 @@ class Features:
     constant: bool        # every row is the same
     path: object = None   # the features file, and the rows of it these are (for project)
     rows: np.ndarray | None = None
+    raw: np.ndarray | None = None  # (n, d) float32, when there are fewer rows than dimensions (layout.pca_fit)
 
     @property
     def n(self) -> int:
@@ -56,13 +59,15 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK) -> tuple[Features, np
     an infinity is left out of the Features (the caller leaves its poster out)."""
     n = len(indices)
     finite = np.zeros(n, bool)
-    unit = total = gram = unit_total = first = None
+    unit = total = gram = unit_total = first = raw = None
     kept = 0
     same = True
     for start, rows in store.iter_rows(path, indices, block):
         if unit is None:
             d = rows.shape[1]
             unit = np.empty((n, d), np.float32 if n * d * 4 <= FLOAT32_MAX_BYTES else np.float16)
+            # Fewer rows than dimensions: their PCA is an n x n problem, from the rows themselves.
+            raw = np.empty((n, d), np.float32) if n < d else None
             total, unit_total = np.zeros(d), np.zeros(d)
             gram = np.zeros((d, d))
         ok = np.isfinite(rows).all(axis=1)
@@ -74,7 +79,10 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK) -> tuple[Features, np
             first = rows[0].copy()
         same = same and bool((rows == first).all())
         total += rows.sum(axis=0, dtype=np.float64)
-        gram += rows.T @ rows  # float32 products of one block, summed in float64 across blocks
+        if raw is None:
+            gram += rows.T @ rows  # float32 products of one block, summed in float64 across blocks
+        else:
+            raw[kept:kept + len(rows)] = rows
         length = np.linalg.norm(rows, axis=1)
         scaled = rows / np.where(length > 0, length, 1)[:, None]
         unit_total += scaled.sum(axis=0, dtype=np.float64)
@@ -84,7 +92,8 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK) -> tuple[Features, np
         unit = np.zeros((0, 0), np.float32)
         total = unit_total = np.zeros(0)
         gram = np.zeros((0, 0))
-    return Features(unit[:kept], total, gram, unit_total, same, path, np.asarray(indices)[finite]), finite
+    return Features(unit[:kept], total, gram, unit_total, same, path, np.asarray(indices)[finite],
+                    None if raw is None else raw[:kept]), finite
 
 
 def project(features: Features, mean: np.ndarray, basis: np.ndarray, *, block: int = BLOCK) -> np.ndarray:
