@@ -265,6 +265,9 @@ def check_outlines(page, shapes, colour_of):
 def test_colour_by_cluster_tints_each_cluster_and_outlines_regions_then_clusters(page, site):
     server, data = site
     open_map(page, server.url)
+    # The tints on the grid, where no poster lies over another: each poster's colour is its own.
+    page.click("#layout-grid")
+    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
     settle(page)
     colours = poster_colours(page)
     page.check("#cluster-colours")
@@ -278,8 +281,12 @@ def test_colour_by_cluster_tints_each_cluster_and_outlines_regions_then_clusters
         # A 45% tint over the poster, however many posters overlap there: not a solid colour.
         expected = [0.55 * a + 0.45 * b for a, b in zip(colours[pid], target)]
         assert dist(tinted[pid], expected) < 30, (pid, colours[pid], tinted[pid], expected)
-    # Outlines round the posters: at the first view each region's (white), zoomed in each cluster's (its
-    # colour). Where the middle of an edge fell on the background without them, it is now the outline's.
+    # Outlines round the posters, on the t-SNE map: at the first view each region's (white), zoomed in each
+    # cluster's (its colour). Where the middle of an edge fell on the background without them, it is now the
+    # outline's.
+    page.click("#layout-tsne")
+    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'tsne'")
+    settle(page)
     assert page.evaluate("window.posterMap.outlines()") == "regions"
     white = [217, 217, 217]  # rgba(255, 255, 255, 0.85) over the background
     check_outlines(page, data["meta"]["regions"], lambda shape: white)
