@@ -91,6 +91,14 @@ def settle(page):
     page.wait_for_function("window.posterMap.settled()", timeout=30000, polling=50)
 
 
+def on_grid(page):
+    """Switch to the grid layout and wait until it is drawn: no poster lies over another there, so what
+    lies under the pointer, or in the middle of a poster's box, is that poster."""
+    page.click("#layout-grid")
+    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
+    settle(page)
+
+
 def centre_on(page, pid, k):
     page.evaluate("""([id, k]) => { const v = window.posterMap.view();
         window.posterMap.placePoster(id, k, v.width / 2, v.height / 2); }""", [pid, k])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
-from test_page import browser, open_map, page, phone, settle  # noqa: F401  (fixtures and helpers)
+from test_page import browser, on_grid, open_map, page, phone, settle  # noqa: F401  (fixtures and helpers)
 from test_page_clusters import accented, poster_colours  # noqa: F401
 
 
@@ -16,12 +16,6 @@ def category(data, name):
     codes = data["columns"]["categories"][k]
     return about, dict(zip(data["columns"]["id"], codes))
 
-
-def on_grid(page):
-    """The grid layout: no overlaps, so each poster's dimming shows on its own."""
-    page.click("#layout-grid")
-    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
-    settle(page)
 
 
 PRESSED = "bs => bs.filter(b => b.getAttribute('aria-pressed') === 'true').map(b => b.textContent)"

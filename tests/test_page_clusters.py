@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from mapdata import points_of
-from test_page import HOSTILE, browser, open_map, page, phone, settle, site  # noqa: F401  (fixtures and helpers)
+from test_page import HOSTILE, browser, on_grid, open_map, page, phone, settle, site  # noqa: F401  (fixtures and helpers)
 from browser import PageWatch  # noqa: E402
 
 TRANSFORM = "(() => { const t = window.posterMap.view().transform; return [t.x, t.y, t.k]; })()"
@@ -266,9 +266,7 @@ def test_colour_by_cluster_tints_each_cluster_and_outlines_regions_then_clusters
     server, data = site
     open_map(page, server.url)
     # The tints on the grid, where no poster lies over another: each poster's colour is its own.
-    page.click("#layout-grid")
-    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
-    settle(page)
+    on_grid(page)
     colours = poster_colours(page)
     page.check("#cluster-colours")
     settle(page)
@@ -788,9 +786,7 @@ def test_colour_by_cluster_keeps_the_chosen_posters_readable(page, site):
     another: each chosen poster is measured where the map shows it alone."""
     server, data = site
     open_map(page, server.url)
-    page.click("#layout-grid")
-    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
-    settle(page)
+    on_grid(page)
     page.evaluate("window.posterMap.selectCluster(1)")
     settle(page)
     plain = poster_colours(page)
@@ -831,9 +827,7 @@ def undated(tmp_path_factory):
 def test_posters_with_no_year_have_a_legend_entry_and_a_year_filter_dims_them(page, undated):
     server, data = undated
     open_map(page, server.url)
-    page.click("#layout-grid")  # no overlaps in the grid: each poster's dimming shows on its own
-    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
-    settle(page)
+    on_grid(page)
     years = dict(zip(data["columns"]["id"], data["columns"]["year"]))
     undated_ids = {pid for pid, year in years.items() if year is None}
     assert undated_ids and len(undated_ids) < len(years)

@@ -8,7 +8,7 @@ import json
 import pytest
 from PIL import Image, ImageDraw
 
-from test_page import browser, open_map, page, settle, site  # noqa: F401  (fixtures and helpers)
+from test_page import browser, on_grid, open_map, page, settle, site  # noqa: F401  (fixtures and helpers)
 
 THUMB = 128
 
@@ -64,12 +64,6 @@ def full_requests(page, since=0):
     return page.evaluate("""(since) => performance.getEntriesByType('resource')
         .filter(e => e.name.includes('/assets/posters/') && e.startTime > since).map(e => e.name)""", since)
 
-
-def on_grid(page):
-    """The grid layout: no overlaps, so the middle of a poster on screen is that poster's."""
-    page.click("#layout-grid")
-    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
-    settle(page)
 
 
 def test_a_poster_taller_on_screen_than_its_thumbnail_is_drawn_from_the_full_poster(page, tall):
@@ -129,8 +123,11 @@ def test_no_full_poster_is_fetched_where_it_is_no_taller_than_its_thumbnail(page
     page.evaluate("""([id, k]) => { const v = window.posterMap.view();
         window.posterMap.placePoster(id, k, v.width / 2, v.height / 2); }""", [pid, 5 * 90 / view["slot"]])
     settle(page)
-    page.wait_for_timeout(300)  # past the rest after which full posters are asked for
-    settle(page)
+    # Taller on screen than their thumbnails, yet no full poster is wanted: none would show more (the view's
+    # choice is made every frame, before any wait for the view to rest).
+    box = page.evaluate("id => window.posterMap.screenBox(id)", pid)
+    assert box["y1"] - box["y0"] > 2 * 90
+    assert page.evaluate("window.posterMap.stats().fullWanted") == 0
     assert page.evaluate("window.posterMap.sharpness()") == {**page.evaluate("window.posterMap.sharpness()"),
                                                              "full": 0, "enlarged": 0}
     assert page.evaluate("performance.getEntriesByType('resource').filter(e => "

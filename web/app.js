@@ -387,7 +387,8 @@ Object.assign(window.posterMap, {
   selectRegion: (id) => clusterUi.selectRegion(id, { duration: 0 }),
   outlines: () => clusterUi.shownLevel(), // "regions", "clusters" or null: what the map outlines now
   stats: () => ({ ...map.renderer.stats, tiles: map.renderer.tiles.size, thumbs: map.renderer.thumbs.size,
-    full: map.renderer.full.size, composed: map.renderer.composed.size, overlays: map.renderer.overlays.size }),
+    full: map.renderer.full.size, fullWanted: map.renderer.fullChosen.size, composed: map.renderer.composed.size,
+    overlays: map.renderer.overlays.size }),
 });
 
 ui.wire();
