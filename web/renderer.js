@@ -622,7 +622,7 @@ export class Renderer {
       const tx = Math.floor((mx - pyr.originW) / size);
       const ty = Math.floor((my - pyr.originW) / size);
       const level = this.drawn.get(`${layoutName}/${z}/${tx}/${ty}`) ?? -1;
-      const thumbPx = P.aspect[i] >= 1 ? m.thumbSize / P.aspect[i] : m.thumbSize;
+      const thumbPx = this.thumbPx(i);
       let sourcePx = level < 0 ? 0 : (bh * TILE * (1 << level)) / pyr.spanW;
       if (level >= pyr.levels) {
         const composed = this.composed.get(`${layoutName}/${level}/${tx >> (z - level)}/${ty >> (z - level)}`);
