@@ -17,7 +17,7 @@ test: setup-dev
 	node --test tests/js/
 	$(BIN)/python -m pytest
 
-serve: web/vendor/d3.min.js
+serve: web/vendor/d3.min.js web/vendor/arrow.min.js
 	@echo "open http://127.0.0.1:8000/index.html?data.json (a map in web/NAME/: http://127.0.0.1:8000/NAME/index.html?data.json)"
 	$(PYTHON) -m http.server 8000 --bind 127.0.0.1 --directory web
 
@@ -26,7 +26,7 @@ bench: setup-dev
 	  echo "make bench: needs ../shared/ beside this checkout (data/impawards-bench and tools/fake_impawards_server.py), which a plain clone does not have; bench/bench_large_photos.py needs nothing: .venv/bin/python bench/bench_large_photos.py" >&2; exit 2; }
 	bench/run_all.sh
 
-setup: $(VENV)/.runtime web/vendor/d3.min.js
+setup: $(VENV)/.runtime web/vendor/d3.min.js web/vendor/arrow.min.js
 setup-dev: setup $(VENV)/.dev
 
 $(VENV)/.runtime: requirements.txt
@@ -42,13 +42,17 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	@echo "== set-up: d3 from npm (package-lock.json)"
+	@echo "== set-up: d3 and apache-arrow from npm (package-lock.json)"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 web/vendor/d3.min.js: node_modules/.installed
 	mkdir -p web/vendor
 	cp node_modules/d3/dist/d3.min.js $@
+
+web/vendor/arrow.min.js: node_modules/.installed
+	mkdir -p web/vendor
+	cp node_modules/apache-arrow/Arrow.es2015.min.js $@
 
 clean:
 	rm -rf $(VENV) node_modules web/vendor

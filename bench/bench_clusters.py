@@ -25,6 +25,8 @@ from common import OUT, ROOT, machine
 sys.path.insert(0, str(ROOT / "tests"))
 from groups import hard_groups, score, write_stage2  # noqa: E402
 
+from posters_cnn.contracts import maptable  # noqa: E402
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,7 +56,8 @@ def main():
             subprocess.run([sys.executable, str(ROOT / "get_data_visu.py"), "-i", str(folder / "features.h5"),
                             "-o", str(out), "--n-sample", "0", "--no-pair-images", "--no-progress", "-q"], check=True)
             wall = time.perf_counter() - start
-            data = json.loads(out.read_text())
+            meta, columns = maptable.read_columns(out)
+            data = {"meta": meta, "columns": columns}
             order = {pid: i for i, pid in enumerate(data["columns"]["id"])}
             rows = [order[f"{1980 + i % 40}/poster_{i:06d}"] for i in range(n)]
             labels = np.array(data["columns"]["cluster"])[rows]

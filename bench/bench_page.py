@@ -41,7 +41,7 @@ from common import OUT, ROOT, machine
 from synthetic import make_inputs
 
 sys.path.insert(0, str(ROOT / "tests"))
-from browser import StaticServer, copy_page, launch  # noqa: E402
+from browser import VENDOR_FILES, StaticServer, copy_page, launch  # noqa: E402
 
 BASELINE = "a8ee326"  # main before the tile renderer
 
@@ -75,7 +75,8 @@ def baseline_tree() -> Path:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--force", "--detach", str(tree), BASELINE],
                        check=True, capture_output=True)
     (tree / "web" / "vendor").mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "web" / "vendor" / "d3.min.js", tree / "web" / "vendor" / "d3.min.js")
+    for name in VENDOR_FILES:
+        shutil.copy(ROOT / "web" / "vendor" / name, tree / "web" / "vendor" / name)
     return tree
 
 
@@ -92,7 +93,8 @@ def prepare(n: int, baseline: bool) -> Path:
         for name in ("index.html", "app.js", "logic.js", "style.css"):
             shutil.copy(root / "web" / name, web / name)
         (web / "vendor").mkdir(exist_ok=True)
-        shutil.copy(root / "web" / "vendor" / "d3.min.js", web / "vendor" / "d3.min.js")
+        for name in VENDOR_FILES:
+            shutil.copy(ROOT / "web" / "vendor" / name, web / "vendor" / name)
     else:
         copy_page(web)
     return web

@@ -33,6 +33,7 @@ import numpy as np
 from common import OUT, ROOT, machine, median, peak_rss_mib
 from synthetic import make_inputs
 
+from posters_cnn.contracts import maptable
 from posters_cnn.contracts.store import FeatureWriter, read_features
 from posters_cnn.mapping.similarity import _top, normalize_rows
 
@@ -55,7 +56,8 @@ def first_rows(source: Path, target: Path, n: int) -> None:
 
 
 def load(out: Path):
-    data = json.loads(out.read_text())
+    meta, columns = maptable.read_columns(out)
+    data = {"meta": meta, "columns": columns}
     state = np.load(out.parent / data["meta"]["state"], allow_pickle=False)
     return data, {name: state[name] for name in state.files}
 

@@ -146,14 +146,27 @@ SLIPS = [
          "        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clusters_csv)\n"
          "    kept.save(out_dir / own / mapstate.FILE)\n"
          "    install_page(out_dir)\n"
-         "    # The switch: until this rename the folder holds the earlier map, whole; after it, this one.\n"
-         "    write_json_atomic(output, {\"meta\": meta, \"columns\": columns})\n",
-         "    write_json_atomic(output, {\"meta\": meta, \"columns\": columns})\n"
+         "    write_map(output, own, meta, columns)\n",
+         "    write_map(output, own, meta, columns)\n"
          "    write_json_atomic(out_dir / own / PAIRS_IN_RUN, pairs_doc)\n    if clusters_csv is not None:\n"
          "        write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clusters_csv)\n"
          "    kept.save(out_dir / own / mapstate.FILE)\n"
          "    install_page(out_dir)\n",
          (MAPS + "test_a_stopped_rerun_leaves_the_earlier_map_whole",)),
+    # -- the map's table (data.json format 3) ------------------------------------------------------
+    Slip("table-switch-before-rows", "a stopped stage 3 leaves the earlier map whole", "posters_cnn/mapping/stage.py",
+         "    about = maptable.write(run / folder, columns, meta)\n    meta[\"format\"] = maptable.FORMAT\n",
+         "    write_json_atomic(output, {\"meta\": {**meta, \"table\": {\"path\": f\"{own}/{folder}/x\"}}})\n"
+         "    about = maptable.write(run / folder, columns, meta)\n    meta[\"format\"] = maptable.FORMAT\n",
+         (MAPS + "test_a_stopped_rerun_leaves_the_earlier_map_whole",)),
+    Slip("table-tile-split-off-by-one", "every poster is in one table file, which holds its centre",
+         "posters_cnn/contracts/maptable.py", "np.floor((values - origin) / (span / side))",
+         "np.round((values - origin) / (span / side))",
+         (T + "test_maptable.py",)),
+    Slip("table-poster-twice", "a table that holds a poster twice is refused", "web/logic.js",
+         "if (!(i >= 0 && i < rows) || seen[i])", "if (!(i >= 0 && i < rows))", ("node",)),
+    Slip("table-unchecked-rows", "a doctored table is refused with a message", "posters_cnn/contracts/maptable.py",
+         "        if part.num_rows != rows:\n", "        if False:\n", (T + "test_maptable.py",)),
     # -- everything is written under the output folder ------------------------------------------
     Slip("manifest-dotdot", "nothing is read or written outside its folder", "posters_cnn/fsutil.py",
          r'_UNSAFE_PATH = re.compile(r"(?:^|/)\.{0,2}(?:/|$)', r'_UNSAFE_PATH = re.compile(r"(?:^|/)\.?(?:/|$)',

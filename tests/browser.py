@@ -13,21 +13,22 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from posters_cnn.mapping.stage import PAGE_FILES  # noqa: E402  (the page's own files, as stage 3 copies them)
+from posters_cnn.mapping.stage import PAGE_FILES, VENDOR_FILES  # noqa: E402  (the page's files, as stage 3 copies them)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def copy_page(web_dir: Path) -> None:
-    """Put the page's own files (and the d3 that `make` placed) into ``web_dir``."""
-    vendor = ROOT / "web" / "vendor" / "d3.min.js"
-    if not vendor.exists():
-        raise RuntimeError("web/vendor/d3.min.js is missing: run `make test` (or `make setup`) first")
+    """Put the page's own files (and the d3 and Arrow that `make` placed) into ``web_dir``."""
+    missing = [name for name in VENDOR_FILES if not (ROOT / "web" / "vendor" / name).exists()]
+    if missing:
+        raise RuntimeError(f"web/vendor/{missing[0]} is missing: run `make test` (or `make setup`) first")
     web_dir.mkdir(parents=True, exist_ok=True)
     for name in PAGE_FILES:
         shutil.copy(ROOT / "web" / name, web_dir / name)
     (web_dir / "vendor").mkdir(exist_ok=True)
-    shutil.copy(vendor, web_dir / "vendor" / "d3.min.js")
+    for name in VENDOR_FILES:
+        shutil.copy(ROOT / "web" / "vendor" / name, web_dir / "vendor" / name)
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -41,14 +42,29 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+class _Held(_Quiet):
+    """Answers a request whose path ends with one of the server's ``held`` suffixes only once ``release`` is set."""
+
+    def do_GET(self):
+        server = self.server
+        if any(self.path.split("?")[0].endswith(suffix) for suffix in server.held):
+            server.release.wait(60)
+        super().do_GET()
+
+
 class StaticServer:
-    def __init__(self, folder: Path):
-        self.httpd = _Server(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    """A folder over HTTP on loopback; requests for files ending in ``held`` wait for ``release.set()``."""
+
+    def __init__(self, folder: Path, held: tuple[str, ...] = ()):
+        self.httpd = _Server(("127.0.0.1", 0), functools.partial(_Held, directory=str(folder)))
+        self.httpd.held = held
+        self.httpd.release = self.release = threading.Event()
         self.httpd.daemon_threads = True
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
 
     def close(self):
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+from posters_cnn.contracts import maptable
 from posters_cnn.contracts.manifest import PosterRecord, write_manifest
 from posters_cnn.contracts.store import FeatureWriter
 
@@ -96,3 +97,9 @@ def tile_files(data):
                 y, x = divmod(int(bit), side)
                 files.append(pyramid["path"].replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y)))
     return files
+
+
+def read_map(path):
+    """A map's ``data.json`` as ``{"meta", "columns"}``: format 3's table read into format 2's columns."""
+    meta, columns = maptable.read_columns(path)
+    return {"meta": meta, "columns": columns}

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mapdata import make_mapdata
+from mapdata import make_mapdata, read_map
 from posters_cnn.cli import UsageError
 from posters_cnn.contracts.manifest import COLUMNS, journal_path, load_ok_records, read_records, write_manifest
 from posters_cnn.mapping import categories
@@ -184,7 +184,7 @@ def mapped(tmp_path):
 
 def test_the_map_carries_its_categories_as_codes_into_their_values(mapped):
     manifest, feats, cluster_of, table, out = mapped
-    data = json.loads(out.read_text())
+    data = read_map(out)
     jsonschema.validate(data, visu.load_schema())
     meta, columns = data["meta"], data["columns"]
     assert [c["name"] for c in meta["categories"]] == ["version", "Genre"]
@@ -202,13 +202,13 @@ def test_the_map_carries_its_categories_as_codes_into_their_values(mapped):
 
 def test_an_update_with_no_new_poster_reads_the_categories_again_and_moves_nothing(mapped, capsys):
     manifest, feats, cluster_of, table, out = mapped
-    before = json.loads(out.read_text())
+    before = read_map(out)
     table.write_text("file,Genre\n" + "".join(f"{pid.split('/')[1]},{'A' if c else 'B'}\n"
                                              for pid, c in cluster_of.items()), encoding="utf-8")
     assert get_data_visu.main(["-i", str(feats), "--posters", str(manifest), "-o", str(out), "--update",
                                "--metadata", str(table), "--no-progress"]) == 0
     assert "categories were read again" in capsys.readouterr().out
-    after = json.loads(out.read_text())
+    after = read_map(out)
     jsonschema.validate(after, visu.load_schema())
     genre = after["meta"]["categories"][1]
     assert genre["values"] == ["A", "B"] and genre["none"] == 0
@@ -219,7 +219,7 @@ def test_an_update_with_no_new_poster_reads_the_categories_again_and_moves_nothi
     assert get_data_visu.main(["-i", str(feats), "--posters", str(manifest), "-o", str(out), "--update",
                                "--no-progress"]) == 0
     assert "pass --metadata again" in capsys.readouterr().err
-    assert [c["name"] for c in json.loads(out.read_text())["meta"]["categories"]] == ["version"]
+    assert [c["name"] for c in read_map(out)["meta"]["categories"]] == ["version"]
 
 
 def test_an_update_that_adds_posters_gives_them_their_categories(tmp_path):
@@ -240,7 +240,7 @@ def test_an_update_that_adds_posters_gives_them_their_categories(tmp_path):
     visu.make_map(tmp_path / "first.h5", manifest, out, neighbors=4, pairs=5, pair_images=False, metadata=table)
     assert get_data_visu.main(["-i", str(feats), "--posters", str(manifest), "-o", str(out), "--update",
                                "--metadata", str(table), "--force", "--no-progress", "-q"]) == 0
-    data = json.loads(out.read_text())
+    data = read_map(out)
     genre = next(c for c in data["meta"]["categories"] if c["name"] == "Genre")
     codes = data["columns"]["categories"][data["meta"]["categories"].index(genre)]
     assert len(data["columns"]["id"]) == len(ids) > first
@@ -266,7 +266,7 @@ def test_a_from_dir_map_names_each_posters_original_file(tmp_path):
     out = tmp_path / "web" / "data.json"
     visu.make_map(data_dir / "features.h5", data_dir / "posters.csv", out, neighbors=3, pairs=2, pair_images=False,
                   clusters=False)
-    data = json.loads(out.read_text())
+    data = read_map(out)
     jsonschema.validate(data, visu.load_schema())
     from pathlib import Path
 
@@ -284,12 +284,12 @@ def test_a_from_dir_map_names_each_posters_original_file(tmp_path):
 
 def test_an_update_gives_a_map_made_before_heights_its_heights_without_moving_it(mapped, capsys):
     manifest, feats, cluster_of, table, out = mapped
-    data = json.loads(out.read_text())
+    data = read_map(out)
     heights = data["columns"].pop("height")
     out.write_text(json.dumps(data))  # as a map made before stage 3 wrote heights
     assert get_data_visu.main(["-i", str(feats), "--posters", str(manifest), "-o", str(out), "--update",
                                "--metadata", str(table), "--no-progress"]) == 0
-    after = json.loads(out.read_text())
+    after = read_map(out)
     assert after["columns"]["height"] == heights and after["columns"]["x"] == data["columns"]["x"]
     made = out.read_text()
     assert get_data_visu.main(["-i", str(feats), "--posters", str(manifest), "-o", str(out), "--update",

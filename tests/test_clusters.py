@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from groups import hard_groups, score, write_stage2
+from mapdata import read_map
 from posters_cnn.mapping import clusters, layout, stage as visu
 
 import get_data_visu
@@ -25,7 +26,7 @@ def grouped(tmp_path_factory):
     ids = write_stage2(folder, features)
     out = folder / "web" / "data.json"
     assert run("-i", folder / "features.h5", "-o", out, "--n-sample", 0, "--no-pair-images", "-q") == 0
-    data = json.loads(out.read_text())
+    data = read_map(out)
     truth_of = dict(zip(ids, truth.tolist()))
     return out, data, truth_of, features
 
@@ -131,7 +132,7 @@ def test_clusters_0_writes_no_clusters_and_removes_an_old_csv(tmp_path):
     assert run("-i", tmp_path / "features.h5", "-o", out, "--no-pair-images", "-q") == 0
     assert (out.parent / "clusters.csv").exists()
     assert run("-i", tmp_path / "features.h5", "-o", out, "--no-pair-images", "--clusters", "0", "-q") == 0
-    data = json.loads(out.read_text())
+    data = read_map(out)
     jsonschema.validate(data, visu.load_schema())
     assert "cluster" not in data["columns"] and "clusters" not in data["meta"]
     assert not (out.parent / "clusters.csv").exists()
@@ -142,7 +143,7 @@ def test_min_cluster_size_is_honoured(tmp_path):
     write_stage2(tmp_path, features)
     out = tmp_path / "data-big.json"
     assert run("-i", tmp_path / "features.h5", "-o", out, "--no-pair-images", "--min-cluster-size", 60, "-q") == 0
-    data = json.loads(out.read_text())
+    data = read_map(out)
     assert data["meta"]["clustering"]["min_cluster_size"] == 60
     assert all(c["size"] >= 60 for c in data["meta"]["clusters"])
     assert (tmp_path / "clusters-big.csv").exists()  # named after the map, as pairs-big.json is

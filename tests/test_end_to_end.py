@@ -11,7 +11,7 @@ import pytest
 
 from browser import PageWatch, StaticServer, launch
 from conftest import ROOT
-from mapdata import points_of, tile_files
+from mapdata import points_of, tile_files, read_map
 from posters_cnn.mapping import stage as visu
 from sitegen import FaultyServer, make_site
 
@@ -46,7 +46,7 @@ def run_chain(site, folder, **settings):
 
 def test_data_json_validates_and_every_poster_is_on_the_map(pipeline):
     site, folder, proc = pipeline
-    data = json.loads((folder / "web" / "data.json").read_text())
+    data = read_map(folder / "web" / "data.json")
     jsonschema.validate(data, visu.load_schema())
     manifest = pd.read_csv(folder / "data" / "posters.csv", keep_default_na=False)
     ok = set(manifest[manifest.status == "ok"].poster_id)
@@ -62,7 +62,7 @@ def test_data_json_validates_and_every_poster_is_on_the_map(pipeline):
 def test_every_path_resolves(pipeline):
     _, folder, _ = pipeline
     web = folder / "web"
-    data = json.loads((web / "data.json").read_text())
+    data = read_map(web / "data.json")
     paths = [p[k] for p in points_of(data) for k in ("thumb", "image")] + tile_files(data)
     pairs = json.loads((web / data["meta"]["pairs"]["file"]).read_text())["pairs"]
     paths += [p["image"] for p in pairs]
@@ -111,7 +111,7 @@ def test_rerun_continues_without_downloading_again(pipeline, tmp_path):
     proc, _ = run_chain(site, tmp_path)  # a map without a grid, and nothing new: it is kept as it is
     assert "the map is up to date" in proc.stdout and data.read_text() == made
     proc, _ = run_chain(site, tmp_path, REBUILD="1")
-    assert "mapped " in proc.stdout and json.loads(data.read_text())["meta"]["run"] != json.loads(made)["meta"]["run"]
+    assert "mapped " in proc.stdout and read_map(data)["meta"]["run"] != json.loads(made)["meta"]["run"]
 
 
 def test_a_failing_stage_stops_the_chain(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT
-from mapdata import make_mapdata
+from mapdata import make_mapdata, read_map
 from posters_cnn.scrape import stage as scrape
 from posters_cnn.mapping import stage as visu
 from posters_cnn.cli import OutputLock
@@ -134,7 +134,7 @@ def test_stage_3_maps_every_poster_by_default_with_a_progress_bar(tmp_path, caps
     _, feats, cluster_of = make_mapdata(tmp_path, n_per_cluster=12, clusters=3)
     out = tmp_path / "web" / "data.json"
     assert get_data_visu.main(["-i", str(feats), "-o", str(out), "-q"]) == 0
-    assert json.loads(out.read_text())["meta"]["count"] == len(cluster_of)
+    assert read_map(out)["meta"]["count"] == len(cluster_of)
     assert "steps" in capsys.readouterr().err  # the bar: "map: 3/8 steps, tsne"
 
 

@@ -8,7 +8,7 @@ import pytest
 from playwright import sync_api as playwright_api  # no importorskip: a missing browser suite must fail
 
 from browser import PageWatch, StaticServer, copy_page, launch
-from mapdata import make_mapdata, points_of, tile_files
+from mapdata import make_mapdata, points_of, tile_files, read_map
 from posters_cnn.mapping import stage as visu
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
@@ -26,7 +26,7 @@ def site(tmp_path_factory):
     visu.make_map(feats, manifest, web / "data.json", grid=True, neighbors=4, pairs=5)
     server = StaticServer(web)
     server.folder = web
-    yield server, json.loads((web / "data.json").read_text())
+    yield server, read_map(web / "data.json")
     server.close()
 
 
@@ -170,7 +170,7 @@ def big(tmp_path_factory):
     copy_page(web)
     visu.make_map(feats, manifest, web / "data.json", neighbors=4, pairs=5, pair_images=False)
     server = StaticServer(web)
-    yield server, json.loads((web / "data.json").read_text())
+    yield server, read_map(web / "data.json")
     server.close()
 
 
@@ -389,7 +389,7 @@ def test_hostile_queries_are_refused_and_nothing_leaves_the_folder(browser, nest
                                           ("image", "%09//evil.example/x.jpg"), ("thumb", "/x.json")])
 def test_paths_in_a_doctored_data_file_stay_in_the_folder(browser, nested, field, value):
     server, web = nested
-    data = json.loads((web / "data.json").read_text())
+    data = read_map(web / "data.json")
     data["columns"][field] = [value] * len(data["columns"]["id"])
     (web / "doctored.json").write_text(json.dumps(data))
     page = browser.new_page()

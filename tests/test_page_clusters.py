@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from mapdata import points_of
+from mapdata import points_of, read_map
 from test_page import HOSTILE, browser, on_grid, open_map, page, phone, settle, site  # noqa: F401  (fixtures and helpers)
 from browser import PageWatch  # noqa: E402
 
@@ -467,7 +467,7 @@ def test_a_map_made_before_regions_lists_its_clusters_flat(browser, site, tmp_pa
     server, data = site
     web = tmp_path / "web"
     shutil.copytree(server.folder, web, symlinks=True)
-    old = json.loads((web / "data.json").read_text())
+    old = read_map(web / "data.json")
     del old["meta"]["regions"], old["columns"]["region"]
     for key in ("regions", "seed", "chosen", "candidates", "cluster_rule", "region_rule"):
         old["meta"]["clustering"].pop(key, None)
@@ -555,7 +555,7 @@ def accented(tmp_path_factory):
     visu.make_map(feats, manifest, web / "data.json", neighbors=4, pairs=5, pair_images=False, grid=True,
                   metadata=folder / "about.csv")
     server = StaticServer(web)
-    yield server, web, json.loads((web / "data.json").read_text())
+    yield server, web, read_map(web / "data.json")
     server.close()
 
 
@@ -820,7 +820,7 @@ def undated(tmp_path_factory):
     copy_page(web)
     visu.make_map(feats, manifest, web / "data.json", grid=True, neighbors=4, pairs=5, pair_images=False)
     server = StaticServer(web)
-    yield server, json.loads((web / "data.json").read_text())
+    yield server, read_map(web / "data.json")
     server.close()
 
 

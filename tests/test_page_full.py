@@ -8,6 +8,7 @@ import json
 import pytest
 from PIL import Image, ImageDraw
 
+from mapdata import read_map
 from test_page import browser, on_grid, open_map, page, settle, site  # noqa: F401  (fixtures and helpers)
 
 THUMB = 128
@@ -40,7 +41,7 @@ def tall(tmp_path_factory):
     visu.make_map(feats, manifest, web / "data.json", neighbors=3, pairs=2, pair_images=False, clusters=False,
                   grid=True)
     server = StaticServer(web)
-    yield server, json.loads((web / "data.json").read_text())
+    yield server, read_map(web / "data.json")
     server.close()
 
 

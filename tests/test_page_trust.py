@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from mapdata import read_map
 from test_page import HOSTILE, browser, point, site  # noqa: F401  (fixtures)
 
 
@@ -21,7 +22,7 @@ def folder(site, tmp_path_factory):  # noqa: F811
     shutil.copytree(site[0].folder, web)
     server = StaticServer(web)
     server.folder = web
-    yield server, json.loads((web / "data.json").read_text())
+    yield server, read_map(web / "data.json")
     server.close()
 
 
@@ -60,6 +61,96 @@ def test_a_doctored_map_file_is_refused_with_a_message_and_the_tab_stays_respons
     write_doctored(server.folder, f"{what}.json", doctored)
     message = expect_refusal(browser, server, f"{what}.json")
     assert f"{what}.json" in message and "not a map file" in message, message
+
+
+def write_table(web, name, data, change=lambda columns: None):
+    """``name``.json: the map in format 3 with its table written anew into ``tables/name/`` after ``change``."""
+    from posters_cnn.contracts import maptable
+
+    doctored = json.loads(json.dumps(data))
+    change(doctored["columns"])
+    about = maptable.write(web / "tables" / name, doctored["columns"], doctored["meta"], capacity=8)
+    meta = {**doctored["meta"], "table": {**about, "path": f"tables/{name}/{about['path']}"}}
+    write_doctored(web, f"{name}.json", {"meta": meta})
+    return meta["table"]
+
+
+def test_a_map_in_format_2_opens_as_its_table_does(browser, folder):  # noqa: F811
+    """Format 2 (columns in data.json) still opens, and the same map in either format is the same map."""
+    server, data = folder
+    write_doctored(server.folder, "format-2.json", {"meta": {**data["meta"], "format": 2}, "columns": data["columns"]})
+    table = write_table(server.folder, "split", data)
+    assert len(table["tiles"]) > 1  # the page puts the map together from several files
+    seen = []
+    for name in ("data", "format-2", "split"):
+        page = browser.new_page()
+        page.goto(f"{server.url}index.html?{name}.json")
+        page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
+        seen.append(page.evaluate("""() => { const m = window.posterMap;
+          return [m.ids(), m.ids().map((id) => m.screenBox(id)), m.view().count]; }"""))
+        page.close()
+    assert seen[0][0] == data["columns"]["id"]
+    assert seen[0] == seen[1] == seen[2]
+
+
+def test_the_first_view_is_drawn_before_the_posters_rows_arrive(browser, site):  # noqa: F811
+    """Format 3: data.json and the pyramid's tiles draw the first view; the table's files, held back by the
+    server here, make the map answer the pointer once they come."""
+    from browser import StaticServer
+
+    server = StaticServer(site[0].folder, held=(".arrow",))
+    try:
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        page.goto(f"{server.url}index.html?data.json")
+        page.wait_for_function("window.posterMap && window.posterMap.firstView", timeout=20000, polling=50)
+        assert page.evaluate("window.posterMap.ready") is False
+        assert page.is_hidden("#loading") and page.is_visible("#map-status")
+        assert "Reading the map's 30 posters" in page.text_content("#map-status")
+        # The view is drawn: the canvas holds the map's tiles, not the empty background.
+        colours = page.evaluate("""() => { const c = document.getElementById('map');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const seen = new Set();
+            for (let i = 0; i < d.length; i += 4 * 97) seen.add(d[i] << 16 | d[i + 1] << 8 | d[i + 2]);
+            return seen.size; }""")
+        assert colours > 5
+        server.release.set()
+        page.wait_for_function("window.posterMap.ready", timeout=20000, polling=50)
+        assert page.is_hidden("#map-status") and page.evaluate("window.posterMap.view().count") == 30
+        page.close()
+    finally:
+        server.close()
+
+
+TABLE_DOCTORED = {
+    "x-off-the-map-in-the-table": (lambda c: c["x"].__setitem__(0, 1e308), "not a map file"),
+    "a-neighbour-past-the-map": (lambda c: c["neighbors"].__setitem__(0, 10 ** 6), "not a map file"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(TABLE_DOCTORED))
+def test_a_doctored_table_is_refused_with_a_message(browser, folder, what):  # noqa: F811
+    server, data = folder
+    change, said = TABLE_DOCTORED[what]
+    write_table(server.folder, what, data, change)
+    message = expect_refusal(browser, server, f"{what}.json")
+    assert f"{what}.json" in message and said in message, message
+
+
+def test_a_missing_damaged_or_misplaced_table_file_is_refused_with_a_message(browser, folder):  # noqa: F811
+    server, data = folder
+    web = server.folder
+    table = write_table(web, "broken", data)
+    z, x, y, _ = table["tiles"][-1]
+    file = web / table["path"].replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y))
+    file.write_bytes(b"ARROW1 but not really")
+    message = expect_refusal(browser, server, "broken.json")
+    assert "broken.json" in message and "not an Arrow file" in message and file.name in message, message
+    file.unlink()
+    message = expect_refusal(browser, server, "broken.json")
+    assert "HTTP 404" in message and file.name in message, message
+    escaped = json.loads((web / "broken.json").read_text())
+    escaped["meta"]["table"]["path"] = "http://127.0.0.2:9/{z}/{x}-{y}.arrow"
+    write_doctored(web, "escaped.json", escaped)
+    assert "leaves the map's folder" in expect_refusal(browser, server, "escaped.json")
 
 
 @pytest.mark.parametrize("content", ["{not json", "[]", "null", '{"meta": {}, "columns": {}}'])

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT
-from mapdata import make_mapdata, tile_files
+from mapdata import make_mapdata, tile_files, read_map
 from posters_cnn.mapping import stage as visu
 from posters_cnn.contracts.manifest import PosterRecord, read_records, write_manifest
 from test_trust_scrape import doctored_dds
@@ -33,12 +33,14 @@ def run_visu(*args):
 
 
 def files_of_map(out):
-    """Every file a map names (data.json, its pairs file, pair images, tiles, thumbnails and posters),
+    """Every file a map names (data.json, its table, its pairs file, pair images, tiles, thumbnails and posters),
     with a hash of its bytes."""
     base = out.parent
-    data = json.loads(out.read_text())
+    data = read_map(out)
     meta, cols = data["meta"], data["columns"]
     names = {out.name, meta["pairs"]["file"], *tile_files(data)}
+    names |= {meta["table"]["path"].replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y))
+              for z, x, y, _ in meta["table"]["tiles"]}  # the map's table
     pairs = json.loads((base / meta["pairs"]["file"]).read_text())["pairs"]
     names |= {pair["image"] for pair in pairs if pair.get("image")}
     for key in ("thumb", "image"):
@@ -47,7 +49,7 @@ def files_of_map(out):
 
 
 def clusters_csv_agrees(out):
-    data = json.loads(out.read_text())
+    data = read_map(out)
     with open(out.parent / "clusters.csv", newline="") as fh:
         rows = {row["poster_id"]: (int(row["cluster"]), int(row["region"])) for row in csv.DictReader(fh)}
     cols = data["columns"]
@@ -67,7 +69,7 @@ def test_a_doctored_manifest_cannot_publish_or_write_outside_its_folders(tmp_pat
     before = {p for p in tmp_path.rglob("*")}
     out = tmp_path / "site" / "web" / "data.json"
     assert run_visu("-i", feats, "-o", out) == 0
-    data = json.loads(out.read_text())
+    data = read_map(out)
     assert records[0].poster_id not in data["columns"]["id"]
     written = {p for p in tmp_path.rglob("*")} - before
     assert not [p for p in written if not (out.parent in p.parents or p in out.parent.parents or p == out.parent)]
@@ -90,7 +92,7 @@ def test_a_poster_listed_twice_is_mapped_once(tmp_path):
     writer.close()
     out = tmp_path / "web" / "data.json"
     assert run_visu("-i", feats2, "--posters", manifest, "-o", out) == 0
-    mapped = json.loads(out.read_text())["columns"]["id"]
+    mapped = read_map(out)["columns"]["id"]
     assert sorted(mapped) == sorted(cluster_of)
 
 
@@ -104,14 +106,19 @@ def earlier_map(tmp_path):
 
 
 def _fail_on(monkeypatch, name, when, error):
-    original = getattr(visu, name)
+    """Make stage 3's ``name`` (``maptable.write``: one of a module it uses) raise ``error`` when ``when``."""
+    owner = visu
+    *modules, name = name.split(".")
+    for module in modules:
+        owner = getattr(owner, module)
+    original = getattr(owner, name)
 
     def failing(*args, **kwargs):
         if when(*args):
             raise error
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(visu, name, failing)
+    monkeypatch.setattr(owner, name, failing)
 
 
 @pytest.mark.parametrize("name, when, error", [
@@ -119,7 +126,9 @@ def _fail_on(monkeypatch, name, when, error):
     ("write_json_atomic", lambda path, *_: str(path).endswith("data.json"), KeyboardInterrupt()),
     ("write_text_atomic", lambda path, *_: str(path).endswith(".csv"), KeyboardInterrupt()),
     ("build_pyramid", lambda *_: True, KeyboardInterrupt()),
-], ids=["disk-full-at-the-switch", "ctrl-c-at-the-switch", "ctrl-c-at-the-clusters", "ctrl-c-in-the-tiles"])
+    ("maptable.write", lambda *_: True, KeyboardInterrupt()),
+], ids=["disk-full-at-the-switch", "ctrl-c-at-the-switch", "ctrl-c-at-the-clusters", "ctrl-c-in-the-tiles",
+        "ctrl-c-in-the-table"])
 def test_a_stopped_rerun_leaves_the_earlier_map_whole(earlier_map, monkeypatch, name, when, error):
     feats, out, before = earlier_map
     _fail_on(monkeypatch, name, when, error)
@@ -131,12 +140,12 @@ def test_a_stopped_rerun_leaves_the_earlier_map_whole(earlier_map, monkeypatch, 
     assert code in (None, 1, 130)
     assert files_of_map(out) == before
     assert clusters_csv_agrees(out)
-    assert (out.parent / "pairs.json").read_bytes() == (out.parent / json.loads(out.read_text())["meta"]["pairs"]["file"]).read_bytes()
+    assert (out.parent / "pairs.json").read_bytes() == (out.parent / read_map(out)["meta"]["pairs"]["file"]).read_bytes()
     # The next run finishes, and no folder of the stopped run is left behind.
     monkeypatch.undo()
     assert run_visu("-i", feats, "-o", out, "--pairs", 6, "--n-sample", 20, "--seed", 5) == 0
     runs = list((out.parent / "assets/maps/data").iterdir())
-    assert [p.relative_to(out.parent).as_posix() for p in runs] == [json.loads(out.read_text())["meta"]["run"]]
+    assert [p.relative_to(out.parent).as_posix() for p in runs] == [read_map(out)["meta"]["run"]]
     assert clusters_csv_agrees(out)
     assert all((out.parent / name).is_file() for name in files_of_map(out))
 
@@ -151,7 +160,7 @@ def test_a_map_made_before_runs_had_folders_is_replaced_whole(tmp_path):
     (web / "data.json").write_text(json.dumps({"meta": {"format": 2}, "columns": {}}))
     assert run_visu("-i", feats, "-o", web / "data.json") == 0
     assert not legacy.exists()
-    assert json.loads((web / "data.json").read_text())["meta"]["run"].startswith("assets/maps/data/run-")
+    assert read_map(web / "data.json")["meta"]["run"].startswith("assets/maps/data/run-")
 
 
 # -- one-line errors, not tracebacks -------------------------------------------------------------------
@@ -202,7 +211,7 @@ def test_odd_attribute_types_still_make_a_valid_map(tmp_path):
         handle.attrs["weights"] = np.float64(1.5)
     out = tmp_path / "web" / "data.json"
     assert run_visu("-i", feats, "-o", out) == 0
-    data = json.loads(out.read_text())
+    data = read_map(out)
     jsonschema.validate(data, visu.load_schema())
 
 
@@ -222,7 +231,7 @@ def test_an_oversized_or_doctored_thumbnail_never_stops_the_map(tmp_path):
     (tmp_path / records[1].thumb_path).write_bytes(doctored_dds())
     out = tmp_path / "web" / "data.json"
     assert run_visu("-i", feats, "-o", out, "--pairs", 40) == 0
-    assert records[0].poster_id in json.loads(out.read_text())["columns"]["id"]
+    assert records[0].poster_id in read_map(out)["columns"]["id"]
 
 
 # -- stage 2 -------------------------------------------------------------------------------------------

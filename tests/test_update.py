@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from mapdata import make_mapdata, tile_files
+from mapdata import make_mapdata, tile_files, read_map
 from posters_cnn.contracts import geometry
 from posters_cnn.contracts.manifest import read_records, write_manifest
 from posters_cnn.contracts.store import FeatureWriter, read_features
@@ -54,7 +54,7 @@ def grow(tmp_path, *flags):
     assert run("-i", early, "--posters", manifest, "-o", out, *flags) == 0
     feats.unlink()
     write_features(feats, ids, features, provenance)
-    return tmp_path, out, json.loads(out.read_text()), feats
+    return tmp_path, out, read_map(out), feats
 
 
 def by_id(data):
@@ -64,10 +64,26 @@ def by_id(data):
             for i, pid in enumerate(cols["id"])}
 
 
+def test_a_map_in_format_2_is_updated_into_format_3(grown):
+    """A map written before the table (its columns in data.json) still updates; the result is format 3."""
+    folder, out, before, feats = grown
+    written = json.loads(out.read_text())
+    table = out.parent / written["meta"]["table"]["path"].split("/{z}")[0]
+    out.write_text(json.dumps({"meta": {**before["meta"], "format": 2}, "columns": before["columns"]}))
+    import shutil
+
+    shutil.rmtree(table)
+    assert run("-i", feats, "-o", out, "--update") == 0
+    after = json.loads(out.read_text())
+    assert after["meta"]["format"] == 3 and "columns" not in after
+    old, new = by_id(before), by_id(read_map(out))
+    assert len(new) == 120 and all((new[pid]["x"], new[pid]["y"]) == (was["x"], was["y"]) for pid, was in old.items())
+
+
 def test_new_posters_join_and_no_poster_moves(grown):
     folder, out, before, feats = grown
     assert run("-i", feats, "-o", out, "--update") == 0
-    after = json.loads(out.read_text())
+    after = read_map(out)
     old, new = by_id(before), by_id(after)
     assert len(new) == 120 and set(old) < set(new)
     for pid, was in old.items():  # bit-identical positions and unchanged cluster numbers
@@ -103,9 +119,9 @@ def test_every_posters_pca_point_is_its_projection_as_a_new_posters_is(tmp_path,
 
 def test_a_map_of_few_components_takes_new_posters_on_the_same_basis(tmp_path):
     folder, out, before, feats = grow(tmp_path, "--pca-components", "10")
-    assert json.loads(out.read_text())["meta"]["pca"]["components"] == 10
+    assert read_map(out)["meta"]["pca"]["components"] == 10
     assert run("-i", feats, "-o", out, "--update") == 0
-    assert len(json.loads(out.read_text())["columns"]["id"]) == 120
+    assert len(read_map(out)["columns"]["id"]) == 120
 
 
 def test_similar_posters_and_pairs_are_a_full_runs_both_ways(grown):
@@ -113,7 +129,7 @@ def test_similar_posters_and_pairs_are_a_full_runs_both_ways(grown):
     assert run("-i", feats, "-o", out, "--update") == 0
     full = folder / "full" / "data.json"
     assert run("-i", feats, "-o", full) == 0  # exact search at this size, like the update's
-    updated, whole = by_id(json.loads(out.read_text())), by_id(json.loads(full.read_text()))
+    updated, whole = by_id(read_map(out)), by_id(read_map(full))
     assert {pid: p["neighbors"] for pid, p in updated.items()} == {pid: p["neighbors"] for pid, p in whole.items()}
     old = by_id(before)
     assert any(set(updated[pid]["neighbors"]) - set(old) for pid in old)  # an old poster gained a new neighbour
@@ -130,7 +146,7 @@ def test_only_the_tiles_new_posters_touch_are_drawn_again_under_new_urls(grown):
     old_inodes = {rel.split("/tiles/")[1]: os.stat(path).st_ino for rel, path in old_files.items()}
     old_bytes = {rel.split("/tiles/")[1]: path.read_bytes() for rel, path in old_files.items()}
     assert run("-i", feats, "-o", out, "--update") == 0
-    after = json.loads(out.read_text())
+    after = read_map(out)
     pyramid = after["meta"]["tiles"]["tsne"]
     assert pyramid["path"] != before["meta"]["tiles"]["tsne"]["path"]  # every URL changed: no stale cached tile
     # The tiles the new posters' boxes meet, at every level, by the shared geometry.
@@ -164,7 +180,7 @@ def test_posters_that_left_the_manifest_leave_the_map(grown):
     gone = before["columns"]["id"][:3]
     write_manifest(manifest, [r for pid, r in read_records(manifest).items() if pid not in gone])
     assert run("-i", feats, "-o", out, "--update", "--force") == 0  # 20 join 97: over a fifth
-    after = json.loads(out.read_text())
+    after = read_map(out)
     ids = after["columns"]["id"]
     assert not set(gone) & set(ids) and len(ids) == 117 and after["meta"]["update"]["removed"] == 3
     assert max(after["columns"]["neighbors"]) < len(ids)
@@ -232,7 +248,7 @@ def test_new_posters_unlike_anything_on_the_map_are_refused_unless_forced(grown,
     assert run("-i", feats, "-o", out, "--update") == 2
     assert "far from every poster" in one_line_error(capsys) and out.read_text() == text
     assert run("-i", feats, "-o", out, "--update", "--force") == 0
-    assert json.loads(out.read_text())["meta"]["update"]["far"] == 20
+    assert read_map(out)["meta"]["update"]["far"] == 20
 
 
 def test_new_posters_with_features_that_are_not_numbers_are_left_out(grown):
@@ -242,7 +258,7 @@ def test_new_posters_with_features_that_are_not_numbers_are_left_out(grown):
     feats.unlink()
     write_features(feats, ids, features, {k: attrs[k] for k in ("model", "layer", "weights")})
     assert run("-i", feats, "-o", out, "--update") == 0
-    got = json.loads(out.read_text())["columns"]["id"]
+    got = read_map(out)["columns"]["id"]
     assert len(got) == 119 and ids[FIRST] not in got
 
 
@@ -256,9 +272,9 @@ def test_too_many_new_posters_are_refused_unless_forced_and_auto_makes_the_map_i
     assert run("-i", early, "--posters", manifest, "-o", out) == 0
     capsys.readouterr()
     assert run("-i", feats, "-o", out, "--update") == 2
-    assert "more than a fifth" in one_line_error(capsys) and len(json.loads(out.read_text())["columns"]["id"]) == 40
+    assert "more than a fifth" in one_line_error(capsys) and len(read_map(out)["columns"]["id"]) == 40
     assert run("-i", feats, "-o", out, "--update=auto") == 0
-    data = json.loads(out.read_text())
+    data = read_map(out)
     assert len(data["columns"]["id"]) == 60 and "update" not in data["meta"]  # made in full
     capsys.readouterr()
     # The 20 posters of one cluster leave: its number would name nothing, so the map is made in full.
@@ -270,7 +286,7 @@ def test_too_many_new_posters_are_refused_unless_forced_and_auto_makes_the_map_i
 def test_a_map_that_cannot_be_updated_says_so_and_auto_makes_it_in_full(grown, capsys, damage):
     folder, out, before, feats = grown
     if damage == "no state":
-        data = json.loads(out.read_text())
+        data = read_map(out)
         del data["meta"]["state"]
         out.write_text(json.dumps(data))
     elif damage == "doctored state":
@@ -286,7 +302,7 @@ def test_a_map_that_cannot_be_updated_says_so_and_auto_makes_it_in_full(grown, c
     assert run("-i", feats, "-o", out, "--update") == 2
     assert "without --update" in one_line_error(capsys)
     assert run("-i", feats, "-o", out, "--update=auto") == 0
-    assert len(json.loads(out.read_text())["columns"]["id"]) == 120
+    assert len(read_map(out)["columns"]["id"]) == 120
 
 
 def test_a_second_update_of_the_same_map_waits_for_no_one(grown, capsys):
@@ -295,7 +311,7 @@ def test_a_second_update_of_the_same_map_waits_for_no_one(grown, capsys):
         assert run("-i", feats, "-o", out, "--update") == 1
     err = capsys.readouterr().err.strip()
     assert f"PID {os.getpid()}" in err and len(err.splitlines()) == 1
-    assert json.loads(out.read_text())["columns"]["id"] == before["columns"]["id"]
+    assert read_map(out)["columns"]["id"] == before["columns"]["id"]
 
 
 KILLED_UPDATE = """
@@ -337,7 +353,7 @@ def test_kill_9_during_an_update_leaves_the_old_map_whole_and_the_next_run_finis
     for rel in tile_files(before) + [before["meta"]["state"], before["meta"]["pairs"]["file"]]:
         assert (out.parent / rel).is_file(), rel
     assert run("-i", feats, "-o", out, "--update") == 0  # the next run finishes the update
-    after = json.loads(out.read_text())
+    after = read_map(out)
     assert len(after["columns"]["id"]) == 120
     runs = sorted(p.name for p in (out.parent / "assets" / "maps" / "data").iterdir())
     assert runs == [after["meta"]["run"].rsplit("/", 1)[1]]  # the killed run's folder is gone

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mapdata import make_mapdata, points_of, tile_files
+from mapdata import make_mapdata, points_of, tile_files, read_map
 from posters_cnn.mapping import layout, similarity, stage as visu
 
 import get_data_visu
@@ -24,12 +24,15 @@ def mapped(tmp_path_factory):
     manifest, feats, cluster_of = make_mapdata(folder, nan_rows=1)
     out = folder / "web" / "data.json"
     assert run("-i", feats, "--posters", manifest, "-o", out, "--grid", "--neighbors", 5, "--pairs", 10) == 0
-    return folder, out, json.loads(out.read_text()), cluster_of
+    return folder, out, read_map(out), cluster_of
 
 
 def test_data_json_validates_and_has_every_poster(mapped):
     folder, out, data, cluster_of = mapped
-    jsonschema.validate(data, visu.load_schema())
+    written = json.loads(out.read_text())
+    assert written["meta"]["format"] == 3 and "columns" not in written  # the rows are in the table's files
+    jsonschema.validate(written, visu.load_schema())
+    jsonschema.validate({"meta": {**data["meta"], "format": 2}, "columns": data["columns"]}, visu.load_schema())
     assert len(points_of(data)) == len(cluster_of) - 1  # the NaN row is dropped
     for point in points_of(data):
         assert math.isfinite(point["x"]) and math.isfinite(point["y"])
@@ -130,7 +133,7 @@ def test_same_seed_same_map(tmp_path):
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=8)
     for name in ("a.json", "b.json"):
         assert run("-i", feats, "-o", tmp_path / name, "--seed", 3, "--no-pair-images") == 0
-    a, b = (points_of(json.loads((tmp_path / n).read_text())) for n in ("a.json", "b.json"))
+    a, b = (points_of(read_map(tmp_path / n)) for n in ("a.json", "b.json"))
     assert [(p["x"], p["y"]) for p in a] == [(p["x"], p["y"]) for p in b]
 
 
@@ -139,12 +142,12 @@ def test_sample_one_per_movie_and_original_aliases(tmp_path):
     out = tmp_path / "data.json"
     assert run("--input_file", feats, "--output_file", out, "--n_sample", 10, "--pca_components", 5,
                "--n_jobs", 1, "-t", "sklearn", "--no-pair-images") == 0
-    data = json.loads(out.read_text())
+    data = read_map(out)
     assert len(points_of(data)) == 10 and data["meta"]["tsne"]["backend"] == "sklearn"
     movies = {pid.replace("_ver2", "") for pid in cluster_of}
     assert len(movies) < len(cluster_of)  # some movies have two versions
     assert run("-i", feats, "-o", out, "--n-sample", 0, "--one-per-movie", "--no-pair-images") == 0
-    ids = [p["id"] for p in points_of(json.loads(out.read_text()))]
+    ids = [p["id"] for p in points_of(read_map(out))]
     assert sorted(ids) == sorted(movies)  # one per movie, the lowest version
 
 
@@ -152,7 +155,7 @@ def test_perplexity_and_pca_are_adjusted_with_a_warning(tmp_path, capsys):
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=3, clusters=3)
     assert run("-i", feats, "-o", tmp_path / "d.json", "--perplexity", 50, "--pca-components", 500,
                "--no-pair-images") == 0
-    meta = json.loads((tmp_path / "d.json").read_text())["meta"]
+    meta = read_map(tmp_path / "d.json")["meta"]
     assert meta["tsne"]["perplexity"] < 50 and meta["pca"]["components"] <= 9
     err = capsys.readouterr().err
     assert "too large" in err and "--pca-components" in err
@@ -225,19 +228,19 @@ def test_the_map_says_how_well_its_approximate_search_found_the_similar_posters(
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
     out = tmp_path / "exact" / "data.json"
     assert run("-i", feats, "-o", out, "-q") == 0
-    assert json.loads(out.read_text())["meta"]["similarity_recall"] is None  # every pair compared
+    assert read_map(out)["meta"]["similarity_recall"] is None  # every pair compared
     monkeypatch.setattr(similarity, "EXACT_MAX", 40)
     monkeypatch.setattr(visu, "EXACT_MAX", 40)
     out = tmp_path / "approx" / "data.json"
     assert run("-i", feats, "-o", out, "-q") == 0
-    meta = json.loads(out.read_text())["meta"]
+    meta = read_map(out)["meta"]
     assert meta["similarity_search"].startswith("32 candidates")
     assert meta["similarity_recall"]["k"] == 8 and meta["similarity_recall"]["sample"] == 60
     assert 0.5 < meta["similarity_recall"]["recall"] <= 1.0
 
 
 def files_named_by(folder, data_json):
-    data = json.loads((folder / data_json).read_text())
+    data = read_map(folder / data_json)
     named = [data_json, data["meta"]["pairs"]["file"], *tile_files(data)]
     named += [p[k] for p in points_of(data) for k in ("thumb", "image")]
     pairs = json.loads((folder / data["meta"]["pairs"]["file"]).read_text())["pairs"]
@@ -295,7 +298,8 @@ def test_a_map_written_outside_web_gets_the_page_and_the_command_to_serve_it(tmp
     assert run("-i", feats, "-o", out, "-q") == 0
     for name in ("index.html", "app.js", "renderer.js", "logic.js", "style.css"):
         assert (out.parent / name).read_bytes() == (visu.WEB_DIR / name).read_bytes()
-    if (visu.WEB_DIR / "vendor" / "d3.min.js").exists():
-        assert (out.parent / "vendor" / "d3.min.js").exists()
+    for name in visu.VENDOR_FILES:
+        if (visu.WEB_DIR / "vendor" / name).exists():
+            assert (out.parent / "vendor" / name).read_bytes() == (visu.WEB_DIR / "vendor" / name).read_bytes()
     stdout = capsys.readouterr().out
     assert f"--directory {out.parent.resolve()}" in stdout and "index.html?mine.json" in stdout

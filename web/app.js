@@ -31,9 +31,12 @@
 //   frame (offer)               a frame has budget left -> clusters (a lasso being resolved)
 import { clusters } from "./clusters.js";
 import { interaction } from "./interaction.js";
-import { fetchJson } from "./loader.js";
+import { fetchJson, fetchTable, readTableFiles } from "./loader.js";
 import { deepestComposedLevel, makePresence, posterBox, tileUrl, toWorld } from "./geometry.js";
-import { assetUrl, dataUrlFromQuery, makeHash, parseHash, pathFor, readColumns, validateMap } from "./logic.js";
+import {
+  assetUrl, columnsFromTable, dataUrlFromQuery, emptyColumns, makeHash, parseHash, pathFor, readColumns, tableTiles,
+  validateMap, validateMeta,
+} from "./logic.js";
 import { createLook } from "./look.js";
 import { panels } from "./panels.js";
 import { Renderer } from "./renderer.js";
@@ -140,12 +143,20 @@ const map = {
 window.posterMap = { ready: false };
 
 function draw() {
-  if (!map.n) return;
+  if (!map.renderer) return;
   const complete = map.fade ? map.renderer.draw(map.fade.from, map.fade.to, map.fade.t)
     : map.renderer.draw(map.layout);
-  clusterUi.draw(map.renderer.ctx);
-  if (complete && !window.posterMap.firstView) window.posterMap.firstView = performance.now();
+  if (map.n) clusterUi.draw(map.renderer.ctx);
+  if (complete && !window.posterMap.firstView) {
+    window.posterMap.firstView = performance.now();
+    viewDrawn();
+  }
 }
+
+// Resolved once the first view is drawn whole: format 3's table is read after it (see readTable).
+let viewDrawn = () => {};
+const firstViewDrawn = new Promise((resolve) => { viewDrawn = resolve; });
+const TABLE_WAITS_MS = 2000;
 
 // -- loading ---------------------------------------------------------------------------
 function showError(message) {
@@ -181,16 +192,54 @@ async function load() {
         : error.message);
     }
     try {
+      if (data && !data.columns && data.meta && data.meta.table) {
+        // Format 3: the first view needs only data.json and the pyramid's tiles; it is drawn while the
+        // posters' rows load from the map's table.
+        validateMeta(data.meta);
+        tableTiles(data.meta);
+        checkPyramidPaths(data.meta);
+        begin(data.meta, readColumns(emptyColumns(data.meta), data.meta));
+        map.layouts.tsne = makeLayout([], [], data.meta.tiles.tsne);
+        draw();
+        await readTable(data);
+      }
       validateMap(data);
     } catch (error) {
       throw new Error(`${map.dataName}: ${error.message}`);
     }
-    for (const pyramid of Object.values(data.meta.tiles)) assetUrl(map.dataUrl, pyramid.path, PAGE_URL);
+    checkPyramidPaths(data.meta);
     window.posterMap.dataArrived = performance.now();
     setUp(data);
   } catch (error) {
     showError(error.message); // whatever went wrong, the page says so instead of "Loading…" for ever
   }
+}
+
+// Format 3: the rows are in the table's Arrow files, which data.json lists. They are fetched once the first
+// view is drawn (or after TABLE_WAITS_MS), so that they do not hold up its tiles on a machine of two cores
+// (fetched beside them, the view came 0.3 s later at 100,000 posters), and read into format 2's columns.
+async function readTable(data) {
+  const tiles = tableTiles(data.meta);
+  const urlOf = (z, x, y) => {
+    const url = map.asset(tileUrl(data.meta.table.path, z, x, y));
+    if (!url) throw new Error(`meta.table.path leaves the map's folder`);
+    return url;
+  };
+  const status = $("map-status");
+  const say = (f) => {
+    status.textContent = `Reading the map's ${data.meta.table.rows.toLocaleString("en")} posters… ${Math.round(f * 100)}%`;
+  };
+  say(0);
+  status.hidden = false;
+  await Promise.race([firstViewDrawn, new Promise((resolve) => { setTimeout(resolve, TABLE_WAITS_MS); })]);
+  const files = await fetchTable(tiles, urlOf, say);
+  data.columns = columnsFromTable(data.meta, readTableFiles(files, window.Arrow), data.meta.table.rows);
+  status.hidden = true;
+}
+
+// Throws when a pyramid's tiles would be fetched from outside the map's folder.
+function checkPyramidPaths(meta) {
+  for (const pyramid of Object.values(meta.tiles)) assetUrl(map.dataUrl, pyramid.path, PAGE_URL);
 }
 
 // A layout's positions in world units (the map square is side x side css px at zoom 1), its
@@ -225,15 +274,15 @@ function makeLayout(xs, ys, pyramid, { lazyTree = false } = {}) {
   };
 }
 
-function setUp(data) {
-  map.meta = data.meta;
-  map.P = readColumns(data.columns, data.meta);
-  map.n = map.P.n;
-  byId = new Map(map.P.id.map((id, i) => [id, i]));
-  map.thumbSize = data.meta.thumb_size || 256;
+// The map's frame, controls and renderer, from data.json's meta; the posters (`P`: none yet while format 3's
+// table loads) may come later, through setUp. Until then the renderer draws the pyramid's tiles at the home
+// view (from a layout of no posters), and nothing answers the pointer.
+function begin(meta, P) {
+  map.meta = meta;
+  map.P = P;
+  map.thumbSize = meta.thumb_size || 256;
   map.tallestImage = 0;
-  for (const h of map.P.height || []) if (h > map.tallestImage) map.tallestImage = h; // NaN: not known
-  if (data.meta.features && data.meta.features.random_weights) {
+  if (meta.features && meta.features.random_weights) {
     $("notice-text").textContent = "This map was made with random network weights (a test run): "
       + "its positions and similarities say nothing about the posters.";
     $("notice").hidden = false;
@@ -242,13 +291,25 @@ function setUp(data) {
   $("notice-close").addEventListener("click", () => { $("notice").hidden = true; });
   ui.resizeCanvas(); // after the controls, which take room from the canvas
   map.side = Math.min(map.width, map.height) * 0.9;
+  map.home = d3.zoomIdentity.translate((map.width - map.side) / 2, (map.height - map.side) / 2);
+  map.transform = map.home;
+  map.renderer = new Renderer(canvas, map, map.requestDraw);
+  $("loading").hidden = true;
+}
+
+function setUp(data) {
+  const P = readColumns(data.columns, data.meta);
+  if (!map.renderer) begin(data.meta, P);
+  map.P = P;
+  map.n = map.P.n;
+  byId = new Map(map.P.id.map((id, i) => [id, i]));
+  for (const h of map.P.height || []) if (h > map.tallestImage) map.tallestImage = h; // NaN: not known
   map.layouts.tsne = makeLayout(map.P.x, map.P.y, data.meta.tiles.tsne);
   if (data.meta.tiles.grid && map.P.gx) {
     map.layouts.grid = makeLayout(map.P.gx, map.P.gy, data.meta.tiles.grid, { lazyTree: true });
     $("layouts").hidden = false;
   }
-  map.renderer = new Renderer(canvas, map, map.requestDraw);
-  map.home = d3.zoomIdentity.translate((map.width - map.side) / 2, (map.height - map.side) / 2);
+  map.renderer.postersChanged();
   ui.setUp();
   panelUi.setUp();
   clusterUi.setUp();
@@ -380,7 +441,7 @@ Object.assign(window.posterMap, {
     ui.zoomTo(d3.zoomIdentity.translate(x, y).scale(k));
   },
   sharpness: () => map.renderer.sharpness(map.layout),
-  settled: () => !!map.renderer && !map.frame && map.renderer.settled() && !map.fade && !clusterUi.busy()
+  settled: () => map.n > 0 && !map.frame && map.renderer.settled() && !map.fade && !clusterUi.busy()
     && !ui.flying(),
   selection: clusterUi.selection, // ids, most central first, as exported
   selectCluster: (id) => clusterUi.selectCluster(id, { duration: 0 }),

@@ -38,6 +38,48 @@ export async function fetchJson(url, onProgress = () => {}) {
   return JSON.parse(new TextDecoder().decode(bytes));
 }
 
+/**
+ * Format 3's table: every file of `meta.table` (`tiles`: [z, x, y, rows] each), at most `concurrency` at a
+ * time, as bytes. `urlOf(z, x, y)` gives a file's URL; `onProgress(fraction)` is told the share of rows
+ * fetched. `readTableFiles` reads them with apache-arrow.
+ */
+export async function fetchTable(tiles, urlOf, onProgress = () => {}, concurrency = 6) {
+  const total = tiles.reduce((sum, t) => sum + t[3], 0);
+  const files = new Array(tiles.length);
+  let next = 0;
+  let fetched = 0;
+  async function worker() {
+    while (next < tiles.length) {
+      const k = next++;
+      const [z, x, y, rows] = tiles[k];
+      const url = urlOf(z, x, y);
+      // Low priority: the view's tiles, asked for at the same time, come first.
+      const response = await fetch(url, { cache: "no-cache", priority: "low" });
+      if (!response.ok) throw new Error(`cannot load ${decodeURIComponent(new URL(url).pathname)}: HTTP ${response.status}`);
+      files[k] = { url, rows, bytes: new Uint8Array(await response.arrayBuffer()) };
+      fetched += rows;
+      onProgress(fetched / total);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, tiles.length) }, worker));
+  return files;
+}
+
+/** The table's files (as fetchTable gives them) as Arrow tables, with `Arrow` (the page's vendor/arrow.min.js). */
+export function readTableFiles(files, Arrow) {
+  return files.map(({ url, rows, bytes }) => {
+    const name = decodeURIComponent(new URL(url).pathname);
+    let part;
+    try {
+      part = Arrow.tableFromIPC(bytes);
+    } catch (error) {
+      throw new Error(`${name} is not an Arrow file (${error.message})`);
+    }
+    if (part.numRows !== rows) throw new Error(`${name} holds ${part.numRows} rows, not ${rows}`);
+    return part;
+  });
+}
+
 async function decodeImage(url, maxHeight) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`HTTP ${response.status}`);

@@ -213,7 +213,8 @@ export function visibleWorld(transform, width, height, margin = 0) {
 }
 
 /**
- * The columns of data.json (format 2) as arrays a renderer can walk fast:
+ * The map's columns (format 2's in data.json, or format 3's table read by columnsFromTable) as arrays a
+ * renderer can walk fast:
  * typed arrays for numbers (NaN for a missing year), plain arrays for text.
  */
 export function readColumns(columns, meta) {
@@ -656,54 +657,149 @@ export const LIMITS = Object.freeze({
 });
 
 /**
- * Check a parsed data.json (format 2) before anything is built from it; throws an Error whose
- * message names the first field that is wrong. A file stage 3 wrote always passes. What is
- * bounded: the number of posters, neighbours per poster, pyramid levels and clusters and their
- * outlines (see LIMITS), and every position must lie on the map (a poster at x = 1e308 would
- * send the quadtree into an endless loop).
+ * Format 3 keeps its rows in a table of Arrow files (stage 3's contracts/maptable.py says which), listed in
+ * `meta.table.tiles` as [z, x, y, rows]: the list, checked (an Error naming what is wrong).
  */
-export function validateMap(data) {
+export function tableTiles(meta) {
+  const fail = (what) => {
+    throw new Error(`this is not a map file stage 3 wrote (${what}); make it again with get_data_visu.py`);
+  };
+  const about = meta && meta.table;
+  if (!about || typeof about !== "object" || typeof about.path !== "string") fail("no meta.table");
+  const { tiles, rows } = about;
+  if (!Number.isInteger(rows) || rows < 1 || rows > LIMITS.posters) fail(`meta.table.rows is ${JSON.stringify(rows)}`);
+  if (!Array.isArray(tiles) || !tiles.length || tiles.length > rows) fail("meta.table.tiles");
+  let total = 0;
+  for (const t of tiles) {
+    if (!Array.isArray(t) || t.length !== 4 || !t.every(Number.isInteger) || t[0] < 0 || t[0] > LIMITS.levels
+      || t[1] < 0 || t[2] < 0 || t[1] >= 2 ** t[0] || t[2] >= 2 ** t[0] || t[3] < 1) {
+      fail(`meta.table.tiles holds ${JSON.stringify(t)}`);
+    }
+    total += t[3];
+  }
+  if (total !== rows) fail(`meta.table.tiles hold ${total} rows, not ${rows}`);
+  return tiles;
+}
+
+// The table's columns and their Arrow types, as stage 3's contracts/maptable.py writes them; neighbors,
+// similarity and categories are fixed-size lists of that type per poster. Other columns are left unread.
+const TABLE_TYPES = {
+  index: "Int32", id: "Utf8", title: "Utf8", year: "Int32", version: "Int32", x: "Float64", y: "Float64",
+  gx: "Float64", gy: "Float64", aspect: "Float32", neighbors: "Int32", similarity: "Float32", cluster: "Int32",
+  region: "Int32", thumb: "Utf8", image: "Utf8", page: "Utf8", original: "Utf8", height: "Int32",
+  categories: "Int16",
+};
+const TABLE_LISTS = { neighbors: Int32Array, similarity: Float32Array, categories: Int16Array };
+
+/** Whether `v` holds a list of values: an array, or a typed array (a column read from the table). */
+export const isList = (v) => Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView));
+
+// A chunk of an Arrow Utf8 column into out[index[r]]: its bytes decoded at once (one TextDecoder call, not one a
+// string), each string cut at its UTF-16 offset, counted from the bytes that start a character (two units for
+// one of four bytes). Nulls stay null.
+function readStrings(data, index, first, out) {
+  const { valueOffsets: offsets, values: bytes, offset, length, nullBitmap } = data;
+  const start = offsets[offset];
+  const text = new TextDecoder().decode(bytes.subarray(start, offsets[offset + length]));
+  let unit = 0;
+  let b = start;
+  for (let r = 0; r < length; r++) {
+    const begin = unit;
+    for (const end = offsets[offset + r + 1]; b < end; b++) {
+      const byte = bytes[b];
+      if ((byte & 0xc0) !== 0x80) unit += byte >= 0xf0 ? 2 : 1;
+    }
+    const bit = offset + r;
+    const valid = !data.nullCount || !nullBitmap || nullBitmap.length === 0 || (nullBitmap[bit >> 3] >> (bit & 7)) & 1;
+    out[index[first + r]] = valid ? text.slice(begin, unit) : null;
+  }
+}
+
+/**
+ * The map's columns from its table's parts (Arrow tables, as apache-arrow's tableFromIPC gives them, in any
+ * order), in the shapes readColumns takes: numbers in typed arrays (NaN where the table has null), text in
+ * arrays, neighbors and similarity K per poster, categories one list per category. One check (validateMap)
+ * and one reader (readColumns) then serve both formats. Throws when the parts do not hold each of `rows`
+ * posters once, with the contract's columns.
+ */
+export function columnsFromTable(meta, parts, rows) {
+  const fail = (what) => {
+    throw new Error(`this is not a map file stage 3 wrote (${what}); make it again with get_data_visu.py`);
+  };
+  if (!parts.length) fail("the table has no files");
+  const k = meta.neighbors ?? 0;
+  const m = (meta.categories ?? []).length;
+  const fields = parts[0].schema.fields.filter((f) => f.name in TABLE_TYPES);
+  const shape = (part) => part.schema.fields.map((f) => `${f.name}:${f.type}`).join(",");
+  for (const f of fields) {
+    const list = f.name in TABLE_LISTS;
+    const want = list ? `FixedSizeList[${f.name === "categories" ? m : k}]<${TABLE_TYPES[f.name]}>` : TABLE_TYPES[f.name];
+    if (String(f.type) !== want) fail(`the table's ${f.name} is ${f.type}, not ${want}`);
+  }
+  const names = fields.map((f) => f.name);
+  if (names[0] !== "index" || !names.includes("id")) fail("the table has no index and id columns");
+  const columns = {};
+  for (const f of fields.slice(1)) {
+    const name = f.name;
+    if (name === "categories") columns[name] = Array.from({ length: m }, () => new Int16Array(rows).fill(-1));
+    else if (name in TABLE_LISTS) columns[name] = new TABLE_LISTS[name](rows * k);
+    else if (TABLE_TYPES[name] === "Utf8") columns[name] = new Array(rows).fill(null);
+    else columns[name] = new Float64Array(rows).fill(NaN);
+  }
+  const seen = new Uint8Array(rows);
+  const shape0 = shape(parts[0]);
+  for (const part of parts) {
+    if (shape(part) !== shape0) fail("the table's files do not have the same columns");
+    const index = part.getChild("index").toArray();
+    for (const i of index) {
+      if (!(i >= 0 && i < rows) || seen[i]) fail(`the table holds poster ${i} twice, or past its ${rows} rows`);
+      seen[i] = 1;
+    }
+    for (const name of names.slice(1)) {
+      const vector = part.getChild(name);
+      const out = columns[name];
+      if (name in TABLE_LISTS) {
+        const size = name === "categories" ? m : k;
+        const flat = vector.getChildAt(0).toArray();
+        for (let r = 0; r < index.length; r++) {
+          for (let j = 0; j < size; j++) {
+            if (name === "categories") out[j][index[r]] = flat[r * size + j];
+            else out[index[r] * size + j] = flat[r * size + j];
+          }
+        }
+      } else if (TABLE_TYPES[name] === "Utf8") {
+        let first = 0;
+        for (const data of vector.data) {
+          readStrings(data, index, first, out);
+          first += data.length;
+        }
+      } else if (vector.nullCount === 0) {
+        const values = vector.toArray();
+        for (let r = 0; r < index.length; r++) out[index[r]] = values[r];
+      } else {
+        for (let r = 0; r < index.length; r++) out[index[r]] = vector.get(r) ?? NaN;
+      }
+    }
+  }
+  if (seen.some((s) => !s)) fail(`the table does not hold all ${rows} posters`);
+  if (m && !columns.categories) fail("meta.categories names categories the table does not hold");
+  return columns;
+}
+
+/**
+ * Check what the first view is drawn from, before the posters' columns are read: data.json's `meta` with its
+ * pyramids (levels, paths, frames and presence bounded), paths and thumbnail size. validateMap checks it too.
+ */
+export function validateMeta(meta) {
   const fail = (what) => {
     throw new Error(`this is not a map file stage 3 wrote (${what}); make it again with get_data_visu.py`);
   };
   const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
-  if (!isObject(data) || !isObject(data.meta) || !isObject(data.columns)) fail("no meta and columns");
-  const { meta, columns } = data;
+  if (!isObject(meta)) fail("no meta");
   if (!isObject(meta.tiles) || !isObject(meta.tiles.tsne)) fail("no meta.tiles.tsne");
   if (!isObject(meta.paths) || typeof meta.paths.thumb !== "string" || typeof meta.paths.image !== "string") {
     fail("no meta.paths");
   }
-  const ids = columns.id;
-  if (!Array.isArray(ids) || ids.length === 0) fail("columns.id is not a list of posters");
-  const n = ids.length;
-  if (n > LIMITS.posters) fail(`${n} posters, more than the ${LIMITS.posters} the page draws`);
-  const column = (name, check, optional = true) => {
-    const values = columns[name];
-    if (values === undefined && optional) return;
-    if (!Array.isArray(values) || values.length !== n) fail(`columns.${name} does not hold one value per poster`);
-    for (let i = 0; i < n; i++) if (!check(values[i])) fail(`columns.${name}[${i}] is ${JSON.stringify(values[i])}`);
-  };
-  const onMap = (v) => typeof v === "number" && Math.abs(v) <= 1.01; // [-1, 1], and rounding
-  const textOrNull = (v) => v === null || typeof v === "string";
-  column("id", (v) => typeof v === "string" && v !== "", false);
-  column("title", textOrNull, false);
-  column("x", onMap, false);
-  column("y", onMap, false);
-  column("gx", onMap);
-  column("gy", onMap);
-  column("year", (v) => v === null || Number.isInteger(v));
-  column("version", (v) => v === null || Number.isInteger(v));
-  column("aspect", (v) => typeof v === "number" && v > 0 && Number.isFinite(v), false);
-  column("cluster", (v) => Number.isInteger(v) && v >= -1);
-  column("region", (v) => Number.isInteger(v) && v >= -1);
-  for (const name of ["thumb", "image", "page"]) column(name, textOrNull);
-  const k = meta.neighbors ?? 0;
-  if (!Number.isInteger(k) || k < 0 || k > LIMITS.neighbors) fail(`meta.neighbors is ${JSON.stringify(k)}`);
-  const neighbors = columns.neighbors || [];
-  if (!Array.isArray(neighbors) || neighbors.length !== n * k) fail("columns.neighbors does not hold K per poster");
-  for (const j of neighbors) if (!(Number.isInteger(j) && j >= 0 && j < n)) fail(`a neighbour is ${JSON.stringify(j)}`);
-  const similarity = columns.similarity || [];
-  if (!Array.isArray(similarity) || similarity.length !== n * k) fail("columns.similarity does not hold K per poster");
   for (const [name, pyramid] of Object.entries(meta.tiles)) {
     const levels = pyramid && pyramid.levels;
     if (!Number.isInteger(levels) || levels < 1 || levels > LIMITS.levels) fail(`meta.tiles.${name}.levels`);
@@ -721,6 +817,69 @@ export function validateMap(data) {
   }
   if (meta.thumb_size !== undefined && !(Number.isInteger(meta.thumb_size) && meta.thumb_size > 0
     && meta.thumb_size <= 4096)) fail("meta.thumb_size");
+  if (meta.categories !== undefined && !Array.isArray(meta.categories)) fail("meta.categories");
+}
+
+/** The columns of a map of no posters yet (format 3's, while its table loads), as readColumns takes them. */
+export function emptyColumns(meta) {
+  const columns = { id: [], title: [], year: [], version: [], x: [], y: [], aspect: [], neighbors: [], similarity: [],
+    categories: (meta.categories || []).map(() => []) };
+  if (Array.isArray(meta.clusters) && meta.clusters.length) {
+    columns.cluster = [];
+    columns.region = [];
+  }
+  return columns;
+}
+
+/**
+ * Check a parsed map ({meta, columns}: format 2's data.json, or format 3's with its table read into
+ * columns) before anything is built from it; throws an Error whose
+ * message names the first field that is wrong. A file stage 3 wrote always passes. What is
+ * bounded: the number of posters, neighbours per poster, pyramid levels and clusters and their
+ * outlines (see LIMITS), and every position must lie on the map (a poster at x = 1e308 would
+ * send the quadtree into an endless loop).
+ */
+export function validateMap(data) {
+  const fail = (what) => {
+    throw new Error(`this is not a map file stage 3 wrote (${what}); make it again with get_data_visu.py`);
+  };
+  const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+  if (!isObject(data) || !isObject(data.meta) || !isObject(data.columns)) fail("no meta and columns");
+  const { meta, columns } = data;
+  validateMeta(meta);
+  const ids = columns.id;
+  if (!Array.isArray(ids) || ids.length === 0) fail("columns.id is not a list of posters");
+  const n = ids.length;
+  if (n > LIMITS.posters) fail(`${n} posters, more than the ${LIMITS.posters} the page draws`);
+  const column = (name, check, optional = true) => {
+    const values = columns[name];
+    if (values === undefined && optional) return;
+    if (!isList(values) || values.length !== n) fail(`columns.${name} does not hold one value per poster`);
+    for (let i = 0; i < n; i++) if (!check(values[i])) fail(`columns.${name}[${i}] is ${JSON.stringify(values[i])}`);
+  };
+  const onMap = (v) => typeof v === "number" && Math.abs(v) <= 1.01; // [-1, 1], and rounding
+  const textOrNull = (v) => v === null || typeof v === "string";
+  column("id", (v) => typeof v === "string" && v !== "", false);
+  column("title", textOrNull, false);
+  column("x", onMap, false);
+  column("y", onMap, false);
+  column("gx", onMap);
+  column("gy", onMap);
+  // None: null in format 2's JSON, NaN in a column read from format 3's table.
+  const none = (v) => v === null || Number.isNaN(v);
+  column("year", (v) => none(v) || Number.isInteger(v));
+  column("version", (v) => none(v) || Number.isInteger(v));
+  column("aspect", (v) => typeof v === "number" && v > 0 && Number.isFinite(v), false);
+  column("cluster", (v) => Number.isInteger(v) && v >= -1);
+  column("region", (v) => Number.isInteger(v) && v >= -1);
+  for (const name of ["thumb", "image", "page"]) column(name, textOrNull);
+  const k = meta.neighbors ?? 0;
+  if (!Number.isInteger(k) || k < 0 || k > LIMITS.neighbors) fail(`meta.neighbors is ${JSON.stringify(k)}`);
+  const neighbors = columns.neighbors || [];
+  if (!isList(neighbors) || neighbors.length !== n * k) fail("columns.neighbors does not hold K per poster");
+  for (const j of neighbors) if (!(Number.isInteger(j) && j >= 0 && j < n)) fail(`a neighbour is ${JSON.stringify(j)}`);
+  const similarity = columns.similarity || [];
+  if (!isList(similarity) || similarity.length !== n * k) fail("columns.similarity does not hold K per poster");
   for (const [key, what] of [["clusters", "cluster"], ["regions", "region"]]) {
     const groups = meta[key];
     if (groups === undefined) continue;
@@ -742,7 +901,7 @@ export function validateMap(data) {
   }
   if (meta.pairs !== undefined && !(isObject(meta.pairs) && typeof meta.pairs.file === "string")) fail("meta.pairs");
   column("original", textOrNull);
-  column("height", (v) => v === null || (Number.isInteger(v) && v > 0 && v <= 100_000));
+  column("height", (v) => none(v) || (Number.isInteger(v) && v > 0 && v <= 100_000));
   const about = meta.categories ?? [];
   if (!Array.isArray(about) || about.length > LIMITS.categories) fail("meta.categories");
   if (about.length && !(Array.isArray(columns.categories) && columns.categories.length === about.length)) {
@@ -754,7 +913,7 @@ export function validateMap(data) {
     if (!Array.isArray(values) || !values.length || values.length > LIMITS.values
       || !values.every((v) => typeof v === "string" && v.length <= 200)) fail(`meta.categories[${k}].values`);
     const codes = columns.categories[k];
-    if (!Array.isArray(codes) || codes.length !== n) fail(`columns.categories[${k}] does not hold one value per poster`);
+    if (!isList(codes) || codes.length !== n) fail(`columns.categories[${k}] does not hold one value per poster`);
     for (let i = 0; i < n; i++) {
       if (!(Number.isInteger(codes[i]) && codes[i] >= -1 && codes[i] < values.length)) {
         fail(`columns.categories[${k}][${i}] is ${JSON.stringify(codes[i])}`);

@@ -70,6 +70,15 @@ export class Renderer {
     map.events.on("look.renderer", () => this.overlaysChanged());
   }
 
+  /** Call when the map's posters arrive (format 3's table, after the first view): what was composed from
+   * none is composed anew. */
+  postersChanged() {
+    this.buckets.clear();
+    this.composed.clear();
+    this.composing.clear();
+    this.overlaysChanged();
+  }
+
   /** Call when the year filter, the selection or the colouring changes: overlay tiles are composed anew. */
   overlaysChanged() {
     this.overlayVersion += 1;

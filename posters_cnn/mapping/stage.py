@@ -3,7 +3,9 @@
 Inputs: ``features.h5`` (stage 2) and ``posters.csv`` (stage 1). Outputs,
 all beside ``data.json`` so the folder can be copied to any static host:
 
-* ``data.json``: meta and one column per field (format 2; schema: ``data.schema.json``);
+* ``data.json``: meta, naming the map's table (format 3; schema: ``data.schema.json``);
+* ``assets/maps/{stem}/run-…/table/Z/X-Y.arrow``: the map's table, one column per field, in Arrow files
+  cut along the tile pyramid (``contracts/maptable.py``);
 * ``pairs.json``: the closest pairs of posters overall (not versions of one movie);
 * ``clusters.csv``: ``poster_id,cluster,region`` for every poster of the map (:mod:`.clusters`);
 * ``assets/maps/{stem}/tiles/LAYOUT/Z/X-Y.jpg``: the map's imagery, a pyramid of tiles (:mod:`.tiles`);
@@ -40,7 +42,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..cli import StageError, UsageError
-from ..contracts import geometry, store
+from ..contracts import geometry, maptable, store
 from ..contracts.manifest import load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
@@ -432,7 +434,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                                                "slot": geometry.slot_size(n),
                                                "min_cluster_size": clustering_info and clustering_info["min_cluster_size"]})
     meta = {
-        "format": 2, "created": created, "count": n, "seed": seed,
+        "format": maptable.FORMAT, "created": created, "count": n, "seed": seed,
         "seconds": round(time.perf_counter() - started, 2),  # the whole stage, up to writing its files
         "features": {"file": features_path.name, **{key: None if attrs.get(key) is None else str(attrs[key])
                                                     for key in ("model", "layer", "weights")},
@@ -481,8 +483,8 @@ def pair_arrays(pairs: list[tuple[float, int, int]]) -> tuple[np.ndarray, np.nda
 def map_columns(meta: dict, ids: list[str], rows: list[dict], coords: np.ndarray, aspect: np.ndarray, near: Similar,
                 found, grid_xy: np.ndarray | None, image_rel: list[str], thumb_rel: list[str],
                 metadata: categories.Metadata | None = None) -> dict:
-    """data.json's columns (format 2; ``data.schema.json``), and ``meta.paths``, ``meta.categories`` and
-    ``meta.metadata`` (set in ``meta``)."""
+    """The map's columns, as format 2 held them in ``data.json`` (format 3 writes them as its table,
+    ``contracts/maptable.py``), and ``meta.paths``, ``meta.categories`` and ``meta.metadata`` (set in ``meta``)."""
     columns = {
         "id": ids, "title": [row["title"] for row in rows], "year": [row["year"] for row in rows],
         "version": [row["version"] for row in rows],
@@ -569,9 +571,27 @@ def publish(output: Path, own: str, meta: dict, columns: dict, pairs_doc: dict, 
         write_text_atomic(out_dir / own / CLUSTERS_IN_RUN, clusters_csv)
     kept.save(out_dir / own / mapstate.FILE)
     install_page(out_dir)
-    # The switch: until this rename the folder holds the earlier map, whole; after it, this one.
-    write_json_atomic(output, {"meta": meta, "columns": columns})
+    write_map(output, own, meta, columns)
     settle(output)
+
+
+def write_map(output: Path, own: str, meta: dict, columns: dict) -> None:
+    """Write the map's table (``contracts/maptable.py``) into a new folder of its run's folder ``own``, then
+    ``data.json`` naming it (format 3; ``meta`` gains ``format`` and ``table``), then remove the run's other
+    tables: a table is never changed in place, so a page that loaded the earlier ``data.json`` reads the
+    rows it named until it loads the new one."""
+    run = output.parent / own
+    folder = maptable.FOLDER
+    while (run / folder).exists():  # an update of categories writes the run's table anew beside the old one
+        folder = f"{maptable.FOLDER}-{os.urandom(3).hex()}"
+    about = maptable.write(run / folder, columns, meta)
+    meta["format"] = maptable.FORMAT
+    meta["table"] = {**about, "path": f"{own}/{folder}/{about['path']}"}
+    # The switch: until this rename the folder holds the earlier map, whole; after it, this one.
+    write_json_atomic(output, {"meta": meta})
+    for entry in run.iterdir():
+        if entry.is_dir() and entry.name.startswith(maptable.FOLDER) and entry.name != folder:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 RUN_PREFIX = "run-"
@@ -623,23 +643,26 @@ def settle(output: Path) -> None:
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 PAGE_FILES = ("index.html", "style.css", "app.js", "loader.js", "renderer.js", "interaction.js", "panels.js",
               "clusters.js", "logic.js", "geometry.js", "look.js")
+VENDOR_FILES = ("d3.min.js", "arrow.min.js")  # from npm (package-lock.json), copied by `make setup`
 
 
 def install_page(out_dir: str | os.PathLike) -> bool:
-    """Put the page's files (and d3, when ``make setup`` has installed it) beside a map written
-    outside ``web/``, so that the folder is a complete site. False if d3 is missing."""
+    """Put the page's files (and d3 and Arrow, when ``make setup`` has installed them) beside a map written
+    outside ``web/``, so that the folder is a complete site. False if one of them is missing."""
     out_dir = Path(out_dir)
+    vendor = WEB_DIR / "vendor"
+    missing = [name for name in VENDOR_FILES if not (vendor / name).exists()]
     if out_dir.resolve() == WEB_DIR:
-        return (WEB_DIR / "vendor" / "d3.min.js").exists()
+        return not missing
     for name in PAGE_FILES:
         shutil.copyfile(WEB_DIR / name, out_dir / name)
-    d3 = WEB_DIR / "vendor" / "d3.min.js"
-    if not d3.exists():
-        log.warning("web/vendor/d3.min.js is missing: run `make setup` (it installs d3 from npm), then run "
-                    "this stage again to copy it beside the map")
+    if missing:
+        log.warning("web/vendor/%s is missing: run `make setup` (it installs d3 and Arrow from npm), then run "
+                    "this stage again to copy it beside the map", missing[0])
         return False
     (out_dir / "vendor").mkdir(exist_ok=True)
-    shutil.copyfile(d3, out_dir / "vendor" / "d3.min.js")
+    for name in VENDOR_FILES:
+        shutil.copyfile(vendor / name, out_dir / "vendor" / name)
     return True
 
 

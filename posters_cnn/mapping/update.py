@@ -36,7 +36,6 @@ makes the map in full instead (the chain's choice).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import time
@@ -47,9 +46,9 @@ import h5py
 import numpy as np
 
 from ..cli import StageError, UsageError
-from ..contracts import geometry, store
+from ..contracts import geometry, maptable, store
 from ..contracts.manifest import load_ok_records
-from ..fsutil import UnsafePath, contained, remove_stale_temporaries, write_json_atomic
+from ..fsutil import UnsafePath, contained, remove_stale_temporaries
 from ..names import movie_of
 from . import categories, clusters as clustering, stage, state as mapstate
 from .similarity import _top, normalize_rows
@@ -247,7 +246,7 @@ def refresh_categories(output: Path, meta: dict, columns: dict, rows: list[dict]
         return False
     if table is None and meta.get("metadata"):
         log.warning(FORGOTTEN, meta["metadata"].get("file"))
-    write_json_atomic(output, {"meta": new_meta, "columns": new_columns})
+    stage.write_map(output, meta["run"], new_meta, new_columns)
     return True
 
 
@@ -258,11 +257,12 @@ FORGOTTEN = ("the map had the columns of --metadata %s; this update was given no
 def read_map(output: Path) -> tuple[dict, dict, mapstate.MapState]:
     """(meta, columns, state) of the map at ``output``, or NeedsFullRun saying why it cannot be updated."""
     try:
-        data = json.loads(output.read_text(encoding="utf-8"))
-        meta, columns = data["meta"], data["columns"]
+        meta, columns = maptable.read_columns(output)
         n = len(columns["id"])
     except FileNotFoundError:
         raise NeedsFullRun(f"there is no map at {output} to update: make it first, without --update") from None
+    except maptable.BadTable as exc:
+        raise NeedsFullRun(f"{exc}: make the map again, without --update") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NeedsFullRun(f"{output} is not a readable map ({exc.__class__.__name__}): make it again, without "
                            f"--update") from None

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""data.json format 2 (columns in the JSON) against format 3 (the map's table in Arrow files), on one map.
+
+    python bench/bench_map_format.py [--map bench/out/page-100000/data.json] [--repeats 3]
+
+The map must be one stage 3 wrote (bench_page.py makes bench/out/page-N/). Its columns are written a
+second time in the other format beside it (format 2 as FORMAT2.json, format 3 as FORMAT3.json, with its
+table under assets/maps/FORMAT3/), so that both name the same tiles and images. With the page of this
+checkout, each is opened in a fresh Chromium context (headless, 1280x800, cold caches), alternating, and
+measured:
+
+* first view: navigation to the first frame with the whole view drawn (``posterMap.firstView``), and the
+  bytes downloaded before it;
+* ready: navigation to the moment the map answers the pointer, search and panels (``posterMap.firstDraw``,
+  when ``ready`` is set);
+* the JS heap then (``performance.memory``: garbage not yet collected counts);
+* in Python: reading the columns back (``maptable.read_columns``), and the files' bytes.
+
+Medians of --repeats. Writes bench/out/map_format.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from common import OUT, ROOT, machine
+
+sys.path.insert(0, str(ROOT / "tests"))
+from browser import StaticServer, copy_page, launch  # noqa: E402
+
+from posters_cnn.contracts import maptable  # noqa: E402
+
+
+def twins(data_json: Path) -> tuple[Path, Path]:
+    web = data_json.parent
+    meta, columns = maptable.read_columns(data_json)
+    two, three = web / "FORMAT2.json", web / "FORMAT3.json"
+    two.write_text(json.dumps({"meta": {**meta, "format": 2}, "columns": columns}, separators=(",", ":")))
+    folder = web / "assets" / "maps" / "FORMAT3" / "table"
+    if not folder.exists():
+        about = maptable.write(folder, columns, meta)
+        meta3 = {**meta, "format": 3, "table": {**about, "path": f"assets/maps/FORMAT3/table/{about['path']}"}}
+        three.write_text(json.dumps({"meta": meta3}, separators=(",", ":")))
+    return two, three
+
+
+def measure(browser, url: str) -> dict:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_function("window.posterMap && window.posterMap.firstView", timeout=600_000, polling=20)
+    got = page.evaluate("""() => { const m = window.posterMap, t = m.firstView;
+        const bytes = performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))
+          .filter(e => e.responseEnd <= t).reduce((s, e) => s + (e.encodedBodySize || 0), 0);
+        return {first_view_s: t / 1000, first_view_mib: bytes / 2 ** 20}; }""")
+    page.wait_for_function("window.posterMap.ready", timeout=600_000, polling=20)
+    got.update(page.evaluate("""() => ({ready_s: window.posterMap.firstDraw / 1000,
+        heap_mib: performance.memory.usedJSHeapSize / 2 ** 20})"""))
+    context.close()
+    return got
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--map", default=str(OUT / "page-100000" / "data.json"))
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    data_json = Path(args.map)
+    two, three = twins(data_json)
+    copy_page(data_json.parent)
+    python = {}
+    for name, path in (("format 2", two), ("format 3", three)):
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            maptable.read_columns(path)
+            times.append(time.perf_counter() - start)
+        meta = json.loads(path.read_text())["meta"]
+        table = sum((path.parent / meta["table"]["path"].replace("{z}", str(z)).replace("{x}", str(x))
+                     .replace("{y}", str(y))).stat().st_size for z, x, y, _ in meta["table"]["tiles"]) \
+            if name == "format 3" else 0
+        python[name] = {"read_s": statistics.median(times), "json_mib": path.stat().st_size / 2**20,
+                        "table_mib": table / 2**20,
+                        "table_files": len(meta["table"]["tiles"]) if name == "format 3" else 0}
+    from playwright.sync_api import sync_playwright
+
+    server = StaticServer(data_json.parent)
+    runs = {"format 2": [], "format 3": []}
+    with sync_playwright() as p:
+        browser = launch(p)
+        for _ in range(args.repeats):
+            for name, path in (("format 2", two), ("format 3", three)):
+                runs[name].append(measure(browser, f"{server.url}index.html?{path.name}"))
+        browser.close()
+    server.close()
+    result = {"machine": machine(), "map": str(data_json), "count": json.loads(three.read_text())["meta"]["count"],
+              "repeats": args.repeats, "python": python, "page": {}}
+    for name, rows in runs.items():
+        result["page"][name] = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+    (OUT / "map_format.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
