@@ -44,7 +44,8 @@ def twins(data_json: Path) -> tuple[Path, Path]:
     folder = web / "assets" / "maps" / "FORMAT3" / "table"
     if not folder.exists():
         about = maptable.write(folder, columns, meta)
-        meta3 = {**meta, "format": 3, "table": {**about, "path": f"assets/maps/FORMAT3/table/{about['path']}"}}
+        meta3 = {**meta, "format": 3, "table": {**about, **{key: f"assets/maps/FORMAT3/table/{about[key]}"
+                                                             for key in ("path", "near")}}}
         three.write_text(json.dumps({"meta": meta3}, separators=(",", ":")))
     return two, three
 
@@ -81,12 +82,13 @@ def main() -> None:
             maptable.read_columns(path)
             times.append(time.perf_counter() - start)
         meta = json.loads(path.read_text())["meta"]
-        table = sum((path.parent / meta["table"]["path"].replace("{z}", str(z)).replace("{x}", str(x))
-                     .replace("{y}", str(y))).stat().st_size for z, x, y, _ in meta["table"]["tiles"]) \
-            if name == "format 3" else 0
+        size = {}
+        for key in ("path", "near") if name == "format 3" else ():
+            size[key] = sum((path.parent / meta["table"][key].replace("{z}", str(z)).replace("{x}", str(x))
+                             .replace("{y}", str(y))).stat().st_size for z, x, y, _ in meta["table"]["tiles"])
         python[name] = {"read_s": statistics.median(times), "json_mib": path.stat().st_size / 2**20,
-                        "table_mib": table / 2**20,
-                        "table_files": len(meta["table"]["tiles"]) if name == "format 3" else 0}
+                        "rows_files_mib": size.get("path", 0) / 2**20, "near_files_mib": size.get("near", 0) / 2**20,
+                        "tiles": len(meta["table"]["tiles"]) if name == "format 3" else 0}
     from playwright.sync_api import sync_playwright
 
     server = StaticServer(data_json.parent)

@@ -63,7 +63,7 @@ def main() -> None:
     }
     shutil.rmtree(OUT, ignore_errors=True)
     about = maptable.write(OUT / RUN / "table", columns, meta, capacity=CAPACITY)
-    meta["table"] = {**about, "path": f"{RUN}/table/{about['path']}"}
+    meta["table"] = {**about, "path": f"{RUN}/table/{about['path']}", "near": f"{RUN}/table/{about['near']}"}
     (OUT / "data.json").write_text(json.dumps({"meta": meta}, ensure_ascii=False, indent=1) + "\n")
     (OUT / "columns.json").write_text(json.dumps(columns, ensure_ascii=False) + "\n")
     print(f"wrote {OUT}: {len(about['tiles'])} files, levels {sorted({t[0] for t in about['tiles']})}")

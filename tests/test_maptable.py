@@ -34,20 +34,26 @@ def test_the_writer_still_writes_the_fixture(tmp_path):
     meta, columns = data["meta"], json.loads((FIXTURE / "columns.json").read_text())
     about = maptable.write(tmp_path / "table", columns, meta, capacity=meta["table"]["capacity"])
     assert about["tiles"] == meta["table"]["tiles"]
+    assert about["near"] == maptable.NEAR_TEMPLATE
     for z, x, y, _ in about["tiles"]:
-        rel = geometry.tile_url(maptable.TEMPLATE, z, x, y)
-        ours = pa.ipc.open_file((tmp_path / "table" / rel).read_bytes()).read_all()
-        theirs = pa.ipc.open_file((FIXTURE / meta["run"] / "table" / rel).read_bytes()).read_all()
-        assert ours.equals(theirs, check_metadata=True), rel
+        for template in (maptable.TEMPLATE, maptable.NEAR_TEMPLATE):
+            rel = geometry.tile_url(template, z, x, y)
+            ours = pa.ipc.open_file((tmp_path / "table" / rel).read_bytes()).read_all()
+            theirs = pa.ipc.open_file((FIXTURE / meta["run"] / "table" / rel).read_bytes()).read_all()
+            assert ours.equals(theirs, check_metadata=True), rel
 
 
 def test_pyarrow_dataset_reads_the_whole_table_in_one_step():
-    """The README's one step, without our code: every poster once, with its columns."""
-    table = ds.dataset(FIXTURE / "assets/maps/data/run-fixture/table", format="arrow").to_table().sort_by("index")
+    """The README's step, without our code: every poster once, with its columns and its similar posters."""
+    folder = FIXTURE / "assets/maps/data/run-fixture/table"
+    table = ds.dataset(folder / "rows", format="arrow").to_table().sort_by("index")
+    near = ds.dataset(folder / "near", format="arrow").to_table().sort_by("index")
+    whole = table.append_column(near.schema.field("neighbors"), near["neighbors"])
     columns = json.loads((FIXTURE / "columns.json").read_text())
     assert table.column("id").to_pylist() == columns["id"]
-    assert table.column("index").to_pylist() == list(range(len(columns["id"])))
-    assert table.column("neighbors").to_pylist()[1] == columns["neighbors"][3:6]
+    assert whole.column("index").to_pylist() == list(range(len(columns["id"])))
+    assert whole.column("neighbors").to_pylist()[1] == columns["neighbors"][3:6]
+    assert whole.column("title").to_pylist() == columns["title"]
 
 
 @pytest.mark.parametrize("capacity", [1, 3, 50, 10_000])
@@ -88,6 +94,15 @@ def test_a_doctored_table_description_is_one_clear_error(tmp_path, how, said):
     path = fixture_copy(tmp_path)
     doctor(path, how)
     with pytest.raises(maptable.BadTable, match=said):
+        maptable.read_columns(path)
+
+
+def test_near_files_that_do_not_match_their_rows_are_one_clear_error(tmp_path):
+    path = fixture_copy(tmp_path)
+    near = sorted((path.parent / "assets").rglob("near/*/*.arrow"))
+    a, b = near[0].read_bytes(), near[1].read_bytes()
+    near[0].write_bytes(b), near[1].write_bytes(a)  # each tile's neighbours in the other's file
+    with pytest.raises(maptable.BadTable, match="rows|near files"):
         maptable.read_columns(path)
 
 

@@ -70,7 +70,8 @@ def write_table(web, name, data, change=lambda columns: None):
     doctored = json.loads(json.dumps(data))
     change(doctored["columns"])
     about = maptable.write(web / "tables" / name, doctored["columns"], doctored["meta"], capacity=8)
-    meta = {**doctored["meta"], "table": {**about, "path": f"tables/{name}/{about['path']}"}}
+    meta = {**doctored["meta"], "table": {**about, "path": f"tables/{name}/{about['path']}",
+                                          "near": f"tables/{name}/{about['near']}"}}
     write_doctored(web, f"{name}.json", {"meta": meta})
     return meta["table"]
 
@@ -122,8 +123,32 @@ def test_the_first_view_is_drawn_before_the_posters_rows_arrive(browser, site): 
 
 TABLE_DOCTORED = {
     "x-off-the-map-in-the-table": (lambda c: c["x"].__setitem__(0, 1e308), "not a map file"),
-    "a-neighbour-past-the-map": (lambda c: c["neighbors"].__setitem__(0, 10 ** 6), "not a map file"),
+    "a-cluster-below-none": (lambda c: c["cluster"].__setitem__(0, -5), "not a map file"),
 }
+
+
+def test_a_doctored_near_file_shows_no_similar_posters_and_says_why(browser, folder):  # noqa: F811
+    """Format 3 reads a tile's similar posters when one of its posters is chosen: a neighbour past the map
+    is refused then, with a notice, and the panel lists none."""
+    server, data = folder
+    k = data["meta"]["neighbors"]
+    write_table(server.folder, "far-neighbour", data, lambda c: c["neighbors"].__setitem__(0, 10 ** 6))
+    page = browser.new_page()
+    page.goto(f"{server.url}index.html?far-neighbour.json")
+    page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
+    page.evaluate("id => window.posterMap.select(id)", data["columns"]["id"][0])
+    page.wait_for_selector("#notice:not([hidden])", timeout=20000)
+    assert "similar posters cannot be shown" in page.text_content("#notice") and "a neighbour is" in page.text_content("#notice")
+    assert page.locator("#panel-similar button").count() == 0
+    # A poster of another tile still shows its own.
+    from posters_cnn.contracts import maptable
+
+    pyramid = data["meta"]["tiles"]["tsne"]
+    tiles = maptable.tiles_for(data["columns"]["x"], data["columns"]["y"], pyramid["origin"], pyramid["span"], 8)
+    other = next(int(rows[0]) for *_, rows in tiles if 0 not in rows)
+    page.evaluate("id => window.posterMap.select(id)", data["columns"]["id"][other])
+    page.wait_for_function(f"document.querySelectorAll('#panel-similar button').length === {k}", timeout=20000)
+    page.close()
 
 
 @pytest.mark.parametrize("what", sorted(TABLE_DOCTORED))

@@ -29,7 +29,8 @@ def the_map(out):
     for pyramid in meta["tiles"].values():
         pyramid["path"] = pyramid["path"].split("/tiles/")[1]
     meta["pairs"]["file"] = None
-    meta["table"]["path"] = meta["table"]["path"].split("/table/")[1]
+    for key in ("path", "near"):
+        meta["table"][key] = meta["table"][key].split("/table/")[1]
     return data
 
 

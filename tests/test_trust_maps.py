@@ -39,8 +39,8 @@ def files_of_map(out):
     data = read_map(out)
     meta, cols = data["meta"], data["columns"]
     names = {out.name, meta["pairs"]["file"], *tile_files(data)}
-    names |= {meta["table"]["path"].replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y))
-              for z, x, y, _ in meta["table"]["tiles"]}  # the map's table
+    names |= {meta["table"][key].replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y))
+              for z, x, y, _ in meta["table"]["tiles"] for key in ("path", "near")}  # the map's table
     pairs = json.loads((base / meta["pairs"]["file"]).read_text())["pairs"]
     names |= {pair["image"] for pair in pairs if pair.get("image")}
     for key in ("thumb", "image"):

@@ -34,8 +34,8 @@ import { interaction } from "./interaction.js";
 import { fetchJson, fetchTable, readTableFiles } from "./loader.js";
 import { deepestComposedLevel, makePresence, posterBox, tileUrl, toWorld } from "./geometry.js";
 import {
-  assetUrl, columnsFromTable, dataUrlFromQuery, emptyColumns, makeHash, parseHash, pathFor, readColumns, tableTiles,
-  validateMap, validateMeta,
+  assetUrl, columnsFromTable, dataUrlFromQuery, emptyColumns, fillNear, makeHash, parseHash, pathFor, readColumns,
+  tableTiles, validateMap, validateMeta,
 } from "./logic.js";
 import { createLook } from "./look.js";
 import { panels } from "./panels.js";
@@ -105,6 +105,8 @@ const map = {
   imageUrl(i) {
     return resolvedOnce(imageUrls, i, map.imagePath);
   },
+  /** A promise of poster i's similar posters in P.neighbors and P.similarity (format 3 reads them when asked). */
+  nearOf: (i) => nearOf(i),
   pageUrl(i) {
     if (map.P.page) return map.P.page[i] || "";
     return map.meta.paths.page ? map.meta.paths.page.replaceAll("{id}", map.P.id[i]) : "";
@@ -233,8 +235,38 @@ async function readTable(data) {
   status.hidden = false;
   await Promise.race([firstViewDrawn, new Promise((resolve) => { setTimeout(resolve, TABLE_WAITS_MS); })]);
   const files = await fetchTable(tiles, urlOf, say);
-  data.columns = columnsFromTable(data.meta, readTableFiles(files, window.Arrow), data.meta.table.rows);
+  const parts = readTableFiles(files, window.Arrow);
+  const tileOf = new Int32Array(data.meta.table.rows);
+  data.columns = columnsFromTable(data.meta, parts, data.meta.table.rows, tileOf);
+  near.tileOf = tileOf;
+  near.members = parts.map((part) => part.getChild("index").toArray().slice()); // a copy: not the file's bytes
   status.hidden = true;
+}
+
+// Format 3's similar posters, read a tile at a time from its near file when a poster of it is chosen.
+const near = { tileOf: null, members: null, loads: new Map() };
+
+/** A promise of poster i's similar posters in map.P (at once where they are already there). */
+function nearOf(i) {
+  const meta = map.meta;
+  if (!near.tileOf || !map.P.k || map.P.neighbors[i * map.P.k] >= 0) return Promise.resolve();
+  const t = near.tileOf[i];
+  if (!near.loads.has(t)) {
+    const [z, x, y, rows] = meta.table.tiles[t];
+    const url = map.asset(tileUrl(meta.table.near, z, x, y));
+    const fetched = url ? fetchTable([[z, x, y, rows]], () => url, undefined, { priority: "high" })
+      : Promise.reject(new Error("meta.table.near leaves the map's folder"));
+    near.loads.set(t, fetched
+      .then((files) => {
+        fillNear(map.P, readTableFiles(files, window.Arrow)[0], near.members[t]);
+        map.requestDraw();
+      })
+      .catch((error) => {
+        $("notice-text").textContent = `The similar posters cannot be shown: ${map.dataName}: ${error.message}`;
+        $("notice").hidden = false;
+      }));
+  }
+  return near.loads.get(t);
 }
 
 // Throws when a pyramid's tiles would be fetched from outside the map's folder.

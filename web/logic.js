@@ -229,7 +229,9 @@ export function readColumns(columns, meta) {
     n, k, id: columns.id, title: columns.title.map((t) => (t === null || t === undefined ? "" : String(t))), year: num(columns.year), version: num(columns.version),
     x: num(columns.x), y: num(columns.y), gx: columns.gx ? num(columns.gx) : null,
     gy: columns.gy ? num(columns.gy) : null, aspect: num(columns.aspect, Float32Array),
-    neighbors: Int32Array.from(columns.neighbors || []), similarity: Float32Array.from(columns.similarity || []),
+    // Without the columns (format 3: read from the near files when shown), -1: not known yet.
+    neighbors: columns.neighbors ? Int32Array.from(columns.neighbors) : new Int32Array(n * k).fill(-1),
+    similarity: columns.similarity ? Float32Array.from(columns.similarity) : new Float32Array(n * k).fill(NaN),
     thumb: columns.thumb || null, image: columns.image || null, page: columns.page || null,
     cluster: columns.cluster ? Int32Array.from(columns.cluster, (c) => (Number.isInteger(c) ? c : -1)) : null,
     region: columns.region ? Int32Array.from(columns.region, (c) => (Number.isInteger(c) ? c : -1)) : null,
@@ -720,9 +722,10 @@ function readStrings(data, index, first, out) {
  * order), in the shapes readColumns takes: numbers in typed arrays (NaN where the table has null), text in
  * arrays, neighbors and similarity K per poster, categories one list per category. One check (validateMap)
  * and one reader (readColumns) then serve both formats. Throws when the parts do not hold each of `rows`
- * posters once, with the contract's columns.
+ * posters once, with the contract's columns. `tileOf` (an Int32Array of `rows`), when given, is told each
+ * poster's part.
  */
-export function columnsFromTable(meta, parts, rows) {
+export function columnsFromTable(meta, parts, rows, tileOf = null) {
   const fail = (what) => {
     throw new Error(`this is not a map file stage 3 wrote (${what}); make it again with get_data_visu.py`);
   };
@@ -748,12 +751,13 @@ export function columnsFromTable(meta, parts, rows) {
   }
   const seen = new Uint8Array(rows);
   const shape0 = shape(parts[0]);
-  for (const part of parts) {
+  parts.forEach((part, p) => {
     if (shape(part) !== shape0) fail("the table's files do not have the same columns");
     const index = part.getChild("index").toArray();
     for (const i of index) {
       if (!(i >= 0 && i < rows) || seen[i]) fail(`the table holds poster ${i} twice, or past its ${rows} rows`);
       seen[i] = 1;
+      if (tileOf) tileOf[i] = p;
     }
     for (const name of names.slice(1)) {
       const vector = part.getChild(name);
@@ -780,10 +784,38 @@ export function columnsFromTable(meta, parts, rows) {
         for (let r = 0; r < index.length; r++) out[index[r]] = vector.get(r) ?? NaN;
       }
     }
-  }
+  });
   if (seen.some((s) => !s)) fail(`the table does not hold all ${rows} posters`);
   if (m && !columns.categories) fail("meta.categories names categories the table does not hold");
   return columns;
+}
+
+/**
+ * Fill the similar posters of one tile (`part`: an Arrow table of index, neighbors and similarity, from
+ * format 3's near files) into P's neighbors and similarity, after checking that it holds exactly the posters
+ * `members` (that tile's, ascending as its rows' file lists them) and neighbours on the map. Throws, and
+ * changes nothing, when it does not.
+ */
+export function fillNear(P, part, members) {
+  const fail = (what) => {
+    throw new Error(`this is not a map file stage 3 wrote (${what}); make it again with get_data_visu.py`);
+  };
+  const k = P.k;
+  const index = part.getChild("index")?.toArray();
+  const near = part.getChild("neighbors");
+  const sims = part.getChild("similarity");
+  if (!index || !near || !sims || String(near.type) !== `FixedSizeList[${k}]<Int32>`
+    || String(sims.type) !== `FixedSizeList[${k}]<Float32>`) fail("a near file without the columns of its map");
+  if (index.length !== members.length || index.some((i, r) => i !== members[r])) {
+    fail("a near file that does not hold the posters of its tile");
+  }
+  const js = near.getChildAt(0).toArray();
+  const values = sims.getChildAt(0).toArray();
+  for (const j of js) if (!(j >= 0 && j < P.n)) fail(`a neighbour is ${j}`);
+  for (let r = 0; r < index.length; r++) {
+    P.neighbors.set(js.subarray(r * k, (r + 1) * k), index[r] * k);
+    P.similarity.set(values.subarray(r * k, (r + 1) * k), index[r] * k);
+  }
 }
 
 /**
@@ -875,11 +907,15 @@ export function validateMap(data) {
   for (const name of ["thumb", "image", "page"]) column(name, textOrNull);
   const k = meta.neighbors ?? 0;
   if (!Number.isInteger(k) || k < 0 || k > LIMITS.neighbors) fail(`meta.neighbors is ${JSON.stringify(k)}`);
-  const neighbors = columns.neighbors || [];
-  if (!isList(neighbors) || neighbors.length !== n * k) fail("columns.neighbors does not hold K per poster");
-  for (const j of neighbors) if (!(Number.isInteger(j) && j >= 0 && j < n)) fail(`a neighbour is ${JSON.stringify(j)}`);
-  const similarity = columns.similarity || [];
-  if (!isList(similarity) || similarity.length !== n * k) fail("columns.similarity does not hold K per poster");
+  // Format 3 with near files: the similar posters are read, and checked (fillNear), when they are shown.
+  const onDemand = columns.neighbors === undefined && typeof meta.table?.near === "string";
+  if (!onDemand) {
+    const neighbors = columns.neighbors || [];
+    if (!isList(neighbors) || neighbors.length !== n * k) fail("columns.neighbors does not hold K per poster");
+    for (const j of neighbors) if (!(Number.isInteger(j) && j >= 0 && j < n)) fail(`a neighbour is ${JSON.stringify(j)}`);
+    const similarity = columns.similarity || [];
+    if (!isList(similarity) || similarity.length !== n * k) fail("columns.similarity does not hold K per poster");
+  }
   for (const [key, what] of [["clusters", "cluster"], ["regions", "region"]]) {
     const groups = meta[key];
     if (groups === undefined) continue;

@@ -195,6 +195,13 @@ export function panels(map) {
     page.hidden = !safePage;
     if (safePage) page.href = url;
     else page.removeAttribute("href");
+    showSimilar(i);
+    // Format 3 reads a poster's similar posters when it is chosen: shown once they are in, if it still is.
+    map.nearOf(i).then(() => { if (map.selected === i) showSimilar(i); });
+  }
+
+  function showSimilar(i) {
+    const P = map.P;
     const similar = $("panel-similar");
     similar.replaceChildren();
     for (let r = 0; r < P.k; r++) {

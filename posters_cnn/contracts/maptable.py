@@ -4,13 +4,18 @@ Stage 3 writes it, ``--update`` reads and rewrites it, the page reads it (``web/
 anyone with pyarrow, pandas, polars or DuckDB, without our code::
 
     import pyarrow.dataset as ds
-    table = ds.dataset("web/assets/maps/data/run-.../table", format="arrow").to_table().sort_by("index")
+    table = ds.dataset("web/assets/maps/data/run-.../table/rows", format="arrow").to_table().sort_by("index")
+    near = ds.dataset("web/assets/maps/data/run-.../table/near", format="arrow").to_table().sort_by("index")
+    table = table.append_column("neighbors", near["neighbors"])  # the same posters in the same order
 
-or, from ``data.json`` itself, :func:`read_table`. ``data.json`` keeps what is not per poster (``meta``:
-the pyramids, the clusters, the settings); ``meta.table`` says where the rows are:
+or, from ``data.json`` itself and joined, :func:`read_table`. ``data.json`` keeps what is not per poster
+(``meta``: the pyramids, the clusters, the settings); ``meta.table`` says where the rows are:
 
-* ``path``: the files' template, ``.../table/{z}/{x}-{y}.arrow``, relative to ``data.json``;
-* ``tiles``: ``[z, x, y, rows]`` for each file;
+* ``path``: the template of the rows' files, ``.../table/rows/{z}/{x}-{y}.arrow``, relative to
+  ``data.json``; ``near``: that of the files of the similar posters (``neighbors``, ``similarity``), one per
+  tile beside each rows' file, with the same posters in the same order: the page reads a tile's when it
+  shows the similar posters of one of its posters (absent when the map has no neighbours);
+* ``tiles``: ``[z, x, y, rows]`` for each tile;
 * ``rows``: the number of posters; ``capacity``: the most rows a tile holds before it is split.
 
 **Which tile holds a poster.** Tiles are those of the t-SNE image pyramid (``meta.tiles.tsne``: its
@@ -20,7 +25,8 @@ Starting from the one tile of level 0, a tile holding more than ``capacity`` pos
 children, down to :data:`geometry.MAX_LEVEL`; the tiles that are not split are written, and empty ones are
 not. Every poster is in exactly one file, so the files together are the whole table.
 
-**Columns** (every file has the same schema; a column the map has no use for is left out, as in format 2):
+**Columns** (every file of a set has the same schema; a column the map has no use for is left out, as in
+format 2; ``neighbors`` and ``similarity`` are in the near files, with ``index``):
 
 * ``index`` int32: the poster's row in the map, what ``neighbors`` counts in;
 * ``id`` string, ``title`` string (nullable);
@@ -53,7 +59,9 @@ from posters_cnn.fsutil import UnsafePath, check_relative, write_bytes_atomic
 FORMAT = 3
 CAPACITY = 8192  # rows a data tile holds before it is split: about 1 MB, a tenth of a second to read
 FOLDER = "table"
-TEMPLATE = "{z}/{x}-{y}.arrow"
+TEMPLATE = "rows/{z}/{x}-{y}.arrow"  # in FOLDER: every column but NEAR
+NEAR_TEMPLATE = "near/{z}/{x}-{y}.arrow"  # in FOLDER: index and NEAR, for the same tiles
+NEAR = ("neighbors", "similarity")  # what the page reads only for the posters it shows the similar posters of
 
 # name: (Arrow type, nullable); a list column's length is set when the table is made.
 _SCALARS = {
@@ -145,20 +153,26 @@ def write(folder: Path, columns: dict, meta: dict, capacity: int = CAPACITY) -> 
         else:
             whole.append(pa.array(columns[name], field.type))
     table = pa.Table.from_arrays(whole, schema=schema)
+    near = [name for name in NEAR if name in schema.names]
+    sets = [(TEMPLATE, table.drop_columns(near))] + ([(NEAR_TEMPLATE, table.select(["index", *near]))] if near else [])
     pyramid = meta["tiles"]["tsne"]
     listing = []
     for z, tx, ty, rows in tiles_for(columns["x"], columns["y"], pyramid["origin"], pyramid["span"], capacity):
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_file(sink, schema) as writer:  # uncompressed: the page's Arrow reads no codec
-            writer.write_table(table.take(pa.array(rows)))
-        write_bytes_atomic(folder / geometry.tile_url(TEMPLATE, z, tx, ty), sink.getvalue().to_pybytes())
+        for template, part in sets:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_file(sink, part.schema) as writer:  # uncompressed: the page's Arrow reads no codec
+                writer.write_table(part.take(pa.array(rows)))
+            write_bytes_atomic(folder / geometry.tile_url(template, z, tx, ty), sink.getvalue().to_pybytes())
         listing.append([z, tx, ty, int(rows.size)])
-    return {"path": TEMPLATE, "tiles": listing, "rows": n, "capacity": capacity}
+    about = {"path": TEMPLATE, "tiles": listing, "rows": n, "capacity": capacity}
+    if near:
+        about["near"] = NEAR_TEMPLATE
+    return about
 
 
 def read_table(data_json: Path, meta: dict | None = None):
-    """The map's whole table (a ``pyarrow.Table``, in ``index`` order) from its ``data.json``, format 3;
-    BadTable when its files are missing, unreadable, or disagree with ``meta.table``."""
+    """The map's whole table (a ``pyarrow.Table``, in ``index`` order, its ``near`` columns joined) from its
+    ``data.json``, format 3; BadTable when its files are missing, unreadable, or disagree with ``meta.table``."""
     pa = _pa()
     data_json = Path(data_json)
     if meta is None:
@@ -167,18 +181,29 @@ def read_table(data_json: Path, meta: dict | None = None):
     if not isinstance(about, dict):
         raise BadTable("data.json names no table (meta.table)")
     try:
-        template = check_relative(about["path"])
-        listing = about["tiles"]
+        templates = [check_relative(about["path"])] + ([check_relative(about["near"])] if "near" in about else [])
+        listing = [[int(v) for v in entry] for entry in about["tiles"]]
         n = int(about["rows"])
     except (KeyError, TypeError, ValueError, UnsafePath) as error:
         raise BadTable(f"meta.table is not a table's description ({error})") from None
+    if not listing or any(len(entry) != 4 for entry in listing):
+        raise BadTable("meta.table.tiles is not a list of [z, x, y, rows]")
+    tables = [_read_files(data_json.parent, template, listing, n) for template in templates]
+    table = tables[0]
+    for near in tables[1:]:
+        if not near.column("index").equals(table.column("index")):
+            raise BadTable("the map's near files do not hold the posters of its rows' files")
+        for name in near.column_names[1:]:
+            table = table.append_column(near.schema.field(name), near.column(name))
+    return table
+
+
+def _read_files(folder: Path, template: str, listing: list[list[int]], n: int):
+    """The files of one set of the table (its rows, or its near columns), concatenated, in index order."""
+    pa = _pa()
     parts, schema = [], None
-    for entry in listing:
-        try:
-            z, tx, ty, rows = (int(v) for v in entry)
-        except (TypeError, ValueError):
-            raise BadTable(f"meta.table.tiles holds {entry!r}, not [z, x, y, rows]") from None
-        path = data_json.parent / geometry.tile_url(template, z, tx, ty)
+    for z, tx, ty, rows in listing:
+        path = folder / geometry.tile_url(template, z, tx, ty)
         try:
             part = pa.ipc.open_file(pa.py_buffer(path.read_bytes())).read_all()
         except (OSError, pa.ArrowInvalid) as error:
@@ -189,8 +214,6 @@ def read_table(data_json: Path, meta: dict | None = None):
             raise BadTable(f"{path} does not have the other table files' columns")
         schema = part.schema
         parts.append(part)
-    if not parts:
-        raise BadTable("the map's table has no files")
     table = pa.concat_tables(parts)
     index = table.column("index").to_numpy() if "index" in table.column_names else None
     if index is None or table.num_rows != n or not np.array_equal(np.sort(index), np.arange(n)):

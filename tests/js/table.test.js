@@ -7,18 +7,21 @@ import { test } from "node:test";
 import { Table, Utf8, tableFromIPC, vectorFromArray } from "apache-arrow";
 
 import { tileUrl } from "../../web/geometry.js";
-import { columnsFromTable, tableTiles, validateMap } from "../../web/logic.js";
+import { columnsFromTable, fillNear, readColumns, tableTiles, validateMap } from "../../web/logic.js";
 
 const root = new URL("../fixtures/table/", import.meta.url);
 const data = JSON.parse(readFileSync(new URL("data.json", root)));
 const expected = JSON.parse(readFileSync(new URL("columns.json", root)));
-const read = (t) => tableFromIPC(readFileSync(new URL(tileUrl(data.meta.table.path, t[0], t[1], t[2]), root)));
-const parts = () => tableTiles(data.meta).map(read);
+const read = (template) => (t) => tableFromIPC(readFileSync(new URL(tileUrl(template, t[0], t[1], t[2]), root)));
+const parts = () => tableTiles(data.meta).map(read(data.meta.table.path));
+const nearParts = () => tableTiles(data.meta).map(read(data.meta.table.near));
+const NEAR = ["neighbors", "similarity"];
 
-test("the table's files read back into format 2's columns, in any order", () => {
+test("the table's rows' files read back into format 2's columns, in any order", () => {
   for (const order of [parts(), parts().reverse()]) {
     const columns = columnsFromTable(data.meta, order, data.meta.table.rows);
     for (const [name, values] of Object.entries(expected)) {
+      if (NEAR.includes(name)) continue; // in the near files
       if (name === "aspect" || name === "similarity") {
         // float32 in the table: the same number as JSON's decimal, to float32's precision
         assert.deepEqual(Array.from(columns[name], (v) => Math.fround(v)), values.map(Math.fround), name);
@@ -29,8 +32,30 @@ test("the table's files read back into format 2's columns, in any order", () => 
         assert.deepEqual(Array.from(columns[name], (v) => (Number.isNaN(v) ? null : v)), values, name);
       }
     }
-    assert.deepEqual(Object.keys(columns).sort(), Object.keys(expected).sort());
+    assert.deepEqual(Object.keys(columns).sort(), Object.keys(expected).filter((k) => !NEAR.includes(k)).sort());
   }
+});
+
+test("the near files fill each tile's similar posters, and only what they hold", () => {
+  const tileOf = new Int32Array(data.meta.table.rows);
+  const rowParts = parts();
+  const columns = columnsFromTable(data.meta, rowParts, data.meta.table.rows, tileOf);
+  const P = readColumns(columns, data.meta);
+  assert.ok(P.neighbors.every((j) => j === -1)); // not known until read
+  const near = nearParts();
+  const t = tileOf[7];
+  fillNear(P, near[t], rowParts[t].getChild("index").toArray());
+  const k = data.meta.neighbors;
+  assert.deepEqual(Array.from(P.neighbors.subarray(7 * k, 8 * k)), expected.neighbors.slice(7 * k, 8 * k));
+  assert.deepEqual(Array.from(P.similarity.subarray(7 * k, 8 * k)), expected.similarity.slice(7 * k, 8 * k).map(Math.fround));
+  const other = tileOf.findIndex((p) => p !== t);
+  assert.equal(P.neighbors[other * k], -1);
+  // A tile's near file given for another tile is refused, and fills nothing.
+  const u = tileOf[other];
+  assert.throws(() => fillNear(P, near[t], rowParts[u].getChild("index").toArray()), /posters of its tile/);
+  assert.equal(P.neighbors[other * k], -1);
+  for (let p = 0; p < near.length; p++) fillNear(P, near[p], rowParts[p].getChild("index").toArray());
+  assert.deepEqual(Array.from(P.neighbors), expected.neighbors);
 });
 
 test("a map read from its table passes the page's checks", () => {
@@ -55,8 +80,11 @@ test("a column of another type than the contract's is refused", () => {
   const floats = new Table({ index: vectorFromArray(Int32Array.of(0)), id: vectorFromArray(["1990/a"], new Utf8()),
     x: vectorFromArray(Float32Array.of(0.5)) });
   assert.throws(() => columnsFromTable(noCategories, [floats], 1), /x is Float32, not Float64/);
-  assert.throws(() => columnsFromTable({ ...data.meta, neighbors: 4 }, parts(), data.meta.table.rows),
-    /neighbors is FixedSizeList\[3\]<Int32>, not FixedSizeList\[4\]<Int32>/);
+  const three = { ...data.meta, categories: [...data.meta.categories, data.meta.categories[0]] };
+  assert.throws(() => columnsFromTable(three, parts(), data.meta.table.rows),
+    /categories is FixedSizeList\[2\]<Int16>, not FixedSizeList\[3\]<Int16>/);
+  const P = readColumns(columnsFromTable(data.meta, parts(), data.meta.table.rows), { ...data.meta, neighbors: 4 });
+  assert.throws(() => fillNear(P, nearParts()[0], parts()[0].getChild("index").toArray()), /without the columns/);
 });
 
 test("a table that misses a poster, or holds one twice, is refused", () => {
