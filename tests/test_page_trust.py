@@ -30,11 +30,12 @@ def write_doctored(web, name, data):
     (web / name).write_text(json.dumps(data) if not isinstance(data, str) else data)
 
 
-def expect_refusal(browser, server, name, hash_=""):  # noqa: F811
+def expect_refusal(browser, server, name, hash_="", status=False):  # noqa: F811
+    """The page's error message for map file ``name`` (with ``status``: whether "#map-status" shows too)."""
     page = browser.new_page()
     page.goto(f"{server.url}index.html?{name}{hash_}")
     page.wait_for_selector("#error:not([hidden])", timeout=20000)
-    message = page.text_content("#error")
+    message = page.is_visible("#map-status") if status else page.text_content("#error")
     # The tab answers at once: nothing loops or draws without end behind the message.
     assert page.evaluate("() => { const t = performance.now(); return 1; }") == 1
     assert page.is_hidden("#loading")
@@ -169,6 +170,7 @@ def test_a_missing_damaged_or_misplaced_table_file_is_refused_with_a_message(bro
     file.write_bytes(b"ARROW1 but not really")
     message = expect_refusal(browser, server, "broken.json")
     assert "broken.json" in message and "not an Arrow file" in message and file.name in message, message
+    assert not expect_refusal(browser, server, "broken.json", status=True)  # no "Reading…" left over it
     file.unlink()
     message = expect_refusal(browser, server, "broken.json")
     assert "HTTP 404" in message and file.name in message, message

@@ -165,6 +165,7 @@ function showError(message) {
   $("error").textContent = message;
   $("error").hidden = false;
   $("loading").hidden = true;
+  $("map-status").hidden = true; // "Reading the map's posters…" is over
 }
 
 function progress(fraction, label) {
