@@ -14,6 +14,7 @@ measured:
 * ready: navigation to the moment the map answers the pointer, search and panels (``posterMap.firstDraw``,
   when ``ready`` is set);
 * the JS heap then (``performance.memory``: garbage not yet collected counts);
+* similar: from choosing a poster to its panel listing its similar posters (format 3 reads them then);
 * in Python: reading the columns back (``maptable.read_columns``), and the files' bytes.
 
 Medians of --repeats. Writes bench/out/map_format.json.
@@ -62,6 +63,14 @@ def measure(browser, url: str) -> dict:
     page.wait_for_function("window.posterMap.ready", timeout=600_000, polling=20)
     got.update(page.evaluate("""() => ({ready_s: window.posterMap.firstDraw / 1000,
         heap_mib: performance.memory.usedJSHeapSize / 2 ** 20})"""))
+    # A click's similar posters: from choosing poster 0 to its panel listing them (format 3 reads its tile's
+    # near file then), polled every animation frame.
+    got["similar_ms"] = page.evaluate("""() => new Promise((resolve) => {
+        const m = window.posterMap, start = performance.now();
+        m.select(m.ids()[0]);
+        const poll = () => (document.querySelectorAll('#panel-similar button').length
+          ? resolve(performance.now() - start) : requestAnimationFrame(poll));
+        poll(); })""")
     context.close()
     return got
 

@@ -21,4 +21,9 @@ echo "== bench_full_posters"
 echo "== bench_cluster_family"
 "$PY" bench_cluster_family.py maps --max-n 30000 2>&1 | tee out/bench_cluster_family_maps.log
 "$PY" bench_cluster_family.py score --max-n 30000 2>&1 | tee out/bench_cluster_family.log
+# The page on one map in data.json format 3 (its table) and format 2, side by side (needs bench_page's 100,000-poster map).
+echo "== bench_map_format"
+"$PY" bench_map_format.py --repeats 5 2>&1 | tee out/bench_map_format.log
+# Stage 3 at 300,000 posters against openTSNE's own fit: about an hour, run it by hand
+# ("$PY" bench_stage3_scale.py --n 300000).
 "$PY" plots.py
