@@ -57,7 +57,7 @@ from posters_cnn.contracts import geometry
 from posters_cnn.fsutil import UnsafePath, check_relative, write_bytes_atomic
 
 FORMAT = 3
-CAPACITY = 8192  # rows a data tile holds before it is split: about 1 MB, a tenth of a second to read
+CAPACITY = 8192  # rows a data tile holds before it is split: at most about 0.8 MB of rows (100 bytes a poster)
 FOLDER = "table"
 TEMPLATE = "rows/{z}/{x}-{y}.arrow"  # in FOLDER: every column but NEAR
 NEAR_TEMPLATE = "near/{z}/{x}-{y}.arrow"  # in FOLDER: index and NEAR, for the same tiles
