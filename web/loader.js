@@ -39,9 +39,10 @@ export async function fetchJson(url, onProgress = () => {}) {
 }
 
 /**
- * Format 3's table: every file of `meta.table` (`tiles`: [z, x, y, rows] each), at most `concurrency` at a
- * time, at fetch `priority`, as bytes. `urlOf(z, x, y)` gives a file's URL; `onProgress(fraction)` is told the share of rows
- * fetched. `readTableFiles` reads them with apache-arrow.
+ * Format 3's table: the files of `tiles` ([z, x, y, rows] each), at most `concurrency` at a time, at fetch
+ * `priority` (low: the whole table, behind the view's tiles; high: a near file a click waits for), as
+ * bytes. `urlOf(z, x, y)` gives a file's URL; `onProgress(fraction)` is told the share of rows fetched.
+ * `readTableFiles` reads them with apache-arrow.
  */
 export async function fetchTable(tiles, urlOf, onProgress = () => {}, { concurrency = 6, priority = "low" } = {}) {
   const total = tiles.reduce((sum, t) => sum + t[3], 0);
@@ -53,7 +54,6 @@ export async function fetchTable(tiles, urlOf, onProgress = () => {}, { concurre
       const k = next++;
       const [z, x, y, rows] = tiles[k];
       const url = urlOf(z, x, y);
-      // The whole table at low priority: the view's tiles, asked for at the same time, come first.
       const response = await fetch(url, { cache: "no-cache", priority });
       if (!response.ok) throw new Error(`cannot load ${decodeURIComponent(new URL(url).pathname)}: HTTP ${response.status}`);
       files[k] = { url, rows, bytes: new Uint8Array(await response.arrayBuffer()) };
