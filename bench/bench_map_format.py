@@ -34,7 +34,7 @@ from common import OUT, ROOT, machine
 sys.path.insert(0, str(ROOT / "tests"))
 from browser import StaticServer, copy_page, launch  # noqa: E402
 
-from posters_cnn.contracts import maptable  # noqa: E402
+from posters_cnn.contracts import geometry, maptable  # noqa: E402
 
 
 def twins(data_json: Path) -> tuple[Path, Path]:
@@ -93,8 +93,8 @@ def main() -> None:
         meta = json.loads(path.read_text())["meta"]
         size = {}
         for key in ("path", "near") if name == "format 3" else ():
-            size[key] = sum((path.parent / meta["table"][key].replace("{z}", str(z)).replace("{x}", str(x))
-                             .replace("{y}", str(y))).stat().st_size for z, x, y, _ in meta["table"]["tiles"])
+            size[key] = sum((path.parent / geometry.tile_url(meta["table"][key], z, x, y)).stat().st_size
+                            for z, x, y, _ in meta["table"]["tiles"])
         python[name] = {"read_s": statistics.median(times), "json_mib": path.stat().st_size / 2**20,
                         "rows_files_mib": size.get("path", 0) / 2**20, "near_files_mib": size.get("near", 0) / 2**20,
                         "tiles": len(meta["table"]["tiles"]) if name == "format 3" else 0}

@@ -194,8 +194,9 @@ async function load() {
           + `get_data_visu.py -o web/${map.dataName}, then reload`
         : error.message);
     }
+    const table = !!(data && !data.columns && data.meta && data.meta.table);
     try {
-      if (data && !data.columns && data.meta && data.meta.table) {
+      if (table) {
         // Format 3: the first view needs only data.json and the pyramid's tiles; it is drawn while the
         // posters' rows load from the map's table.
         validateMeta(data.meta);
@@ -210,7 +211,7 @@ async function load() {
     } catch (error) {
       throw new Error(`${map.dataName}: ${error.message}`);
     }
-    checkPyramidPaths(data.meta);
+    if (!table) checkPyramidPaths(data.meta); // format 3's were checked before its first view
     window.posterMap.dataArrived = performance.now();
     setUp(data);
   } catch (error) {

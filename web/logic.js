@@ -658,14 +658,18 @@ export const LIMITS = Object.freeze({
   categories: 32, values: 64,
 });
 
+/** A map file's check failed: one message, naming `what` is wrong, for every check below. */
+function fail(what) {
+  throw new Error(`this is not a map file stage 3 wrote (${what}); make it again with get_data_visu.py`);
+}
+
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+
 /**
  * Format 3 keeps its rows in a table of Arrow files (stage 3's contracts/maptable.py says which), listed in
  * `meta.table.tiles` as [z, x, y, rows]: the list, checked (an Error naming what is wrong).
  */
 export function tableTiles(meta) {
-  const fail = (what) => {
-    throw new Error(`this is not a map file stage 3 wrote (${what}); make it again with get_data_visu.py`);
-  };
   const about = meta && meta.table;
   if (!about || typeof about !== "object" || typeof about.path !== "string") fail("no meta.table");
   const { tiles, rows } = about;
@@ -726,9 +730,6 @@ function readStrings(data, index, first, out) {
  * poster's part.
  */
 export function columnsFromTable(meta, parts, rows, tileOf = null) {
-  const fail = (what) => {
-    throw new Error(`this is not a map file stage 3 wrote (${what}); make it again with get_data_visu.py`);
-  };
   if (!parts.length) fail("the table has no files");
   const k = meta.neighbors ?? 0;
   const m = (meta.categories ?? []).length;
@@ -797,9 +798,6 @@ export function columnsFromTable(meta, parts, rows, tileOf = null) {
  * changes nothing, when it does not.
  */
 export function fillNear(P, part, members) {
-  const fail = (what) => {
-    throw new Error(`this is not a map file stage 3 wrote (${what}); make it again with get_data_visu.py`);
-  };
   const k = P.k;
   const index = part.getChild("index")?.toArray();
   const near = part.getChild("neighbors");
@@ -823,10 +821,6 @@ export function fillNear(P, part, members) {
  * pyramids (levels, paths, frames and presence bounded), paths and thumbnail size. validateMap checks it too.
  */
 export function validateMeta(meta) {
-  const fail = (what) => {
-    throw new Error(`this is not a map file stage 3 wrote (${what}); make it again with get_data_visu.py`);
-  };
-  const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
   if (!isObject(meta)) fail("no meta");
   if (!isObject(meta.tiles) || !isObject(meta.tiles.tsne)) fail("no meta.tiles.tsne");
   if (!isObject(meta.paths) || typeof meta.paths.thumb !== "string" || typeof meta.paths.image !== "string") {
@@ -872,10 +866,6 @@ export function emptyColumns(meta) {
  * send the quadtree into an endless loop).
  */
 export function validateMap(data) {
-  const fail = (what) => {
-    throw new Error(`this is not a map file stage 3 wrote (${what}); make it again with get_data_visu.py`);
-  };
-  const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
   if (!isObject(data) || !isObject(data.meta) || !isObject(data.columns)) fail("no meta and columns");
   const { meta, columns } = data;
   validateMeta(meta);
