@@ -166,6 +166,7 @@ function showError(message) {
   $("error").hidden = false;
   $("loading").hidden = true;
   $("map-status").hidden = true; // "Reading the map's posters…" is over
+  $("map-status").classList.remove("progress");
 }
 
 function progress(fraction, label) {
@@ -234,6 +235,7 @@ async function readTable(data) {
     status.textContent = `Reading the map's ${data.meta.table.rows.toLocaleString("en")} posters… ${Math.round(f * 100)}%`;
   };
   say(0);
+  status.classList.add("progress");
   status.hidden = false;
   await Promise.race([firstViewDrawn, new Promise((resolve) => { setTimeout(resolve, TABLE_WAITS_MS); })]);
   const files = await fetchTable(tiles, urlOf, say);
@@ -243,6 +245,7 @@ async function readTable(data) {
   near.tileOf = tileOf;
   near.members = parts.map((part) => part.getChild("index").toArray().slice()); // a copy: not the file's bytes
   status.hidden = true;
+  status.classList.remove("progress");
 }
 
 // Format 3's similar posters, read a tile at a time from its near file when a poster of it is chosen.
