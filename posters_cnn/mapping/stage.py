@@ -4,8 +4,8 @@ Inputs: ``features.h5`` (stage 2) and ``posters.csv`` (stage 1). Outputs,
 all beside ``data.json`` so the folder can be copied to any static host:
 
 * ``data.json``: meta, naming the map's table (format 3; schema: ``data.schema.json``);
-* ``assets/maps/{stem}/run-…/table/Z/X-Y.arrow``: the map's table, one column per field, in Arrow files
-  cut along the tile pyramid (``contracts/maptable.py``);
+* ``assets/maps/{stem}/run-…/table/rows/Z/X-Y.arrow`` and ``table/near/Z/X-Y.arrow``: the map's table,
+  one column per field, in Arrow files cut along the tile pyramid (``contracts/maptable.py``);
 * ``pairs.json``: the closest pairs of posters overall (not versions of one movie);
 * ``clusters.csv``: ``poster_id,cluster,region`` for every poster of the map (:mod:`.clusters`);
 * ``assets/maps/{stem}/tiles/LAYOUT/Z/X-Y.jpg``: the map's imagery, a pyramid of tiles (:mod:`.tiles`);
