@@ -65,9 +65,8 @@ def stop_in_clusters(monkeypatch):
 @pytest.mark.parametrize("search", ["exact", "candidates"])
 def test_a_stopped_run_resumes_after_its_long_steps_and_makes_the_same_map(tmp_path, monkeypatch, calls, capsys,
                                                                            search):
-    if search == "candidates":  # similar posters from the PCA basis, as above 20,000 posters
+    if search == "candidates":  # similar posters from the graph index, as above 5,000 posters
         monkeypatch.setattr(similarity, "EXACT_MAX", 40)
-        monkeypatch.setattr(visu, "EXACT_MAX", 40)
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
     whole = tmp_path / "whole" / "data.json"
     assert run("-i", feats, "-o", whole, "--grid") == 0

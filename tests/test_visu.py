@@ -208,11 +208,9 @@ def test_candidate_search_matches_exact_on_clustered_data(monkeypatch):
     x = np.maximum(centres[rng.integers(0, 6, 400)] + rng.normal(size=(400, 256)), 0).astype(np.float32)
     groups = np.arange(400) // 2
     exact_idx, exact_sim, exact_pairs = similarity.neighbours_and_pairs(x, k=5, n_pairs=20, groups=groups)
-    reduced, _, components = layout.pca(x, 20, 0)
     monkeypatch.setattr(similarity, "EXACT_MAX", 10)
-    idx, sims, pairs = similarity.neighbours_and_pairs(x, k=5, n_pairs=20, groups=groups, basis=components,
-                                                       chunk=64)
-    assert np.mean(idx == exact_idx) > 0.9  # isotropic clusters: the hard case for a projection
+    idx, sims, pairs = similarity.neighbours_and_pairs(x, k=5, n_pairs=20, groups=groups, chunk=64)
+    assert np.mean(idx == exact_idx) > 0.95  # isotropic clusters: neighbours set apart by noise alone
     assert np.allclose(sims[idx == exact_idx], exact_sim[idx == exact_idx], atol=1e-5)
     assert [(i, j) for _, i, j in pairs] == [(i, j) for _, i, j in exact_pairs]
     # The recall stage 3 reports: the share of true neighbours listed, on a sample (here every poster).
@@ -230,11 +228,10 @@ def test_the_map_says_how_well_its_approximate_search_found_the_similar_posters(
     assert run("-i", feats, "-o", out, "-q") == 0
     assert read_map(out)["meta"]["similarity_recall"] is None  # every pair compared
     monkeypatch.setattr(similarity, "EXACT_MAX", 40)
-    monkeypatch.setattr(visu, "EXACT_MAX", 40)
     out = tmp_path / "approx" / "data.json"
     assert run("-i", feats, "-o", out, "-q") == 0
     meta = read_map(out)["meta"]
-    assert meta["similarity_search"].startswith("32 candidates")
+    assert meta["similarity_search"].startswith("32 candidates from an HNSW graph")
     assert meta["similarity_recall"]["k"] == 8 and meta["similarity_recall"]["sample"] == 60
     assert 0.5 < meta["similarity_recall"]["recall"] <= 1.0
 

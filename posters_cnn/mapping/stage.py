@@ -47,7 +47,7 @@ from ..contracts.manifest import load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
 from . import categories, checkpoints, clusters as clustering, layout, state as mapstate, streamed
-from .similarity import CANDIDATES, EXACT_MAX, neighbours_and_pairs, recall, searches_exactly
+from .similarity import describe_search, neighbours_and_pairs, recall, search_settings, searches_exactly
 from .tiles import build_pyramid
 
 log = logging.getLogger(__name__)
@@ -215,17 +215,33 @@ def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one
 
 
 def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, n_pairs: int,
-                    basis: np.ndarray | None, seed: int = 0) -> Similar:
-    direction = features.unit_total / max(features.n, 1)
-    index, similarity, pairs = neighbours_and_pairs(features.unit, k=k, n_pairs=n_pairs, groups=groups, basis=basis,
-                                                    normalized=True, mean_direction=direction)
-    exact = searches_exactly(features.n, basis)
+                    seed: int = 0) -> Similar:
+    index, similarity, pairs = neighbours_and_pairs(features.unit, k=k, n_pairs=n_pairs, groups=groups,
+                                                    normalized=True)
+    exact = searches_exactly(features.n)
     measured = None
     if not exact and index.shape[1]:
         measured = recall(features.unit, index, seed=seed, normalized=True)
         log.info("similar posters: recall@%d %.4f against exact cosine, on %d sampled posters", measured["k"],
                  measured["recall"], measured["sample"])
     return Similar(index, similarity, pairs, exact=exact, recall=measured)
+
+
+def load_similar(saved: checkpoints.Checkpoints, key: str, n: int) -> Similar | None:
+    """The similar posters of a stopped run, when its checkpoint is the one for ``key``."""
+    got = saved.load("similar", key, {"index": (n, None), "similarity": (n, None), "pair_sim": (None,),
+                                     "pair_i": (None,), "pair_j": (None,)})
+    if not got:
+        return None
+    arrays, info = got
+    pairs = list(zip(arrays["pair_sim"].tolist(), arrays["pair_i"].tolist(), arrays["pair_j"].tolist()))
+    return Similar(arrays["index"], arrays["similarity"], pairs, info["exact"], info.get("recall"))
+
+
+def save_similar(saved: checkpoints.Checkpoints, key: str, near: Similar) -> None:
+    pair_sim, pair_i, pair_j = pair_arrays(near.pairs)
+    saved.save("similar", key, {"index": near.index, "similarity": near.similarity, "pair_sim": pair_sim,
+                                "pair_i": pair_i, "pair_j": pair_j}, {"exact": near.exact, "recall": near.recall})
 
 
 def reduce(features: streamed.Features, components: int) -> Reduced:
@@ -275,7 +291,7 @@ def _library_versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("numpy", "scikit-learn", "openTSNE"):
+    for name in ("numpy", "scikit-learn", "openTSNE", "faiss-cpu"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -343,26 +359,14 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
 
     pca_key = checkpoints.key_of("pca", chosen.key, pca_components, seed, versions)
 
-    def similar(basis, why):
-        key = checkpoints.key_of("similar", chosen.key, neighbors, pairs, CANDIDATES, why, seed)
-        with timer("similarity"):
-            got = saved.load("similar", key, {"index": (n, None), "similarity": (n, None), "pair_sim": (None,),
-                                             "pair_i": (None,), "pair_j": (None,)})
-            if got:
-                (a, info) = got
-                return Similar(a["index"], a["similarity"], list(zip(a["pair_sim"].tolist(), a["pair_i"].tolist(),
-                                                                     a["pair_j"].tolist())), info["exact"],
-                               info.get("recall"))
-            found = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, basis=basis, seed=seed)
-            pair_sim, pair_i, pair_j = pair_arrays(found.pairs)
-            saved.save("similar", key, {"index": found.index, "similarity": found.similarity, "pair_sim": pair_sim,
-                                        "pair_i": pair_i, "pair_j": pair_j},
-                       {"exact": found.exact, "recall": found.recall})
-            return found
-
-    exact = n <= EXACT_MAX  # every pair compared: no need of the PCA basis, so first, beside the import
-    if exact:
-        near = similar(None, "exact")
+    # The similar posters first, beside the import: they need the features, not the PCA.
+    with timer("similarity"):
+        key = checkpoints.key_of("similar", chosen.key, neighbors, pairs, seed,
+                                 "exact" if searches_exactly(n) else search_settings(), versions)
+        near = load_similar(saved, key, n)
+        if near is None:
+            near = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, seed=seed)
+            save_similar(saved, key, near)
     with timer("pca"):
         importing.join()
         dim = chosen.features.dim
@@ -373,8 +377,6 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
             reduced = reduce(chosen.features, pca_components)
             saved.save("pca", pca_key, {"points": reduced.points, "components": reduced.components,
                                         "mean": reduced.mean}, reduced.info)
-    if not exact:
-        near = similar(reduced.components, pca_key)
 
     del chosen.features  # 0.8 GB at 100,000 posters, not needed past this point: the tiles' memory instead
     assets = out_dir / "assets"
@@ -442,8 +444,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         "selection": {"n_sample": n_sample, "one_per_movie": one_per_movie, "available": chosen.available},
         "pca": reduced.info, "tsne": embedding.info, "trustworthiness": round(trust, 4),
         "trustworthiness_k": 10, "neighbors": int(near.index.shape[1]), "similarity": "cosine on fc2 features",
-        "similarity_search": "exact" if near.exact else f"{CANDIDATES} candidates from a PCA projection, "
-                                                         f"re-ranked by exact cosine",
+        "similarity_search": describe_search(near.exact),
         "similarity_recall": near.recall,  # null when exact
         "run": own, "pairs": {"file": f"{own}/{PAIRS_IN_RUN}", "count": len(near.pairs)},
         "state": f"{own}/{mapstate.FILE}",

@@ -39,7 +39,6 @@ class Features:
     unit: np.ndarray      # (n, d): each row scaled to length 1 (a row of zeros stays zero)
     total: np.ndarray     # (d,) float64: the sum of the rows
     gram: np.ndarray      # (d, d) float64: the sum of the rows' outer products
-    unit_total: np.ndarray  # (d,) float64: the sum of the unit rows
     constant: bool        # every row is the same
     path: object = None   # the features file, and the rows of it these are (for project)
     rows: np.ndarray | None = None
@@ -59,7 +58,7 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK) -> tuple[Features, np
     an infinity is left out of the Features (the caller leaves its poster out)."""
     n = len(indices)
     finite = np.zeros(n, bool)
-    unit = total = gram = unit_total = first = raw = None
+    unit = total = gram = first = raw = None
     kept = 0
     same = True
     for start, rows in store.iter_rows(path, indices, block):
@@ -68,7 +67,7 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK) -> tuple[Features, np
             unit = np.empty((n, d), np.float32 if n * d * 4 <= FLOAT32_MAX_BYTES else np.float16)
             # Fewer rows than dimensions: their PCA is an n x n problem, from the rows themselves.
             raw = np.empty((n, d), np.float32) if n < d else None
-            total, unit_total = np.zeros(d), np.zeros(d)
+            total = np.zeros(d)
             gram = np.zeros((d, d))
         ok = np.isfinite(rows).all(axis=1)
         finite[start:start + len(rows)] = ok
@@ -85,14 +84,13 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK) -> tuple[Features, np
             raw[kept:kept + len(rows)] = rows
         length = np.linalg.norm(rows, axis=1)
         scaled = rows / np.where(length > 0, length, 1)[:, None]
-        unit_total += scaled.sum(axis=0, dtype=np.float64)
         unit[kept:kept + len(rows)] = scaled
         kept += len(rows)
     if unit is None:  # no row at all
         unit = np.zeros((0, 0), np.float32)
-        total = unit_total = np.zeros(0)
+        total = np.zeros(0)
         gram = np.zeros((0, 0))
-    return Features(unit[:kept], total, gram, unit_total, same, path, np.asarray(indices)[finite],
+    return Features(unit[:kept], total, gram, same, path, np.asarray(indices)[finite],
                     None if raw is None else raw[:kept]), finite
 
 
