@@ -192,14 +192,14 @@ CHECKPOINT_FORMAT = 4  # 2: the PCA keeps the mean; 3: points are (row - mean) @
 
 
 def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one_per_movie: bool,
-                   seed: int) -> Selection:
+                   seed: int, spill: Path | None = None) -> Selection:
     """The posters to map: in the features file and ok in the manifest, selected, with finite features,
-    read in one pass of blocks (:mod:`.streamed`)."""
+    read in one pass of blocks (:mod:`.streamed`; ``spill``: the folder for unit rows too many to hold)."""
     ids, _, attrs = store.read_features(features_path, load=False)
     available = len(ids)
     known = {row["poster_id"]: row for row in load_ok_records(posters_csv)}
     indices = select(ids, known, n_sample=n_sample, one_per_movie=one_per_movie, seed=seed)
-    features, finite = streamed.read(features_path, indices)
+    features, finite = streamed.read(features_path, indices, spill=spill)
     ids = [ids[i] for i in indices]
     if not finite.all():
         log.warning("%d posters have NaN or infinite features; leaving them out", int((~finite).sum()))
@@ -335,15 +335,6 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         raise UsageError(layout.MULTICORE_MISSING)  # before minutes of work, not after
     table = categories.read_metadata(metadata) if metadata else None  # the same: a bad file fails first
 
-    with timer("read"):
-        chosen = read_selection(features_path, posters_csv, n_sample=n_sample, one_per_movie=one_per_movie,
-                                seed=seed)
-    ids, rows, attrs = chosen.ids, chosen.rows, chosen.attrs
-    n = len(ids)
-    log.info("mapping %d posters", n)
-    if str(attrs.get("weights", "")).startswith("random"):
-        log.warning("these features come from random weights: the map shows nothing about the posters")
-
     out_dir = output.parent
     stem = output.stem
     # What a killed run of this map left half-written (the caller holds the map's lock).
@@ -351,6 +342,15 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     settle(output)
     saved = checkpoints.Checkpoints(out_dir / "assets" / "maps" / stem / checkpoints.FOLDER)
     remove_stale_temporaries(saved.folder)
+    with timer("read"):
+        chosen = read_selection(features_path, posters_csv, n_sample=n_sample, one_per_movie=one_per_movie,
+                                seed=seed, spill=saved.folder)
+    ids, rows, attrs = chosen.ids, chosen.rows, chosen.attrs
+    n = len(ids)
+    log.info("mapping %d posters", n)
+    if str(attrs.get("weights", "")).startswith("random"):
+        log.warning("these features come from random weights: the map shows nothing about the posters")
+
     versions = _library_versions()
     groups = np.unique([movie_of(pid) for pid in ids], return_inverse=True)[1]
     # The steps from here: similarity, pca, link images, [pair images], tsne, trustworthiness, [clusters],
@@ -367,6 +367,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         if near is None:
             near = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, seed=seed)
             save_similar(saved, key, near)
+        chosen.features.drop_unit_rows()  # their one user: 2.4 GB at 300,000 posters, free for the t-SNE
     with timer("pca"):
         importing.join()
         dim = chosen.features.dim
@@ -378,7 +379,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
             saved.save("pca", pca_key, {"points": reduced.points, "components": reduced.components,
                                         "mean": reduced.mean}, reduced.info)
 
-    del chosen.features  # 0.8 GB at 100,000 posters, not needed past this point: the tiles' memory instead
+    del chosen.features  # its sums (128 MB at 4096-d) are not needed past this point: the tiles' memory instead
     assets = out_dir / "assets"
     # This run's own folder, beside the one the current map uses: see the module docstring.
     own = f"assets/maps/{stem}/{RUN_PREFIX}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"

@@ -18,11 +18,17 @@ The unit rows are float32 while they take at most :data:`FLOAT32_MAX_BYTES` (2 G
 4.9 GB and their normalised copy as much again). A float16 unit row holds each value to 1 part in
 2,048, so a cosine is off by about 1e-4; the similar-poster search then converts the rows it compares
 back to float32, which made it twice as slow at 30,000 posters: hence float32 while memory allows.
+Past :data:`MEMORY_MAX_BYTES` of float16 (4 GiB: 524,288 posters; 1,000,000 take 7.6 GiB) the unit rows
+go to a file in the map's checkpoints folder instead (:class:`RowsOnDisk`), read a selection at a time.
+The similar posters are their only user: stage 3 drops them (and the file) once those are found.
 """
 
 from __future__ import annotations
 
+import os
+import weakref
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -30,13 +36,46 @@ from ..contracts import store
 
 BLOCK = 4096  # rows read at a time: 64 MB of float32 at 4096-d
 FLOAT32_MAX_BYTES = 2 << 30  # unit rows past this are float16
+MEMORY_MAX_BYTES = 4 << 30  # float16 unit rows past this go to a file (when read() is given a folder)
+SPILL_NAME = "unit-rows"  # the file: .unit-rows.RANDOM.part, a temporary that fsutil.remove_stale_temporaries knows
+
+
+class RowsOnDisk:
+    """Float16 unit rows in a file, indexed like an array: each ``rows[key]`` maps the file, copies the
+    selection out and unmaps it, so the process holds only the rows a step is using (the kernel's page cache
+    keeps the rest while memory allows). The file is removed by :meth:`remove`, or when this is collected."""
+
+    dtype = np.dtype(np.float16)
+
+    def __init__(self, path: Path, n: int, d: int):
+        self.path, self.shape = Path(path), (n, d)
+        self._finalizer = weakref.finalize(self, _unlink, self.path)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not self.shape[0]:
+            return np.zeros((0, self.shape[1]), self.dtype)[key]
+        mapped = np.memmap(self.path, self.dtype, "r", shape=self.shape)
+        try:
+            return np.array(mapped[key])
+        finally:
+            del mapped
+
+    def remove(self) -> None:
+        self._finalizer()
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
 
 
 @dataclass
 class Features:
     """The features of the posters to map, as :func:`read` keeps them (see the module docstring)."""
 
-    unit: np.ndarray      # (n, d): each row scaled to length 1 (a row of zeros stays zero)
+    unit: np.ndarray | RowsOnDisk | None  # (n, d): each row scaled to length 1 (a zero row stays zero); None: dropped
     total: np.ndarray     # (d,) float64: the sum of the rows
     gram: np.ndarray      # (d, d) float64: the sum of the rows' outer products
     constant: bool        # every row is the same
@@ -44,53 +83,72 @@ class Features:
     rows: np.ndarray | None = None
     raw: np.ndarray | None = None  # (n, d) float32, when there are fewer rows than dimensions (layout.pca_fit)
 
-    @property
-    def n(self) -> int:
-        return self.unit.shape[0]
+    def __post_init__(self):
+        self.n, self.dim = self.unit.shape
 
-    @property
-    def dim(self) -> int:
-        return self.unit.shape[1]
+    def drop_unit_rows(self) -> None:
+        """Free the unit rows (remove their file, if on disk): the similar posters, their one user, are found."""
+        if isinstance(self.unit, RowsOnDisk):
+            self.unit.remove()
+        self.unit = None
 
 
-def read(path, indices: np.ndarray, *, block: int = BLOCK) -> tuple[Features, np.ndarray]:
+def read(path, indices: np.ndarray, *, block: int = BLOCK, spill: Path | None = None) -> tuple[Features, np.ndarray]:
     """The features of file rows ``indices`` (ascending), and which of them were finite: a row with a NaN or
-    an infinity is left out of the Features (the caller leaves its poster out)."""
+    an infinity is left out of the Features (the caller leaves its poster out). ``spill``: the folder for
+    the unit rows' file when they are too many to hold (see the module docstring); without it they are held."""
     n = len(indices)
     finite = np.zeros(n, bool)
-    unit = total = gram = first = raw = None
+    unit = total = gram = first = raw = on_disk = None
     kept = 0
     same = True
-    for start, rows in store.iter_rows(path, indices, block):
-        if unit is None:
-            d = rows.shape[1]
-            unit = np.empty((n, d), np.float32 if n * d * 4 <= FLOAT32_MAX_BYTES else np.float16)
-            # Fewer rows than dimensions: their PCA is an n x n problem, from the rows themselves.
-            raw = np.empty((n, d), np.float32) if n < d else None
-            total = np.zeros(d)
-            gram = np.zeros((d, d))
-        ok = np.isfinite(rows).all(axis=1)
-        finite[start:start + len(rows)] = ok
-        rows = rows[ok] if not ok.all() else rows
-        if not len(rows):
-            continue
-        if first is None:
-            first = rows[0].copy()
-        same = same and bool((rows == first).all())
-        total += rows.sum(axis=0, dtype=np.float64)
-        if raw is None:
-            gram += rows.T @ rows  # float32 products of one block, summed in float64 across blocks
-        else:
-            raw[kept:kept + len(rows)] = rows
-        length = np.linalg.norm(rows, axis=1)
-        scaled = rows / np.where(length > 0, length, 1)[:, None]
-        unit[kept:kept + len(rows)] = scaled
-        kept += len(rows)
+    try:
+        for start, rows in store.iter_rows(path, indices, block):
+            if unit is None:
+                d = rows.shape[1]
+                if spill is not None and n * d * 2 > MEMORY_MAX_BYTES:
+                    Path(spill).mkdir(parents=True, exist_ok=True)
+                    on_disk = Path(spill) / f".{SPILL_NAME}.{os.urandom(4).hex()}.part"
+                    unit = open(on_disk, "wb")  # noqa: SIM115 (closed below, after the last block)
+                else:
+                    unit = np.empty((n, d), np.float32 if n * d * 4 <= FLOAT32_MAX_BYTES else np.float16)
+                # Fewer rows than dimensions: their PCA is an n x n problem, from the rows themselves.
+                raw = np.empty((n, d), np.float32) if n < d else None
+                total = np.zeros(d)
+                gram = np.zeros((d, d))
+            ok = np.isfinite(rows).all(axis=1)
+            finite[start:start + len(rows)] = ok
+            rows = rows[ok] if not ok.all() else rows
+            if not len(rows):
+                continue
+            if first is None:
+                first = rows[0].copy()
+            same = same and bool((rows == first).all())
+            total += rows.sum(axis=0, dtype=np.float64)
+            if raw is None:
+                gram += rows.T @ rows  # float32 products of one block, summed in float64 across blocks
+            else:
+                raw[kept:kept + len(rows)] = rows
+            length = np.linalg.norm(rows, axis=1)
+            scaled = rows / np.where(length > 0, length, 1)[:, None]
+            if on_disk is None:
+                unit[kept:kept + len(rows)] = scaled
+            else:
+                scaled.astype(np.float16).tofile(unit)
+            kept += len(rows)
+    except BaseException:  # a stop or a failure while reading: no file is left behind
+        if on_disk is not None:
+            unit.close()
+            on_disk.unlink(missing_ok=True)
+        raise
+    if on_disk is not None:
+        unit.close()
+        unit = RowsOnDisk(on_disk, kept, d)
     if unit is None:  # no row at all
         unit = np.zeros((0, 0), np.float32)
         total = np.zeros(0)
         gram = np.zeros((0, 0))
-    return Features(unit[:kept], total, gram, same, path, np.asarray(indices)[finite],
+    return Features(unit if on_disk else unit[:kept], total, gram, same, path, np.asarray(indices)[finite],
                     None if raw is None else raw[:kept]), finite
 
 

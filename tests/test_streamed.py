@@ -1,0 +1,99 @@
+"""Stage 3's unit rows past their memory budget go to a file beside the map's checkpoints: the same similar
+posters as when they are held, and no file left behind, whether the run ends, fails or is stopped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mapdata import make_mapdata, read_map
+from posters_cnn.contracts import store
+from posters_cnn.contracts.store import FeatureWriter
+from posters_cnn.mapping import similarity, stage as visu, streamed
+
+import get_data_visu
+
+
+def clustered(n, dim=256, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (5, dim))
+    return np.maximum(centres[rng.integers(0, 5, n)] + rng.normal(0, 1, (n, dim)), 0).astype(np.float32)
+
+
+def features_file(path, rows):
+    writer = FeatureWriter(path, rows.shape[1], {"weights": "random(seed=0)"})
+    writer.append([f"a/{i}" for i in range(len(rows))], rows)
+    writer.close()
+    return path
+
+
+def leftovers(folder):
+    return sorted(p.name for p in folder.rglob(f".{streamed.SPILL_NAME}.*"))
+
+
+def test_rows_on_disk_find_the_same_similar_posters_as_rows_held(tmp_path, monkeypatch):
+    rows = clustered(600)
+    path = features_file(tmp_path / "f.h5", rows)
+    monkeypatch.setattr(streamed, "FLOAT32_MAX_BYTES", 1)  # held in float16, as the file keeps them
+    held, _ = streamed.read(path, np.arange(600), spill=tmp_path / "spill")
+    assert isinstance(held.unit, np.ndarray) and held.unit.dtype == np.float16
+    monkeypatch.setattr(streamed, "MEMORY_MAX_BYTES", 1)
+    spilled, finite = streamed.read(path, np.arange(600), spill=tmp_path / "spill")
+    assert finite.all() and isinstance(spilled.unit, streamed.RowsOnDisk)
+    assert len(leftovers(tmp_path / "spill")) == 1
+    assert np.array_equal(spilled.unit[:], held.unit) and np.array_equal(spilled.unit[[5, 3]], held.unit[[5, 3]])
+    assert (spilled.n, spilled.dim) == (600, 256) and np.array_equal(spilled.gram, held.gram)
+
+    monkeypatch.setattr(similarity, "EXACT_MAX", 100)  # the graph search, as above 5,000 posters
+    groups = np.arange(600) // 2
+    want = similarity.neighbours_and_pairs(held.unit, k=5, n_pairs=20, groups=groups, normalized=True)
+    got = similarity.neighbours_and_pairs(spilled.unit, k=5, n_pairs=20, groups=groups, normalized=True)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[2] == want[2]
+    exact = similarity.neighbours_and_pairs(rows, k=5, n_pairs=0)[0]
+    assert np.mean(got[0] == exact) > 0.95
+    assert similarity.recall(spilled.unit, got[0], normalized=True) == similarity.recall(held.unit, want[0],
+                                                                                       normalized=True)
+    spilled.drop_unit_rows()
+    assert spilled.unit is None and spilled.n == 600 and leftovers(tmp_path / "spill") == []
+
+
+def test_a_stop_while_reading_leaves_no_rows_file(tmp_path, monkeypatch):
+    path = features_file(tmp_path / "f.h5", clustered(300))
+    monkeypatch.setattr(streamed, "MEMORY_MAX_BYTES", 1)
+    real = store.iter_rows
+
+    def stopped(*args, **kwargs):
+        for i, item in enumerate(real(*args, **kwargs)):
+            if i == 1:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(store, "iter_rows", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        streamed.read(path, np.arange(300), block=100, spill=tmp_path / "spill")
+    assert (tmp_path / "spill").is_dir() and leftovers(tmp_path / "spill") == []
+
+
+def test_stage3_with_its_rows_on_disk_makes_the_map_it_makes_with_them_held(tmp_path, monkeypatch):
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    monkeypatch.setattr(similarity, "EXACT_MAX", 40)
+    monkeypatch.setattr(streamed, "FLOAT32_MAX_BYTES", 1)
+    held = tmp_path / "held" / "data.json"
+    assert get_data_visu.main(["-i", str(feats), "-o", str(held), "-q"]) == 0
+    monkeypatch.setattr(streamed, "MEMORY_MAX_BYTES", 1)
+    seen = []
+    real = visu.similar_posters
+
+    def watched(features, *args, **kwargs):
+        seen.append(type(features.unit))
+        seen.extend(leftovers(tmp_path / "disk"))  # the rows' file, where the map's checkpoints go
+        return real(features, *args, **kwargs)
+
+    monkeypatch.setattr(visu, "similar_posters", watched)
+    disk = tmp_path / "disk" / "data.json"
+    assert get_data_visu.main(["-i", str(feats), "-o", str(disk), "-q"]) == 0
+    assert seen[0] is streamed.RowsOnDisk and len(seen) == 2
+    assert leftovers(tmp_path / "disk") == []
+    columns = [read_map(path)["columns"] for path in (held, disk)]
+    for name in ("id", "neighbors", "similarity", "x", "y"):
+        assert columns[0][name] == columns[1][name], name
