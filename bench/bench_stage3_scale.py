@@ -10,7 +10,8 @@ Then it fits openTSNE with its own defaults (``TSNE(n_jobs=cores, random_state=0
 points the map was made from (its state.npz), in a fresh process, and records that time and memory: the
 issue's yardstick ("stage 3 at 300k in at most 1.5x openTSNE's own fit"). Writes
 bench/out/stage3_scale_N.json. --keep keeps the inputs (4.9 GB at 300,000 posters); they are deleted
-otherwise.
+otherwise. --keep-map keeps the map, for bench_page.py; --no-fit leaves out openTSNE's fit (at 1M:
+python bench/bench_stage3_scale.py --n 1000000 --no-fit --keep-map).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 from common import OUT, ROOT, machine, peak_rss_mib
 from synthetic import make_inputs
@@ -40,6 +40,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=300_000)
     parser.add_argument("--keep", action="store_true", help="keep the synthetic inputs")
+    parser.add_argument("--keep-map", action="store_true", help="keep the map (bench/out/scale-N/), for the page")
+    parser.add_argument("--no-fit", action="store_true", help="leave out openTSNE's own fit (the 300k yardstick)")
     args = parser.parse_args()
     features, manifest = make_inputs(args.n)
     out = OUT / f"scale-{args.n}" / "data.json"
@@ -50,20 +52,24 @@ def main() -> None:
     meta = json.loads(out.read_text())["meta"]
     state = out.parent / meta["state"]
     cores = os.cpu_count() or 1
-    fit_seconds, fit_peak = peak_rss_mib([sys.executable, "-c", FIT, str(state), str(cores)], cwd=ROOT,
-                                         stdout=subprocess.DEVNULL)
+    fit_seconds = fit_peak = None
+    if not args.no_fit:
+        fit_seconds, fit_peak = peak_rss_mib([sys.executable, "-c", FIT, str(state), str(cores)], cwd=ROOT,
+                                             stdout=subprocess.DEVNULL)
     result = {
-        "machine": machine(), "n": args.n, "command": f"python bench/bench_stage3_scale.py --n {args.n}",
+        "machine": machine(), "n": args.n, "command": " ".join(["python bench/bench_stage3_scale.py", *sys.argv[1:]]),
         "stage3": {"seconds": round(seconds, 1), "peak_mib": round(peak), "timings": meta["timings"],
                    "trustworthiness": meta["trustworthiness"], "similarity_recall": meta["similarity_recall"],
                    "pca": meta["pca"].get("components"), "tsne": meta["tsne"]},
-        "opentsne_fit": {"seconds": round(fit_seconds, 1), "peak_mib": round(fit_peak),
-                         "settings": f"TSNE(n_jobs={cores}, random_state=0) defaults, on the map's PCA points"},
-        "ratio": round(seconds / fit_seconds, 2),
+        "opentsne_fit": None if fit_seconds is None else {
+            "seconds": round(fit_seconds, 1), "peak_mib": round(fit_peak),
+            "settings": f"TSNE(n_jobs={cores}, random_state=0) defaults, on the map's PCA points"},
+        "ratio": None if fit_seconds is None else round(seconds / fit_seconds, 2),
     }
     (OUT / f"stage3_scale_{args.n}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
-    shutil.rmtree(out.parent, ignore_errors=True)
+    if not args.keep_map:
+        shutil.rmtree(out.parent, ignore_errors=True)
     if not args.keep:
         shutil.rmtree(features.parent, ignore_errors=True)
 
