@@ -103,3 +103,19 @@ def test_a_graph_answer_short_of_candidates_is_filled_never_with_the_row_itself(
     found = np.array([[0, 3, -1, -1], [2, 1, 0, 3], [-1, -1, -1, -1]])  # faiss's -1: nothing more found
     out = similarity._without_self(found, np.array([0, 1, 2]), 3)
     assert out.tolist() == [[3, 1, 2], [2, 0, 3], [0, 1, 3]]
+
+
+def test_the_graph_and_so_the_similar_posters_are_the_same_on_any_number_of_threads():
+    import faiss
+
+    unit = similarity.normalize_rows(clustered(3000, dim=64, seed=3))
+    before = faiss.omp_get_max_threads()
+    try:
+        found = []
+        for threads in (1, 2, 1):
+            faiss.omp_set_num_threads(threads)
+            found.append(similarity.graph_candidates(unit, 16, block=700))
+    finally:
+        faiss.omp_set_num_threads(before)
+    assert np.array_equal(found[0], found[1]) and np.array_equal(found[0], found[2])
+    assert not (found[0] == np.arange(3000)[:, None]).any()
