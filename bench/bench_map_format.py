@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """data.json format 2 (columns in the JSON) against format 3 (the map's table in Arrow files), on one map.
 
-    python bench/bench_map_format.py [--map bench/out/page-100000/data.json] [--repeats 3]
+    python bench/bench_map_format.py [--map bench/out/page-100000/data.json] [--repeats 3] [--format3-only]
 
 The map must be one stage 3 wrote (bench_page.py makes bench/out/page-N/). Its columns are written a
 second time in the other format beside it (format 2 as FORMAT2.json, format 3 as FORMAT3.json, with its
@@ -17,7 +17,7 @@ measured:
 * similar: from choosing a poster to its panel listing its similar posters (format 3 reads them then);
 * in Python: reading the columns back (``maptable.read_columns``), and the files' bytes.
 
-Medians of --repeats. Writes bench/out/map_format.json.
+Medians of --repeats. Writes bench/out/map_format.json (with --format3-only: map_format3_N.json).
 """
 
 from __future__ import annotations
@@ -79,12 +79,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--map", default=str(OUT / "page-100000" / "data.json"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--format3-only", action="store_true",
+                        help="measure the map as stage 3 wrote it (format 3), with no format-2 twin (at 1M: 170 MB)")
     args = parser.parse_args()
     data_json = Path(args.map)
-    two, three = twins(data_json)
+    if args.format3_only:
+        formats = {"format 3": data_json}
+    else:
+        two, three = twins(data_json)
+        formats = {"format 2": two, "format 3": three}
     copy_page(data_json.parent)
     python = {}
-    for name, path in (("format 2", two), ("format 3", three)):
+    for name, path in formats.items():
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
@@ -101,19 +107,21 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     server = StaticServer(data_json.parent)
-    runs = {"format 2": [], "format 3": []}
+    runs = {name: [] for name in formats}
     with sync_playwright() as p:
         browser = launch(p)
         for _ in range(args.repeats):
-            for name, path in (("format 2", two), ("format 3", three)):
+            for name, path in formats.items():
                 runs[name].append(measure(browser, f"{server.url}index.html?{path.name}"))
         browser.close()
     server.close()
-    result = {"machine": machine(), "map": str(data_json), "count": json.loads(three.read_text())["meta"]["count"],
+    result = {"machine": machine(), "map": str(data_json),
+              "count": json.loads(formats["format 3"].read_text())["meta"]["count"],
               "repeats": args.repeats, "python": python, "page": {}}
     for name, rows in runs.items():
         result["page"][name] = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
-    (OUT / "map_format.json").write_text(json.dumps(result, indent=1))
+    name = f"map_format3_{result['count']}.json" if args.format3_only else "map_format.json"
+    (OUT / name).write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
 
