@@ -297,6 +297,17 @@ SLIPS = [
     Slip("points-uncentred", "a poster's PCA point is its projection, as an update's", "posters_cnn/mapping/streamed.py",
          "out[start:start + len(rows)] = (rows - mean) @ basis.T", "out[start:start + len(rows)] = rows @ basis.T",
          (UPDATE + "test_every_posters_pca_point_is_its_projection_as_a_new_posters_is",)),
+    # -- similar posters from a graph; unit rows on disk past their budget --------------------------
+    Slip("graph-keeps-self", "a poster is never its own similar poster", "posters_cnn/mapping/similarity.py",
+         "keep = (found != rows[:, None]) & (found >= 0)", "keep = found >= 0",
+         (T + "test_streamed.py::test_a_graph_answer_short_of_candidates_is_filled_never_with_the_row_itself",
+          T + "test_streamed.py::test_the_graph_and_so_the_similar_posters_are_the_same_on_any_number_of_threads")),
+    Slip("rows-file-left-on-stop", "a stopped run leaves no half-written file", "posters_cnn/mapping/streamed.py",
+         "            on_disk.unlink(missing_ok=True)\n", "",
+         (T + "test_streamed.py::test_a_stop_while_reading_leaves_no_rows_file",)),
+    Slip("rows-file-not-written", "rows on disk are the rows held", "posters_cnn/mapping/streamed.py",
+         "scaled.astype(np.float16).tofile(unit)", "scaled.astype(np.float32).tofile(unit)",
+         (T + "test_streamed.py::test_rows_on_disk_find_the_same_similar_posters_as_rows_held",)),
     # -- full posters at the deepest zooms ---------------------------------------------------------
     Slip("full-farthest-first", "full posters load nearest the centre first", "web/logic.js",
          "for (const c of [...candidates].sort((a, b) => a.distance - b.distance)) {",
