@@ -42,10 +42,13 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the synthetic inputs")
     parser.add_argument("--keep-map", action="store_true", help="keep the map (bench/out/scale-N/), for the page")
     parser.add_argument("--no-fit", action="store_true", help="leave out openTSNE's own fit (the 300k yardstick)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep bench/out/scale-N/ as a stopped run left it, so stage 3 resumes from its checkpoints")
     args = parser.parse_args()
     features, manifest = make_inputs(args.n)
     out = OUT / f"scale-{args.n}" / "data.json"
-    shutil.rmtree(out.parent, ignore_errors=True)
+    if not args.resume:
+        shutil.rmtree(out.parent, ignore_errors=True)
     seconds, peak = peak_rss_mib([sys.executable, str(ROOT / "get_data_visu.py"), "-i", str(features), "--posters",
                                   str(manifest), "-o", str(out), "--n-sample", "0", "--no-pair-images",
                                   "--no-progress", "-q"], cwd=ROOT, stdout=subprocess.DEVNULL)
