@@ -3,6 +3,8 @@ posters as when they are held, and no file left behind, whether the run ends, fa
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -117,5 +119,47 @@ def test_the_graph_and_so_the_similar_posters_are_the_same_on_any_number_of_thre
             found.append(similarity.graph_candidates(unit, 16, block=700))
     finally:
         faiss.omp_set_num_threads(before)
-    assert np.array_equal(found[0], found[1]) and np.array_equal(found[0], found[2])
-    assert not (found[0] == np.arange(3000)[:, None]).any()
+    assert found[0][1] == found[1][1] == found[2][1]  # the same width chosen
+    lists = [f[0] for f in found]
+    assert np.array_equal(lists[0], lists[1]) and np.array_equal(lists[0], lists[2])
+    assert not (lists[0] == np.arange(3000)[:, None]).any()
+
+
+def noise(n, dim, seed=0):
+    """Unit rows of isotropic noise: every row nearly as far from every other, the hardest case for a graph."""
+    return similarity.normalize_rows(np.random.default_rng(seed).normal(0, 1, (n, dim)).astype(np.float32))
+
+
+def test_the_graph_search_widens_until_it_finds_the_target_share_of_the_true_neighbours(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, "posters_cnn")
+    monkeypatch.setattr(similarity, "EXACT_MAX", 100)
+    monkeypatch.setattr(similarity, "GRAPH_LINKS", 8)
+    monkeypatch.setattr(similarity, "GRAPH_BUILD", 16)
+    monkeypatch.setattr(similarity, "TUNING_SAMPLE", 300)
+    unit = noise(4000, 128)
+    monkeypatch.setattr(similarity, "CANDIDATES", 8)
+    monkeypatch.setattr(similarity, "GRAPH_SEARCH", 8)  # at this width the search finds too few
+    narrow = similarity.graph_candidates(unit, 8, k=5)[1]
+    assert narrow["width"] > 9 and narrow["recall"] >= similarity.TARGET_RECALL
+    assert "widening" in caplog.text and f"searching {narrow['width']} wide" in caplog.text
+    # What the map reports, on posters other than those tuned on, holds the target too.
+    search = {}
+    index, _, _ = similarity.neighbours_and_pairs(unit, k=5, n_pairs=0, normalized=True, search_info=search)
+    assert search == narrow
+    assert similarity.recall(unit, index, sample=1000, normalized=True)["recall"] >= similarity.TARGET_RECALL - 0.02
+
+
+def test_the_graph_search_stays_narrow_where_that_finds_the_neighbours_and_says_when_even_the_widest_does_not(
+        monkeypatch, caplog):
+    caplog.set_level(logging.INFO, "posters_cnn")
+    monkeypatch.setattr(similarity, "TUNING_SAMPLE", 300)
+    easy = similarity.normalize_rows(clustered(3000, dim=64, seed=1) + np.arange(3000)[:, None] * 1e-3)
+    width = similarity.graph_candidates(easy, 16, k=5)[1]
+    assert width["width"] == similarity.GRAPH_SEARCH and width["recall"] >= similarity.TARGET_RECALL
+    monkeypatch.setattr(similarity, "GRAPH_LINKS", 4)
+    monkeypatch.setattr(similarity, "GRAPH_BUILD", 4)
+    monkeypatch.setattr(similarity, "GRAPH_SEARCH", 2)
+    monkeypatch.setattr(similarity, "SEARCH_WIDEST", 4)
+    hard = similarity.graph_candidates(noise(4000, 128), 2, k=2)[1]
+    assert hard["width"] == 4 and hard["recall"] < similarity.TARGET_RECALL
+    assert "even 4 wide" in caplog.text

@@ -15,6 +15,14 @@ search misses, or ranks below the candidates, could be missed:
 :func:`recall` measures how often, on a seeded sample, and stage 3 writes it
 to the map's meta.
 
+How wide a search must be grows with the map: at the same width (efSearch 64), recall@8 fell from
+0.989 at 30,000 synthetic posters to 0.76 at 300,000. So the width is not fixed: after the graph is
+built, a seeded tuning sample of TUNING_SAMPLE posters is searched at widths GRAPH_SEARCH, twice
+that, ..., up to SEARCH_WIDEST, and the first width whose re-ranked lists hold TARGET_RECALL of the
+sample's true neighbours (exact cosine) searches every poster. Where the graph finds neighbours
+easily, the first width is kept and costs nothing more; the widest one is used, with a warning, when
+no width reaches the target.
+
 The same rows always give the same graph, and so the same similar posters,
 on any number of threads: since 1.15.1 (at least), faiss builds HNSW graphs in fixed
 batches whose links are merged in a fixed order (its "deterministic build").
@@ -38,6 +46,10 @@ RERANK_ROWS = 128
 GRAPH_LINKS = 32
 GRAPH_BUILD = 80
 GRAPH_SEARCH = 64
+SEARCH_WIDEST = 1024
+TARGET_RECALL = 0.95  # recall@k the search is widened for (issue 17's target)
+TUNING_SAMPLE = 1000
+TUNING_SEED = 1  # not the seed of the sample :func:`recall` reports on, so that report is not the one tuned on
 QUANTIZER_SAMPLE = 20_000  # rows that set the 8-bit quantizer's range in each dimension
 
 
@@ -52,12 +64,18 @@ def searches_exactly(n: int) -> bool:
 def search_settings() -> dict:
     """What the approximate search's result depends on, besides the rows (for checkpoint keys)."""
     return {"candidates": CANDIDATES, "links": GRAPH_LINKS, "build": GRAPH_BUILD, "search": GRAPH_SEARCH,
-            "quantizer_sample": QUANTIZER_SAMPLE}
+            "widest": SEARCH_WIDEST, "target_recall": TARGET_RECALL, "tuning_sample": TUNING_SAMPLE,
+            "tuning_seed": TUNING_SEED, "quantizer_sample": QUANTIZER_SAMPLE}
 
 
-def describe_search(exact: bool) -> str:
-    return "exact" if exact else (f"{CANDIDATES} candidates from an HNSW graph of the features in 8 bits, "
-                                  f"re-ranked by exact cosine")
+def describe_search(exact: bool, width: dict | None = None) -> str:
+    if exact:
+        return "exact"
+    text = f"{CANDIDATES} candidates from an HNSW graph of the features in 8 bits, re-ranked by exact cosine"
+    if width:
+        text += (f"; searched {width['width']} wide, the first width from {GRAPH_SEARCH} whose recall@{width['k']} "
+                 f"on {width['sample']} tuning posters reached {TARGET_RECALL} ({width['recall']})")
+    return text
 
 
 def recall(features: np.ndarray, neighbour_index: np.ndarray, *, sample: int = RECALL_SAMPLE, seed: int = 0,
@@ -67,7 +85,18 @@ def recall(features: np.ndarray, neighbour_index: np.ndarray, *, sample: int = R
     ``normalized``: the rows are unit rows already (float16 welcome: see :mod:`.streamed`)."""
     n, k = neighbour_index.shape
     unit = features if normalized else normalize_rows(features)
-    rows = np.sort(np.random.default_rng(seed).choice(n, min(sample, n), replace=False))
+    rows = sample_rows(n, sample, seed)
+    truth = exact_neighbours(unit, rows, k, block=block)
+    return {"k": int(k), "sample": int(len(rows)), "seed": int(seed), "recall": _share(truth, neighbour_index[rows])}
+
+
+def sample_rows(n: int, sample: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n, min(sample, n), replace=False))
+
+
+def exact_neighbours(unit: np.ndarray, rows: np.ndarray, k: int, *, block: int = 8192) -> np.ndarray:
+    """The ``k`` most similar other rows of each of ``rows``, by exact cosine over every unit row."""
+    n = unit.shape[0]
     queries = unit[rows].astype(np.float32)
     best = np.full((len(rows), k), -np.inf, np.float32)
     best_index = np.zeros((len(rows), k), np.int64)
@@ -80,8 +109,13 @@ def recall(features: np.ndarray, neighbour_index: np.ndarray, *, sample: int = R
                                                             sims.shape)], axis=1)
         top, best = _top(both, k)
         best_index = np.take_along_axis(index, top, axis=1)
-    found = sum(len(set(t) & set(g)) for t, g in zip(best_index.tolist(), neighbour_index[rows].tolist()))
-    return {"k": int(k), "sample": int(len(rows)), "seed": int(seed), "recall": round(found / (len(rows) * k), 4)}
+    return best_index
+
+
+def _share(truth: np.ndarray, found: np.ndarray) -> float:
+    """The share of ``truth``'s neighbours that ``found`` lists, row by row (recall), to 4 places."""
+    hits = sum(len(set(t) & set(g)) for t, g in zip(truth.tolist(), found.tolist()))
+    return round(hits / max(1, truth.size), 4)
 
 
 def normalize_rows(features: np.ndarray) -> np.ndarray:
@@ -91,7 +125,7 @@ def normalize_rows(features: np.ndarray) -> np.ndarray:
 
 
 def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: np.ndarray | None = None,
-                         chunk: int = 1024, normalized: bool = False,
+                         chunk: int = 1024, normalized: bool = False, search_info: dict | None = None,
                          ) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int, int]]]:
     """Each row's ``k`` most similar rows, and the ``n_pairs`` most similar pairs overall.
 
@@ -99,13 +133,14 @@ def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: 
     where ``pairs`` is a list of ``(similarity, i, j)`` with ``i < j``, most
     similar first. Rows with the same ``groups`` value (versions of the same
     movie) are never paired, but they may be neighbours. ``normalized``: the rows are unit rows already
-    (float16 welcome: see :mod:`.streamed`).
+    (float16 welcome: see :mod:`.streamed`). ``search_info``, when given, is told how wide the graph search
+    was (see :func:`graph_candidates`; nothing for an exact search).
     """
     unit = features if normalized else normalize_rows(features)
     n = unit.shape[0]
     k = min(k, n - 1)
     if not searches_exactly(n):
-        return _by_candidates(unit, k=k, n_pairs=n_pairs, groups=groups, chunk=chunk)
+        return _by_candidates(unit, k=k, n_pairs=n_pairs, groups=groups, chunk=chunk, search_info=search_info)
     unit = unit.astype(np.float32, copy=False)
     neighbour_index = np.zeros((n, k), dtype=np.int64)
     neighbour_sim = np.zeros((n, k), dtype=np.float32)
@@ -146,28 +181,69 @@ def _top(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_values, order, axis=1)
 
 
-def graph_candidates(unit: np.ndarray, m: int, *, block: int = 8192) -> np.ndarray:
+def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int = 8192) -> tuple[np.ndarray, dict]:
     """Each row's ``m`` nearest other rows (by cosine: the rows are unit rows) as a graph search finds them,
-    nearest first, from an HNSW graph over the rows held in 8 bits a dimension (see the module docstring)."""
+    nearest first, from an HNSW graph over the rows held in 8 bits a dimension, and how wide the search
+    was: ``{"width", "k", "sample", "recall"}``, the width chosen for recall@``k`` (see the module docstring)."""
     import faiss  # noqa: PLC0415 (only maps above EXACT_MAX need it: 0.3 s to import)
 
     n, d = unit.shape
     index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, GRAPH_LINKS, faiss.METRIC_L2)
     index.hnsw.efConstruction = GRAPH_BUILD
-    index.hnsw.efSearch = max(GRAPH_SEARCH, m + 1)
     step = max(1, n // QUANTIZER_SAMPLE)
     index.train(np.ascontiguousarray(unit[::step], dtype=np.float32))
     started = time.perf_counter()
     for start in range(0, n, block):  # the same graph on any number of threads: see the module docstring
         index.add(np.ascontiguousarray(unit[start:start + block], dtype=np.float32))
     built = time.perf_counter()
+    width = _widen(index, unit, m, k)
+    tuned = time.perf_counter()
     out = np.empty((n, m), np.int64)
     for start in range(0, n, block):
         _, found = index.search(np.ascontiguousarray(unit[start:start + block], dtype=np.float32), m + 1)
         out[start:start + len(found)] = _without_self(found, np.arange(start, start + len(found)), m)
-    log.info("similar posters: a graph of %d posters built in %.1f s, searched in %.1f s", n, built - started,
-             time.perf_counter() - built)
-    return out
+    log.info("similar posters: a graph of %d posters built in %.1f s, its width chosen in %.1f s, searched in "
+             "%.1f s", n, built - started, tuned - built, time.perf_counter() - tuned)
+    return out, width
+
+
+def _widen(index, unit: np.ndarray, m: int, k: int) -> dict:
+    """Set ``index``'s search width to the first of GRAPH_SEARCH, twice that, ... SEARCH_WIDEST whose
+    re-ranked lists hold TARGET_RECALL of a tuning sample's true ``k`` nearest; say which and why."""
+    n = unit.shape[0]
+    rows = sample_rows(n, TUNING_SAMPLE, TUNING_SEED)
+    truth = exact_neighbours(unit, rows, k)
+    queries = np.ascontiguousarray(unit[rows], dtype=np.float32)
+    width = GRAPH_SEARCH
+    while True:
+        index.hnsw.efSearch = max(width, m + 1)
+        _, found = index.search(queries, m + 1)
+        ranked, _ = _reranked(unit, rows, _without_self(found, rows, m))
+        got = _share(truth, ranked[:, :k])
+        if got >= TARGET_RECALL or width >= SEARCH_WIDEST:
+            break
+        log.info("similar posters: %d wide, the graph search found %.4f of %d tuning posters' %d nearest; "
+                 "widening", width, got, len(rows), k)
+        width *= 2
+    if got < TARGET_RECALL:
+        log.warning("similar posters: even %d wide, the graph search finds only %.4f of the %d nearest (target "
+                    "%g): some listed similar posters are not the most similar", width, got, k, TARGET_RECALL)
+    else:
+        log.info("similar posters: searching %d wide (recall@%d %.4f on %d tuning posters)", width, k, got, len(rows))
+    return {"width": int(index.hnsw.efSearch), "k": int(k), "sample": int(len(rows)), "recall": got}
+
+
+def _reranked(unit: np.ndarray, rows: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``cand`` (candidates of each of ``rows``) ordered by their exact cosine with it, and those cosines,
+    a few rows at a time: the gathered candidate rows (rows x m x 4096 floats) are the memory that counts."""
+    sims = np.empty(cand.shape, dtype=np.float32)
+    for r0 in range(0, len(rows), RERANK_ROWS):
+        r1 = min(r0 + RERANK_ROWS, len(rows))
+        gathered = unit[cand[r0:r1]].astype(np.float32, copy=False)
+        query = unit[rows[r0:r1], :, None].astype(np.float32, copy=False)
+        sims[r0:r1] = np.matmul(gathered, query)[..., 0]
+    order = np.argsort(-sims, axis=1, kind="stable")
+    return np.take_along_axis(cand, order, axis=1), np.take_along_axis(sims, order, axis=1)
 
 
 def _without_self(found: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
@@ -184,26 +260,17 @@ def _without_self(found: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
-def _by_candidates(unit, *, k, n_pairs, groups, chunk):
+def _by_candidates(unit, *, k, n_pairs, groups, chunk, search_info):
     n = unit.shape[0]
     m = min(n - 1, max(CANDIDATES, 3 * k))
-    found = graph_candidates(unit, m)
+    found, width = graph_candidates(unit, m, k=max(1, k))
+    if search_info is not None:
+        search_info.update(width)
     candidates = np.zeros((n, m), dtype=np.int64)
     exact = np.zeros((n, m), dtype=np.float32)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        cand = found[start:stop]
-        # Re-rank by the exact cosine in the feature space, a few rows at a time: the
-        # gathered candidate rows (rows x m x 4096 floats) are the memory that counts.
-        sims = np.empty(cand.shape, dtype=np.float32)
-        for r0 in range(0, stop - start, RERANK_ROWS):
-            r1 = min(r0 + RERANK_ROWS, stop - start)
-            gathered = unit[cand[r0:r1]].astype(np.float32, copy=False)
-            query = unit[start + r0:start + r1, :, None].astype(np.float32, copy=False)
-            sims[r0:r1] = np.matmul(gathered, query)[..., 0]
-        order = np.argsort(-sims, axis=1, kind="stable")
-        candidates[start:stop] = np.take_along_axis(cand, order, axis=1)
-        exact[start:stop] = np.take_along_axis(sims, order, axis=1)
+        candidates[start:stop], exact[start:stop] = _reranked(unit, np.arange(start, stop), found[start:stop])
     neighbour_index, neighbour_sim = candidates[:, :k], exact[:, :k]
     pairs: list[tuple[float, int, int]] = []
     if n_pairs > 0:

@@ -166,6 +166,7 @@ class Similar:
     pairs: list[tuple[float, int, int]]
     exact: bool
     recall: dict | None = None  # recall@k against exact cosine on a sample, for the approximate search
+    search: dict | None = None  # how wide the approximate search was, and why (similarity.graph_candidates)
 
 
 @dataclass
@@ -216,8 +217,9 @@ def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one
 
 def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, n_pairs: int,
                     seed: int = 0) -> Similar:
+    search: dict = {}
     index, similarity, pairs = neighbours_and_pairs(features.unit, k=k, n_pairs=n_pairs, groups=groups,
-                                                    normalized=True)
+                                                    normalized=True, search_info=search)
     exact = searches_exactly(features.n)
     measured = None
     if not exact and index.shape[1]:
@@ -225,7 +227,7 @@ def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, 
         measured = recall(features.unit, index, seed=seed, normalized=True)
         log.info("similar posters: recall@%d %.4f against exact cosine, on %d sampled posters (%.1f s)",
                  measured["k"], measured["recall"], measured["sample"], time.perf_counter() - started)
-    return Similar(index, similarity, pairs, exact=exact, recall=measured)
+    return Similar(index, similarity, pairs, exact=exact, recall=measured, search=search or None)
 
 
 def load_similar(saved: checkpoints.Checkpoints, key: str, n: int) -> Similar | None:
@@ -236,13 +238,14 @@ def load_similar(saved: checkpoints.Checkpoints, key: str, n: int) -> Similar | 
         return None
     arrays, info = got
     pairs = list(zip(arrays["pair_sim"].tolist(), arrays["pair_i"].tolist(), arrays["pair_j"].tolist()))
-    return Similar(arrays["index"], arrays["similarity"], pairs, info["exact"], info.get("recall"))
+    return Similar(arrays["index"], arrays["similarity"], pairs, info["exact"], info.get("recall"), info.get("search"))
 
 
 def save_similar(saved: checkpoints.Checkpoints, key: str, near: Similar) -> None:
     pair_sim, pair_i, pair_j = pair_arrays(near.pairs)
     saved.save("similar", key, {"index": near.index, "similarity": near.similarity, "pair_sim": pair_sim,
-                                "pair_i": pair_i, "pair_j": pair_j}, {"exact": near.exact, "recall": near.recall})
+                                "pair_i": pair_i, "pair_j": pair_j},
+                {"exact": near.exact, "recall": near.recall, "search": near.search})
 
 
 def reduce(features: streamed.Features, components: int) -> Reduced:
@@ -446,7 +449,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         "selection": {"n_sample": n_sample, "one_per_movie": one_per_movie, "available": chosen.available},
         "pca": reduced.info, "tsne": embedding.info, "trustworthiness": round(trust, 4),
         "trustworthiness_k": 10, "neighbors": int(near.index.shape[1]), "similarity": "cosine on fc2 features",
-        "similarity_search": describe_search(near.exact),
+        "similarity_search": describe_search(near.exact, near.search),
         "similarity_recall": near.recall,  # null when exact
         "run": own, "pairs": {"file": f"{own}/{PAIRS_IN_RUN}", "count": len(near.pairs)},
         "state": f"{own}/{mapstate.FILE}",
