@@ -163,3 +163,36 @@ def test_the_graph_search_stays_narrow_where_that_finds_the_neighbours_and_says_
     hard = similarity.graph_candidates(noise(4000, 128), 2, k=2)[1]
     assert hard["width"] == 4 and hard["recall"] < similarity.TARGET_RECALL
     assert "even 4 wide" in caplog.text
+
+
+def test_tsne_neighbours_from_the_graph_are_the_true_nearest_with_exact_distances_and_never_the_point_itself():
+    from posters_cnn.mapping import layout
+
+    rng = np.random.default_rng(4)
+    points = rng.normal(0, 1, (3000, 20)).astype(np.float32)
+    points[1] = points[0]  # a copy: each must find the other, never itself
+    index, distance = layout.nearest(points, 30)
+    assert index.shape == distance.shape == (3000, 30)
+    assert not (index == np.arange(3000)[:, None]).any()
+    assert index[0, 0] == 1 and index[1, 0] == 0 and distance[0, 0] == 0
+    exact = np.sqrt(((points[index] - points[:, None, :]) ** 2).sum(axis=2))
+    assert np.allclose(distance, exact, atol=1e-4) and (np.diff(distance, axis=1) >= 0).all()
+    full = ((points[:, None, :] - points[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(full, np.inf)
+    truth = np.argsort(full, axis=1)[:, :30]
+    assert similarity._share(truth, index) >= 0.99
+
+
+def test_a_map_past_exact_neighbours_takes_tsne_neighbours_from_the_graph(tmp_path, monkeypatch):
+    from posters_cnn.mapping import layout
+
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    monkeypatch.setattr(layout, "EXACT_KNN_MAX", 30)
+    asked = []
+    real = layout.nearest
+    monkeypatch.setattr(layout, "nearest", lambda points, k, **kw: asked.append(k) or real(points, k, **kw))
+    out = tmp_path / "m" / "data.json"
+    assert get_data_visu.main(["-i", str(feats), "-o", str(out), "-q", "--perplexity", "5"]) == 0
+    tsne = read_map(out)["meta"]["tsne"]
+    assert asked == [15] and tsne["neighbors"] == "hnsw" and tsne["neighbor_graph"] == layout.KNN_GRAPH
+    assert read_map(out)["meta"]["trustworthiness"] > 0.8
