@@ -35,7 +35,7 @@ import { fetchJson, fetchTable, readTableFiles } from "./loader.js";
 import { deepestComposedLevel, makePresence, posterBox, tileUrl, toWorld } from "./geometry.js";
 import {
   assetUrl, columnsFromTable, dataUrlFromQuery, emptyColumns, fillNear, makeHash, parseHash, pathFor, readColumns,
-  tableTiles, validateMap, validateMeta,
+  PointGrid, similarOf, tableTiles, validateMap, validateMeta,
 } from "./logic.js";
 import { createLook } from "./look.js";
 import { panels } from "./panels.js";
@@ -105,8 +105,10 @@ const map = {
   imageUrl(i) {
     return resolvedOnce(imageUrls, i, map.imagePath);
   },
-  /** A promise of poster i's similar posters in P.neighbors and P.similarity (format 3 reads them when asked). */
+  /** A promise of poster i's similar posters, for `similar` (format 3 reads them when asked). */
   nearOf: (i) => nearOf(i),
+  /** Poster i's similar posters `[neighbours, similarities]`, or null while they are not read (see nearOf). */
+  similar: (i) => similarOf(map.P, i, near.tileOf),
   pageUrl(i) {
     if (map.P.page) return map.P.page[i] || "";
     return map.meta.paths.page ? map.meta.paths.page.replaceAll("{id}", map.P.id[i]) : "";
@@ -248,13 +250,15 @@ async function readTable(data) {
   status.classList.remove("progress");
 }
 
-// Format 3's similar posters, read a tile at a time from its near file when a poster of it is chosen.
+// Format 3's similar posters, read a tile at a time from its near file when a poster of it is chosen, and
+// kept for the NEAR_TILES_KEPT tiles used last (at 100,000 posters a tile's are about 200 kB).
 const near = { tileOf: null, members: null, loads: new Map() };
+const NEAR_TILES_KEPT = 64;
 
 /** A promise of poster i's similar posters in map.P (at once where they are already there). */
 function nearOf(i) {
   const meta = map.meta;
-  if (!near.tileOf || !map.P.k || map.P.neighbors[i * map.P.k] >= 0) return Promise.resolve();
+  if (!near.tileOf || !map.P.k || similarOf(map.P, i, near.tileOf)) return Promise.resolve();
   const t = near.tileOf[i];
   if (!near.loads.has(t)) {
     const [z, x, y, rows] = meta.table.tiles[t];
@@ -263,7 +267,8 @@ function nearOf(i) {
       : Promise.reject(new Error("meta.table.near leaves the map's folder"));
     near.loads.set(t, fetched
       .then((files) => {
-        fillNear(map.P, readTableFiles(files, window.Arrow)[0], near.members[t]);
+        const gone = fillNear(map.P, readTableFiles(files, window.Arrow)[0], near.members[t], t, NEAR_TILES_KEPT);
+        for (const u of gone) near.loads.delete(u); // read again when next asked for
         map.requestDraw();
       })
       .catch((error) => {
@@ -280,8 +285,8 @@ function checkPyramidPaths(meta) {
 }
 
 // A layout's positions in world units (the map square is side x side css px at zoom 1), its
-// quadtree for picking, and its tile pyramid.
-function makeLayout(xs, ys, pyramid, { lazyTree = false } = {}) {
+// grid of points for picking, and its tile pyramid.
+function makeLayout(xs, ys, pyramid, { lazyPoints = false } = {}) {
   const n = xs.length;
   const wx = new Float64Array(n);
   const wy = new Float64Array(n);
@@ -295,14 +300,13 @@ function makeLayout(xs, ys, pyramid, { lazyTree = false } = {}) {
   // where the map gives their heights (up to MAX_FULL_PX: the zoom shows no poster taller than the screen).
   const maxLevel = deepestComposedLevel(pyramid.levels, pyramid.slot, pyramid.span,
     Math.max(map.thumbSize, Math.min(MAX_FULL_PX, map.tallestImage)));
-  let tree = null;
-  const buildTree = () => d3.quadtree().x((i) => wx[i]).y((i) => wy[i]).addAll(d3.range(n));
-  if (!lazyTree) tree = buildTree();
+  let points = lazyPoints ? null : new PointGrid(wx, wy);
   return {
     wx, wy, slot,
-    get tree() {
-      if (!tree) tree = buildTree(); // the grid's: built when first shown
-      return tree;
+    /** The layout's PointGrid, for picking and the posters of a tile (the grid's: built when first shown). */
+    get points() {
+      if (!points) points = new PointGrid(wx, wy);
+      return points;
     },
     pyr: {
       levels: pyramid.levels, maxLevel, originW: pyramid.origin * map.side, spanW, present,
@@ -343,7 +347,7 @@ function setUp(data) {
   for (const h of map.P.height || []) if (h > map.tallestImage) map.tallestImage = h; // NaN: not known
   map.layouts.tsne = makeLayout(map.P.x, map.P.y, data.meta.tiles.tsne);
   if (data.meta.tiles.grid && map.P.gx) {
-    map.layouts.grid = makeLayout(map.P.gx, map.P.gy, data.meta.tiles.grid, { lazyTree: true });
+    map.layouts.grid = makeLayout(map.P.gx, map.P.gy, data.meta.tiles.grid, { lazyPoints: true });
     $("layouts").hidden = false;
   }
   map.renderer.postersChanged();

@@ -1,4 +1,4 @@
-// Interaction: d3-zoom for pan and zoom (mouse, wheel, touch), a d3-quadtree for picking,
+// Interaction: d3-zoom for pan and zoom (mouse, wheel, touch), a grid of points for picking,
 // hover, click, keyboard, fly-to and the layout switch. It announces a poster picked ("pick") and Esc
 // ("escape"), and moves the view when told to ("poster", "fit", "view"): see the events in app.js.
 import { pick as topmost, posterBox } from "./geometry.js";
@@ -53,10 +53,7 @@ export function interaction(map, asks) {
     const l = layout();
     const r = l.slot / 2; // a box lies within half a slot of its centre
     const near = [];
-    l.tree.visit((node, x0, y0, x1, y1) => {
-      if (!node.length) for (let leaf = node; leaf; leaf = leaf.next) near.push(leaf.data);
-      return x0 > x + r || x1 < x - r || y0 > y + r || y1 < y - r;
-    });
+    l.points.visit(x - r, y - r, x + r, y + r, (i) => near.push(i));
     return topmost(near, (i) => posterBox(l.wx[i], l.wy[i], map.P.aspect[i], l.slot), x, y);
   }
 

@@ -229,9 +229,10 @@ export function readColumns(columns, meta) {
     n, k, id: columns.id, title: columns.title.map((t) => (t === null || t === undefined ? "" : String(t))), year: num(columns.year), version: num(columns.version),
     x: num(columns.x), y: num(columns.y), gx: columns.gx ? num(columns.gx) : null,
     gy: columns.gy ? num(columns.gy) : null, aspect: num(columns.aspect, Float32Array),
-    // Without the columns (format 3: read from the near files when shown), -1: not known yet.
-    neighbors: columns.neighbors ? Int32Array.from(columns.neighbors) : new Int32Array(n * k).fill(-1),
-    similarity: columns.similarity ? Float32Array.from(columns.similarity) : new Float32Array(n * k).fill(NaN),
+    // Without the columns (format 3), the near files' tiles are read when shown, into `near` (see similarOf).
+    neighbors: columns.neighbors ? Int32Array.from(columns.neighbors) : null,
+    similarity: columns.similarity ? Float32Array.from(columns.similarity) : null,
+    near: new Map(),
     thumb: columns.thumb || null, image: columns.image || null, page: columns.page || null,
     cluster: columns.cluster ? Int32Array.from(columns.cluster, (c) => (Number.isInteger(c) ? c : -1)) : null,
     region: columns.region ? Int32Array.from(columns.region, (c) => (Number.isInteger(c) ? c : -1)) : null,
@@ -792,12 +793,13 @@ export function columnsFromTable(meta, parts, rows, tileOf = null) {
 }
 
 /**
- * Fill the similar posters of one tile (`part`: an Arrow table of index, neighbors and similarity, from
- * format 3's near files) into P's neighbors and similarity, after checking that it holds exactly the posters
- * `members` (that tile's, ascending as its rows' file lists them) and neighbours on the map. Throws, and
- * changes nothing, when it does not.
+ * Keep the similar posters of tile `t` (`part`: an Arrow table of index, neighbors and similarity, from
+ * format 3's near files) in P.near, after checking that it holds exactly the posters `members` (that tile's,
+ * ascending as its rows' file lists them) and neighbours on the map. Throws, and changes nothing, when it
+ * does not. At most `keep` tiles are kept: the least recently filled or asked for goes first; the tiles it
+ * let go are returned.
  */
-export function fillNear(P, part, members) {
+export function fillNear(P, part, members, t, keep = Infinity) {
   const k = P.k;
   const index = part.getChild("index")?.toArray();
   const near = part.getChild("neighbors");
@@ -810,10 +812,44 @@ export function fillNear(P, part, members) {
   const js = near.getChildAt(0).toArray();
   const values = sims.getChildAt(0).toArray();
   for (const j of js) if (!(j >= 0 && j < P.n)) fail(`a neighbour is ${j}`);
-  for (let r = 0; r < index.length; r++) {
-    P.neighbors.set(js.subarray(r * k, (r + 1) * k), index[r] * k);
-    P.similarity.set(values.subarray(r * k, (r + 1) * k), index[r] * k);
+  // Copies: not views of the file's bytes, which can then go.
+  P.near.delete(t);
+  P.near.set(t, { members, neighbors: Int32Array.from(js), similarity: Float32Array.from(values) });
+  const gone = [];
+  for (const old of P.near.keys()) {
+    if (P.near.size <= keep) break;
+    P.near.delete(old);
+    gone.push(old);
   }
+  return gone;
+}
+
+/**
+ * Poster i's similar posters, `[neighbours, similarities]` (k each, most similar first), or null while they
+ * are not read (format 3: its tile `tileOf[i]`'s near file). Asking keeps the tile's (see fillNear).
+ */
+export function similarOf(P, i, tileOf = null) {
+  const k = P.k;
+  if (P.neighbors) return [P.neighbors.subarray(i * k, (i + 1) * k), P.similarity.subarray(i * k, (i + 1) * k)];
+  const t = tileOf ? tileOf[i] : -1;
+  const part = P.near.get(t);
+  if (!part) return null;
+  P.near.delete(t); // the most recently used last
+  P.near.set(t, part);
+  const r = lowerBound(part.members, i);
+  if (part.members[r] !== i) return null;
+  return [part.neighbors.subarray(r * k, (r + 1) * k), part.similarity.subarray(r * k, (r + 1) * k)];
+}
+
+function lowerBound(sorted, value) {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /**
@@ -863,7 +899,7 @@ export function emptyColumns(meta) {
  * message names the first field that is wrong. A file stage 3 wrote always passes. What is
  * bounded: the number of posters, neighbours per poster, pyramid levels and clusters and their
  * outlines (see LIMITS), and every position must lie on the map (a poster at x = 1e308 would
- * send the quadtree into an endless loop).
+ * send a d3-quadtree into an endless loop, and would put every poster in one cell of a PointGrid).
  */
 export function validateMap(data) {
   if (!isObject(data) || !isObject(data.meta) || !isObject(data.columns)) fail("no meta and columns");
@@ -1054,4 +1090,74 @@ export function yearCounts(years) {
   }
   countedYears.set(years, out);
   return out;
+}
+
+/**
+ * A bucket grid over the points (xs[i], ys[i]), for the page's rectangle queries: picking and the posters of a
+ * tile. It holds 4 bytes a point and 4 a cell (about 8 points a cell on average), where a d3-quadtree holds
+ * an object a point and an array a node (about 50 MB at 1,000,000 posters). Points that are not numbers are
+ * left out, as d3-quadtree leaves them.
+ */
+export class PointGrid {
+  constructor(xs, ys, perCell = 8) {
+    const n = xs.length;
+    let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+    for (let i = 0; i < n; i++) {
+      const x = xs[i];
+      const y = ys[i];
+      if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
+    }
+    const side = Math.max(1, Math.ceil(Math.sqrt(n / perCell)));
+    Object.assign(this, { xs, ys, side, x0, y0 });
+    this.cellW = x1 > x0 ? (x1 - x0) / side : 1;
+    this.cellH = y1 > y0 ? (y1 - y0) / side : 1;
+    const cellOf = new Int32Array(n);
+    this.start = new Int32Array(side * side + 1);
+    for (let i = 0; i < n; i++) {
+      const x = xs[i];
+      const y = ys[i];
+      if (!Number.isFinite(x) || !Number.isFinite(y)) {
+        cellOf[i] = -1;
+        continue;
+      }
+      const c = this.row(y) * side + this.column(x);
+      cellOf[i] = c;
+      this.start[c + 1] += 1;
+    }
+    for (let c = 0; c < side * side; c++) this.start[c + 1] += this.start[c];
+    const next = this.start.slice(0, side * side);
+    this.order = new Int32Array(this.start[side * side]);
+    for (let i = 0; i < n; i++) if (cellOf[i] >= 0) this.order[next[cellOf[i]]++] = i;
+  }
+
+  column(x) {
+    return Math.min(this.side - 1, Math.max(0, Math.floor((x - this.x0) / this.cellW)));
+  }
+
+  row(y) {
+    return Math.min(this.side - 1, Math.max(0, Math.floor((y - this.y0) / this.cellH)));
+  }
+
+  /** Calls fn(i) for every point in the rectangle (x0, y0)-(x1, y1), edges included, in no given order. */
+  visit(x0, y0, x1, y1, fn) {
+    if (!(x0 <= x1 && y0 <= y1) || !this.order.length) return;
+    const { xs, ys, order, start, side } = this;
+    const cx1 = this.column(x1);
+    const cy1 = this.row(y1);
+    for (let cy = this.row(y0); cy <= cy1; cy++) {
+      for (let cx = this.column(x0); cx <= cx1; cx++) {
+        const c = cy * side + cx;
+        for (let k = start[c]; k < start[c + 1]; k++) {
+          const i = order[k];
+          const x = xs[i];
+          const y = ys[i];
+          if (x >= x0 && x <= x1 && y >= y0 && y <= y1) fn(i);
+        }
+      }
+    }
+  }
 }

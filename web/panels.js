@@ -201,13 +201,12 @@ export function panels(map) {
   }
 
   function showSimilar(i) {
-    const P = map.P;
     const similar = $("panel-similar");
     similar.replaceChildren();
-    for (let r = 0; r < P.k; r++) {
-      const j = P.neighbors[i * P.k + r];
-      if (j >= 0 && j < map.n) similar.append(map.thumbButton(j, P.similarity[i * P.k + r]));
-    }
+    const [js, sims] = map.similar(i) ?? [[], []];
+    js.forEach((j, r) => {
+      if (j >= 0 && j < map.n) similar.append(map.thumbButton(j, sims[r]));
+    });
   }
 
   /** "hash": the years, the category filter and the colouring a link names (none: every poster, no colouring). */

@@ -24,7 +24,7 @@ const COMPOSE_BUDGET_AT_REST_MS = 12;
 const REST_AFTER_MS = 150;
 const BG = "#111";
 // Overlay tiles of levels up to this one take their posters from one pass per level (at most 4,096
-// tiles, each with many posters); deeper, where a tile holds a few posters, from the quadtree, so that
+// tiles, each with many posters); deeper, where a tile holds a few posters, from the grid of points, so that
 // the passes' lists stay a few times the number of posters in memory, not one per level zoomed through.
 const BUCKETED_LEVELS = 6;
 // Full posters: loaded for the posters of a view nearest its centre first, once the view rests, each decoded
@@ -312,19 +312,13 @@ export class Renderer {
   }
 
   // -- tiles composed here, from thumbnails --------------------------------------------------
-  /** The posters whose boxes meet the rectangle (wx0, wy0)-(wx1, wy1), from the layout's quadtree. */
+  /** The posters whose boxes meet the rectangle (wx0, wy0)-(wx1, wy1), from the layout's grid of points. */
   posterIndices(layout, wx0, wy0, wx1, wy1) {
     const r = layout.slot / 2; // a box lies within half a slot of its centre
     const P = this.map.P;
     const out = [];
-    layout.tree.visit((node, x0, y0, x1, y1) => {
-      if (!node.length) {
-        for (let leaf = node; leaf; leaf = leaf.next) {
-          const i = leaf.data;
-          if (boxMeets(posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot), wx0, wy0, wx1, wy1)) out.push(i);
-        }
-      }
-      return x0 > wx1 + r || x1 < wx0 - r || y0 > wy1 + r || y1 < wy0 - r;
+    layout.points.visit(wx0 - r, wy0 - r, wx1 + r, wy1 + r, (i) => {
+      if (boxMeets(posterBox(layout.wx[i], layout.wy[i], P.aspect[i], layout.slot), wx0, wy0, wx1, wy1)) out.push(i);
     });
     return out;
   }
@@ -454,7 +448,7 @@ export class Renderer {
   /**
    * The posters whose box meets tile (z, x, y), ascending (a later poster on top). Down to
    * BUCKETED_LEVELS every tile of a level is filled in one pass over the posters, once per level: a
-   * quadtree walk per tile cost tens of ms a frame at 100,000 posters whenever a selection or a
+   * quadtree walk per tile (before the grid of points) cost tens of ms a frame at 100,000 posters whenever a selection or a
    * colouring changed every overlay tile at once.
    */
   tileMembers(layout, name, z, x, y) {
@@ -581,8 +575,7 @@ export class Renderer {
     if (m.selected >= 0) {
       ctx.strokeStyle = "rgba(107, 140, 255, 0.9)";
       ctx.lineWidth = line;
-      for (let r = 0; r < P.k; r++) {
-        const j = P.neighbors[m.selected * P.k + r];
+      for (const j of m.similar(m.selected)?.[0] ?? []) {
         if (j < 0 || j >= m.n) continue;
         const [x, y, w, h] = box(j);
         ctx.strokeRect(x, y, w, h);

@@ -9,7 +9,7 @@ import {
   mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterFromHash,
   readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, toCsv, visibleWorld,
   yearExtent, yearRange, validateMap, readPairs, largestImage, fullPostersWanted, thinPath, LIMITS, posterInfo, regionName, yearBins, kthSmallest,
-  selectionRows, decodedPath, EXPORT_COLUMNS, exportHeader, readCategories, categoryValues, categoryColour, categoryOf,
+  PointGrid, selectionRows, decodedPath, EXPORT_COLUMNS, exportHeader, readCategories, categoryValues, categoryColour, categoryOf,
 } from "../../web/logic.js";
 
 const PAGE = "http://127.0.0.1:8000/maps/index.html?data.json";
@@ -449,4 +449,40 @@ test("a view loads full posters nearest its centre first, a step of √2 above t
   assert.equal(fullPostersWanted([poster(0, 0, 300, NaN)], 1e9, 1).get(0), 362); // height not known
   assert.equal(fullPostersWanted([poster(0, 0, 257)], 1e9, 1).get(0), 362);
   assert.equal(fullPostersWanted([poster(0, 0, 256)], 1e9, 1).get(0), 256);
+});
+
+test("the grid of points finds exactly the points in a rectangle, as a scan of them all does", () => {
+  let seed = 7;
+  const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const n = 5000;
+  const xs = new Float64Array(n);
+  const ys = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    // Most points in one dense corner, as a map's clusters are, some repeated, a few not numbers.
+    const dense = i % 3 !== 0;
+    xs[i] = dense ? 100 + random() * 5 : random() * 700;
+    ys[i] = dense ? 200 + random() * 5 : random() * 700;
+  }
+  xs[10] = xs[11];
+  ys[10] = ys[11];
+  xs[20] = NaN;
+  ys[21] = Infinity;
+  const grid = new PointGrid(xs, ys);
+  const scan = (x0, y0, x1, y1) => Array.from({ length: n }, (_, i) => i)
+    .filter((i) => xs[i] >= x0 && xs[i] <= x1 && ys[i] >= y0 && ys[i] <= y1);
+  const found = (x0, y0, x1, y1) => {
+    const out = [];
+    grid.visit(x0, y0, x1, y1, (i) => out.push(i));
+    return out.sort((a, b) => a - b);
+  };
+  for (let q = 0; q < 200; q++) {
+    const [x, y, w, h] = [random() * 720 - 10, random() * 720 - 10, random() * (q % 2 ? 3 : 300), random() * 50];
+    assert.deepEqual(found(x, y, x + w, y + h), scan(x, y, x + w, y + h));
+  }
+  assert.deepEqual(found(xs[11], ys[11], xs[11], ys[11]), [10, 11]); // edges included; both copies
+  assert.deepEqual(found(-1e9, -1e9, 1e9, 1e9).length, n - 2); // all but the two that are not numbers
+  assert.deepEqual(found(5, 5, 4, 6), []); // an empty rectangle
+  assert.deepEqual(found(0, 0, 1, 1), scan(0, 0, 1, 1));
+  const one = new PointGrid(new Float64Array([3]), new Float64Array([4]));
+  assert.deepEqual((() => { const o = []; one.visit(3, 4, 3, 4, (i) => o.push(i)); return o; })(), [0]);
 });

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { Table, Utf8, tableFromIPC, vectorFromArray } from "apache-arrow";
 
 import { tileUrl } from "../../web/geometry.js";
-import { columnsFromTable, fillNear, readColumns, tableTiles, validateMap } from "../../web/logic.js";
+import { columnsFromTable, fillNear, readColumns, similarOf, tableTiles, validateMap } from "../../web/logic.js";
 
 const root = new URL("../fixtures/table/", import.meta.url);
 const data = JSON.parse(readFileSync(new URL("data.json", root)));
@@ -41,21 +41,41 @@ test("the near files fill each tile's similar posters, and only what they hold",
   const rowParts = parts();
   const columns = columnsFromTable(data.meta, rowParts, data.meta.table.rows, tileOf);
   const P = readColumns(columns, data.meta);
-  assert.ok(P.neighbors.every((j) => j === -1)); // not known until read
-  const near = nearParts();
-  const t = tileOf[7];
-  fillNear(P, near[t], rowParts[t].getChild("index").toArray());
   const k = data.meta.neighbors;
-  assert.deepEqual(Array.from(P.neighbors.subarray(7 * k, 8 * k)), expected.neighbors.slice(7 * k, 8 * k));
-  assert.deepEqual(Array.from(P.similarity.subarray(7 * k, 8 * k)), expected.similarity.slice(7 * k, 8 * k).map(Math.fround));
+  const all = (p) => Array.from({ length: P.n }, (_, i) => similarOf(p, i, tileOf));
+  assert.ok(all(P).every((s) => s === null)); // not known until read
+  const near = nearParts();
+  const members = (p) => rowParts[p].getChild("index").toArray();
+  const t = tileOf[7];
+  fillNear(P, near[t], members(t), t);
+  const [js, sims] = similarOf(P, 7, tileOf);
+  assert.deepEqual(Array.from(js), expected.neighbors.slice(7 * k, 8 * k));
+  assert.deepEqual(Array.from(sims), expected.similarity.slice(7 * k, 8 * k).map(Math.fround));
   const other = tileOf.findIndex((p) => p !== t);
-  assert.equal(P.neighbors[other * k], -1);
+  assert.equal(similarOf(P, other, tileOf), null);
   // A tile's near file given for another tile is refused, and fills nothing.
   const u = tileOf[other];
-  assert.throws(() => fillNear(P, near[t], rowParts[u].getChild("index").toArray()), /posters of its tile/);
-  assert.equal(P.neighbors[other * k], -1);
-  for (let p = 0; p < near.length; p++) fillNear(P, near[p], rowParts[p].getChild("index").toArray());
-  assert.deepEqual(Array.from(P.neighbors), expected.neighbors);
+  assert.throws(() => fillNear(P, near[t], members(u), u), /posters of its tile/);
+  assert.equal(similarOf(P, other, tileOf), null);
+  for (let p = 0; p < near.length; p++) fillNear(P, near[p], members(p), p);
+  assert.deepEqual(all(P).flatMap((s) => Array.from(s[0])), expected.neighbors);
+});
+
+test("at most the tiles asked to be kept are, the least recently used let go first", () => {
+  const tileOf = new Int32Array(data.meta.table.rows);
+  const rowParts = parts();
+  const P = readColumns(columnsFromTable(data.meta, rowParts, data.meta.table.rows, tileOf), data.meta);
+  const near = nearParts();
+  assert.ok(near.length >= 3);
+  const members = (p) => rowParts[p].getChild("index").toArray();
+  const first = (p) => tileOf.findIndex((q) => q === p);
+  assert.deepEqual(fillNear(P, near[0], members(0), 0, 2), []);
+  assert.deepEqual(fillNear(P, near[1], members(1), 1, 2), []);
+  assert.ok(similarOf(P, first(0), tileOf)); // tile 0 used: now tile 1 is the least recently used
+  assert.deepEqual(fillNear(P, near[2], members(2), 2, 2), [1]);
+  assert.deepEqual([...P.near.keys()].sort(), [0, 2]);
+  assert.equal(similarOf(P, first(1), tileOf), null);
+  assert.ok(similarOf(P, first(2), tileOf));
 });
 
 test("a map read from its table passes the page's checks", () => {
