@@ -288,8 +288,10 @@ function checkPyramidPaths(meta) {
 // grid of points for picking, and its tile pyramid.
 function makeLayout(xs, ys, pyramid, { lazyPoints = false } = {}) {
   const n = xs.length;
-  const wx = new Float64Array(n);
-  const wy = new Float64Array(n);
+  // Float32: on a map square of up to 2,048 css px its 24-bit mantissa places a poster within 1/16,000 of a
+  // css px, 1/250 at 64x zoom; half the memory of Float64 (8 MB at 1,000,000 posters for each layout).
+  const wx = new Float32Array(n);
+  const wy = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     [wx[i], wy[i]] = toWorld(xs[i], ys[i], map.side);
   }
