@@ -63,6 +63,7 @@ def main() -> None:
         "machine": machine(), "n": args.n, "command": " ".join(["python bench/bench_stage3_scale.py", *sys.argv[1:]]),
         "stage3": {"seconds": round(seconds, 1), "peak_mib": round(peak), "timings": meta["timings"],
                    "trustworthiness": meta["trustworthiness"], "similarity_recall": meta["similarity_recall"],
+                   "similarity_search": meta["similarity_search"],
                    "pca": meta["pca"].get("components"), "tsne": meta["tsne"]},
         "opentsne_fit": None if fit_seconds is None else {
             "seconds": round(fit_seconds, 1), "peak_mib": round(fit_peak),
