@@ -78,9 +78,16 @@ const map = {
     clearTimeout(map.saying);
     map.saying = setTimeout(() => { $("map-status").hidden = true; }, seconds * 1000);
   },
-  /** The index of poster `id`, or -1. */
+  /** The index of poster `id`, or -1. The lookup is built when first asked (a permalink, a search): at
+   * 1,000,000 posters it holds tens of MB that a map only looked at never needs. */
   indexOf(id) {
-    return byId?.get(id) ?? -1;
+    if (!map.P) return -1;
+    if (!byId) {
+      byId = new Map();
+      const ids = map.P.id;
+      for (let i = 0; i < ids.length; i++) byId.set(ids[i], i);
+    }
+    return byId.get(id) ?? -1;
   },
   /** A path from the data file as a URL in the page's folder, or null (and a notice) if it leaves it. */
   asset(rel) {
@@ -345,7 +352,7 @@ function setUp(data) {
   if (!map.renderer) begin(data.meta, P);
   map.P = P;
   map.n = map.P.n;
-  byId = new Map(map.P.id.map((id, i) => [id, i]));
+  byId = null; // built again when first asked (see indexOf)
   for (const h of map.P.height || []) if (h > map.tallestImage) map.tallestImage = h; // NaN: not known
   map.layouts.tsne = makeLayout(map.P.x, map.P.y, data.meta.tiles.tsne);
   if (data.meta.tiles.grid && map.P.gx) {
