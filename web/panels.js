@@ -6,13 +6,17 @@
 import { fetchJson } from "./loader.js";
 import { posterBox } from "./geometry.js";
 import {
-  buildSearchIndex, categoryColour, categoryOf, categoryValues, decadeColour, decadeOf, decadesOf, posterInfo, readPairs,
+  SearchIndex, categoryColour, categoryOf, categoryValues, decadeColour, decadeOf, decadesOf, posterInfo, readPairs,
   searchTitles, yearExtent, yearRange,
 } from "./logic.js";
 
+const SEARCH_SLICE = 5000; // titles normalised at a time when idle: a few ms
+
 export function panels(map) {
   const { $ } = map;
-  let searchIndex = null; // built on the first search: not on the way to the first view
+  // The titles' search index: built a slice at a time when the page is idle, once the map is ready (not on
+  // the way to the first view), or at once by the first search that comes before that.
+  let searchIndex = null;
   let suggestions = [];
   let active = -1;
   let pairs = null;
@@ -20,6 +24,14 @@ export function panels(map) {
 
   function setUp() {
     const P = map.P;
+    searchIndex = new SearchIndex(P.title, P.year);
+    const grow = (deadline) => {
+      while (!searchIndex.grow(SEARCH_SLICE)) {
+        if (deadline.timeRemaining() < 2) return requestIdleCallback(grow);
+      }
+      return null;
+    };
+    requestIdleCallback(grow);
     const [lo, hi] = yearExtent(P.year);
     if (lo !== null) {
       for (const [id, value] of [["year-from", lo], ["year-to", hi]]) {
@@ -288,7 +300,7 @@ export function panels(map) {
   }
 
   function index() {
-    if (!searchIndex) searchIndex = buildSearchIndex(map.P.title, map.P.year);
+    searchIndex.grow();
     return searchIndex;
   }
 

@@ -9,7 +9,7 @@ import {
   mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterFromHash,
   readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, toCsv, visibleWorld,
   yearExtent, yearRange, validateMap, readPairs, largestImage, fullPostersWanted, thinPath, LIMITS, posterInfo, regionName, yearBins, kthSmallest,
-  PointGrid, selectionRows, decodedPath, EXPORT_COLUMNS, exportHeader, readCategories, categoryValues, categoryColour, categoryOf,
+  PointGrid, SearchIndex, selectionRows, decodedPath, EXPORT_COLUMNS, exportHeader, readCategories, categoryValues, categoryColour, categoryOf,
 } from "../../web/logic.js";
 
 const PAGE = "http://127.0.0.1:8000/maps/index.html?data.json";
@@ -485,4 +485,51 @@ test("the grid of points finds exactly the points in a rectangle, as a scan of t
   assert.deepEqual(found(0, 0, 1, 1), scan(0, 0, 1, 1));
   const one = new PointGrid(new Float64Array([3]), new Float64Array([4]));
   assert.deepEqual((() => { const o = []; one.visit(3, 4, 3, 4, (i) => o.push(i)); return o; })(), [0]);
+});
+
+test("the search index finds what a scan of every title finds, in the same order", () => {
+  let seed = 11;
+  const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const words = ["lord", "the", "rings", "flies", "net", "internet", "léon", "2", "part", "a", "xlord", "of", "ring"];
+  const titles = Array.from({ length: 400 }, () => Array.from({ length: 1 + Math.floor(random() * 4) },
+    () => words[Math.floor(random() * words.length)]).join(random() < 0.2 ? "-" : " "));
+  titles.push("", "Lord", "xrings 2 lord rings"); // "rings" first inside a word, then starting one
+  const years = titles.map((_, i) => (i % 7 ? 1950 + (i % 60) : NaN));
+  const index = buildSearchIndex(titles, years);
+  // What searchTitles promises, written out as a sort of every title.
+  const reference = (query, limit) => {
+    const q = normalizeTitle(query);
+    if (!q) return [];
+    const all = q.split(" ");
+    const kept = all.filter((w) => !["the", "a", "an", "of", "and", "part", "in", "on", "to", "for", "at", "vol"].includes(w));
+    const needed = (kept.length ? kept : all).map((w) => " " + w);
+    const ranked = [];
+    titles.forEach((title, i) => {
+      const key = normalizeTitle(title);
+      let rank = -1;
+      if (key === q) rank = 0;
+      else if (key.startsWith(q)) rank = 1;
+      else if (key.includes(" " + q)) rank = 2;
+      else if (key.includes(q)) rank = 3;
+      else if (needed.every((w) => (" " + key).includes(w))) rank = 4;
+      if (rank >= 0) ranked.push([rank, key, Number.isFinite(years[i]) ? years[i] : 0, i]);
+    });
+    ranked.sort((a, b) => a[0] - b[0] || a[1].localeCompare(b[1]) || a[2] - b[2] || a[3] - b[3]);
+    return ranked.slice(0, limit).map((r) => r[3]);
+  };
+  for (const query of ["lord", "l", "LORD RINGS", "rings lord", "ring", "the", "2", "net", "et", "lord 2 flies",
+    "xlord", "léon", "leon net", "zzz", "of the", "  "]) {
+    for (const limit of [1, 8, 500]) assert.deepEqual(searchTitles(index, query, limit), reference(query, limit), `${query} ${limit}`);
+  }
+  assert.ok(searchTitles(index, "rings lord", 500).includes(titles.length - 1)); // its second "rings"
+});
+
+test("the search index can be built a slice at a time and answers the same", () => {
+  const titles = ["The Net", "Léon", "Net Force", "Internet Story"];
+  const years = [1995, 1994, 1999, 2010];
+  const index = new SearchIndex(titles, years);
+  assert.equal(index.grow(3), false);
+  assert.equal(index.grow(3), true);
+  assert.deepEqual(searchTitles(index, "net"), searchTitles(buildSearchIndex(titles, years), "net"));
+  assert.deepEqual(searchTitles(new SearchIndex(titles, years), "net"), [2, 0, 3]); // a search finishes it first
 });
