@@ -15,6 +15,7 @@ measured:
   when ``ready`` is set);
 * the JS heap then (``performance.memory``: garbage not yet collected counts);
 * similar: from choosing a poster to its panel listing its similar posters (format 3 reads them then);
+* search: the first keystroke ("a") right after ready, to its suggestions listed;
 * in Python: reading the columns back (``maptable.read_columns``), and the files' bytes.
 
 Medians of --repeats. Writes bench/out/map_format.json (with --format3-only: map_format3_N.json).
@@ -71,6 +72,11 @@ def measure(browser, url: str) -> dict:
         const poll = () => (document.querySelectorAll('#panel-similar button').length
           ? resolve(performance.now() - start) : requestAnimationFrame(poll));
         poll(); })""")
+    # The first keystroke of a search, as soon as the map is ready (its index may not be built yet): from the
+    # input event to its suggestions listed (the handler searches and lists them in one task).
+    got["search_ms"] = page.evaluate("""() => { const input = document.getElementById('search');
+        const start = performance.now(); input.value = 'a'; input.dispatchEvent(new Event('input'));
+        return document.querySelectorAll('#suggestions li').length ? performance.now() - start : null; }""")
     context.close()
     return got
 
