@@ -82,6 +82,7 @@ const map = {
    * 1,000,000 posters it holds tens of MB that a map only looked at never needs. */
   indexOf(id) {
     if (!map.P) return -1;
+    if (map.P.id.textColumn) return map.P.id.indexOf(id); // format 3: a hash table over the ids' bytes
     if (!byId) {
       byId = new Map();
       const ids = map.P.id;

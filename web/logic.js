@@ -305,7 +305,8 @@ export function readColumns(columns, meta) {
   };
   const k = meta.neighbors || 0;
   return {
-    n, k, id: columns.id, title: columns.title.map((t) => (t === null || t === undefined ? "" : String(t))), year: num(columns.year), version: num(columns.version),
+    n, k, id: columns.id, title: columns.title.textColumn ? columns.title.withNullAs("")
+      : columns.title.map((t) => (t === null || t === undefined ? "" : String(t))), year: num(columns.year), version: num(columns.version),
     x: num(columns.x), y: num(columns.y), gx: columns.gx ? num(columns.gx) : null,
     gy: columns.gy ? num(columns.gy) : null, aspect: num(columns.aspect),
     // Without the columns (format 3), the near files' tiles are read when shown, into `near` (see similarOf).
@@ -780,25 +781,109 @@ const TABLE_LISTS = { neighbors: Int32Array, similarity: Float32Array, categorie
 /** Whether `v` holds a list of values: an array, or a typed array (a column read from the table). */
 export const isList = (v) => Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView));
 
-// A chunk of an Arrow Utf8 column into out[index[r]]: its bytes decoded at once (one TextDecoder call, not one a
-// string), each string cut at its UTF-16 offset, counted from the bytes that start a character (two units for
-// one of four bytes). Nulls stay null.
-function readStrings(data, index, first, out) {
-  const { valueOffsets: offsets, values: bytes, offset, length, nullBitmap } = data;
-  const start = offsets[offset];
-  const text = new TextDecoder().decode(bytes.subarray(start, offsets[offset + length]));
-  let unit = 0;
-  let b = start;
-  for (let r = 0; r < length; r++) {
-    const begin = unit;
-    for (const end = offsets[offset + r + 1]; b < end; b++) {
-      const byte = bytes[b];
-      if ((byte & 0xc0) !== 0x80) unit += byte >= 0xf0 ? 2 : 1;
+const utf8 = new TextDecoder();
+
+/**
+ * A text column kept as UTF-8 bytes, one string made only when asked for: `column[i]` is poster i's text
+ * (null where the table has null, or `none`), `column.length` the number of posters, and it iterates, maps
+ * and filters as an array does. At 1,000,000 posters an id and a title held as strings take about 90 bytes
+ * a poster with their array's slots; here they take their bytes and 4 for an offset. `offsets` has one
+ * more entry than there are posters; `valid` (or null: none is null) a byte a poster.
+ */
+export function textColumn(bytes, offsets, valid = null, none = null) {
+  const n = offsets.length - 1;
+  const at = (i) => (valid && !valid[i] ? none : utf8.decode(bytes.subarray(offsets[i], offsets[i + 1])));
+  const position = (key) => {
+    if (typeof key !== "string") return -1;
+    const c = key.charCodeAt(0);
+    if (c < 48 || c > 57) return -1;
+    const i = Number(key);
+    return Number.isInteger(i) && i < n && String(i) === key ? i : -1;
+  };
+  let table = null; // indexOf's: an open-addressing hash table of poster numbers, built when first asked
+  const hash = (from, to, of) => {
+    let h = 0x811c9dc5;
+    for (let b = from; b < to; b++) h = Math.imul(h ^ of[b], 0x01000193);
+    return h >>> 0;
+  };
+  const own = {
+    length: n,
+    textColumn: true,
+    /** The first poster whose text is `text`, or -1: a lookup of 8 bytes a poster, not a Map of strings. */
+    indexOf(text) {
+      if (typeof text !== "string") return -1;
+      if (!table) {
+        table = new Int32Array(2 ** Math.ceil(Math.log2(2 * n + 2))).fill(-1);
+        for (let i = 0; i < n; i++) {
+          if (valid && !valid[i]) continue;
+          let h = hash(offsets[i], offsets[i + 1], bytes) & (table.length - 1);
+          while (table[h] >= 0) h = (h + 1) & (table.length - 1);
+          table[h] = i;
+        }
+      }
+      const want = new TextEncoder().encode(text);
+      for (let h = hash(0, want.length, want) & (table.length - 1); table[h] >= 0; h = (h + 1) & (table.length - 1)) {
+        const i = table[h];
+        const at = offsets[i];
+        if (offsets[i + 1] - at !== want.length) continue;
+        let same = true;
+        for (let b = 0; b < want.length && same; b++) same = bytes[at + b] === want[b];
+        if (same) return i;
+      }
+      return -1;
+    },
+    /** The same column with `value` in place of null. */
+    withNullAs: (value) => textColumn(bytes, offsets, valid, value),
+    /** The first poster whose text is null (unless `nulls`) or empty (unless `empty`), or -1. */
+    firstBad(nulls, empty) {
+      for (let i = 0; i < n; i++) {
+        if (valid && !valid[i] ? !nulls : !empty && offsets[i + 1] === offsets[i]) return i;
+      }
+      return -1;
+    },
+  };
+  return new Proxy([], {
+    get(target, key, receiver) {
+      const i = position(key);
+      if (i >= 0) return at(i);
+      if (key === Symbol.iterator) return function* texts() { for (let j = 0; j < n; j++) yield at(j); };
+      if (Object.hasOwn(own, key)) return own[key];
+      return Reflect.get(target, key, receiver);
+    },
+    has: (target, key) => position(key) >= 0 || Reflect.has(target, key),
+  });
+}
+
+// The Utf8 column of every part (`pieces`: [index, Arrow vector] each) as one textColumn in the map's order:
+// each poster's bytes copied to its place, nothing decoded.
+function packText(pieces, rows) {
+  const lengths = new Int32Array(rows);
+  const valid = new Uint8Array(rows);
+  const each = (fn) => {
+    for (const [index, vector] of pieces) {
+      let first = 0;
+      for (const data of vector.data) {
+        const { valueOffsets: off, values, offset, length, nullBitmap } = data;
+        for (let r = 0; r < length; r++) {
+          const bit = offset + r;
+          const ok = !data.nullCount || !nullBitmap || nullBitmap.length === 0 || (nullBitmap[bit >> 3] >> (bit & 7)) & 1;
+          fn(index[first + r], ok, values, off[bit], off[bit + 1]);
+        }
+        first += length;
+      }
     }
-    const bit = offset + r;
-    const valid = !data.nullCount || !nullBitmap || nullBitmap.length === 0 || (nullBitmap[bit >> 3] >> (bit & 7)) & 1;
-    out[index[first + r]] = valid ? text.slice(begin, unit) : null;
-  }
+  };
+  each((i, ok, values, b0, b1) => {
+    valid[i] = ok ? 1 : 0;
+    lengths[i] = ok ? b1 - b0 : 0;
+  });
+  const offsets = new Int32Array(rows + 1);
+  for (let i = 0; i < rows; i++) offsets[i + 1] = offsets[i] + lengths[i];
+  const bytes = new Uint8Array(offsets[rows]);
+  each((i, ok, values, b0, b1) => {
+    for (let b = b0, o = offsets[i]; b < b1; b++, o++) bytes[o] = values[b];
+  });
+  return textColumn(bytes, offsets, valid.includes(0) ? valid : null);
 }
 
 /**
@@ -823,11 +908,12 @@ export function columnsFromTable(meta, parts, rows, tileOf = null) {
   const names = fields.map((f) => f.name);
   if (names[0] !== "index" || !names.includes("id")) fail("the table has no index and id columns");
   const columns = {};
+  const texts = {}; // name: the parts' [index, vector], packed once every part is read
   for (const f of fields.slice(1)) {
     const name = f.name;
     if (name === "categories") columns[name] = Array.from({ length: m }, () => new Int16Array(rows).fill(-1));
     else if (name in TABLE_LISTS) columns[name] = new TABLE_LISTS[name](rows * k);
-    else if (TABLE_TYPES[name] === "Utf8") columns[name] = new Array(rows).fill(null);
+    else if (TABLE_TYPES[name] === "Utf8") texts[name] = [];
     else columns[name] = new Float64Array(rows).fill(NaN);
   }
   const seen = new Uint8Array(rows);
@@ -853,11 +939,7 @@ export function columnsFromTable(meta, parts, rows, tileOf = null) {
           }
         }
       } else if (TABLE_TYPES[name] === "Utf8") {
-        let first = 0;
-        for (const data of vector.data) {
-          readStrings(data, index, first, out);
-          first += data.length;
-        }
+        texts[name].push([index, vector]);
       } else if (vector.nullCount === 0) {
         const values = vector.toArray();
         for (let r = 0; r < index.length; r++) out[index[r]] = values[r];
@@ -868,6 +950,7 @@ export function columnsFromTable(meta, parts, rows, tileOf = null) {
   });
   if (seen.some((s) => !s)) fail(`the table does not hold all ${rows} posters`);
   if (m && !columns.categories) fail("meta.categories names categories the table does not hold");
+  for (const [name, pieces] of Object.entries(texts)) columns[name] = packText(pieces, rows);
   return columns;
 }
 
@@ -985,13 +1068,18 @@ export function validateMap(data) {
   const { meta, columns } = data;
   validateMeta(meta);
   const ids = columns.id;
-  if (!Array.isArray(ids) || ids.length === 0) fail("columns.id is not a list of posters");
+  if (!Array.isArray(ids) || ids.length === 0) fail("columns.id is not a list of posters"); // a textColumn is one
   const n = ids.length;
   if (n > LIMITS.posters) fail(`${n} posters, more than the ${LIMITS.posters} the page draws`);
   const column = (name, check, optional = true) => {
     const values = columns[name];
     if (values === undefined && optional) return;
     if (!isList(values) || values.length !== n) fail(`columns.${name} does not hold one value per poster`);
+    if (values.textColumn) { // text from the table: strings or null by its type; only null and "" to look for
+      const bad = values.firstBad(check(null), check(""));
+      if (bad >= 0) fail(`columns.${name}[${bad}] is ${JSON.stringify(values[bad])}`);
+      return;
+    }
     for (let i = 0; i < n; i++) if (!check(values[i])) fail(`columns.${name}[${i}] is ${JSON.stringify(values[i])}`);
   };
   const onMap = (v) => typeof v === "number" && Math.abs(v) <= 1.01; // [-1, 1], and rounding

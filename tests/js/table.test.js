@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { Table, Utf8, tableFromIPC, vectorFromArray } from "apache-arrow";
 
 import { tileUrl } from "../../web/geometry.js";
-import { columnsFromTable, fillNear, readColumns, similarOf, tableTiles, validateMap } from "../../web/logic.js";
+import { columnsFromTable, fillNear, readColumns, similarOf, tableTiles, textColumn, validateMap } from "../../web/logic.js";
 
 const root = new URL("../fixtures/table/", import.meta.url);
 const data = JSON.parse(readFileSync(new URL("data.json", root)));
@@ -122,4 +122,53 @@ test("a doctored meta.table is refused before anything is fetched", () => {
     [{ ...data.meta.table, path: 3 }, /no meta.table/],
   ];
   for (const [table, said] of cases) assert.throws(() => tableTiles({ ...data.meta, table }), said);
+});
+
+test("a text column read from the table answers as an array of its strings, and holds only their bytes", () => {
+  const columns = columnsFromTable(data.meta, parts(), data.meta.table.rows);
+  const ids = columns.id;
+  assert.ok(ids.textColumn && Array.isArray(ids));
+  assert.equal(ids.length, expected.id.length);
+  assert.deepEqual(Array.from(ids), expected.id);
+  assert.deepEqual([...ids], expected.id);
+  assert.equal(ids[3], expected.id[3]);
+  assert.equal(ids[ids.length], undefined);
+  assert.equal(ids["03"], undefined);
+  assert.ok(2 in ids && !(ids.length in ids));
+  assert.deepEqual(ids.filter((id, i) => i % 5 === 0), expected.id.filter((id, i) => i % 5 === 0));
+  assert.deepEqual(ids.map((id) => id.length), expected.id.map((id) => id.length));
+  assert.equal(ids.firstBad(false, false), -1);
+  assert.equal(JSON.stringify(Array.from(columns.title)), JSON.stringify(expected.title));
+});
+
+test("a text column keeps null, says where the first null or empty text is, and can read null as another value", () => {
+  const encode = (texts) => {
+    const bytes = new TextEncoder().encode(texts.map((t) => t ?? "").join(""));
+    const offsets = new Int32Array(texts.length + 1);
+    texts.forEach((t, i) => { offsets[i + 1] = offsets[i] + new TextEncoder().encode(t ?? "").length; });
+    return [bytes, offsets, Uint8Array.from(texts, (t) => (t === null ? 0 : 1))];
+  };
+  const column = textColumn(...encode(["été", null, "", "🎬 x"]));
+  assert.deepEqual(Array.from(column), ["été", null, "", "🎬 x"]);
+  assert.equal(column.firstBad(false, true), 1);
+  assert.equal(column.firstBad(true, false), 2);
+  assert.equal(column.firstBad(true, true), -1);
+  assert.deepEqual(Array.from(column.withNullAs("")), ["été", "", "", "🎬 x"]);
+  const P = readColumns({ ...columnsFromTable(data.meta, parts(), data.meta.table.rows) }, data.meta);
+  assert.ok(P.title.textColumn && P.title.every((t) => typeof t === "string"));
+});
+
+test("a text column finds a poster by its text as a Map of its strings would, first one first", () => {
+  const texts = ["a", "b", "été", "a", "", null, "🎬", "b2"];
+  const bytes = new TextEncoder().encode(texts.map((t) => t ?? "").join(""));
+  const offsets = new Int32Array(texts.length + 1);
+  texts.forEach((t, i) => { offsets[i + 1] = offsets[i] + new TextEncoder().encode(t ?? "").length; });
+  const column = textColumn(bytes, offsets, Uint8Array.from(texts, (t) => (t === null ? 0 : 1)));
+  const first = new Map();
+  texts.forEach((t, i) => { if (typeof t === "string" && !first.has(t)) first.set(t, i); });
+  for (const t of ["a", "b", "été", "", "🎬", "b2", "c", "ét", null, 3]) {
+    assert.equal(column.indexOf(t), first.get(t) ?? -1, String(t));
+  }
+  const ids = columnsFromTable(data.meta, parts(), data.meta.table.rows).id;
+  expected.id.forEach((id, i) => assert.equal(ids.indexOf(id), i));
 });
