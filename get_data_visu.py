@@ -11,6 +11,7 @@ from pathlib import Path
 
 try:
     from posters_cnn import cli
+    from posters_cnn.mapping import similarity
 except ModuleNotFoundError as exc:  # run with a Python that lacks the requirements
     sys.exit(f"{sys.argv[0]}: the Python package {exc.name!r} is missing: run `make setup`, then "
              f"`. .venv/bin/activate` (or run this script with .venv/bin/python)")
@@ -76,6 +77,11 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same map (default: %(default)s)")
     parser.add_argument("--neighbors", type=cli.non_negative_int, default=8, metavar="K",
                         help="similar posters listed for each poster (default: %(default)s)")
+    parser.add_argument("--similar-recall", type=cli.share, default=similarity.TARGET_RECALL, metavar="R",
+                        help="above 5,000 posters similar posters come from a graph search, widened until it "
+                             "finds this share of the true ones on 1,000 tuning posters (default: %(default)s); "
+                             "lower is faster where similar posters are hard to tell apart, 0 takes the "
+                             "narrowest search")
     parser.add_argument("--pairs", type=cli.non_negative_int, default=200, metavar="N",
                         help="closest pairs overall to write to pairs.json (default: %(default)s)")
     parser.add_argument("--grid", action="store_true",
@@ -173,7 +179,8 @@ def body(args, argv=None) -> int:
         summary = visu.make_map(args.input, args.posters, args.output, n_sample=args.n_sample,
                                 one_per_movie=args.one_per_movie, pca_components=args.pca_components,
                                 perplexity=args.perplexity, tsne=args.tsne, n_jobs=args.n_jobs, seed=args.seed,
-                                neighbors=args.neighbors, pairs=args.pairs, grid=args.grid,
+                                neighbors=args.neighbors, similar_recall=args.similar_recall, pairs=args.pairs,
+                                grid=args.grid,
                                 pair_images=not args.no_pair_images, clusters=args.clusters == "auto",
                                 min_cluster_size=args.min_cluster_size, metadata=args.metadata,
                                 progress=None if args.no_progress else bar)

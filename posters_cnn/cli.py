@@ -103,6 +103,14 @@ non_negative_int = int_at_least(0)
 non_negative_float = _number(float, "a number", 0)
 
 
+def share(text: str) -> float:
+    """An argparse ``type``: a number from 0 to 1."""
+    value = non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or less, got {text}")
+    return value
+
+
 RESUMES = "finished work is saved: run the same command again to go on from there"
 
 

@@ -196,3 +196,27 @@ def test_a_map_past_exact_neighbours_takes_tsne_neighbours_from_the_graph(tmp_pa
     tsne = read_map(out)["meta"]["tsne"]
     assert asked == [15] and tsne["neighbors"] == "hnsw" and tsne["neighbor_graph"] == layout.KNN_GRAPH
     assert read_map(out)["meta"]["trustworthiness"] > 0.8
+
+
+def test_a_lower_recall_asked_for_keeps_the_search_narrow_and_the_map_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(similarity, "EXACT_MAX", 100)
+    monkeypatch.setattr(similarity, "GRAPH_LINKS", 8)
+    monkeypatch.setattr(similarity, "GRAPH_BUILD", 16)
+    monkeypatch.setattr(similarity, "GRAPH_SEARCH", 8)
+    monkeypatch.setattr(similarity, "CANDIDATES", 8)
+    monkeypatch.setattr(similarity, "TUNING_SAMPLE", 300)
+    unit = noise(4000, 128)
+    widened, narrow = {}, {}
+    similarity.neighbours_and_pairs(unit, k=5, n_pairs=0, normalized=True, search_info=widened)
+    similarity.neighbours_and_pairs(unit, k=5, n_pairs=0, normalized=True, search_info=narrow, target=0.5)
+    assert narrow["width"] < widened["width"] and narrow["target"] == 0.5 and narrow["recall"] >= 0.5
+    # On the command line: a share from 0 to 1, in the meta's description, and in the checkpoint's key.
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    monkeypatch.setattr(similarity, "EXACT_MAX", 40)
+    out = tmp_path / "m" / "data.json"
+    assert get_data_visu.main(["-i", str(feats), "-o", str(out), "-q", "--similar-recall", "0.25"]) == 0
+    assert "reached 0.25" in read_map(out)["meta"]["similarity_search"]
+    assert similarity.search_settings(0.25) != similarity.search_settings()
+    with pytest.raises(SystemExit) as stop:
+        get_data_visu.main(["-i", str(feats), "-o", str(out), "--similar-recall", "1.5"])
+    assert stop.value.code == 2 and "must be 1 or less" in capsys.readouterr().err

@@ -61,10 +61,10 @@ def searches_exactly(n: int) -> bool:
     return n <= EXACT_MAX
 
 
-def search_settings() -> dict:
+def search_settings(target: float = TARGET_RECALL) -> dict:
     """What the approximate search's result depends on, besides the rows (for checkpoint keys)."""
     return {"candidates": CANDIDATES, "links": GRAPH_LINKS, "build": GRAPH_BUILD, "search": GRAPH_SEARCH,
-            "widest": SEARCH_WIDEST, "target_recall": TARGET_RECALL, "tuning_sample": TUNING_SAMPLE,
+            "widest": SEARCH_WIDEST, "target_recall": target, "tuning_sample": TUNING_SAMPLE,
             "tuning_seed": TUNING_SEED, "quantizer_sample": QUANTIZER_SAMPLE}
 
 
@@ -74,7 +74,7 @@ def describe_search(exact: bool, width: dict | None = None) -> str:
     text = f"{CANDIDATES} candidates from an HNSW graph of the features in 8 bits, re-ranked by exact cosine"
     if width:
         text += (f"; searched {width['width']} wide, the first width from {GRAPH_SEARCH} whose recall@{width['k']} "
-                 f"on {width['sample']} tuning posters reached {TARGET_RECALL} ({width['recall']})")
+                 f"on {width['sample']} tuning posters reached {width['target']} ({width['recall']})")
     return text
 
 
@@ -126,6 +126,7 @@ def normalize_rows(features: np.ndarray) -> np.ndarray:
 
 def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: np.ndarray | None = None,
                          chunk: int = 1024, normalized: bool = False, search_info: dict | None = None,
+                         target: float = TARGET_RECALL,
                          ) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int, int]]]:
     """Each row's ``k`` most similar rows, and the ``n_pairs`` most similar pairs overall.
 
@@ -134,13 +135,14 @@ def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: 
     similar first. Rows with the same ``groups`` value (versions of the same
     movie) are never paired, but they may be neighbours. ``normalized``: the rows are unit rows already
     (float16 welcome: see :mod:`.streamed`). ``search_info``, when given, is told how wide the graph search
-    was (see :func:`graph_candidates`; nothing for an exact search).
+    was (see :func:`graph_candidates`; nothing for an exact search), widened for recall ``target``.
     """
     unit = features if normalized else normalize_rows(features)
     n = unit.shape[0]
     k = min(k, n - 1)
     if not searches_exactly(n):
-        return _by_candidates(unit, k=k, n_pairs=n_pairs, groups=groups, chunk=chunk, search_info=search_info)
+        return _by_candidates(unit, k=k, n_pairs=n_pairs, groups=groups, chunk=chunk, search_info=search_info,
+                              target=target)
     unit = unit.astype(np.float32, copy=False)
     neighbour_index = np.zeros((n, k), dtype=np.int64)
     neighbour_sim = np.zeros((n, k), dtype=np.float32)
@@ -181,10 +183,12 @@ def _top(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_values, order, axis=1)
 
 
-def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int = 8192) -> tuple[np.ndarray, dict]:
+def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int = 8192,
+                     target: float = TARGET_RECALL) -> tuple[np.ndarray, dict]:
     """Each row's ``m`` nearest other rows (by cosine: the rows are unit rows) as a graph search finds them,
     nearest first, from an HNSW graph over the rows held in 8 bits a dimension, and how wide the search
-    was: ``{"width", "k", "sample", "recall"}``, the width chosen for recall@``k`` (see the module docstring)."""
+    was: ``{"width", "k", "sample", "recall", "target"}``, the width chosen for recall@``k`` ``target``
+    (see the module docstring)."""
     import faiss  # noqa: PLC0415 (only maps above EXACT_MAX need it: 0.3 s to import)
 
     n, d = unit.shape
@@ -196,7 +200,7 @@ def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int = 8192)
     for start in range(0, n, block):  # the same graph on any number of threads: see the module docstring
         index.add(np.ascontiguousarray(unit[start:start + block], dtype=np.float32))
     built = time.perf_counter()
-    width = _widen(index, unit, m, k)
+    width = _widen(index, unit, m, k, target)
     tuned = time.perf_counter()
     out = np.empty((n, m), np.int64)
     for start in range(0, n, block):
@@ -207,9 +211,9 @@ def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int = 8192)
     return out, width
 
 
-def _widen(index, unit: np.ndarray, m: int, k: int) -> dict:
+def _widen(index, unit: np.ndarray, m: int, k: int, target: float) -> dict:
     """Set ``index``'s search width to the first of GRAPH_SEARCH, twice that, ... SEARCH_WIDEST whose
-    re-ranked lists hold TARGET_RECALL of a tuning sample's true ``k`` nearest; say which and why."""
+    re-ranked lists hold ``target`` of a tuning sample's true ``k`` nearest; say which and why."""
     n = unit.shape[0]
     rows = sample_rows(n, TUNING_SAMPLE, TUNING_SEED)
     truth = exact_neighbours(unit, rows, k)
@@ -220,17 +224,18 @@ def _widen(index, unit: np.ndarray, m: int, k: int) -> dict:
         _, found = index.search(queries, m + 1)
         ranked, _ = _reranked(unit, rows, _without_self(found, rows, m))
         got = _share(truth, ranked[:, :k])
-        if got >= TARGET_RECALL or width >= SEARCH_WIDEST:
+        if got >= target or width >= SEARCH_WIDEST:
             break
         log.info("similar posters: %d wide, the graph search found %.4f of %d tuning posters' %d nearest; "
                  "widening", width, got, len(rows), k)
         width *= 2
-    if got < TARGET_RECALL:
+    if got < target:
         log.warning("similar posters: even %d wide, the graph search finds only %.4f of the %d nearest (target "
-                    "%g): some listed similar posters are not the most similar", width, got, k, TARGET_RECALL)
+                    "%g): some listed similar posters are not the most similar", width, got, k, target)
     else:
         log.info("similar posters: searching %d wide (recall@%d %.4f on %d tuning posters)", width, k, got, len(rows))
-    return {"width": int(index.hnsw.efSearch), "k": int(k), "sample": int(len(rows)), "recall": got}
+    return {"width": int(index.hnsw.efSearch), "k": int(k), "sample": int(len(rows)), "recall": got,
+            "target": target}
 
 
 def _reranked(unit: np.ndarray, rows: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -260,10 +265,10 @@ def _without_self(found: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
-def _by_candidates(unit, *, k, n_pairs, groups, chunk, search_info):
+def _by_candidates(unit, *, k, n_pairs, groups, chunk, search_info, target):
     n = unit.shape[0]
     m = min(n - 1, max(CANDIDATES, 3 * k))
-    found, width = graph_candidates(unit, m, k=max(1, k))
+    found, width = graph_candidates(unit, m, k=max(1, k), target=target)
     if search_info is not None:
         search_info.update(width)
     candidates = np.zeros((n, m), dtype=np.int64)

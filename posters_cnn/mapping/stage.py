@@ -47,7 +47,8 @@ from ..contracts.manifest import load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
 from . import categories, checkpoints, clusters as clustering, layout, state as mapstate, streamed
-from .similarity import describe_search, neighbours_and_pairs, recall, search_settings, searches_exactly
+from .similarity import (TARGET_RECALL, describe_search, neighbours_and_pairs, recall, search_settings,
+                         searches_exactly)
 from .tiles import build_pyramid
 
 log = logging.getLogger(__name__)
@@ -216,10 +217,10 @@ def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one
 
 
 def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, n_pairs: int,
-                    seed: int = 0) -> Similar:
+                    seed: int = 0, target: float = TARGET_RECALL) -> Similar:
     search: dict = {}
     index, similarity, pairs = neighbours_and_pairs(features.unit, k=k, n_pairs=n_pairs, groups=groups,
-                                                    normalized=True, search_info=search)
+                                                    normalized=True, search_info=search, target=target)
     exact = searches_exactly(features.n)
     measured = None
     if not exact and index.shape[1]:
@@ -307,6 +308,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
              output: str | os.PathLike, *, n_sample: int = 0, one_per_movie: bool = False,
              pca_components: int = DEFAULT_PCA, perplexity: float = 30.0, tsne: str = "opentsne",
              n_jobs: int | None = None, seed: int = 0, neighbors: int = 8, pairs: int = 200,
+             similar_recall: float = TARGET_RECALL,
              grid: bool = False, pair_images: bool = True, clusters: bool = True,
              min_cluster_size: int | None = None, metadata: str | os.PathLike | None = None,
              progress=None) -> dict:
@@ -366,10 +368,11 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     # The similar posters first, beside the import: they need the features, not the PCA.
     with timer("similarity"):
         key = checkpoints.key_of("similar", chosen.key, neighbors, pairs, seed,
-                                 "exact" if searches_exactly(n) else search_settings(), versions)
+                                 "exact" if searches_exactly(n) else search_settings(similar_recall), versions)
         near = load_similar(saved, key, n)
         if near is None:
-            near = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, seed=seed)
+            near = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, seed=seed,
+                                   target=similar_recall)
             save_similar(saved, key, near)
         chosen.features.drop_unit_rows()  # their one user: 2.4 GB at 300,000 posters, free for the t-SNE
     with timer("pca"):
