@@ -284,6 +284,17 @@ def test_search_selects_a_poster(page, site):
     page.watch.assert_clean()
 
 
+def test_search_works_in_a_browser_without_idle_callbacks(page, site):
+    server, data = site
+    page.add_init_script("delete window.requestIdleCallback")  # as Safari: the index is built on timers
+    open_map(page, server.url)
+    assert page.evaluate("typeof window.requestIdleCallback") == "undefined"
+    page.fill("#search", "rob r")
+    page.wait_for_selector("#suggestions li")
+    assert page.text_content("#suggestions li").startswith("Rob Roy")
+    page.watch.assert_clean()
+
+
 def test_similar_poster_click_flies_to_it(page, site):
     server, data = site
     open_map(page, server.url)

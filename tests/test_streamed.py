@@ -103,7 +103,7 @@ def test_stage3_with_its_rows_on_disk_makes_the_map_it_makes_with_them_held(tmp_
 
 def test_a_graph_answer_short_of_candidates_is_filled_never_with_the_row_itself():
     found = np.array([[0, 3, -1, -1], [2, 1, 0, 3], [-1, -1, -1, -1]])  # faiss's -1: nothing more found
-    out = similarity._without_self(found, np.array([0, 1, 2]), 3)
+    out = similarity.without_self(found, np.array([0, 1, 2]), 3)
     assert out.tolist() == [[3, 1, 2], [2, 0, 3], [0, 1, 3]]
 
 

@@ -11,6 +11,9 @@ import {
 } from "./logic.js";
 
 const SEARCH_SLICE = 5000; // titles normalised at a time when idle: a few ms
+// Safari has no requestIdleCallback: there, a slice a timer tick, as if each had 8 ms to spare.
+const whenIdle = window.requestIdleCallback?.bind(window)
+  ?? ((fn) => setTimeout(() => fn({ timeRemaining: () => 8 }), 1));
 
 export function panels(map) {
   const { $ } = map;
@@ -27,11 +30,11 @@ export function panels(map) {
     searchIndex = new SearchIndex(P.title, P.year);
     const grow = (deadline) => {
       while (!searchIndex.grow(SEARCH_SLICE)) {
-        if (deadline.timeRemaining() < 2) return requestIdleCallback(grow);
+        if (deadline.timeRemaining() < 2) return whenIdle(grow);
       }
       return null;
     };
-    requestIdleCallback(grow);
+    whenIdle(grow);
     const [lo, hi] = yearExtent(P.year);
     if (lo !== null) {
       for (const [id, value] of [["year-from", lo], ["year-to", hi]]) {

@@ -181,7 +181,7 @@ def nearest(points: np.ndarray, k: int, *, block: int = 8192) -> tuple[np.ndarra
     points give the same graph on any number of threads (see :mod:`.similarity`)."""
     import faiss  # noqa: PLC0415
 
-    from .similarity import _without_self
+    from .similarity import without_self
 
     started = time.perf_counter()
     points = np.ascontiguousarray(points, dtype=np.float32)
@@ -196,7 +196,7 @@ def nearest(points: np.ndarray, k: int, *, block: int = 8192) -> tuple[np.ndarra
     for start in range(0, n, block):
         stop = min(start + block, n)
         _, got = index.search(points[start:stop], k + 1)
-        got = _without_self(got, np.arange(start, stop), k)  # the point itself, or a copy of it, may come first
+        got = without_self(got, np.arange(start, stop), k)  # the point itself, or a copy of it, may come first
         far = np.sqrt(((points[got] - points[start:stop, None, :]) ** 2).sum(axis=2))
         order = np.argsort(far, axis=1, kind="stable")
         found[start:stop] = np.take_along_axis(got, order, axis=1)

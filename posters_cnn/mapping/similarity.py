@@ -205,7 +205,7 @@ def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int = 8192,
     out = np.empty((n, m), np.int64)
     for start in range(0, n, block):
         _, found = index.search(np.ascontiguousarray(unit[start:start + block], dtype=np.float32), m + 1)
-        out[start:start + len(found)] = _without_self(found, np.arange(start, start + len(found)), m)
+        out[start:start + len(found)] = without_self(found, np.arange(start, start + len(found)), m)
     log.info("similar posters: a graph of %d posters built in %.1f s, its width chosen in %.1f s, searched in "
              "%.1f s", n, built - started, tuned - built, time.perf_counter() - tuned)
     return out, width
@@ -222,7 +222,7 @@ def _widen(index, unit: np.ndarray, m: int, k: int, target: float) -> dict:
     while True:
         index.hnsw.efSearch = max(width, m + 1)
         _, found = index.search(queries, m + 1)
-        ranked, _ = _reranked(unit, rows, _without_self(found, rows, m))
+        ranked, _ = _reranked(unit, rows, without_self(found, rows, m))
         got = _share(truth, ranked[:, :k])
         if got >= target or width >= SEARCH_WIDEST:
             break
@@ -251,7 +251,7 @@ def _reranked(unit: np.ndarray, rows: np.ndarray, cand: np.ndarray) -> tuple[np.
     return np.take_along_axis(cand, order, axis=1), np.take_along_axis(sims, order, axis=1)
 
 
-def _without_self(found: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
+def without_self(found: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
     """The first ``m`` of each row's ``found`` that are neither the row itself nor faiss's -1 (nothing found).
     A row left short (an unreachable row in the graph: rare) is filled with the lowest other rows, which the
     re-ranking then places by their exact cosine: a list is never short."""
