@@ -35,7 +35,7 @@ import { fetchJson, fetchTable, readTableFiles } from "./loader.js";
 import { deepestComposedLevel, makePresence, posterBox, tileUrl, toWorld } from "./geometry.js";
 import {
   assetUrl, columnsFromTable, dataUrlFromQuery, emptyColumns, fillNear, makeHash, parseHash, pathFor, readColumns,
-  PointGrid, similarOf, tableTiles, validateMap, validateMeta,
+  PointGrid, idleSlices, similarOf, tableTiles, validateMap, validateMeta,
 } from "./logic.js";
 import { createLook } from "./look.js";
 import { panels } from "./panels.js";
@@ -354,6 +354,7 @@ function setUp(data) {
   map.P = P;
   map.n = map.P.n;
   byId = null; // built again when first asked (see indexOf)
+  if (P.id.textColumn) idleSlices((count) => P.id.prepareIndex(count), 50_000); // format 3's, when idle
   for (const h of map.P.height || []) if (h > map.tallestImage) map.tallestImage = h; // NaN: not known
   map.layouts.tsne = makeLayout(map.P.x, map.P.y, data.meta.tiles.tsne);
   if (data.meta.tiles.grid && map.P.gx) {

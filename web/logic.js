@@ -800,7 +800,8 @@ export function textColumn(bytes, offsets, valid = null, none = null) {
     const i = Number(key);
     return Number.isInteger(i) && i < n && String(i) === key ? i : -1;
   };
-  let table = null; // indexOf's: an open-addressing hash table of poster numbers, built when first asked
+  let table = null; // indexOf's: an open-addressing hash table of poster numbers (see prepareIndex)
+  let filled = 0;
   const hash = (from, to, of) => {
     let h = 0x811c9dc5;
     for (let b = from; b < to; b++) h = Math.imul(h ^ of[b], 0x01000193);
@@ -809,18 +810,23 @@ export function textColumn(bytes, offsets, valid = null, none = null) {
   const own = {
     length: n,
     textColumn: true,
+    /** Put up to `count` more posters in indexOf's table (the page does it when idle); true once all are. */
+    prepareIndex(count = Infinity) {
+      if (!table) table = new Int32Array(2 ** Math.ceil(Math.log2(2 * n + 2))).fill(-1);
+      const stop = Math.min(n, filled + count);
+      for (let i = filled; i < stop; i++) {
+        if (valid && !valid[i]) continue;
+        let h = hash(offsets[i], offsets[i + 1], bytes) & (table.length - 1);
+        while (table[h] >= 0) h = (h + 1) & (table.length - 1);
+        table[h] = i;
+      }
+      filled = stop;
+      return filled === n;
+    },
     /** The first poster whose text is `text`, or -1: a lookup of 8 bytes a poster, not a Map of strings. */
     indexOf(text) {
       if (typeof text !== "string") return -1;
-      if (!table) {
-        table = new Int32Array(2 ** Math.ceil(Math.log2(2 * n + 2))).fill(-1);
-        for (let i = 0; i < n; i++) {
-          if (valid && !valid[i]) continue;
-          let h = hash(offsets[i], offsets[i + 1], bytes) & (table.length - 1);
-          while (table[h] >= 0) h = (h + 1) & (table.length - 1);
-          table[h] = i;
-        }
-      }
+      own.prepareIndex();
       const want = new TextEncoder().encode(text);
       for (let h = hash(0, want.length, want) & (table.length - 1); table[h] >= 0; h = (h + 1) & (table.length - 1)) {
         const i = table[h];
@@ -1327,4 +1333,23 @@ export class PointGrid {
       }
     }
   }
+}
+
+/**
+ * Run `step(slice)` while the page is idle until it returns true: work that would hold up a frame if done at
+ * once, done a slice at a time. Where the browser has no requestIdleCallback (Safari), a slice a timer tick,
+ * as if each had 8 ms to spare.
+ */
+export function idleSlices(step, slice) {
+  const idle = globalThis.requestIdleCallback?.bind(globalThis)
+    ?? ((fn) => setTimeout(() => fn({ timeRemaining: () => 8 }), 1));
+  const run = (deadline) => {
+    while (!step(slice)) {
+      if (deadline.timeRemaining() < 2) {
+        idle(run);
+        return;
+      }
+    }
+  };
+  idle(run);
 }

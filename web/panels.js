@@ -6,14 +6,11 @@
 import { fetchJson } from "./loader.js";
 import { posterBox } from "./geometry.js";
 import {
-  SearchIndex, categoryColour, categoryOf, categoryValues, decadeColour, decadeOf, decadesOf, posterInfo, readPairs,
+  SearchIndex, categoryColour, idleSlices, categoryOf, categoryValues, decadeColour, decadeOf, decadesOf, posterInfo, readPairs,
   searchTitles, yearExtent, yearRange,
 } from "./logic.js";
 
 const SEARCH_SLICE = 5000; // titles normalised at a time when idle: a few ms
-// Safari has no requestIdleCallback: there, a slice a timer tick, as if each had 8 ms to spare.
-const whenIdle = window.requestIdleCallback?.bind(window)
-  ?? ((fn) => setTimeout(() => fn({ timeRemaining: () => 8 }), 1));
 
 export function panels(map) {
   const { $ } = map;
@@ -28,13 +25,7 @@ export function panels(map) {
   function setUp() {
     const P = map.P;
     searchIndex = new SearchIndex(P.title, P.year);
-    const grow = (deadline) => {
-      while (!searchIndex.grow(SEARCH_SLICE)) {
-        if (deadline.timeRemaining() < 2) return whenIdle(grow);
-      }
-      return null;
-    };
-    whenIdle(grow);
+    idleSlices((count) => searchIndex.grow(count), SEARCH_SLICE);
     const [lo, hi] = yearExtent(P.year);
     if (lo !== null) {
       for (const [id, value] of [["year-from", lo], ["year-to", hi]]) {

@@ -9,7 +9,7 @@ import {
   mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterFromHash,
   readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, toCsv, visibleWorld,
   yearExtent, yearRange, validateMap, readPairs, largestImage, fullPostersWanted, thinPath, LIMITS, posterInfo, regionName, yearBins, kthSmallest,
-  PointGrid, SearchIndex, selectionRows, decodedPath, EXPORT_COLUMNS, exportHeader, readCategories, categoryValues, categoryColour, categoryOf,
+  PointGrid, SearchIndex, idleSlices, selectionRows, decodedPath, EXPORT_COLUMNS, exportHeader, readCategories, categoryValues, categoryColour, categoryOf,
 } from "../../web/logic.js";
 
 const PAGE = "http://127.0.0.1:8000/maps/index.html?data.json";
@@ -532,4 +532,18 @@ test("the search index can be built a slice at a time and answers the same", () 
   assert.equal(index.grow(3), true);
   assert.deepEqual(searchTitles(index, "net"), searchTitles(buildSearchIndex(titles, years), "net"));
   assert.deepEqual(searchTitles(new SearchIndex(titles, years), "net"), [2, 0, 3]); // a search finishes it first
+});
+
+test("idle work runs a slice at a time until it says it is done, also without requestIdleCallback", async () => {
+  assert.equal(globalThis.requestIdleCallback, undefined); // node: the timers' path, as in Safari
+  const slices = [];
+  await new Promise((resolve) => {
+    idleSlices((count) => {
+      slices.push(count);
+      const done = slices.length === 5;
+      if (done) resolve();
+      return done;
+    }, 7);
+  });
+  assert.deepEqual(slices, [7, 7, 7, 7, 7]);
 });

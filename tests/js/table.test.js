@@ -172,3 +172,11 @@ test("a text column finds a poster by its text as a Map of its strings would, fi
   const ids = columnsFromTable(data.meta, parts(), data.meta.table.rows).id;
   expected.id.forEach((id, i) => assert.equal(ids.indexOf(id), i));
 });
+
+test("a text column's id table can be filled a slice at a time, and finds the same posters", () => {
+  const ids = columnsFromTable(data.meta, parts(), data.meta.table.rows).id;
+  assert.equal(ids.prepareIndex(3), false);
+  assert.equal(ids.indexOf(expected.id[ids.length - 1]), ids.length - 1); // a lookup fills the rest first
+  assert.equal(ids.prepareIndex(3), true);
+  expected.id.forEach((id, i) => assert.equal(ids.indexOf(id), i));
+});
