@@ -87,27 +87,62 @@ export function normalizeTitle(text) {
 /**
  * A search index of the titles: their normalised forms in one string, "\nkey0\nkey1\n...\n", and where each
  * starts, so that a search is a few native `indexOf` scans rather than a walk over an object per poster
- * (at 1,000,000 posters those objects alone held about 100 MB). Normalising a million titles takes a
- * second or two: `grow(count)` does it a slice at a time (the page does it when idle, after the map is
- * ready), and a search finishes it first.
+ * (at 1,000,000 posters those objects alone held about 100 MB). The keys are written as bytes (a normalised
+ * title is ASCII): from a textColumn's own UTF-8 bytes where a title is ASCII, with no string made for it;
+ * through normalizeTitle otherwise. `grow(count)` does a slice of titles at a time (the page does it when
+ * idle, after the map is ready), and a search finishes it first.
  */
 export class SearchIndex {
   constructor(titles, years) {
-    Object.assign(this, { titles, years, n: titles.length, keys: [], text: null, starts: null });
+    const n = titles.length;
+    Object.assign(this, { titles, years, n, done: 0, text: null, raw: titles.textColumn ? titles.raw() : null });
+    this.starts = new Int32Array(n + 1);
+    this.out = new Uint8Array(Math.max(16, (this.raw ? this.raw[1][n] : 16 * n) + n + 1));
+    this.out[0] = 10; // "\n"
+    this.starts[0] = 1;
   }
 
   /** Normalise up to `count` more titles; true once every title is. */
   grow(count = Infinity) {
     if (this.text !== null) return true;
-    const stop = Math.min(this.n, this.keys.length + count);
-    for (let i = this.keys.length; i < stop; i++) this.keys.push(normalizeTitle(this.titles[i]));
-    if (this.keys.length < this.n) return false;
-    this.starts = new Int32Array(this.n + 1);
-    this.starts[0] = 1;
-    for (let e = 0; e < this.n; e++) this.starts[e + 1] = this.starts[e] + this.keys[e].length + 1;
-    this.text = `\n${this.keys.join("\n")}\n`;
-    this.keys = null;
+    const stop = Math.min(this.n, this.done + count);
+    for (let i = this.done; i < stop; i++) {
+      let at = this.starts[i];
+      const bytes = this.raw && asciiTitle(this.raw, i);
+      if (bytes) { // lower case, a space for each run of other characters, none at either end
+        this.room(at + (bytes[1] - bytes[0]) + 1);
+        const [from, to, source] = bytes;
+        let gap = false;
+        for (let b = from; b < to; b++) {
+          let c = source[b];
+          if (c >= 65 && c <= 90) c += 32;
+          if ((c >= 97 && c <= 122) || (c >= 48 && c <= 57)) {
+            if (gap && at > this.starts[i]) this.out[at++] = 32;
+            this.out[at++] = c;
+            gap = false;
+          } else gap = true;
+        }
+      } else {
+        const key = normalizeTitle(this.titles[i]);
+        this.room(at + key.length + 1);
+        for (let c = 0; c < key.length; c++) this.out[at++] = key.charCodeAt(c);
+      }
+      this.out[at] = 10;
+      this.starts[i + 1] = at + 1;
+    }
+    this.done = stop;
+    if (this.done < this.n) return false;
+    this.text = utf8.decode(this.out.subarray(0, this.starts[this.n]));
+    this.out = null;
     return true;
+  }
+
+  /** Make the key buffer hold at least `size` bytes. */
+  room(size) {
+    if (size <= this.out.length) return;
+    const bigger = new Uint8Array(Math.max(size, 2 * this.out.length));
+    bigger.set(this.out);
+    this.out = bigger;
   }
 
   /** The entry (poster) whose key holds position `pos` of the text. */
@@ -125,6 +160,15 @@ export class SearchIndex {
   key(e) {
     return this.text.slice(this.starts[e], this.starts[e + 1] - 1);
   }
+}
+
+/** Title i's bytes as [from, to, bytes] when they are all ASCII (a textColumn's `raw`), else null. */
+function asciiTitle([bytes, offsets, valid], i) {
+  if (valid && !valid[i]) return null;
+  const from = offsets[i];
+  const to = offsets[i + 1];
+  for (let b = from; b < to; b++) if (bytes[b] >= 0x80) return null;
+  return [from, to, bytes];
 }
 
 /** A search index of `titles` (years: for ties), built whole. */
@@ -810,6 +854,8 @@ export function textColumn(bytes, offsets, valid = null, none = null) {
   const own = {
     length: n,
     textColumn: true,
+    /** [bytes, offsets, valid]: the column itself, for readers that work on bytes (SearchIndex). */
+    raw: () => [bytes, offsets, valid],
     /** Put up to `count` more posters in indexOf's table (the page does it when idle); true once all are. */
     prepareIndex(count = Infinity) {
       if (!table) table = new Int32Array(2 ** Math.ceil(Math.log2(2 * n + 2))).fill(-1);

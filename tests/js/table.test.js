@@ -7,7 +7,9 @@ import { test } from "node:test";
 import { Table, Utf8, tableFromIPC, vectorFromArray } from "apache-arrow";
 
 import { tileUrl } from "../../web/geometry.js";
-import { columnsFromTable, fillNear, readColumns, similarOf, tableTiles, textColumn, validateMap } from "../../web/logic.js";
+import {
+  buildSearchIndex, columnsFromTable, fillNear, readColumns, SearchIndex, searchTitles, similarOf, tableTiles, textColumn, validateMap,
+} from "../../web/logic.js";
 
 const root = new URL("../fixtures/table/", import.meta.url);
 const data = JSON.parse(readFileSync(new URL("data.json", root)));
@@ -179,4 +181,24 @@ test("a text column's id table can be filled a slice at a time, and finds the sa
   assert.equal(ids.indexOf(expected.id[ids.length - 1]), ids.length - 1); // a lookup fills the rest first
   assert.equal(ids.prepareIndex(3), true);
   expected.id.forEach((id, i) => assert.equal(ids.indexOf(id), i));
+});
+
+test("the search index reads a text column's bytes into the same keys as normalising each title", () => {
+  const titles = ["The Lord of the Rings", "  --Léon: the PROFESSIONAL!!  ", null, "", "Ocean's 11", "ÉTÉ 85",
+    "½ Moon", "a", "...", "R2-D2 & C-3PO", "Ünïcödé", "x\ty\nz", "Die Hard 2: Die Harder"];
+  const encoder = new TextEncoder();
+  const bytes = encoder.encode(titles.map((t) => t ?? "").join(""));
+  const offsets = new Int32Array(titles.length + 1);
+  titles.forEach((t, i) => { offsets[i + 1] = offsets[i] + encoder.encode(t ?? "").length; });
+  const column = textColumn(bytes, offsets, Uint8Array.from(titles, (t) => (t === null ? 0 : 1)), "");
+  const years = titles.map((_, i) => 1990 + i);
+  const fromBytes = new SearchIndex(column, years);
+  while (!fromBytes.grow(2));
+  const fromStrings = buildSearchIndex(titles.map((t) => t ?? ""), years);
+  assert.equal(fromBytes.text, fromStrings.text);
+  assert.deepEqual(Array.from(fromBytes.starts), Array.from(fromStrings.starts));
+  assert.equal(fromBytes.key(1), "leon the professional");
+  for (const q of ["lord", "leon", "ocean s", "2", "moon", "r2 d2", "unicode"]) {
+    assert.deepEqual(searchTitles(fromBytes, q), searchTitles(fromStrings, q), q);
+  }
 });
