@@ -116,7 +116,7 @@ def run(browser, url: str) -> dict:
     for height in HEIGHTS:
         before = page.evaluate(FULL_BYTES)
         page.evaluate("""(k) => { const m = window.posterMap, v = m.view();
-            m.placePoster(m.ids()[0], k, v.width / 2, v.height / 2); }""", height / slot)
+            m.placePoster(m.idAt ? m.idAt(0) : m.ids()[0], k, v.width / 2, v.height / 2); }""", height / slot)
         page.wait_for_timeout(200)  # the view rests: full posters are asked for then
         seconds = settle(page)
         page.wait_for_timeout(300)

@@ -67,7 +67,7 @@ def measure(browser, url: str) -> dict:
     # A click's similar posters: from choosing poster 0 to its panel listing them (format 3 reads its tile's
     # near file then), polled every animation frame.
     got["similar_ms"] = page.evaluate("""() => new Promise((resolve) => {
-        const m = window.posterMap, id = m.ids()[0], start = performance.now();  // the id first: at 1M, ids() takes a while
+        const m = window.posterMap, id = m.idAt ? m.idAt(0) : m.ids()[0], start = performance.now();
         m.select(id);
         const poll = () => (document.querySelectorAll('#panel-similar button').length
           ? resolve(performance.now() - start) : requestAnimationFrame(poll));

@@ -284,6 +284,14 @@ def test_search_selects_a_poster(page, site):
     page.watch.assert_clean()
 
 
+def test_the_test_api_names_one_poster_as_the_list_of_all_does(page, site):
+    server, data = site
+    open_map(page, server.url)
+    ids, one, past = page.evaluate("() => { const m = window.posterMap; const ids = m.ids();"
+                                   " return [ids, ids.map((_, i) => m.idAt(i)), m.idAt(ids.length)]; }")
+    assert one == ids == [p["id"] for p in points_of(data)] and past is None
+
+
 def test_search_works_in_a_browser_without_idle_callbacks(page, site):
     server, data = site
     page.add_init_script("delete window.requestIdleCallback")  # as Safari: the index is built on timers

@@ -343,6 +343,7 @@ export function readColumns(columns, meta) {
   // Years and versions are whole numbers far below 2^24, and positions (5 decimals, within [-1.01, 1.01])
   // keep their 5 decimals (rounded, as the export writes them).
   const num = (values) => {
+    if (values instanceof Float32Array) return values; // format 3's, read straight into these
     const out = new Float32Array(n);
     for (let i = 0; i < n; i++) out[i] = values[i] ?? NaN;
     return out;
@@ -940,8 +941,8 @@ function packText(pieces, rows) {
 
 /**
  * The map's columns from its table's parts (Arrow tables, as apache-arrow's tableFromIPC gives them, in any
- * order), in the shapes readColumns takes: numbers in typed arrays (NaN where the table has null), text in
- * arrays, neighbors and similarity K per poster, categories one list per category. One check (validateMap)
+ * order), in the shapes readColumns takes: numbers in Float32Arrays (NaN where the table has null: see
+ * readColumns for why 32 bits keep them), text in textColumns, neighbors and similarity K per poster, categories one list per category. One check (validateMap)
  * and one reader (readColumns) then serve both formats. Throws when the parts do not hold each of `rows`
  * posters once, with the contract's columns. `tileOf` (an Int32Array of `rows`), when given, is told each
  * poster's part.
@@ -966,7 +967,7 @@ export function columnsFromTable(meta, parts, rows, tileOf = null) {
     if (name === "categories") columns[name] = Array.from({ length: m }, () => new Int16Array(rows).fill(-1));
     else if (name in TABLE_LISTS) columns[name] = new TABLE_LISTS[name](rows * k);
     else if (TABLE_TYPES[name] === "Utf8") texts[name] = [];
-    else columns[name] = new Float64Array(rows).fill(NaN);
+    else columns[name] = new Float32Array(rows).fill(NaN); // as readColumns keeps them: nothing to copy there
   }
   const seen = new Uint8Array(rows);
   const shape0 = shape(parts[0]);
