@@ -359,8 +359,9 @@ export function readColumns(columns, meta) {
     similarity: columns.similarity ? Float32Array.from(columns.similarity) : null,
     near: new Map(),
     thumb: columns.thumb || null, image: columns.image || null, page: columns.page || null,
-    cluster: columns.cluster ? Int32Array.from(columns.cluster, (c) => (Number.isInteger(c) ? c : -1)) : null,
-    region: columns.region ? Int32Array.from(columns.region, (c) => (Number.isInteger(c) ? c : -1)) : null,
+    // Int16: validateMap keeps cluster and region numbers below LIMITS.clusters (2 bytes a poster, not 4).
+    cluster: columns.cluster ? Int16Array.from(columns.cluster, (c) => (Number.isInteger(c) ? c : -1)) : null,
+    region: columns.region ? Int16Array.from(columns.region, (c) => (Number.isInteger(c) ? c : -1)) : null,
     original: columns.original || null, categories: readCategories(meta, columns, n),
     height: columns.height ? num(columns.height) : null, // the full image's, px (NaN: unknown)
   };
@@ -1148,8 +1149,9 @@ export function validateMap(data) {
   column("year", (v) => none(v) || Number.isInteger(v));
   column("version", (v) => none(v) || Number.isInteger(v));
   column("aspect", (v) => typeof v === "number" && v > 0 && Number.isFinite(v), false);
-  column("cluster", (v) => Number.isInteger(v) && v >= -1);
-  column("region", (v) => Number.isInteger(v) && v >= -1);
+  // A cluster's or region's number names one of meta's lists, which hold at most LIMITS.clusters.
+  column("cluster", (v) => Number.isInteger(v) && v >= -1 && v < LIMITS.clusters);
+  column("region", (v) => Number.isInteger(v) && v >= -1 && v < LIMITS.clusters);
   for (const name of ["thumb", "image", "page"]) column(name, textOrNull);
   const k = meta.neighbors ?? 0;
   if (!Number.isInteger(k) || k < 0 || k > LIMITS.neighbors) fail(`meta.neighbors is ${JSON.stringify(k)}`);

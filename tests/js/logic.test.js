@@ -342,6 +342,8 @@ test("a map as stage 3 writes it is accepted; a doctored one is refused with the
     "levels beyond any pyramid": (m) => { m.meta.tiles.tsne.levels = 60; },
     "a presence bitset too long for its level": (m) => { m.meta.tiles.tsne.present[0] = "A".repeat(100); },
     "a cluster id of -1": (m) => { m.meta.clusters[0].id = -1; },
+    "a poster's cluster past the most a map can list": (m) => { m.columns.cluster[0] = LIMITS.clusters; },
+    "a poster's region past the most a map can list": (m) => { m.columns.region[0] = 40000; },
     "a region outline point off the map": (m) => { m.meta.regions[0].outline[0] = [0, 7]; },
     "a region whose clusters are not ids": (m) => { m.meta.regions[0].clusters = ["0"]; },
     "a region of a million clusters": (m) => { m.meta.regions[0].clusters = Array(1e6).fill(0); },
