@@ -145,16 +145,9 @@ export class SearchIndex {
     this.out = bigger;
   }
 
-  /** The entry (poster) whose key holds position `pos` of the text. */
+  /** The entry (poster) whose key holds position `pos` of the text: the last that starts at or before it. */
   entryAt(pos) {
-    let lo = 0;
-    let hi = this.n;
-    while (hi - lo > 1) {
-      const mid = (lo + hi) >>> 1;
-      if (this.starts[mid] <= pos) lo = mid;
-      else hi = mid;
-    }
-    return lo;
+    return lowerBound(this.starts, pos + 1) - 1;
   }
 
   key(e) {
@@ -1057,6 +1050,7 @@ export function similarOf(P, i, tileOf = null) {
   return [part.neighbors.subarray(r * k, (r + 1) * k), part.similarity.subarray(r * k, (r + 1) * k)];
 }
 
+/** The first position in ascending `sorted` whose value is not below `value` (its length if none is). */
 function lowerBound(sorted, value) {
   let lo = 0;
   let hi = sorted.length;
