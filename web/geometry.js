@@ -34,9 +34,18 @@ export function toData(wx, wy, side) {
 
 /** A poster's box [x0, y0, x1, y1]: fitted in a square slot, centred on (cx, cy). */
 export function posterBox(cx, cy, aspect, slot) {
+  return posterBoxInto([0, 0, 0, 0], cx, cy, aspect, slot);
+}
+
+/** posterBox written into `out` (an array of 4), which it returns: no allocation in a pass over every poster. */
+export function posterBoxInto(out, cx, cy, aspect, slot) {
   const w = aspect >= 1 ? slot : slot * aspect;
   const h = aspect >= 1 ? slot / aspect : slot;
-  return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2];
+  out[0] = cx - w / 2;
+  out[1] = cy - h / 2;
+  out[2] = cx + w / 2;
+  out[3] = cy + h / 2;
+  return out;
 }
 
 /** Whether box [x0, y0, x1, y1] overlaps the rectangle (x0, y0)-(x1, y1) by more than an edge. */
@@ -86,14 +95,100 @@ export function tileRange(view, z, origin, span) {
 
 /** [tx0, ty0, tx1, ty1]: the tiles of level z that box [x0, y0, x1, y1] meets, inclusive. */
 export function tilesOfBox(box, z, origin, span) {
+  return tilesOfBoxInto([0, 0, 0, 0], box, z, origin, span);
+}
+
+/** tilesOfBox written into `out` (an array of 4), which it returns. */
+export function tilesOfBoxInto(out, box, z, origin, span) {
   const n = 1 << z;
   const size = span / n;
-  const clamp = (v) => Math.max(0, Math.min(n - 1, v));
   const tx0 = Math.floor((box[0] - origin) / size);
   const ty0 = Math.floor((box[1] - origin) / size);
   const tx1 = Math.max(tx0, Math.ceil((box[2] - origin) / size) - 1);
   const ty1 = Math.max(ty0, Math.ceil((box[3] - origin) / size) - 1);
-  return [clamp(tx0), clamp(ty0), clamp(tx1), clamp(ty1)];
+  out[0] = Math.max(0, Math.min(n - 1, tx0));
+  out[1] = Math.max(0, Math.min(n - 1, ty0));
+  out[2] = Math.max(0, Math.min(n - 1, tx1));
+  out[3] = Math.max(0, Math.min(n - 1, ty1));
+  return out;
+}
+
+/**
+ * Every tile of level z with its posters, in one counting pass and one filling pass over `n` posters:
+ * tile (x, y)'s posters, ascending, are `members.subarray(starts[k], starts[k + 1])` with k = y * 2^z + x,
+ * the same as postersInTile gives. `boxInto(i, out)` writes poster i's box into `out`.
+ */
+export function tileBuckets(n, boxInto, z, origin, span) {
+  const build = tileBucketsBuilder(n, boxInto, z, origin, span);
+  build.step(() => true);
+  return build;
+}
+
+/**
+ * tileBuckets a slice at a time: `step(more)` goes on while `more()` is true (asked every few thousand
+ * posters) and returns whether the buckets are done; `starts` and `members` are there once they are. At
+ * 1,000,000 posters a level takes 40-60 ms, too long for one frame.
+ */
+export function tileBucketsBuilder(n, boxInto, z, origin, span) {
+  const SLICE = 8192;
+  const side = 1 << z;
+  const tiles = side * side;
+  let ranges = new Int16Array(4 * n); // each poster's tiles as tilesOfBox gives them: x0, y0, x1, y1
+  const counts = new Int32Array(tiles + 1);
+  const box = [0, 0, 0, 0];
+  const range = [0, 0, 0, 0];
+  const out = { starts: null, members: null, done: false, step };
+  let counted = 0;
+  let filled = 0;
+  let next = null;
+  function count(to) {
+    for (let i = counted; i < to; i++) {
+      boxInto(i, box);
+      tilesOfBoxInto(range, box, z, origin, span);
+      if (!(range[0] <= range[2] && range[1] <= range[3])) {
+        ranges[4 * i] = 1; // in no tile (a box with no shape): an empty range
+        continue;
+      }
+      ranges[4 * i] = range[0];
+      ranges[4 * i + 1] = range[1];
+      ranges[4 * i + 2] = range[2];
+      ranges[4 * i + 3] = range[3];
+      for (let ty = range[1]; ty <= range[3]; ty++) {
+        for (let tx = range[0]; tx <= range[2]; tx++) counts[ty * side + tx + 1] += 1;
+      }
+    }
+    counted = to;
+  }
+  function fill(to) {
+    const { members } = out;
+    for (let i = filled; i < to; i++) {
+      const x0 = ranges[4 * i];
+      const x1 = ranges[4 * i + 2];
+      for (let ty = ranges[4 * i + 1]; ty <= ranges[4 * i + 3]; ty++) {
+        for (let tx = x0; tx <= x1; tx++) members[next[ty * side + tx]++] = i;
+      }
+    }
+    filled = to;
+  }
+  function step(more) {
+    while (!out.done) {
+      if (counted < n) {
+        count(Math.min(n, counted + SLICE));
+      } else if (!out.members) {
+        for (let k = 0; k < tiles; k++) counts[k + 1] += counts[k];
+        out.starts = counts;
+        out.members = new Int32Array(counts[tiles]);
+        next = counts.slice(0, tiles);
+      } else {
+        fill(Math.min(n, filled + SLICE));
+        out.done = filled === n;
+        if (out.done) [ranges, next] = [null, null];
+      }
+      if (!out.done && !more()) break;
+    }
+    return out.done;
+  }
+  return out;
 }
 
 /** The posters, ascending, whose boxes (boxOf(i) for i < n) meet tile (z, x, y). */

@@ -11,7 +11,9 @@
 // runs within a time budget per frame; loading runs off the main thread.
 // Where posters and tiles lie (levels, tile ranges and rectangles, boxes, the posters of a tile) is
 // geometry.js, shared with stage 3.
-import { TILE, boxMeets, levelFor, posterBox, tileRange, tileRect, tilesOfBox } from "./geometry.js";
+import {
+  TILE, boxMeets, levelFor, posterBox, posterBoxInto, tileBucketsBuilder, tileRange, tileRect,
+} from "./geometry.js";
 import { ImageCache } from "./loader.js";
 import {
   categoryColour, categoryOf, decadeColour, drawnEnlarged, fullPostersWanted, inYearRange, largestImage, visibleWorld,
@@ -62,7 +64,7 @@ export class Renderer {
     this.movedAt = 0;
     this.overlays = new Map(); // overlay tiles: key -> {canvas, done, cursor, items}
     this.overlayVersion = 0;
-    this.buckets = new Map(); // "layout/z" -> Map(tile index -> poster indices, ascending): see tileMembers
+    this.buckets = new Map(); // "layout/z" -> tileBuckets of that level: see tileMembers
     this.jobs = []; // composing wanted this frame: [priority, fn]
     this.drawn = new Map(); // this frame: target tile key -> level drawn
     this.levels = new Map(); // this frame: layout -> the level of its tiles drawn
@@ -447,11 +449,12 @@ export class Renderer {
   // -- overlays: dimming (years, a category, a selection) and tints (decades, clusters, a category) ----
   /**
    * The posters whose box meets tile (z, x, y), ascending (a later poster on top). Down to
-   * BUCKETED_LEVELS every tile of a level is filled in one pass over the posters, once per level: a
-   * quadtree walk per tile (before the grid of points) cost tens of ms a frame at 100,000 posters whenever a selection or a
-   * colouring changed every overlay tile at once.
+   * BUCKETED_LEVELS every tile of a level is filled at once, once per level (a walk per tile cost tens
+   * of ms a frame whenever a selection or a colouring changed every overlay tile at once), and a slice
+   * at a time, as a job within the frame's budget (a level of 1,000,000 posters takes 40-60 ms). null
+   * until the level is done: the overlay's ancestor stands in meanwhile.
    */
-  tileMembers(layout, name, z, x, y) {
+  tileMembers(layout, name, z, x, y, priority) {
     if (z > BUCKETED_LEVELS) {
       const [wx0, wy0, size] = tileRect(z, x, y, layout.pyr.originW, layout.pyr.spanW);
       return this.posterIndices(layout, wx0, wy0, wx0 + size, wy0 + size).sort((a, b) => a - b);
@@ -459,45 +462,37 @@ export class Renderer {
     const levelKey = `${name}/${z}`;
     let level = this.buckets.get(levelKey);
     if (!level) {
-      level = new Map();
-      const { pyr, wx, wy } = layout;
-      const P = this.map.P;
-      const side = 1 << z;
-      for (let i = 0; i < wx.length; i++) {
-        const [tx0, ty0, tx1, ty1] = tilesOfBox(posterBox(wx[i], wy[i], P.aspect[i], layout.slot), z, pyr.originW,
-          pyr.spanW);
-        for (let ty = ty0; ty <= ty1; ty++) {
-          for (let tx = tx0; tx <= tx1; tx++) {
-            const k = ty * side + tx;
-            const list = level.get(k);
-            if (list) list.push(i);
-            else level.set(k, [i]);
-          }
-        }
-      }
+      const { pyr, wx, wy, slot } = layout;
+      const { aspect } = this.map.P;
+      level = tileBucketsBuilder(wx.length, (i, out) => posterBoxInto(out, wx[i], wy[i], aspect[i], slot), z,
+        pyr.originW, pyr.spanW);
       this.buckets.set(levelKey, level);
-
     }
-    return level.get(y * (1 << z) + x) || [];
+    if (!level.done) {
+      this.jobs.push([priority, (stop) => level.step(() => performance.now() < stop)]);
+      return null;
+    }
+    const k = y * (1 << z) + x;
+    return level.members.subarray(level.starts[k], level.starts[k + 1]);
   }
 
   overlayTile(layout, name, z, x, y, priority) {
     const key = `${name}/${z}/${x}/${y}`;
     let entry = this.overlays.get(key);
     if (entry && entry.done) return entry.canvas;
-    if (!entry) {
+    const items = entry ? null : this.tileMembers(layout, name, z, x, y, priority);
+    if (!entry && items) {
       const [wx0, wy0, size] = tileRect(z, x, y, layout.pyr.originW, layout.pyr.spanW);
       const canvas = document.createElement("canvas");
       canvas.width = TILE;
       canvas.height = TILE;
       // A canvas on the CPU (read back below): see composeOverlay.
       const c = canvas.getContext("2d", { willReadFrequently: true });
-      entry = { canvas, c, done: false, cursor: 0, items: this.tileMembers(layout, name, z, x, y), wx0, wy0,
-        scale: TILE / size };
+      entry = { canvas, c, done: false, cursor: 0, items, wx0, wy0, scale: TILE / size };
       this.overlays.set(key, entry);
       while (this.overlays.size > 400) this.overlays.delete(this.overlays.keys().next().value);
     }
-    this.jobs.push([priority, (stop) => this.composeOverlay(layout, entry, stop)]);
+    if (entry) this.jobs.push([priority, (stop) => this.composeOverlay(layout, entry, stop)]);
     // Until it is done, the nearest finished ancestor stands in.
     const [level, up] = this.ancestor("overlay", layout, name, z, x, y);
     if (up) this.blit(up, layout.pyr, z, x, y, level);

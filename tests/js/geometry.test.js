@@ -4,8 +4,8 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import {
-  boxHolds, boxMeets, deepestComposedLevel, levelFor, makePresence, pick, posterBox, postersInTile, tileRange,
-  tileRect, tilesOfBox, tileUrl, toData, toUnit, toWorld, unitToData,
+  boxHolds, boxMeets, deepestComposedLevel, levelFor, makePresence, pick, posterBox, posterBoxInto, postersInTile,
+  tileBuckets, tileBucketsBuilder, tileRange, tileRect, tilesOfBox, tileUrl, toData, toUnit, toWorld, unitToData,
 } from "../../web/geometry.js";
 
 const F = JSON.parse(readFileSync(new URL("../fixtures/geometry.json", import.meta.url)));
@@ -81,6 +81,52 @@ test("tiles: rectangles, ranges, the tiles of a box, the posters of a tile, pres
   const present = makePresence(M.present);
   for (const c of F.present) assert.equal(present(c.z, c.x, c.y), c.present, JSON.stringify(c));
   for (const c of F.tile_url) assert.equal(tileUrl(c.template, c.z, c.x, c.y), c.url);
+});
+
+test("every tile of a level at once (tileBuckets) holds what postersInTile gives for each tile", () => {
+  const inTile = (buckets, z, x, y) => {
+    const k = y * (1 << z) + x;
+    return Array.from(buckets.members.subarray(buckets.starts[k], buckets.starts[k + 1]));
+  };
+  const fixtureBox = (i, out) => {
+    for (let j = 0; j < 4; j++) out[j] = M.boxes[i][j];
+  };
+  for (const z of Object.keys(F.tiles_of_boxes).map(Number)) {
+    const buckets = tileBuckets(M.n, fixtureBox, z, M.origin, M.span);
+    for (let y = 0; y < 1 << z; y++) {
+      for (let x = 0; x < 1 << z; x++) {
+        assert.deepEqual(inTile(buckets, z, x, y), postersInTile(M.n, boxOf, z, x, y, M.origin, M.span), `${z}/${x}/${y}`);
+      }
+    }
+  }
+  // Posters the fixture does not have: on tile edges, straddling four tiles, off the map, with no shape.
+  let seed = 7;
+  const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const n = 3000;
+  const x = Float32Array.from({ length: n }, (_, i) => (i % 10 === 0 ? Math.round(random() * 8) * 16 : random() * 140 - 6));
+  const y = Float32Array.from({ length: n }, (_, i) => (i % 7 === 0 ? Math.round(random() * 8) * 16 : random() * 140 - 6));
+  const aspect = Float32Array.from({ length: n }, (_, i) => (i === 5 ? NaN : 0.3 + 2 * random()));
+  const slot = 3;
+  const own = (i) => posterBox(x[i], y[i], aspect[i], slot);
+  for (const z of [0, 1, 3, 5]) {
+    const buckets = tileBuckets(n, (i, out) => posterBoxInto(out, x[i], y[i], aspect[i], slot), z, 0, 128);
+    let total = 0;
+    for (let ty = 0; ty < 1 << z; ty++) {
+      for (let tx = 0; tx < 1 << z; tx++) {
+        const got = inTile(buckets, z, tx, ty);
+        assert.deepEqual(got, postersInTile(n, own, z, tx, ty, 0, 128), `${z}/${tx}/${ty}`);
+        total += got.length;
+      }
+    }
+    assert.equal(total, buckets.members.length);
+    if (z === 0) assert.equal(total, n - 1); // every poster once (off the map: the edge tile), but the one with no shape
+    // A slice at a time (one a frame in the page) gives the same buckets.
+    const sliced = tileBucketsBuilder(n, (i, out) => posterBoxInto(out, x[i], y[i], aspect[i], slot), z, 0, 128);
+    let steps = 0;
+    while (!sliced.step(() => false)) steps += 1;
+    assert.ok(steps >= 1, `level ${z}: done in one step`);
+    assert.deepEqual([sliced.starts, sliced.members], [buckets.starts, buckets.members]);
+  }
 });
 
 test("picking: the poster on top under a point", () => {
