@@ -106,8 +106,9 @@ const map = {
   thumbUrl(i) {
     return resolvedOnce(thumbUrls, i, map.thumbPath);
   },
-  imagePath(i) {
-    return pathFor(map.meta.paths.image, map.P.image, i, map.P.id[i]);
+  /** Poster i's image path as the data file gives it; `id`: its id, where the caller has it already. */
+  imagePath(i, id = map.P.id[i]) {
+    return pathFor(map.meta.paths.image, map.P.image, i, id);
   },
   /** The full poster's URL. */
   imageUrl(i) {
@@ -117,9 +118,9 @@ const map = {
   nearOf: (i) => nearOf(i),
   /** Poster i's similar posters `[neighbours, similarities]`, or null while they are not read (see nearOf). */
   similar: (i) => similarOf(map.P, i, near.tileOf),
-  pageUrl(i) {
+  pageUrl(i, id = null) {
     if (map.P.page) return map.P.page[i] || "";
-    return map.meta.paths.page ? map.meta.paths.page.replaceAll("{id}", map.P.id[i]) : "";
+    return map.meta.paths.page ? map.meta.paths.page.replaceAll("{id}", id ?? map.P.id[i]) : "";
   },
   /** A poster's thumbnail as an <img>, loaded when it comes into view. */
   thumbImage(j) {

@@ -7,7 +7,7 @@ import {
   assetUrl, buildSearchIndex, centralOrder, centreOn, clusterColour, csvField, dataUrlFromQuery, decadeColour,
   decadesOf, drawnEnlarged, grownOutline, hashForPoster, insidePolygon, inYearRange, keepsKeys, makeHash,
   mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterFromHash,
-  readColumns, relativeToPage, resolveInFolder, searchTitles, simplifyPath, toCsv, visibleWorld,
+  readColumns, relativeToPage, resolveInFolder, folderPaths, radixOrder, csvLines, searchTitles, simplifyPath, toCsv, visibleWorld,
   yearExtent, yearRange, validateMap, readPairs, largestImage, fullPostersWanted, thinPath, LIMITS, posterInfo, regionName, yearBins, kthSmallest,
   PointGrid, SearchIndex, idleSlices, selectionRows, decodedPath, EXPORT_COLUMNS, exportHeader, readCategories, categoryValues, categoryColour, categoryOf,
 } from "../../web/logic.js";
@@ -298,6 +298,45 @@ test("CSV fields are quoted where needed and never run as formulas", () => {
 test("a URL in the page's folder, relative to the page", () => {
   assert.equal(relativeToPage("http://h/maps/sub/assets/a.jpg", "http://h/maps/index.html?sub/data.json"),
     "sub/assets/a.jpg");
+});
+
+test("an export's image paths: the short cut for plain paths gives what the URL rules give", () => {
+  const rels = ["assets/a.jpg", "a.jpg", "x/y/z-1_2.~jpg", "été/a.jpg", "a b.jpg", "100%.jpg", "%2e%2e/x.jpg",
+    "./a.jpg", "a/./b.jpg", "a/../b.jpg", "a/..", "..", ".", "a//b.jpg", "/a.jpg", "a/", "a\\b.jpg", "..a/b.jpg",
+    "a/.b", "a/b..", "\tx.jpg", "//evil.example/x.jpg", "http://evil.example/x.jpg", "", null, 42, "a?b.jpg", "a#b"];
+  for (const data of ["http://h:8000/maps/sub/data.json", "http://h:8000/maps/data.json", "http://h:8000/maps/%C3%A9/d.json",
+    "http://h:8000/other/data.json"]) {
+    const page = "http://h:8000/maps/index.html?x";
+    const paths = folderPaths(data, page);
+    for (const rel of rels) {
+      let slow;
+      try {
+        slow = relativeToPage(resolveInFolder(rel, data, page), page);
+      } catch {
+        slow = null;
+      }
+      assert.equal(paths(rel), slow, `${data} ${JSON.stringify(rel)}`);
+    }
+  }
+  assert.equal(folderPaths("http://h/maps/sub/data.json", "http://h/maps/index.html")("p/a.jpg"), "sub/p/a.jpg");
+});
+
+test("a radix sort of distances orders as a comparator does, ties kept in order", () => {
+  let seed = 3;
+  const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+  for (const n of [0, 1, 7, 5000]) {
+    const d = Float64Array.from({ length: n }, (_, r) => (r % 5 === 0 ? Math.floor(random() * 4) : r % 7 === 0 ? 0
+      : random() ** 6 * (r % 3 ? 1e-300 : 1e300)));
+    const positions = Int32Array.from({ length: n }, (_, r) => r);
+    const want = Array.from(positions).sort((a, b) => d[a] - d[b] || a - b);
+    assert.deepEqual(Array.from(radixOrder(positions, d)), want, `n ${n}`);
+  }
+  // Through centralOrder: indices ascending (the radix sort) or not (the comparator) give one order.
+  const xs = Float64Array.from({ length: 2000 }, (_, i) => (i * 7919) % 101);
+  const ys = Float64Array.from({ length: 2000 }, (_, i) => (i * 104729) % 37);
+  const up = Array.from({ length: 1000 }, (_, r) => 2 * r);
+  assert.deepEqual(Array.from(centralOrder(up, xs, ys)), Array.from(centralOrder([...up].reverse(), xs, ys)));
+  assert.equal(csvLines([["a", 1], ["b,c", 2]]), 'a,1\r\n"b,c",2\r\n');
 });
 
 // A small map as stage 3 writes it: validateMap must accept it, and refuse each doctored copy.

@@ -155,6 +155,9 @@ test("a text column keeps null, says where the first null or empty text is, and 
   };
   const column = textColumn(...encode(["été", null, "", "🎬 x"]));
   assert.deepEqual(Array.from(column), ["été", null, "", "🎬 x"]);
+  // Short ASCII texts take a short cut; long ones, and any with another character, the decoder.
+  const mixed = ["tt0111161", `${"a".repeat(300)}é`, "a".repeat(300), "x\u007f", "naïve"];
+  assert.deepEqual(Array.from(textColumn(...encode(mixed))), mixed);
   assert.equal(column.firstBad(false, true), 1);
   assert.equal(column.firstBad(true, false), 2);
   assert.equal(column.firstBad(true, true), -1);
