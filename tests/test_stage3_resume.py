@@ -24,7 +24,7 @@ def the_map(out):
     """data.json without what differs between any two runs: times, the run's folder name."""
     data = read_map(out)
     meta = data["meta"]
-    for key in ("created", "seconds", "timings", "run", "state"):
+    for key in ("created", "seconds", "timings", "peak_mib", "run", "state"):
         meta.pop(key)
     for pyramid in meta["tiles"].values():
         pyramid["path"] = pyramid["path"].split("/tiles/")[1]

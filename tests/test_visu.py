@@ -38,6 +38,10 @@ def test_data_json_validates_and_has_every_poster(mapped):
         assert math.isfinite(point["x"]) and math.isfinite(point["y"])
     assert data["meta"]["features"]["random_weights"] is True
     assert 0 < data["meta"]["trustworthiness"] <= 1
+    # Each step's peak memory so far: the steps the timings list, in the same order, never falling.
+    peaks = data["meta"]["peak_mib"]
+    assert list(peaks) == list(data["meta"]["timings"]) and "tsne" in peaks
+    assert 0 < peaks["pca"] and list(peaks.values()) == sorted(peaks.values())
 
 
 def test_every_path_resolves_from_the_json_folder(mapped):

@@ -33,6 +33,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -59,13 +60,24 @@ MAX_ASPECT = 8.0  # no poster is drawn more than 8 times wider than tall, or tal
 DEFAULT_PCA = 50
 
 
+def peak_mib() -> float:
+    """The most memory this process, or the largest of its finished child processes (the tiles' workers),
+    has held resident so far, in MiB."""
+    import resource  # noqa: PLC0415 (POSIX only; stage 3's other dependencies need it too)
+
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux
+
+
 class _Timer:
-    """``with timer("tsne"):`` times a step into ``timings`` and logs it; given ``make_bar`` (a function of
-    the number of steps that returns a tqdm bar), :meth:`plan` makes the bar, which then counts the steps
-    done and names the one under way."""
+    """``with timer("tsne"):`` times a step into ``timings`` and logs it, and notes in ``peaks`` the peak
+    resident memory so far when it ends (the step where the peak first reaches its final value is the one
+    that needed it); given ``make_bar`` (a function of the number of steps that returns a tqdm bar),
+    :meth:`plan` makes the bar, which then counts the steps done and names the one under way."""
 
     def __init__(self, make_bar=None):
         self.timings: dict[str, float] = {}
+        self.peaks: dict[str, float] = {}
         self.make_bar = make_bar
         self.bar = None
 
@@ -86,7 +98,8 @@ class _Timer:
                 if exc_type is not None:
                     return
                 timer.timings[name] = round(time.perf_counter() - self.start, 3)
-                log.info("%s: %.2fs", name, timer.timings[name])
+                timer.peaks[name] = peak_mib()
+                log.info("%s: %.2fs (peak memory so far %.0f MiB)", name, timer.timings[name], timer.peaks[name])
                 if timer.bar is not None:
                     timer.bar.update(1)
 
@@ -458,6 +471,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         "run": own, "pairs": {"file": f"{own}/{PAIRS_IN_RUN}", "count": len(near.pairs)},
         "state": f"{own}/{mapstate.FILE}",
         "tiles": tiles, "thumb_size": thumb_max, "grid": grid_info, "timings": timer.timings,
+        "peak_mib": timer.peaks,
     }
     if clusters:
         meta["clustering"] = clustering_info
