@@ -183,6 +183,26 @@ def test_tsne_neighbours_from_the_graph_are_the_true_nearest_with_exact_distance
     assert similarity._share(truth, index) >= 0.99
 
 
+def test_tsne_affinities_from_given_neighbours_are_opentsnes_own_matrix():
+    """joint_affinities makes, in less memory, the very matrix openTSNE's MultiscaleMixture makes from the
+    same neighbours, whatever its block size."""
+    from openTSNE.affinity import MultiscaleMixture
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors
+
+    from posters_cnn.mapping import layout
+
+    rng = np.random.default_rng(5)
+    points = np.concatenate([rng.normal(c, 1, (700, 10)) for c in (0, 4, 9)]).astype(np.float32)
+    index, distance = layout.nearest(points, 45)
+    theirs = MultiscaleMixture(perplexities=15, knn_index=PrecomputedNeighbors(index.astype(np.int64), distance)).P
+    for block in (65_536, 333):
+        ours = layout.joint_affinities(index, distance, 15, block=block).P
+        assert ours.shape == theirs.shape and ours.nnz == theirs.nnz
+        assert (ours.indptr == theirs.indptr).all() and (ours.indices == theirs.indices).all()
+        assert np.array_equal(ours.data, theirs.data)
+    assert abs(ours.sum() - 1) < 1e-9 and abs(ours - ours.T).max() == 0  # joint: symmetric, summing to 1
+
+
 def test_a_map_past_exact_neighbours_takes_tsne_neighbours_from_the_graph(tmp_path, monkeypatch):
     from posters_cnn.mapping import layout
 
