@@ -373,6 +373,36 @@ def test_export_downloads_the_selection_as_csv_most_central_first(page, site):
     page.watch.assert_clean()
 
 
+def test_an_export_stops_when_the_selection_goes_and_the_next_one_exports_whole(page, site):
+    """The export is made a slice per task: a selection cleared before it is done stops it (no file), and
+    the button then exports the next selection, all of it."""
+    server, data = site
+    open_map(page, server.url)
+    settle(page)
+    downloads = []
+    page.on("download", lambda download: downloads.append(download))
+    polygon, _ = lasso_around(page, data, 0)
+    draw_lasso(page, polygon)
+    # The click and Escape in one task: the export's first slice comes after the selection is gone.
+    page.evaluate("""() => {
+        document.getElementById("selection-export").click();
+        window.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape" }));
+    }""")
+    assert page.evaluate("window.posterMap.selection()") is None
+    settle(page)  # settled() waits for an export under way
+    assert downloads == [] and page.text_content("#selection-status") == ""
+    page.keyboard.press("Escape")  # the Clusters list, which Escape left open, off the map
+    settle(page)
+    polygon, _ = lasso_around(page, data, 0)  # where the posters are now: the selection moved the map
+    draw_lasso(page, polygon)
+    selected = page.evaluate("window.posterMap.selection()")
+    with page.expect_download() as info:
+        page.click("#selection-export")
+    rows = list(csv.reader(io.StringIO(open(info.value.path(), encoding="utf-8", newline="").read())))
+    assert [r[0] for r in rows[1:]] == selected and len(downloads) == 1
+    page.watch.assert_clean()
+
+
 def test_a_title_with_quotes_and_markup_is_exported_as_the_same_text(page, site):
     server, data = site
     pid = next(p["id"] for p in points_of(data) if p["title"] == HOSTILE)

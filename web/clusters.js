@@ -421,6 +421,7 @@ export function clusters(map, pageUrl) {
       const now = map.look.selection; // s, or what came meanwhile: its panel is as showSelection made it
       button.disabled = !now || now.members.length === 0;
       if (now === s) status.textContent = said;
+      else if (status.textContent.startsWith("Exporting")) status.textContent = ""; // a new selection's own stays
       if (!queued) map.requestDraw(); // so that settled() is asked again
     };
     const slice = () => {
