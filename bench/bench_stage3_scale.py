@@ -62,6 +62,7 @@ def main() -> None:
     result = {
         "machine": machine(), "n": args.n, "command": " ".join(["python bench/bench_stage3_scale.py", *sys.argv[1:]]),
         "stage3": {"seconds": round(seconds, 1), "peak_mib": round(peak), "timings": meta["timings"],
+                   "peak_mib_by_step": meta.get("peak_mib"),
                    "trustworthiness": meta["trustworthiness"], "similarity_recall": meta["similarity_recall"],
                    "similarity_search": meta["similarity_search"],
                    "pca": meta["pca"].get("components"), "tsne": meta["tsne"]},
