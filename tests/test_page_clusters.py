@@ -400,6 +400,10 @@ def test_an_export_stops_when_the_selection_goes_and_the_next_one_exports_whole(
         page.click("#selection-export")
     rows = list(csv.reader(io.StringIO(open(info.value.path(), encoding="utf-8", newline="").read())))
     assert [r[0] for r in rows[1:]] == selected and len(downloads) == 1
+    settle(page)  # the status line says again what the panel shows, not "Exporting…"
+    shown = page.locator("#selection-list > *").count()
+    assert page.text_content("#selection-status") == (
+        f"The {shown} most central are shown; Export has all {len(selected)}." if len(selected) > shown else "")
     page.watch.assert_clean()
 
 

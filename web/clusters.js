@@ -367,10 +367,14 @@ export function clusters(map, pageUrl) {
     const grid = $("selection-list");
     const from = grid.childElementCount;
     for (const i of s.central.slice(from, from + SHOWN_PAGE)) grid.append(map.thumbButton(i, null));
-    const shown = grid.childElementCount;
-    $("selection-more").hidden = shown >= s.central.length;
-    $("selection-status").textContent = s.members.length > shown
-      ? `The ${shown} most central are shown; Export has all ${s.members.length}.` : "";
+    $("selection-more").hidden = grid.childElementCount >= s.central.length;
+    $("selection-status").textContent = shownNote(s);
+  }
+
+  /** What the selection's status line says once its thumbnails are shown. */
+  function shownNote(s) {
+    const shown = $("selection-list").childElementCount;
+    return s.members.length > shown ? `The ${shown} most central are shown; Export has all ${s.members.length}.` : "";
   }
 
   function clear({ flyBack = true } = {}) {
@@ -392,7 +396,6 @@ export function clusters(map, pageUrl) {
     exporting = s;
     const button = $("selection-export");
     const status = $("selection-status");
-    const said = status.textContent;
     button.disabled = true;
     status.textContent = "Exporting…";
     const inFolder = folderPaths(map.dataUrl, pageUrl);
@@ -420,7 +423,7 @@ export function clusters(map, pageUrl) {
       exporting = null;
       const now = map.look.selection; // s, or what came meanwhile: its panel is as showSelection made it
       button.disabled = !now || now.members.length === 0;
-      if (now === s) status.textContent = said;
+      if (now === s) status.textContent = s.central ? shownNote(s) : ""; // as showMore says (or will)
       else if (status.textContent.startsWith("Exporting")) status.textContent = ""; // a new selection's own stays
       if (!queued) map.requestDraw(); // so that settled() is asked again
     };
