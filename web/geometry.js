@@ -133,7 +133,7 @@ export function tileBucketsBuilder(n, boxInto, z, origin, span) {
   const SLICE = 8192;
   const side = 1 << z;
   const tiles = side * side;
-  let ranges = new Int16Array(4 * n); // each poster's tiles as tilesOfBox gives them: x0, y0, x1, y1
+  let ranges = new Int32Array(4 * n); // each poster's tiles as tilesOfBox gives them: x0, y0, x1, y1
   const counts = new Int32Array(tiles + 1);
   const box = [0, 0, 0, 0];
   const range = [0, 0, 0, 0];

@@ -604,13 +604,16 @@ function spread(indices, xs, ys) {
   return d;
 }
 
+const RADIX_FROM = 4096;
+
 /** `indices` (at positions r) ordered by d[r] (never negative), ties by index. */
 function orderBy(indices, d, positions) {
   let ascending = true; // positions and the indices at them both ascending: a stable sort keeps ties by index
   for (let k = 1; k < positions.length && ascending; k++) {
     ascending = positions[k - 1] < positions[k] && indices[positions[k - 1]] < indices[positions[k]];
   }
-  const sorted = ascending ? radixOrder(positions, d)
+  // The radix sort's four passes over 65,536 counts cost more than a comparator below a few thousand.
+  const sorted = ascending && positions.length > RADIX_FROM ? radixOrder(positions, d)
     : positions.sort((a, b) => d[a] - d[b] || indices[a] - indices[b]);
   const out = new Int32Array(sorted.length);
   for (let k = 0; k < sorted.length; k++) out[k] = indices[sorted[k]];

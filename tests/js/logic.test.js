@@ -332,9 +332,9 @@ test("a radix sort of distances orders as a comparator does, ties kept in order"
     assert.deepEqual(Array.from(radixOrder(positions, d)), want, `n ${n}`);
   }
   // Through centralOrder: indices ascending (the radix sort) or not (the comparator) give one order.
-  const xs = Float64Array.from({ length: 2000 }, (_, i) => (i * 7919) % 101);
-  const ys = Float64Array.from({ length: 2000 }, (_, i) => (i * 104729) % 37);
-  const up = Array.from({ length: 1000 }, (_, r) => 2 * r);
+  const xs = Float64Array.from({ length: 20000 }, (_, i) => (i * 7919) % 101);
+  const ys = Float64Array.from({ length: 20000 }, (_, i) => (i * 104729) % 37);
+  const up = Array.from({ length: 10000 }, (_, r) => 2 * r); // past RADIX_FROM: the radix sort
   assert.deepEqual(Array.from(centralOrder(up, xs, ys)), Array.from(centralOrder([...up].reverse(), xs, ys)));
   assert.equal(csvLines([["a", 1], ["b,c", 2]]), 'a,1\r\n"b,c",2\r\n');
 });
