@@ -2,6 +2,7 @@
 
 import json
 import math
+import sys
 
 import jsonschema
 import numpy as np
@@ -42,6 +43,18 @@ def test_data_json_validates_and_has_every_poster(mapped):
     peaks = data["meta"]["peak_mib"]
     assert list(peaks) == list(data["meta"]["timings"]) and "tsne" in peaks
     assert 0 < peaks["pca"] and list(peaks.values()) == sorted(peaks.values())
+
+
+def test_peak_memory_is_left_out_where_the_system_does_not_say(monkeypatch):
+    from posters_cnn.mapping import stage
+
+    assert stage.peak_mib() > 0
+    monkeypatch.setitem(sys.modules, "resource", None)  # as on Windows: no resource module
+    assert stage.peak_mib() is None
+    timer = stage._Timer()
+    with timer("step"):
+        pass
+    assert "step" in timer.timings and timer.peaks == {}
 
 
 def test_every_path_resolves_from_the_json_folder(mapped):

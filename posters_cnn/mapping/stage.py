@@ -60,11 +60,13 @@ MAX_ASPECT = 8.0  # no poster is drawn more than 8 times wider than tall, or tal
 DEFAULT_PCA = 50
 
 
-def peak_mib() -> float:
-    """The most memory this process, or the largest of its finished child processes (the tiles' workers),
-    has held resident so far, in MiB."""
-    import resource  # noqa: PLC0415 (POSIX only; stage 3's other dependencies need it too)
-
+def peak_mib() -> float | None:
+    """The most memory this process, or the largest of its finished child processes, has held resident so
+    far, in MiB; None where the system does not say (no ``resource`` module: Windows)."""
+    try:
+        import resource  # noqa: PLC0415
+    except ImportError:
+        return None
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux
 
@@ -98,8 +100,12 @@ class _Timer:
                 if exc_type is not None:
                     return
                 timer.timings[name] = round(time.perf_counter() - self.start, 3)
-                timer.peaks[name] = peak_mib()
-                log.info("%s: %.2fs (peak memory so far %.0f MiB)", name, timer.timings[name], timer.peaks[name])
+                peak = peak_mib()
+                if peak is None:
+                    log.info("%s: %.2fs", name, timer.timings[name])
+                else:
+                    timer.peaks[name] = peak
+                    log.info("%s: %.2fs (peak memory so far %.0f MiB)", name, timer.timings[name], peak)
                 if timer.bar is not None:
                     timer.bar.update(1)
 
