@@ -11,9 +11,7 @@ points the map was made from (its state.npz), in a fresh process, and records th
 issue's yardstick ("stage 3 at 300k in at most 1.5x openTSNE's own fit"). Writes
 bench/out/stage3_scale_N.json. --keep keeps the inputs (4.9 GB at 300,000 posters); they are deleted
 otherwise. --keep-map keeps the map, for bench_page.py; --no-fit leaves out openTSNE's fit (at 1M:
-python bench/bench_stage3_scale.py --n 1000000 --no-fit --keep-map). --features nested maps features with
-structure at several scales instead of the default isotropic ones (see synthetic.py), into
-bench/out/scale-N-nested/ and bench/out/stage3_scale_N-nested.json.
+python bench/bench_stage3_scale.py --n 1000000 --no-fit --keep-map).
 """
 
 from __future__ import annotations
@@ -44,14 +42,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the synthetic inputs")
     parser.add_argument("--keep-map", action="store_true", help="keep the map (bench/out/scale-N/), for the page")
     parser.add_argument("--no-fit", action="store_true", help="leave out openTSNE's own fit (the 300k yardstick)")
-    parser.add_argument("--features", choices=("isotropic", "nested"), default="isotropic",
-                        help="the synthetic features' kind (see synthetic.py); nested: with structure at several scales")
     parser.add_argument("--resume", action="store_true",
                         help="keep bench/out/scale-N/ as a stopped run left it, so stage 3 resumes from its checkpoints")
     args = parser.parse_args()
-    features, manifest = make_inputs(args.n, kind=args.features)
-    tag = "" if args.features == "isotropic" else f"-{args.features}"
-    out = OUT / f"scale-{args.n}{tag}" / "data.json"
+    features, manifest = make_inputs(args.n)
+    out = OUT / f"scale-{args.n}" / "data.json"
     if not args.resume:
         shutil.rmtree(out.parent, ignore_errors=True)
     seconds, peak = peak_rss_mib([sys.executable, str(ROOT / "get_data_visu.py"), "-i", str(features), "--posters",
@@ -65,7 +60,7 @@ def main() -> None:
         fit_seconds, fit_peak = peak_rss_mib([sys.executable, "-c", FIT, str(state), str(cores)], cwd=ROOT,
                                              stdout=subprocess.DEVNULL)
     result = {
-        "machine": machine(), "n": args.n, "features": args.features, "command": " ".join(["python bench/bench_stage3_scale.py", *sys.argv[1:]]),
+        "machine": machine(), "n": args.n, "command": " ".join(["python bench/bench_stage3_scale.py", *sys.argv[1:]]),
         "stage3": {"seconds": round(seconds, 1), "peak_mib": round(peak), "timings": meta["timings"],
                    "peak_mib_by_step": meta.get("peak_mib"),
                    "trustworthiness": meta["trustworthiness"], "similarity_recall": meta["similarity_recall"],
@@ -76,7 +71,7 @@ def main() -> None:
             "settings": f"TSNE(n_jobs={cores}, random_state=0) defaults, on the map's PCA points"},
         "ratio": None if fit_seconds is None else round(seconds / fit_seconds, 2),
     }
-    (OUT / f"stage3_scale_{args.n}{tag}.json").write_text(json.dumps(result, indent=1))
+    (OUT / f"stage3_scale_{args.n}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
     if not args.keep_map:
         shutil.rmtree(out.parent, ignore_errors=True)

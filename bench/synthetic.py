@@ -3,11 +3,6 @@
 Real bench posters (duplicated past their 4,116 to reach big counts) carry
 synthetic 4096-d features drawn around a few known cluster centres: the
 timings depend on the count and the shapes, not on what the features mean.
-
-Two kinds of features. "isotropic" (the default, and every figure before 2026-11-26): noise round 20
-centres, so that within a centre a poster's nearest neighbours follow no structure, the hardest case for
-an approximate search. "nested": 20 centres, 40 sub-centres in each, 10 below each of those, and small
-noise: structure at several scales, as CNN features have.
 """
 
 from __future__ import annotations
@@ -22,10 +17,9 @@ from posters_cnn.contracts.manifest import load_ok
 from posters_cnn.contracts.store import FeatureWriter
 
 
-def make_inputs(n: int, clusters: int = 20, dim: int = 4096, seed: int = 0, kind: str = "isotropic"):
-    """(features.h5, posters.csv) with n posters in bench/out/synthetic-N/ (synthetic-N-nested/ for the
-    nested kind; made once)."""
-    folder = OUT / (f"synthetic-{n}" if kind == "isotropic" else f"synthetic-{n}-{kind}")
+def make_inputs(n: int, clusters: int = 20, dim: int = 4096, seed: int = 0):
+    """(features.h5, posters.csv) with n posters in bench/out/synthetic-N/ (made once)."""
+    folder = OUT / f"synthetic-{n}"
     features, manifest = folder / "features.h5", folder / "posters.csv"
     if features.exists() and manifest.exists() and (folder / ".layout-2").exists():
         return features, manifest
@@ -55,20 +49,12 @@ def make_inputs(n: int, clusters: int = 20, dim: int = 4096, seed: int = 0, kind
         return features, manifest
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 1, (clusters, dim)).astype(np.float32) * 2
-    if kind == "nested":
-        middle = rng.normal(0, 1, (clusters * 40, dim)).astype(np.float32)
-        small = rng.normal(0, 1, (clusters * 400, dim)).astype(np.float32) * 0.5
-    writer = FeatureWriter(features, dim, {"model": "synthetic", "layer": "fc2", "weights": f"synthetic clusters ({kind})"},
+    writer = FeatureWriter(features, dim, {"model": "synthetic", "layer": "fc2", "weights": "synthetic clusters"},
                            overwrite=True)
     for start in range(0, n, 2048):
         stop = min(n, start + 2048)
-        if kind == "nested":
-            leaf = rng.integers(0, clusters * 400, stop - start)
-            mean = centres[leaf // 400] + middle[leaf // 10] + small[leaf]
-            block = np.maximum(mean + rng.normal(0, 0.35, (stop - start, dim)).astype(np.float32), 0)
-        else:
-            labels = rng.integers(0, clusters, stop - start)
-            block = np.maximum(centres[labels] + rng.normal(0, 1, (stop - start, dim)).astype(np.float32), 0)
+        labels = rng.integers(0, clusters, stop - start)
+        block = np.maximum(centres[labels] + rng.normal(0, 1, (stop - start, dim)).astype(np.float32), 0)
         writer.append([rows[i]["poster_id"] for i in range(start, stop)], block)
     writer.close()
     return features, manifest
