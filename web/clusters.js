@@ -11,7 +11,7 @@
 import { toData, toWorld } from "./geometry.js";
 import {
   boxOf, centralOrder, clusterColour, grownOutline, insidePolygon, mostCentral, regionName,
-  centreOf, csvLines, exportHeader, folderPaths, LIMITS, selectionRows, simplifyPath, thinPath, yearBins, yearCounts,
+  centreOf, csvLines, exportHeader, extentOf, folderPaths, LIMITS, selectionRows, simplifyPath, thinPath, yearBins, yearCounts,
 } from "./logic.js";
 
 // Outlines and names while a poster is drawn smaller than this, or the map at most twice its first size.
@@ -224,15 +224,8 @@ export function clusters(map, pageUrl) {
   function fitMembers(layoutName, members, duration, gently = false) {
     const l = map.layouts[layoutName];
     if (!l || !members.length) return;
-    let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
-    for (let r = 0; r < members.length; r++) { // a loop, not a copy of 300,000 places: one frame less
-      const x = l.wx[members[r]];
-      const y = l.wy[members[r]];
-      if (x < x0) x0 = x;
-      if (x > x1) x1 = x;
-      if (y < y0) y0 = y;
-      if (y > y1) y1 = y;
-    }
+    const [x0, x1] = extentOf(l.wx, members); // not a copy of 300,000 places: one frame less
+    const [y0, y1] = extentOf(l.wy, members);
     if (!(x0 <= x1 && y0 <= y1)) return; // no member has a place on this layout
     map.events.call("fit", null, [x0 - l.slot, y0 - l.slot, x1 + l.slot, y1 + l.slot], duration, gently);
   }
@@ -288,13 +281,7 @@ export function clusters(map, pageUrl) {
     $("cluster-list-view").hidden = true;
     $("selection-view").hidden = false;
     $("selection-title").textContent = title(s);
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (let r = 0; r < s.members.length; r++) {
-      const year = P.year[s.members[r]];
-      if (year < lo) lo = year; // NaN (no year) is neither
-      if (year > hi) hi = year;
-    }
+    const [lo, hi] = extentOf(P.year, s.members); // a poster with no year (NaN) is left out
     const count = `${s.members.length} poster${s.members.length === 1 ? "" : "s"}`;
     $("selection-count").textContent = lo <= hi ? `${count} · ${years([lo, hi])}` : count;
     $("selection-export").disabled = s.members.length === 0;

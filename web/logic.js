@@ -582,6 +582,22 @@ export function simplifyPath(points, minDist) {
   return out;
 }
 
+/**
+ * [lo, hi] of values[i] for each i of `members` (every i when null), NaN left out; [Infinity, -Infinity]
+ * when there is none. A loop over typed arrays: a selection may hold 300,000 posters.
+ */
+export function extentOf(values, members = null) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  const n = members ? members.length : values.length;
+  for (let r = 0; r < n; r++) {
+    const v = values[members ? members[r] : r];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}
+
 /** The mean point [x, y] of `indices` (a selection's centre). */
 export function centreOf(indices, xs, ys) {
   let mx = 0;

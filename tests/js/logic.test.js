@@ -7,7 +7,7 @@ import {
   assetUrl, buildSearchIndex, centralOrder, centreOn, clusterColour, csvField, dataUrlFromQuery, decadeColour,
   decadesOf, drawnEnlarged, grownOutline, hashForPoster, insidePolygon, inYearRange, keepsKeys, makeHash,
   mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterFromHash,
-  readColumns, relativeToPage, resolveInFolder, folderPaths, radixOrder, csvLines, searchTitles, simplifyPath, toCsv, visibleWorld,
+  readColumns, relativeToPage, resolveInFolder, folderPaths, radixOrder, csvLines, extentOf, searchTitles, simplifyPath, toCsv, visibleWorld,
   yearExtent, yearRange, validateMap, readPairs, largestImage, fullPostersWanted, thinPath, LIMITS, posterInfo, regionName, yearBins, kthSmallest,
   PointGrid, SearchIndex, idleSlices, selectionRows, decodedPath, EXPORT_COLUMNS, exportHeader, readCategories, categoryValues, categoryColour, categoryOf,
 } from "../../web/logic.js";
@@ -319,6 +319,14 @@ test("an export's image paths: the short cut for plain paths gives what the URL 
     }
   }
   assert.equal(folderPaths("http://h/maps/sub/data.json", "http://h/maps/index.html")("p/a.jpg"), "sub/p/a.jpg");
+});
+
+test("the extent of some values, or of the members' values, leaves NaN out", () => {
+  const years = Float32Array.from([1990, NaN, 1975, 2001, NaN]);
+  assert.deepEqual(extentOf(years), [1975, 2001]);
+  assert.deepEqual(extentOf(years, Int32Array.from([0, 1, 2])), [1975, 1990]);
+  assert.deepEqual(extentOf(years, [1, 4]), [Infinity, -Infinity]); // none: lo > hi
+  assert.deepEqual(extentOf([], null), [Infinity, -Infinity]);
 });
 
 test("a radix sort of distances orders as a comparator does, ties kept in order", () => {
