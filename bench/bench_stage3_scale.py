@@ -11,7 +11,10 @@ points the map was made from (its state.npz), in a fresh process, and records th
 issue's yardstick ("stage 3 at 300k in at most 1.5x openTSNE's own fit"). Writes
 bench/out/stage3_scale_N.json. --keep keeps the inputs (4.9 GB at 300,000 posters); they are deleted
 otherwise. --keep-map keeps the map, for bench_page.py; --no-fit leaves out openTSNE's fit (at 1M:
-python bench/bench_stage3_scale.py --n 1000000 --no-fit --keep-map).
+python bench/bench_stage3_scale.py --n 1000000 --no-fit --keep-map). --widest W caps the similar-poster
+search's width (the stage widens it until recall@8 on tuning posters reaches 0.95): a run for memory and
+the other steps' times, whose recall and search time are then not the stage's. --log FILE writes the
+stage's log (each step's time and peak memory as it ends) to FILE instead of running it quietly.
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ TSNE(n_jobs=int(sys.argv[2]), random_state=0, verbose=False).fit(points)
 print(time.perf_counter() - start)
 """
 
+# Runs get_data_visu.py with the similar-poster search's widest width capped (--widest).
+CAPPED = """
+import runpy, sys
+import posters_cnn.mapping.similarity as similarity
+similarity.SEARCH_WIDEST = int(sys.argv[1])
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -44,14 +56,24 @@ def main() -> None:
     parser.add_argument("--no-fit", action="store_true", help="leave out openTSNE's own fit (the 300k yardstick)")
     parser.add_argument("--resume", action="store_true",
                         help="keep bench/out/scale-N/ as a stopped run left it, so stage 3 resumes from its checkpoints")
+    parser.add_argument("--widest", type=int, metavar="W",
+                        help="cap the similar-poster search's width at W (a run for memory, not for recall)")
+    parser.add_argument("--log", metavar="FILE", help="write the stage's log to FILE instead of running it with -q")
     args = parser.parse_args()
     features, manifest = make_inputs(args.n)
     out = OUT / f"scale-{args.n}" / "data.json"
     if not args.resume:
         shutil.rmtree(out.parent, ignore_errors=True)
-    seconds, peak = peak_rss_mib([sys.executable, str(ROOT / "get_data_visu.py"), "-i", str(features), "--posters",
-                                  str(manifest), "-o", str(out), "--n-sample", "0", "--no-pair-images",
-                                  "--no-progress", "-q"], cwd=ROOT, stdout=subprocess.DEVNULL)
+    stage = [str(ROOT / "get_data_visu.py"), "-i", str(features), "--posters", str(manifest), "-o", str(out),
+             "--n-sample", "0", "--no-pair-images", "--no-progress"]
+    if args.widest:
+        stage = ["-c", CAPPED, str(args.widest), *stage]
+    log_file = open(args.log, "w") if args.log else None  # noqa: SIM115 (closed below)
+    if log_file is None:
+        stage.append("-q")
+    seconds, peak = peak_rss_mib([sys.executable, *stage], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log_file)
+    if log_file is not None:
+        log_file.close()
     meta = json.loads(out.read_text())["meta"]
     state = out.parent / meta["state"]
     cores = os.cpu_count() or 1
@@ -70,6 +92,7 @@ def main() -> None:
             "seconds": round(fit_seconds, 1), "peak_mib": round(fit_peak),
             "settings": f"TSNE(n_jobs={cores}, random_state=0) defaults, on the map's PCA points"},
         "ratio": None if fit_seconds is None else round(seconds / fit_seconds, 2),
+        "search_widest": args.widest,
     }
     (OUT / f"stage3_scale_{args.n}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
