@@ -20,6 +20,11 @@ animation frames from the first input until the view has settled again (or 6 s):
 * export: the lasso above, then its CSV exported: the frames from the click to the file's download, and
   the time it took (`export_s`) with the rows it holds.
 
+After each scenario, with its colours or selection still on, the view visits 1x, 4x, 16x and 64x round the
+dense place and settles at each (the overlays of every level are made), then the JS heap is read after a full
+collection (`heap_mib`: what the page holds with a colouring or a selection; issue 17: at most 150 MiB at
+1,000,000 posters after a zoom sweep).
+
 The targets: no frame over 50 ms (issue 17: a lasso and its export, none over 100 ms; the export of a lasso
 round 30% of the map within 3 s). Median and worst frame per scenario, over all repeats.
 """
@@ -54,6 +59,15 @@ def open_map(browser, url):
                            timeout=600_000, polling=50)
     settled(page, 60)
     return context, page
+
+
+def held_heap(context, page):
+    """The JS heap in MiB after the view has visited 1x to 64x and a full collection."""
+    for k in (1, 4, 16, 64):
+        centre_zoom(page, k)
+        settled(page)
+    context.new_cdp_session(page).send("HeapProfiler.collectGarbage")
+    return page.evaluate("performance.memory.usedJSHeapSize") / 2**20
 
 
 def colours(page):
@@ -152,6 +166,7 @@ def main():
             runs = {name: [] for name in args.scenarios.split(",")}
             selected = []
             exports = []
+            heaps = {name: [] for name in runs}
             try:
                 for _ in range(args.repeats):
                     for name in runs:
@@ -168,13 +183,15 @@ def main():
                             frames = {"colours": colours, "region": region,
                                       "cluster": lambda page: cluster(page, meta)}[name](page)
                         runs[name].extend(frames)
+                        heaps[name].append(round(held_heap(context, page), 1))
                         context.close()
             finally:
                 server.close()
             for name, frames in runs.items():
                 row = {"n": n, "scenario": name, "frames": len(frames),
                        "median_ms": round(statistics.median(frames), 1),
-                       "max_ms": round(max(frames), 1), "over_50ms": sum(f > 50 for f in frames)}
+                       "max_ms": round(max(frames), 1), "over_50ms": sum(f > 50 for f in frames),
+                       "heap_mib": heaps[name]}
                 if name == "lasso":
                     row["selected"] = selected
                 if name == "export":
