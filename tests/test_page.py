@@ -174,6 +174,30 @@ def big(tmp_path_factory):
     server.close()
 
 
+def test_a_zoom_through_every_level_keeps_a_few_levels_of_overlay_members_and_still_dims(page, big):
+    """The dimming's per-level lists of posters (4 MB a level at 1,000,000 posters) are kept for the last
+    few levels drawn, not for every level zoomed through; a level dropped is made again when drawn again."""
+    server, data = big
+    open_map(page, server.url)
+    settle(page)
+    before = canvas_stats(page)["mean"]
+    page.fill("#year-from", "1900")
+    page.fill("#year-to", "1901")  # no poster in range: all dimmed
+    wait_canvas(page, "mean < limit", before * 0.4)
+    view = page.evaluate("window.posterMap.view()")
+    levels = set()
+    for k in (1, 2, 4, 8, 16, 32, 64, 1):
+        page.evaluate("([k, w, h]) => window.posterMap.zoomTo(k, w / 2 * (1 - k), h / 2 * (1 - k))",
+                      [k, view["width"], view["height"]])
+        page.wait_for_function("window.posterMap.settled()", polling=50)
+        stats = page.evaluate("window.posterMap.stats()")
+        levels.add(stats["level"])
+        assert stats["memberLevels"] <= 3, (k, stats)
+    assert len(levels) > 3  # the sweep went through more levels than are kept
+    wait_canvas(page, "mean < limit", before * 0.4)  # back at 1x, where its level was dropped: dimmed again
+    page.watch.assert_clean()
+
+
 def test_a_view_requests_only_the_files_it_needs(page, big):
     server, data = big
     requested = []

@@ -505,7 +505,7 @@ Object.assign(window.posterMap, {
   outlines: () => clusterUi.shownLevel(), // "regions", "clusters" or null: what the map outlines now
   stats: () => ({ ...map.renderer.stats, tiles: map.renderer.tiles.size, thumbs: map.renderer.thumbs.size,
     full: map.renderer.full.size, fullWanted: map.renderer.fullChosen.size, composed: map.renderer.composed.size,
-    overlays: map.renderer.overlays.size }),
+    overlays: map.renderer.overlays.size, memberLevels: map.renderer.buckets.size }),
 });
 
 ui.wire();

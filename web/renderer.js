@@ -29,6 +29,11 @@ const BG = "#111";
 // tiles, each with many posters); deeper, where a tile holds a few posters, from the grid of points, so that
 // the passes' lists stay a few times the number of posters in memory, not one per level zoomed through.
 const BUCKETED_LEVELS = 6;
+// The levels of tile members kept at once, once built (each an Int32Array of about one entry a poster: 4 MB
+// at 1,000,000 posters), those used last: a view overlays one level, and a zoom passes through its
+// neighbours. A level dropped is made again, a slice a frame, when next needed. A frame overlays one level
+// of each layout, so a level is never dropped for the one drawn beside it.
+const BUCKET_LEVELS_KEPT = 3;
 // Full posters: loaded for the posters of a view nearest its centre first, once the view rests, each decoded
 // a little above its height on screen (logic.js fullPostersWanted), until they hold FULL_SCREENS screens of
 // pixels (FULL_AT_ONCE posters at most); none while more than FULL_VIEW_MAX posters are in view (a zoom
@@ -65,6 +70,7 @@ export class Renderer {
     this.overlays = new Map(); // overlay tiles: key -> {canvas, done, cursor, items}
     this.overlayVersion = 0;
     this.buckets = new Map(); // "layout/z" -> tileBuckets of that level: see tileMembers
+    this.building = new Set(); // this frame: the keys of the levels drawn while still being built
     this.jobs = []; // composing wanted this frame: [priority, fn]
     this.drawn = new Map(); // this frame: target tile key -> level drawn
     this.levels = new Map(); // this frame: layout -> the level of its tiles drawn
@@ -116,6 +122,11 @@ export class Renderer {
     this.chooseFull(m.fade ? null : m.layouts[layoutName]);
     let complete = this.drawLayout(m.layouts[layoutName], layoutName, 1) && this.fullComplete;
     if (fadeTo) complete = this.drawLayout(m.layouts[fadeTo], fadeTo, fade) && complete;
+    // A level still being built that this frame did not draw (a zoom passed through it) is dropped: until
+    // done, a level holds 20 bytes a poster (20 MB at 1,000,000), and it would wait for as long as the view
+    // stays elsewhere.
+    for (const [key, level] of this.buckets) if (!level.done && !this.building.has(key)) this.buckets.delete(key);
+    this.building.clear();
     // Before the caches pump: the chosen poster's thumbnail is asked for in this frame, or it would wait
     // for some later frame that nothing requests.
     this.drawHighlights(layoutName);
@@ -461,14 +472,19 @@ export class Renderer {
     }
     const levelKey = `${name}/${z}`;
     let level = this.buckets.get(levelKey);
-    if (!level) {
+    if (level) {
+      this.buckets.delete(levelKey); // the levels used last are kept: see BUCKET_LEVELS_KEPT
+    } else {
       const { pyr, wx, wy, slot } = layout;
       const { aspect } = this.map.P;
       level = tileBucketsBuilder(wx.length, (i, out) => posterBoxInto(out, wx[i], wy[i], aspect[i], slot), z,
         pyr.originW, pyr.spanW);
-      this.buckets.set(levelKey, level);
+      // The level used longest ago goes, built or not: a frame overlays one level of each layout.
+      while (this.buckets.size >= BUCKET_LEVELS_KEPT) this.buckets.delete(this.buckets.keys().next().value);
     }
+    this.buckets.set(levelKey, level);
     if (!level.done) {
+      this.building.add(levelKey);
       this.jobs.push([priority, (stop) => level.step(() => performance.now() < stop)]);
       return null;
     }
