@@ -68,12 +68,11 @@ def main() -> None:
              "--n-sample", "0", "--no-pair-images", "--no-progress"]
     if args.widest:
         stage = ["-c", CAPPED, str(args.widest), *stage]
-    log_file = open(args.log, "w") if args.log else None  # noqa: SIM115 (closed below)
-    if log_file is None:
+    if not args.log:
         stage.append("-q")
-    seconds, peak = peak_rss_mib([sys.executable, *stage], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log_file)
-    if log_file is not None:
-        log_file.close()
+    with open(args.log or os.devnull, "w") as log_file:
+        seconds, peak = peak_rss_mib([sys.executable, *stage], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                     stderr=log_file if args.log else None)
     meta = json.loads(out.read_text())["meta"]
     state = out.parent / meta["state"]
     cores = os.cpu_count() or 1
