@@ -198,8 +198,9 @@ def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int = 8192,
     index.train(np.ascontiguousarray(unit[::step], dtype=np.float32))
     # The graph's rows (n x d bytes: 3.8 GiB at 1,000,000 posters) sized once, before the first add. faiss
     # grows them as a std::vector, add by add, and each time they outgrow their room the old rows and their
-    # new room, twice as large, are held at once: the step peaked at 6.6 GB at 1,000,000 posters (1,244
-    # against 775 MiB at 150,000 in a /tmp probe). Each add then resizes them within the room made here.
+    # copy are held at once: just past a doubling, twice the rows' final size (a /tmp probe at 150,000 rows:
+    # 1,244 MiB against 775). Each add then resizes them within the room made here, so the build holds the
+    # rows once, whatever n is.
     storage = faiss.downcast_index(index.storage)
     storage.codes.resize(n * storage.code_size)
     started = time.perf_counter()
