@@ -503,6 +503,9 @@ Object.assign(window.posterMap, {
   selectCluster: (id) => clusterUi.selectCluster(id, { duration: 0 }),
   selectRegion: (id) => clusterUi.selectRegion(id, { duration: 0 }),
   outlines: () => clusterUi.shownLevel(), // "regions", "clusters" or null: what the map outlines now
+  /** The renderer's counters (frames, the level drawn, whether the view is complete) and the sizes of its
+   * caches: tiles, thumbnails, full posters (and those wanted now), composed and overlay tiles, and
+   * memberLevels, the levels of the overlay's per-tile poster lists it holds (at most 3). */
   stats: () => ({ ...map.renderer.stats, tiles: map.renderer.tiles.size, thumbs: map.renderer.thumbs.size,
     full: map.renderer.full.size, fullWanted: map.renderer.fullChosen.size, composed: map.renderer.composed.size,
     overlays: map.renderer.overlays.size, memberLevels: map.renderer.buckets.size }),
