@@ -20,6 +20,7 @@ stage's log (each step's time and peak memory as it ends) to FILE instead of run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -70,9 +71,8 @@ def main() -> None:
         stage = ["-c", CAPPED, str(args.widest), *stage]
     if not args.log:
         stage.append("-q")
-    with open(args.log or os.devnull, "w") as log_file:
-        seconds, peak = peak_rss_mib([sys.executable, *stage], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                     stderr=log_file if args.log else None)
+    with open(args.log, "w") if args.log else contextlib.nullcontext() as log_file:
+        seconds, peak = peak_rss_mib([sys.executable, *stage], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log_file)
     meta = json.loads(out.read_text())["meta"]
     state = out.parent / meta["state"]
     cores = os.cpu_count() or 1
