@@ -17,13 +17,27 @@ from posters_cnn.contracts.manifest import load_ok
 from posters_cnn.contracts.store import FeatureWriter
 
 
-def make_inputs(n: int, clusters: int = 20, dim: int = 4096, seed: int = 0):
-    """(features.h5, posters.csv) with n posters in bench/out/synthetic-N/ (made once)."""
+def make_inputs(n: int, clusters: int = 20, dim: int = 4096, seed: int = 0, *, with_features: bool = True):
+    """(features.h5, posters.csv) with n posters in bench/out/synthetic-N/ (made once).
+
+    ``with_features=False`` makes the manifest and its images only (features.h5 is then not written)."""
     folder = OUT / f"synthetic-{n}"
     features, manifest = folder / "features.h5", folder / "posters.csv"
-    if features.exists() and manifest.exists() and (folder / ".layout-2").exists():
+    made = manifest.exists() and (folder / ".layout-2").exists()
+    if made and (features.exists() or not with_features):
         return features, manifest
     folder.mkdir(parents=True, exist_ok=True)
+    if not made:
+        rows = _make_manifest(n, folder, manifest)
+    else:
+        rows = [{"poster_id": pid} for pid in pd.read_csv(manifest, usecols=["poster_id"])["poster_id"]]
+    if features.exists() or not with_features:
+        return features, manifest
+    _make_features(features, [row["poster_id"] for row in rows], clusters, dim, seed)
+    return features, manifest
+
+
+def _make_manifest(n: int, folder, manifest) -> list[dict]:
     base = load_ok(ensure_bench_posters())
     rows = []
     for i in range(n):
@@ -45,8 +59,11 @@ def make_inputs(n: int, clusters: int = 20, dim: int = 4096, seed: int = 0):
                      "status": "ok", "error": ""})
     pd.DataFrame(rows).to_csv(manifest, index=False)
     (folder / ".layout-2").touch()
-    if features.exists():
-        return features, manifest
+    return rows
+
+
+def _make_features(features, ids: list[str], clusters: int, dim: int, seed: int) -> None:
+    n = len(ids)
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 1, (clusters, dim)).astype(np.float32) * 2
     writer = FeatureWriter(features, dim, {"model": "synthetic", "layer": "fc2", "weights": "synthetic clusters"},
@@ -55,6 +72,5 @@ def make_inputs(n: int, clusters: int = 20, dim: int = 4096, seed: int = 0):
         stop = min(n, start + 2048)
         labels = rng.integers(0, clusters, stop - start)
         block = np.maximum(centres[labels] + rng.normal(0, 1, (stop - start, dim)).astype(np.float32), 0)
-        writer.append([rows[i]["poster_id"] for i in range(start, stop)], block)
+        writer.append(ids[start:stop], block)
     writer.close()
-    return features, manifest

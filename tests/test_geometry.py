@@ -100,3 +100,68 @@ def test_stage_3_writes_exactly_the_tiles_the_geometry_names(tmp_path):
         for x in range(1 << z):
             for y in range(1 << z):
                 assert g.is_present(pyramid.present, z, x, y) == (f"{z}/{x}-{y}.jpg" in expected)
+
+
+def test_every_tile_above_the_blocks_is_its_four_children_halved(tmp_path):
+    """The levels above the 8 x 8-tile blocks are drawn from the blocks' last tiles, parent by parent: each
+    is its children's pixels halved (within JPEG's error), with the background where a child is absent."""
+    from PIL import Image
+
+    from posters_cnn.mapping.tiles import BACKGROUND, BLOCK_TILES, build_pyramid
+
+    rng = np.random.default_rng(5)
+    n = 40
+    thumbs = []
+    for i in range(n):
+        thumbs.append(str(tmp_path / f"t{i}.jpg"))
+        Image.new("RGB", (60, 90), tuple(int(c) for c in rng.integers(0, 256, 3))).save(thumbs[-1])
+    # Clustered in two corners, so that whole quadrants of blocks are empty.
+    centres = np.array([[-0.7, -0.7], [0.6, 0.5]])[rng.integers(0, 2, n)]
+    u, v = g.to_unit(*(centres + rng.normal(0, 0.15, (n, 2))).T)
+    slot = g.slot_size(n)
+    boxes = g.poster_boxes(u, v, np.full(n, 60 / 90), slot)
+    pyramid = build_pyramid(thumbs, boxes, tmp_path / "tiles", slot=slot, jobs=2, min_poster=1024)
+    top_level = pyramid.levels - 1 - int(np.log2(BLOCK_TILES))
+    assert top_level >= 3  # several levels climbed from the blocks
+
+    def tile(z, x, y):
+        path = tmp_path / "tiles" / str(z) / f"{x}-{y}.jpg"
+        if not path.exists():
+            return np.broadcast_to(np.array(BACKGROUND, float), (g.TILE, g.TILE, 3))
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), float)
+
+    checked = 0
+    for z in range(top_level):
+        for x in range(1 << z):
+            for y in range(1 << z):
+                if not g.is_present(pyramid.present, z, x, y):
+                    continue
+                children = np.block([[[tile(z + 1, 2 * x + dx, 2 * y + dy)] for dx in (0, 1)] for dy in (0, 1)])
+                children = children.reshape(2 * g.TILE, 2 * g.TILE, 3)
+                halved = children.reshape(g.TILE, 2, g.TILE, 2, 3).mean(axis=(1, 3))
+                assert np.abs(tile(z, x, y) - halved).mean() < 3, (z, x, y)
+                checked += 1
+    assert checked >= 2 * top_level
+
+
+def test_a_pyramid_built_again_in_its_folder_keeps_only_its_own_tiles(tmp_path):
+    from PIL import Image
+
+    from posters_cnn.mapping.tiles import build_pyramid
+
+    thumb = tmp_path / "t.jpg"
+    Image.new("RGB", (60, 90), (40, 200, 40)).save(thumb)
+    n = 30
+    u, v = g.to_unit(np.linspace(-0.9, 0.9, n), np.linspace(-0.9, 0.9, n))
+    slot = g.slot_size(n)
+    boxes = g.poster_boxes(u, v, np.full(n, 60 / 90), slot)
+    out = tmp_path / "tiles"
+    first = build_pyramid([str(thumb)] * n, boxes, out, slot=slot, jobs=1)
+    stale = [out / "0" / "7-7.jpg", out / str(first.levels) / "0-0.jpg", out / "1" / "x-0.jpg"]
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"an earlier run's tile")
+    again = build_pyramid([str(thumb)] * n, boxes, out, slot=slot, jobs=1)
+    assert not any(path.exists() for path in stale)
+    assert again.files == first.files == len(list(out.rglob("*.jpg")))

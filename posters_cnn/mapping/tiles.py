@@ -13,9 +13,11 @@ written, and the levels' ``present`` bitsets tell the page which exist.
 The deepest level is rendered in blocks of up to 8 x 8 tiles (2048 px square),
 each from the thumbnails of the posters that meet it, decoded at reduced
 scale (JPEG draft); each block is then halved three times for the levels
-above it, and the top levels are halved from a mosaic of the blocks' last
-tiles. Blocks run in a thread pool: decoding, resizing and encoding release
-the GIL. Memory stays at a few blocks plus one mosaic of at most 4096 px.
+above it. The blocks are taken in Z order, so that a tile of the levels above
+is halved from its four children's pixels as soon as they are drawn. Blocks
+run in a thread pool: decoding, resizing and encoding release the GIL. Memory
+stays at a few blocks plus at most three tiles a level waiting for a sibling,
+whatever the number of posters.
 
 An update of a map (``reuse``: the earlier pyramid; the posters from
 ``new_from`` on are new, ``removed`` the boxes of those that left) draws only
@@ -33,10 +35,12 @@ tile holds about 30).
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import logging
 import math
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,24 +147,24 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
             for bx in range(tx0 // block_tiles, tx1 // block_tiles + 1):
                 members.setdefault((bx, by), []).append(i)
 
-    written: set[Path] = set()
+    written = 0
     written_lock = threading.Lock()
     top_level = deepest - int(math.log2(block_tiles))  # each block ends as one tile of this level
-    mosaic = Image.new("RGB", (blocks * TILE, blocks * TILE), BACKGROUND)
 
     def save(z: int, x: int, y: int, image: Image.Image) -> None:
+        nonlocal written
         if not presence[z][y, x]:
             return
-        path = out_dir / str(z) / f"{x}-{y}.jpg"
-        write_bytes_atomic(path, jpeg_bytes(image, QUALITY))
+        write_bytes_atomic(out_dir / str(z) / f"{x}-{y}.jpg", jpeg_bytes(image, QUALITY))
         with written_lock:
-            written.add(path)
+            written += 1
 
-    def render_block(key: tuple[int, int]) -> None:
+    def render_block(key: tuple[int, int]) -> Image.Image:
+        """Draw one block and its tiles down to ``top_level``; its last tile, for the levels above."""
         bx, by = key
         canvas = Image.new("RGB", (block_px, block_px), BACKGROUND)
         left, top = bx * block_px, by * block_px
-        for i in members.get(key, ()):
+        for i in members[key]:
             x0, y0, x1, y1 = px[i]
             w, h = max(1, round(x1 - x0)), max(1, round(y1 - y0))
             image = _fitted(thumb_paths[i], w, h)
@@ -174,30 +178,74 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
                     tile = level_canvas.crop((tx * TILE, ty * TILE, (tx + 1) * TILE, (ty + 1) * TILE))
                     save(z, bx * per_side + tx, by * per_side + ty, tile)
             if per_side == 1:
-                break
+                return level_canvas
             level_canvas, z, per_side = level_canvas.reduce(2), z - 1, per_side // 2
-        with written_lock:
-            mosaic.paste(level_canvas, (bx * TILE, by * TILE))
 
-    keys = [(bx, by) for by in range(blocks) for bx in range(blocks)]
+    # The levels above the blocks' own: each tile halved from its four children as soon as they are drawn.
+    # Blocks are taken in Z order, so the children of one parent finish one after another and at most three
+    # tiles a level wait for a sibling (a whole-map mosaic of the blocks' tiles was 3 GiB at 1,000,000 posters).
+    waiting: dict[tuple[int, int, int], Image.Image] = {}
+
+    def climb(z: int, x: int, y: int, image: Image.Image) -> None:
+        while z > 0:
+            waiting[z, x, y] = image
+            px_, py_ = x // 2, y // 2
+            children = [(2 * px_ + dx, 2 * py_ + dy) for dy in (0, 1) for dx in (0, 1)]
+            if any(presence[z][cy, cx] and (z, cx, cy) not in waiting for cx, cy in children):
+                return
+            canvas = Image.new("RGB", (2 * TILE, 2 * TILE), BACKGROUND)
+            for cx, cy in children:
+                child = waiting.pop((z, cx, cy), None)
+                if child is not None:
+                    canvas.paste(child, ((cx - 2 * px_) * TILE, (cy - 2 * py_) * TILE))
+            z, x, y, image = z - 1, px_, py_, canvas.reduce(2)
+            save(z, x, y, image)
+
+    keys = sorted(members, key=_z_order)
     with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
-        list(pool.map(render_block, [k for k in keys if k in members]))
-    # The levels above the blocks' own, halved from the mosaic of their last tiles.
-    level_canvas, z, per_side = mosaic, top_level, blocks
-    while z > 0:
-        level_canvas, z, per_side = level_canvas.reduce(2), z - 1, per_side // 2
-        for ty in range(per_side):
-            for tx in range(per_side):
-                save(z, tx, ty, level_canvas.crop((tx * TILE, ty * TILE, (tx + 1) * TILE, (ty + 1) * TILE)))
-    # Remove tiles of an earlier, different run of this map.
+        for (bx, by), last in zip(keys, _in_order(pool, render_block, keys, window=2 * max(1, jobs))):
+            climb(top_level, bx, by, last)
+    assert not waiting, "every tile above the blocks was drawn"
+    # Remove tiles of an earlier, different run of this map: every tile written is a present one.
     if out_dir.is_dir():
         for old in out_dir.rglob("*.jpg"):
-            if old not in written:
+            if not _is_present(old, presence, out_dir):
                 old.unlink()
-    log.info("tiles: %d levels, %d files, posters %.0f px tall at the deepest", levels, len(written),
+    log.info("tiles: %d levels, %d files, posters %.0f px tall at the deepest", levels, written,
              slot * scale)
     return Pyramid(levels=levels, origin=origin, span=span, present=[encode_presence(p) for p in presence],
-                   files=len(written))
+                   files=written)
+
+
+def _z_order(key: tuple[int, int]) -> int:
+    """``(x, y)``'s place on the Z curve: the bits of x and y interleaved, so that the four children of
+    every quadtree node come one after another."""
+    x, y = key
+    code = 0
+    for bit in range(max(x.bit_length(), y.bit_length())):
+        code |= ((x >> bit) & 1) << (2 * bit) | ((y >> bit) & 1) << (2 * bit + 1)
+    return code
+
+
+def _in_order(pool: cf.Executor, fn, items: list, *, window: int):
+    """``fn`` of each item on ``pool``, yielded in order, with at most ``window`` submitted and not yet
+    taken, so that results done ahead of the one awaited stay few."""
+    pending: collections.deque[cf.Future] = collections.deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _is_present(path: Path, presence: list[np.ndarray], out_dir: Path) -> bool:
+    """Whether ``path`` is ``out_dir/{z}/{x}-{y}.jpg`` of a tile the levels' ``presence`` holds."""
+    found = re.fullmatch(r"(\d+)-(\d+)\.jpg", path.name)
+    if path.parent.parent != out_dir or not path.parent.name.isdigit() or not found:
+        return False
+    z, (x, y) = int(path.parent.name), map(int, found.groups())
+    return z < len(presence) and x < len(presence[z]) and y < len(presence[z]) and bool(presence[z][y, x])
 
 
 def _redraw(thumb_paths: list[str], ranges: np.ndarray, px: np.ndarray, presence: list[np.ndarray],
