@@ -116,7 +116,6 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
     scale = TILE * side / span  # px per map unit at the deepest level
     px = (boxes - origin) * scale  # boxes in deepest-level pixels
     block_tiles = min(BLOCK_TILES, side)
-    blocks = side // block_tiles
     block_px = block_tiles * TILE
 
     # Which deepest tiles hold a poster.
