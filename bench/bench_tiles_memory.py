@@ -2,6 +2,7 @@
 """Stage 3's tiles step and its manifest rows: memory against a baseline commit, side by side.
 
     python bench/bench_tiles_memory.py [--n 300000] [--baseline REV] [--ours REV] [--repeats 1] [--keep-tiles]
+    python bench/bench_tiles_memory.py --rows-only [--n 1000000] [--repeats 3]
 
 For each tree (the baseline's, from a git worktree, then ours) a fresh process
 reads the manifest of n generated posters as stage 3 does (`load_ok_records`),
@@ -15,7 +16,8 @@ tile pyramid with two threads (stage 3's default), as `make_map` does. It report
 * the pyramid's seconds and file count, and a digest of its files' bytes (the same in both trees
   means the change left every tile as it was).
 
-Needs no features file (`make_inputs(..., with_features=False)`). The tiles are deleted after each
+With `--rows-only`, only the rows are read and measured (and how long reading them takes), to
+bench/out/manifest_rows_N.json. Needs no features file (`make_inputs(..., with_features=False)`). The tiles are deleted after each
 run unless `--keep-tiles`. Results go to bench/out/tiles_memory_N.json.
 """
 
@@ -33,7 +35,7 @@ CHILD = r"""
 import gc, hashlib, json, os, sys, time
 from pathlib import Path
 import numpy as np
-tree, manifest, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+tree, manifest, out, rows_only = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4] == "rows"
 sys.path.insert(0, tree)
 from posters_cnn.contracts.manifest import load_ok_records
 from posters_cnn.contracts.geometry import poster_boxes, slot_size, to_unit
@@ -46,10 +48,14 @@ def rss(field="VmRSS"):
 
 gc.collect()
 before = rss()
+t0 = time.perf_counter()
 rows = load_ok_records(manifest)
 gc.collect()
 rows_mib = rss() - before
 n = len(rows)
+if rows_only:
+    print(json.dumps({"n": n, "rows_mib": round(rows_mib, 1), "load_seconds": round(time.perf_counter() - t0, 2)}))
+    sys.exit()
 thumbs = [row["thumb_abspath"] for row in rows]
 aspect = np.array([float(row["width"] or 2) / float(row["height"] or 3) for row in rows])
 rng = np.random.default_rng(0)
@@ -94,6 +100,7 @@ def main():
     parser.add_argument("--ours", help="a commit to measure instead of the working tree")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--keep-tiles", action="store_true")
+    parser.add_argument("--rows-only", action="store_true", help="measure the manifest's rows, not the pyramid")
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     _, manifest = make_inputs(args.n, with_features=False)
@@ -102,13 +109,22 @@ def main():
         for name, tree in (("baseline", worktree(args.baseline)), ("ours", worktree(args.ours) if args.ours else ROOT)):
             out = OUT / f"tiles-memory-{args.n}" / name
             shutil.rmtree(out, ignore_errors=True)
-            got = subprocess.run([sys.executable, "-c", CHILD, str(tree), str(manifest), str(out)], check=True,
+            got = subprocess.run([sys.executable, "-c", CHILD, str(tree), str(manifest), str(out),
+                                  "rows" if args.rows_only else "pyramid"], check=True,
                                  capture_output=True, text=True)
             result = json.loads(got.stdout.strip().splitlines()[-1])
             runs[name].append(result)
             print(f"n={args.n} {name}: {json.dumps(result)}", flush=True)
             if not args.keep_tiles:
                 shutil.rmtree(out, ignore_errors=True)
+    if args.rows_only:
+        for name, values in runs.items():
+            print(f"n={args.n} {name}: rows {statistics.median(v['rows_mib'] for v in values):.0f} MiB, read in "
+                  f"{statistics.median(v['load_seconds'] for v in values):.2f} s", flush=True)
+        (OUT / f"manifest_rows_{args.n}.json").write_text(json.dumps(
+            {"machine": machine(), "n": args.n, "baseline": args.baseline, "ours": args.ours or "working tree",
+             "command": " ".join(sys.argv), "runs": runs}, indent=1))
+        return
     summary = {}
     for name, values in runs.items():
         summary[name] = {key: statistics.median(v[key] for v in values)

@@ -90,6 +90,27 @@ def test_the_journal_over_the_manifest(tmp_path, caplog):
     assert "1996/e" in read_records(manifest)
 
 
+def test_an_ok_row_reads_as_the_manifest_says(tmp_path):
+    """What stages 2 and 3 read of a row: its columns by name, year and version as ints, and its two paths
+    joined to the manifest's folder."""
+    manifest = tmp_path / "m" / "posters.csv"
+    manifest.parent.mkdir()
+    first = _record("1995/a")
+    first.year, first.version, first.width, first.folder = None, 3, 500, "scans/box 1"
+    write_manifest(manifest, [first, _record("1996/b")])
+    row, other = load_ok_records(manifest)
+    root = manifest.parent.resolve()
+    assert row["image_abspath"] == str(root / first.image_path) and row.get("thumb_abspath") == str(
+        root / first.thumb_path)
+    assert (row["year"], row["version"], row["width"], row["folder"], row["title"]) == \
+        (None, 3, "500", "scans/box 1", first.title)
+    assert other["year"] == 1996 and other["version"] == 1 and other.get("height") == "90" and other["error"] == ""
+    assert row.get("no such column", "x") == "x"
+    with pytest.raises(KeyError):
+        row["no such column"]
+    assert row.as_dict()["thumb_abspath"] == row["thumb_abspath"]
+
+
 def test_a_folder_with_only_a_journal_is_read(tmp_path):
     """The first run of a folder, stopped before it wrote posters.csv."""
     manifest = tmp_path / "posters.csv"

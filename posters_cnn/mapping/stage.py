@@ -44,7 +44,7 @@ import numpy as np
 
 from ..cli import StageError, UsageError
 from ..contracts import geometry, maptable, store
-from ..contracts.manifest import load_ok_records
+from ..contracts.manifest import OkRow, load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
 from . import categories, checkpoints, clusters as clustering, layout, state as mapstate, streamed
@@ -164,7 +164,7 @@ class Selection:
     """What this run maps: the posters' ids, manifest rows and features, in map order."""
 
     ids: list[str]
-    rows: list[dict]
+    rows: list[OkRow]  # the manifest's rows (contracts.manifest)
     features: streamed.Features  # unit rows and the PCA's sums (streamed.py)
     attrs: dict  # the features file's attributes
     available: int  # rows in the features file
