@@ -35,7 +35,6 @@ tile holds about 30).
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures as cf
 import logging
 import math
@@ -48,6 +47,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..concurrency import bounded_map
 from ..contracts.geometry import TILE, deepest_level, encode_presence, pyramid_frame, tiles_of_boxes
 from ..fsutil import link_or_copy, write_bytes_atomic
 from ..images import BadImage, jpeg_bytes, load, to_rgb
@@ -202,7 +202,7 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
 
     keys = sorted(members, key=_z_order)
     with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
-        for (bx, by), last in zip(keys, _in_order(pool, render_block, keys, window=2 * max(1, jobs))):
+        for (bx, by), last in zip(keys, bounded_map(pool, render_block, keys, 2 * max(1, jobs))):
             climb(top_level, bx, by, last)
     assert not waiting, "every tile above the blocks was drawn"
     # Remove tiles of an earlier, different run of this map: every tile written is a present one.
@@ -224,18 +224,6 @@ def _z_order(key: tuple[int, int]) -> int:
     for bit in range(max(x.bit_length(), y.bit_length())):
         code |= ((x >> bit) & 1) << (2 * bit) | ((y >> bit) & 1) << (2 * bit + 1)
     return code
-
-
-def _in_order(pool: cf.Executor, fn, items: list, *, window: int):
-    """``fn`` of each item on ``pool``, yielded in order, with at most ``window`` submitted and not yet
-    taken, so that results done ahead of the one awaited stay few."""
-    pending: collections.deque[cf.Future] = collections.deque()
-    for item in items:
-        pending.append(pool.submit(fn, item))
-        if len(pending) >= window:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 def _is_present(path: Path, presence: list[np.ndarray], out_dir: Path) -> bool:
