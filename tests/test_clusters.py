@@ -231,3 +231,20 @@ def test_the_choice_and_its_reason_are_logged(caplog):
 ])
 def test_the_density_scales_follow_the_map(n, min_size, scales):
     assert clusters.density_scales(n, min_size) == scales
+
+
+def test_regions_are_whole_branches_cut_from_the_top():
+    """A split is cut only after the one above it: a valley below that rounding makes a hair deeper than the
+    one above (three islands about equally far apart) does not part every island at once."""
+    from posters_cnn.mapping.clusters import _region_tops
+
+    # 0 splits into 1 and 2; 2 splits into 3 and 4, a hair deeper. Three clusters: about sqrt(3), 2 regions.
+    splits = {0: (0.5, [1, 2]), 2: (0.4999, [3, 4])}
+    assert _region_tops([1, 3, 4], splits) == [1, 2, 2]
+    # Nine clusters under a top split and two below it: three regions, each a whole branch.
+    splits = {0: (0.3, [1, 2]), 1: (0.1, [10, 11]), 2: (0.2, [20, 21]),
+              10: (0.5, [100, 101, 102]), 11: (0.5, [110, 111]), 20: (0.6, [200, 201]), 21: (0.7, [210, 211])}
+    leaves = [100, 101, 102, 110, 111, 200, 201, 210, 211]
+    assert _region_tops(leaves, splits) == [10, 10, 10, 11, 11, 2, 2, 2, 2]
+    # A map of one cluster, or clusters that never split, is one region.
+    assert _region_tops([5], {}) == [5]

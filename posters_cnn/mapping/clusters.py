@@ -30,11 +30,11 @@ collection tried; the agreed one is stable where one setting alone flips between
 the map. ``bench/bench_cluster_family.py`` measures it on collections of 1,000 to 300,000 posters
 and 5 to 60 groups.
 
-**Regions.** The real splits form a tree of the clusters. It is cut at its deepest valleys first,
-until it falls into about sqrt(K) regions for K clusters (150 clusters: 13 regions of about 12),
-so that each level of the Clusters panel is a list a person can scan. Neighbouring clusters,
-parted by shallow valleys, share a region; each cluster lies in exactly one. A region's posters
-are those of its clusters.
+**Regions.** The real splits form a tree of the clusters. It is cut from its top, each time at the
+deepest valley among the splits of the regions so far, until it falls into about sqrt(K) regions for
+K clusters (150 clusters: 13 regions), so that each level of the Clusters panel is a list a person
+can scan. Neighbouring clusters, parted by shallow valleys, share a region; each region is a whole
+branch of the tree, and each cluster lies in exactly one. A region's posters are those of its clusters.
 
 A cluster or a region is described by its size, its face (the member nearest the middle of it in
 the PCA space, its most typical poster), its most central members, its years, and a centroid and
@@ -126,8 +126,8 @@ def find(coords: np.ndarray, min_size: int) -> Clustering:
         "candidates": [{"scale": c["scale"], "valley": c["valley"], "clusters": int(len(c["leaves"])),
                         "agreement": round(float(a), 4)} for c, a in zip(candidates, agree)],
         "chosen": {"scale": best["scale"], "valley": best["valley"]},
-        "region_rule": "the clusters' tree cut at its deepest valleys, deepest first, into about the square root "
-                       "of the number of clusters",
+        "region_rule": "the clusters' tree cut from its top, each time at the deepest valley among the splits of "
+                       "the regions so far, into about the square root of the number of clusters",
     }
     log.info("clusters: %d in %d regions; density over %d neighbours, valleys at most %g of the density on "
              "each side, the setting of %d that agreed most with the others (adjusted Rand index %.3f)",
@@ -139,8 +139,12 @@ def find(coords: np.ndarray, min_size: int) -> Clustering:
 def _region_tops(leaves: list[int], splits: dict[int, tuple[float, list[int]]]) -> list[int]:
     """Each cluster's region, named by the top part of the clusters' tree it holds.
 
-    The clusters' tree (``splits``) is cut at its deepest valleys, deepest first, until it falls into
-    about the square root of the number of clusters: as many regions as a region has clusters.
+    The clusters' tree (``splits``) is cut from its top, each time at the deepest valley among the splits
+    of the regions so far, until it falls into about the square root of the number of clusters: as many
+    regions as a region has clusters. A split is cut only after the one above it, so that every region is
+    a whole branch of the tree, and a cut adds the parts of one split: where two valleys are about as deep
+    (three islands about equally far apart), rounding cannot make a split below be cut first, which would
+    part the islands above it as well.
     """
     k = len(leaves)
     want = max(1, math.ceil(math.sqrt(k)))
@@ -156,10 +160,11 @@ def _region_tops(leaves: list[int], splits: dict[int, tuple[float, list[int]]]) 
             node = parent[node]
         return node
 
-    for node, _ in sorted(splits.items(), key=lambda item: (item[1][0], item[0])):
-        if len({region_of_leaf(leaf) for leaf in leaves}) >= want:
+    while len({region_of_leaf(leaf) for leaf in leaves}) < want:
+        open_splits = [node for node in splits if node not in cut and (node not in parent or parent[node] in cut)]
+        if not open_splits:
             break
-        cut.add(node)
+        cut.add(min(open_splits, key=lambda node: (splits[node][0], node)))
     return [region_of_leaf(leaf) for leaf in leaves]
 
 
