@@ -409,8 +409,6 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     assets = out_dir / "assets"
     # This run's own folder, beside the one the current map uses: see the module docstring.
     own = f"assets/maps/{stem}/{RUN_PREFIX}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
-    thumbs = [row["thumb_abspath"] for row in rows]
-    image_rel, thumb_rel = image_paths(rows)
     with timer("link images"):
         link_images(rows, assets, n_jobs)
     pair_rel = {}
@@ -447,6 +445,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         layouts["grid"] = (grid_coords, geometry.grid_slot(grid_info["side"]))
     aspect, thumb_max = _aspects(rows)
     tiles, tile_files = {}, 0
+    thumbs = [row["thumb_abspath"] for row in rows]  # made here, not held through the t-SNE (130 MB at 1M)
     for name, (xy, slot) in layouts.items():
         with timer(f"tiles {name}"):
             u, v = geometry.to_unit(xy[:, 0], xy[:, 1])
@@ -483,6 +482,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         meta["clustering"] = clustering_info
         meta["clusters"] = cluster_list
         meta["regions"] = region_list
+    del thumbs
+    image_rel, thumb_rel = image_paths(rows)  # made here too: 210 MB of paths at 1M, once held through the t-SNE
     columns = map_columns(meta, ids, rows, coords, aspect, near, found, layouts["grid"][0] if grid else None,
                           image_rel, thumb_rel, table)
     centre, scale = layout.normaliser(embedding.raw)
