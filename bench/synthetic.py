@@ -28,16 +28,17 @@ def make_inputs(n: int, clusters: int = 20, dim: int = 4096, seed: int = 0, *, w
         return features, manifest
     folder.mkdir(parents=True, exist_ok=True)
     if not made:
-        rows = _make_manifest(n, folder, manifest)
+        ids = _make_manifest(n, folder, manifest)
     else:
-        rows = [{"poster_id": pid} for pid in pd.read_csv(manifest, usecols=["poster_id"])["poster_id"]]
+        ids = pd.read_csv(manifest, usecols=["poster_id"], dtype=str)["poster_id"].tolist()
     if features.exists() or not with_features:
         return features, manifest
-    _make_features(features, [row["poster_id"] for row in rows], clusters, dim, seed)
+    _make_features(features, ids, clusters, dim, seed)
     return features, manifest
 
 
-def _make_manifest(n: int, folder, manifest) -> list[dict]:
+def _make_manifest(n: int, folder, manifest) -> list[str]:
+    """Write the manifest of n posters and link their images; their ids, in the manifest's order."""
     base = load_ok(ensure_bench_posters())
     rows = []
     for i in range(n):
@@ -59,7 +60,7 @@ def _make_manifest(n: int, folder, manifest) -> list[dict]:
                      "status": "ok", "error": ""})
     pd.DataFrame(rows).to_csv(manifest, index=False)
     (folder / ".layout-2").touch()
-    return rows
+    return [row["poster_id"] for row in rows]
 
 
 def _make_features(features, ids: list[str], clusters: int, dim: int, seed: int) -> None:
