@@ -35,7 +35,7 @@ import { fetchJson, fetchTable, readTableFiles } from "./loader.js";
 import { deepestComposedLevel, makePresence, posterBox, tileUrl, toWorld } from "./geometry.js";
 import {
   assetUrl, columnsFromTable, dataUrlFromQuery, emptyColumns, fillNear, makeHash, parseHash, pathFor, readColumns,
-  PointGrid, idleSlices, similarOf, tableTiles, validateMap, validateMeta,
+  readPlaces, PointGrid, idleSlices, similarOf, tableTiles, tileMembers, validateMap, validateMeta,
 } from "./logic.js";
 import { createLook } from "./look.js";
 import { panels } from "./panels.js";
@@ -215,7 +215,7 @@ async function load() {
         tableTiles(data.meta);
         checkPyramidPaths(data.meta);
         begin(data.meta, readColumns(emptyColumns(data.meta), data.meta));
-        map.layouts.tsne = makeLayout([], [], data.meta.tiles.tsne);
+        map.layouts.tsne = makeLayout(new Float32Array(0), new Float32Array(0), data.meta.tiles.tsne);
         draw();
         await readTable(data);
       }
@@ -254,14 +254,13 @@ async function readTable(data) {
   const tileOf = new Int32Array(data.meta.table.rows);
   data.columns = columnsFromTable(data.meta, parts, data.meta.table.rows, tileOf);
   near.tileOf = tileOf;
-  near.members = parts.map((part) => part.getChild("index").toArray().slice()); // a copy: not the file's bytes
   status.hidden = true;
   status.classList.remove("progress");
 }
 
 // Format 3's similar posters, read a tile at a time from its near file when a poster of it is chosen, and
 // kept for the NEAR_TILES_KEPT tiles used last (at 100,000 posters a tile's are about 200 kB).
-const near = { tileOf: null, members: null, loads: new Map() };
+const near = { tileOf: null, loads: new Map() };
 const NEAR_TILES_KEPT = 64;
 
 /** A promise of poster i's similar posters in map.P (at once where they are already there). */
@@ -276,7 +275,8 @@ function nearOf(i) {
       : Promise.reject(new Error("meta.table.near leaves the map's folder"));
     near.loads.set(t, fetched
       .then((files) => {
-        const gone = fillNear(map.P, readTableFiles(files, window.Arrow)[0], near.members[t], t, NEAR_TILES_KEPT);
+        const gone = fillNear(map.P, readTableFiles(files, window.Arrow)[0], tileMembers(near.tileOf, t), t,
+          NEAR_TILES_KEPT);
         for (const u of gone) near.loads.delete(u); // read again when next asked for
         map.requestDraw();
       })
@@ -294,13 +294,14 @@ function checkPyramidPaths(meta) {
 }
 
 // A layout's positions in world units (the map square is side x side css px at zoom 1), its
-// grid of points for picking, and its tile pyramid.
+// grid of points for picking, and its tile pyramid. `xs` and `ys` (data coordinates, Float32Arrays from
+// readPlaces) become the layout's own: they are turned into world units in place.
 function makeLayout(xs, ys, pyramid, { lazyPoints = false } = {}) {
   const n = xs.length;
   // Float32: on a map square of up to 2,048 css px its 24-bit mantissa places a poster within 1/16,000 of a
   // css px, 1/250 at 64x zoom; half the memory of Float64 (8 MB at 1,000,000 posters for each layout).
-  const wx = new Float32Array(n);
-  const wy = new Float32Array(n);
+  const wx = xs;
+  const wy = ys;
   for (let i = 0; i < n; i++) {
     [wx[i], wy[i]] = toWorld(xs[i], ys[i], map.side);
   }
@@ -357,9 +358,10 @@ function setUp(data) {
   byId = null; // built again when first asked (see indexOf)
   if (P.id.textColumn) idleSlices((count) => P.id.prepareIndex(count), 50_000); // format 3's, when idle
   for (const h of map.P.height || []) if (h > map.tallestImage) map.tallestImage = h; // NaN: not known
-  map.layouts.tsne = makeLayout(map.P.x, map.P.y, data.meta.tiles.tsne);
-  if (data.meta.tiles.grid && map.P.gx) {
-    map.layouts.grid = makeLayout(map.P.gx, map.P.gy, data.meta.tiles.grid, { lazyPoints: true });
+  const places = readPlaces(data.columns);
+  map.layouts.tsne = makeLayout(...places.tsne, data.meta.tiles.tsne);
+  if (data.meta.tiles.grid && places.grid) {
+    map.layouts.grid = makeLayout(...places.grid, data.meta.tiles.grid, { lazyPoints: true });
     $("layouts").hidden = false;
   }
   map.renderer.postersChanged();

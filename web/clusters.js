@@ -3,7 +3,8 @@
 // the selection's panel with its years against the map's, its CSV export, and its permalink.
 //
 // A selection (a region, a cluster, or the posters inside a lasso) is look.selection = {kind, members,
-// mask, region | cluster | lasso} (look.js): members in index order, mask[i] = 1 for a member. It
+// mask, xs, ys, region | cluster | lasso} (look.js): members in index order, mask[i] = 1 for a member, xs and
+// ys the places (world units) of the layout it was made on, for its centre and its export. It
 // announces views to show ("fit", "view") and a lasso begun ("lasso"): see the events in app.js. The renderer dims the
 // rest with its overlay tiles (composed within its frame budget), so a selection costs the same
 // frames as the year filter, whatever the number of posters. Outlines, numbers and the lasso are
@@ -214,7 +215,8 @@ export function clusters(map, pageUrl) {
 
   function selectGroup(what, group, fly, duration) {
     if (!map.look.selection) before = map.transform;
-    setSelection({ ...what, members: group.members, xs: map.P.x, ys: map.P.y });
+    const { wx, wy } = map.layouts.tsne; // a region's or cluster's places are its t-SNE ones, whatever is shown
+    setSelection({ ...what, members: group.members, xs: wx, ys: wy });
     showSelection();
     if (fly) fitMembers(map.layout, group.members, duration); // the grid's places too
   }
@@ -232,11 +234,11 @@ export function clusters(map, pageUrl) {
 
   /** The posters inside `points` (data coordinates of `layout`), a chunk of them per frame. */
   function selectLasso(layoutName, points) {
-    const P = map.P;
-    const xs = layoutName === "grid" ? P.gx : P.x;
-    const ys = layoutName === "grid" ? P.gy : P.y;
-    if (!xs) return;
-    pending = { layout: layoutName, points, xs, ys, box: boxOf(points), next: 0, found: [] };
+    const l = map.layouts[layoutName];
+    if (!l) return;
+    const inWorld = []; // the layout's places are in world units (app.js makeLayout)
+    for (let i = 0; i + 1 < points.length; i += 2) inWorld.push(...world(points[i], points[i + 1]));
+    pending = { layout: layoutName, points, xs: l.wx, ys: l.wy, inWorld, box: boxOf(inWorld), next: 0, found: [] };
     $("selection-status").textContent = "Selecting…";
     map.requestDraw();
   }
@@ -244,11 +246,11 @@ export function clusters(map, pageUrl) {
   /** Goes on with a pending lasso until `stop`: a job of the renderer's, within its frame budget. */
   function work(stop) {
     if (pending.next >= map.n) return; // done: its selection is on the way (below)
-    const { xs, ys, points, box, found } = pending;
+    const { xs, ys, inWorld, box, found } = pending;
     let i = pending.next;
     while (i < map.n) {
       const end = Math.min(map.n, i + 2048);
-      for (const j of insidePolygon(xs, ys, points, i, end, box)) found.push(j);
+      for (const j of insidePolygon(xs, ys, inWorld, i, end, box)) found.push(j);
       i = end;
       if (performance.now() > stop) break;
     }
@@ -401,6 +403,7 @@ export function clusters(map, pageUrl) {
       return "";
     };
     const page = (i) => map.pageUrl(i, idOf(i));
+    const place = (i) => toData(s.xs[i], s.ys[i], map.side); // the selection's places are in world units
     // A Blob a slice at a time: each slice's text is encoded in its own task, not all at the end (70 ms).
     let blob = new Blob([csvLines([exportHeader(map.P.categories)])], { type: "text/csv" });
     let order = null;
@@ -422,14 +425,14 @@ export function clusters(map, pageUrl) {
       const stop = performance.now() + EXPORT_SLICE_MS;
       if (!order) { // the order, in a task of its own
         order = ordered(s);
-        centre = centreOf(order, s.xs, s.ys);
+        centre = toData(...centreOf(order, s.xs, s.ys), map.side);
         setTimeout(slice, 0);
         return;
       }
       const parts = [blob];
       while (next < order.length && performance.now() < stop) {
         const to = Math.min(order.length, next + 1000);
-        parts.push(csvLines(selectionRows(order.subarray(next, to), map.P, s.xs, s.ys, image, page, centre)));
+        parts.push(csvLines(selectionRows(order.subarray(next, to), map.P, place, image, page, centre)));
         next = to;
       }
       blob = new Blob(parts, { type: "text/csv" });

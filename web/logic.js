@@ -325,28 +325,30 @@ export function visibleWorld(transform, width, height, margin = 0) {
   };
 }
 
+// Numbers in Float32Array: 4 bytes a poster each (at 1,000,000 posters, 4 MB a column saved on Float64).
+// Years and versions are whole numbers far below 2^24, and positions (5 decimals, within [-1.01, 1.01])
+// keep their 5 decimals (rounded, as the export writes them).
+function floats(values, n) {
+  if (values instanceof Float32Array) return values; // format 3's, read straight into these
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = values[i] ?? NaN;
+  return out;
+}
+
 /**
  * The map's columns (format 2's in data.json, or format 3's table read by columnsFromTable) as arrays a
  * renderer can walk fast:
- * typed arrays for numbers (NaN for a missing year), plain arrays for text.
+ * typed arrays for numbers (NaN for a missing year), plain arrays for text. The posters' places are not
+ * among them: readPlaces gives those, for the layouts (app.js makeLayout), which keep them and no one else.
  */
 export function readColumns(columns, meta) {
   const n = columns.id.length;
-  // Numbers in Float32Array: 4 bytes a poster each (at 1,000,000 posters, 4 MB a column saved on Float64).
-  // Years and versions are whole numbers far below 2^24, and positions (5 decimals, within [-1.01, 1.01])
-  // keep their 5 decimals (rounded, as the export writes them).
-  const num = (values) => {
-    if (values instanceof Float32Array) return values; // format 3's, read straight into these
-    const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = values[i] ?? NaN;
-    return out;
-  };
+  const num = (values) => floats(values, n);
   const k = meta.neighbors || 0;
   return {
     n, k, id: columns.id, title: columns.title.textColumn ? columns.title.withNullAs("")
       : columns.title.map((t) => (t === null || t === undefined ? "" : String(t))), year: num(columns.year), version: num(columns.version),
-    x: num(columns.x), y: num(columns.y), gx: columns.gx ? num(columns.gx) : null,
-    gy: columns.gy ? num(columns.gy) : null, aspect: num(columns.aspect),
+    aspect: num(columns.aspect),
     // Without the columns (format 3), the near files' tiles are read when shown, into `near` (see similarOf).
     neighbors: columns.neighbors ? Int32Array.from(columns.neighbors) : null,
     similarity: columns.similarity ? Float32Array.from(columns.similarity) : null,
@@ -791,23 +793,36 @@ export function exportHeader(categories) {
 }
 
 /**
- * A selection's rows for exportHeader(P.categories), in the order of `order` (indices): `xs, ys` the
- * positions on the layout it was made on, `distance` from its centre (their mean) in the same units,
- * `image(i)` the image's path relative to the page (decoded: a file name, not a URL), the file it came
- * from (P.original: a folder's image; empty for a scraped one), `page(i)` its page on the archive, then
- * its value of each category (empty for none). `centre`: the whole selection's, where `order` is a slice
- * of it (an export made a slice at a time).
+ * A selection's rows for exportHeader(P.categories), in the order of `order` (indices): `place(i)` the
+ * poster's [x, y] on the layout it was made on, in data coordinates, `distance` from its centre (their
+ * mean) in the same units, `image(i)` the image's path relative to the page (decoded: a file name, not a
+ * URL), the file it came from (P.original: a folder's image; empty for a scraped one), `page(i)` its page
+ * on the archive, then its value of each category (empty for none). `centre`: the whole selection's, where
+ * `order` is a slice of it (an export made a slice at a time).
  */
-export function selectionRows(order, P, xs, ys, image, page, centre = centreOf(order, xs, ys)) {
+export function selectionRows(order, P, place, image, page, centre = meanPlace(order, place)) {
   const [mx, my] = centre;
   const round = (v) => Math.round(v * 1e5) / 1e5;
   const categories = P.categories || [];
-  return Array.from(order, (i) => [
-    P.id[i], P.title[i], Number.isFinite(P.year[i]) ? P.year[i] : "", P.cluster ? P.cluster[i] : "",
-    round(xs[i]), round(ys[i]), round(Math.hypot(xs[i] - mx, ys[i] - my)), decodedPath(image(i)),
-    P.original ? P.original[i] ?? "" : "", page(i),
-    ...categories.map((c) => (c.codes[i] >= 0 ? c.values[c.codes[i]] : "")),
-  ]);
+  return Array.from(order, (i) => {
+    const [x, y] = place(i);
+    return [
+      P.id[i], P.title[i], Number.isFinite(P.year[i]) ? P.year[i] : "", P.cluster ? P.cluster[i] : "",
+      round(x), round(y), round(Math.hypot(x - mx, y - my)), decodedPath(image(i)),
+      P.original ? P.original[i] ?? "" : "", page(i),
+      ...categories.map((c) => (c.codes[i] >= 0 ? c.values[c.codes[i]] : "")),
+    ];
+  });
+}
+
+function meanPlace(order, place) {
+  let [mx, my] = [0, 0];
+  for (const i of order) {
+    const [x, y] = place(i);
+    mx += x;
+    my += y;
+  }
+  return [mx / (order.length || 1), my / (order.length || 1)];
 }
 
 /** A URL path as the file name it encodes (`%C3%A9t%C3%A9_2020/x.jpg` -> `été_2020/x.jpg`). */
@@ -1132,6 +1147,19 @@ export function fillNear(P, part, members, t, keep = Infinity) {
 }
 
 /**
+ * The posters of the table's tile `t` (each i with tileOf[i] === t), ascending, as its files list them:
+ * found again when a tile's near file is read, rather than kept for every tile (4 MB at 1,000,000 posters).
+ */
+export function tileMembers(tileOf, t) {
+  let count = 0;
+  for (let i = 0; i < tileOf.length; i++) if (tileOf[i] === t) count += 1;
+  const out = new Int32Array(count);
+  let r = 0;
+  for (let i = 0; r < count; i++) if (tileOf[i] === t) out[r++] = i;
+  return out;
+}
+
+/**
  * Poster i's similar posters, `[neighbours, similarities]` (k each, most similar first), or null while they
  * are not read (format 3: its tile `tileOf[i]`'s near file). Asking keeps the tile's (see fillNear).
  */
@@ -1188,6 +1216,19 @@ export function validateMeta(meta) {
   if (meta.thumb_size !== undefined && !(Number.isInteger(meta.thumb_size) && meta.thumb_size > 0
     && meta.thumb_size <= 4096)) fail("meta.thumb_size");
   if (meta.categories !== undefined && !Array.isArray(meta.categories)) fail("meta.categories");
+}
+
+/**
+ * The posters' places on each layout, in data coordinates, as Float32Arrays: {tsne: [x, y], grid: [gx, gy]
+ * or null}. Format 3's columns are handed on, not copied: a layout turns them into its world units in place,
+ * so that at 1,000,000 posters the page holds each place once (8 MB a layout), not twice.
+ */
+export function readPlaces(columns) {
+  const n = columns.id.length;
+  return {
+    tsne: [floats(columns.x, n), floats(columns.y, n)],
+    grid: columns.gx && columns.gy ? [floats(columns.gx, n), floats(columns.gy, n)] : null,
+  };
 }
 
 /** The columns of a map of no posters yet (format 3's, while its table loads), as readColumns takes them. */

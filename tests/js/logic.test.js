@@ -71,7 +71,7 @@ test("a selection exports its rows with decoded paths, positions and the distanc
   const P = { id: ["a", "b", "c"], title: ["A", "B", "C"], year: [1990, NaN, 2000], cluster: Int32Array.from([0, -1, 2]) };
   const xs = [0, 1, -1];
   const ys = [0, 0, 0];
-  const rows = selectionRows([0, 2, 1], P, xs, ys, (i) => ["%C3%A9t%C3%A9_2020/a.jpg", "b%20b.jpg", "100%.jpg"][i],
+  const rows = selectionRows([0, 2, 1], P, (i) => [xs[i], ys[i]], (i) => ["%C3%A9t%C3%A9_2020/a.jpg", "b%20b.jpg", "100%.jpg"][i],
     (i) => `http://x/${P.id[i]}.html`);
   assert.deepEqual(rows[0], ["a", "A", 1990, 0, 0, 0, 0, "été_2020/a.jpg", "", "http://x/a.html"]);
   assert.deepEqual(rows[1], ["c", "C", 2000, 2, -1, 0, 1, "100%.jpg", "", "http://x/c.html"]);
@@ -88,7 +88,7 @@ test("an export names each poster's original file and its value of every categor
     original: ["/home/u/Été/a.png", null, "/home/u/c.png"], categories: readCategories(meta, columns, 3) };
   const header = exportHeader(P.categories);
   assert.deepEqual(header.slice(EXPORT_COLUMNS.length), ["folder", "title (category)"]); // no two columns alike
-  const rows = selectionRows([0, 1, 2], P, [0, 0, 0], [0, 0, 0], () => "i.jpg", () => "");
+  const rows = selectionRows([0, 1, 2], P, () => [0, 0], () => "i.jpg", () => "");
   assert.deepEqual(rows.map((row) => row[header.indexOf("original")]), ["/home/u/Été/a.png", "", "/home/u/c.png"]);
   assert.deepEqual(rows.map((row) => row.slice(EXPORT_COLUMNS.length)), [["Été", "x"], ["", "x"], ["other", ""]]);
   assert.deepEqual(categoryValues(P.categories, 1), [["title", "x"]]);

@@ -8,7 +8,8 @@ import { Table, Utf8, tableFromIPC, vectorFromArray } from "apache-arrow";
 
 import { tileUrl } from "../../web/geometry.js";
 import {
-  buildSearchIndex, columnsFromTable, fillNear, readColumns, SearchIndex, searchTitles, similarOf, tableTiles, textColumn, validateMap,
+  buildSearchIndex, columnsFromTable, fillNear, readColumns, readPlaces, SearchIndex, searchTitles, similarOf,
+  tableTiles, textColumn, tileMembers, validateMap,
 } from "../../web/logic.js";
 
 const root = new URL("../fixtures/table/", import.meta.url);
@@ -51,6 +52,8 @@ test("the near files fill each tile's similar posters, and only what they hold",
   assert.ok(all(P).every((s) => s === null)); // not known until read
   const near = nearParts();
   const members = (p) => rowParts[p].getChild("index").toArray();
+  // What the page hands fillNear, found from tileOf alone: each tile's posters as its rows' file lists them.
+  rowParts.forEach((_, p) => assert.deepEqual(Array.from(tileMembers(tileOf, p)), Array.from(members(p))));
   const t = tileOf[7];
   fillNear(P, near[t], members(t), t);
   const [js, sims] = similarOf(P, 7, tileOf);
@@ -95,6 +98,21 @@ test("text beyond ASCII, of one to four bytes a character, is cut where each str
   assert.equal(columns.title[22], "Poster 22 — été 🎬");
   assert.equal(columns.title[21], "Poster 21 — été");
   assert.equal(columns.title[3], null);
+});
+
+test("the places are handed to the layouts once, not kept among the columns as well", () => {
+  const columns = columnsFromTable(data.meta, parts(), data.meta.table.rows);
+  const places = readPlaces(columns);
+  assert.equal(places.tsne[0], columns.x); // the table's own arrays: a layout turns them into world units in place
+  assert.equal(places.tsne[1], columns.y);
+  assert.deepEqual(Array.from(places.tsne[0]), expected.x.map(Math.fround));
+  const P = readColumns(columns, data.meta);
+  assert.ok(!("x" in P) && !("y" in P) && !("gx" in P) && !("gy" in P));
+  // Format 2's lists become Float32Arrays; no grid without both of its columns.
+  const listed = readPlaces({ id: ["a", "b"], x: [0.5, -1], y: [1, 0], gx: [0, 0] });
+  assert.ok(listed.tsne[0] instanceof Float32Array);
+  assert.deepEqual(Array.from(listed.tsne[1]), [1, 0]);
+  assert.equal(listed.grid, null);
 });
 
 test("a column of another type than the contract's is refused", () => {
