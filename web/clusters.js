@@ -58,39 +58,54 @@ export function clusters(map, pageUrl) {
     regions = [];
     map.clusterTints = []; // by cluster id, for the renderer's overlay tiles
     if (P.cluster && Array.isArray(meta)) {
-      const buckets = meta.map(() => []);
-      const slot = new Map(meta.map((c, k) => [c.id, k]));
-      for (let i = 0; i < map.n; i++) {
-        const k = slot.get(P.cluster[i]);
-        if (k !== undefined) buckets[k].push(i);
-      }
+      const clusterCounts = countGroups(P.cluster);
       for (const c of meta) map.clusterTints[c.id] = clusterColour(c.id, map.palette);
-      list = meta.map((c, k) => ({ ...shape(c, buckets[k]), region: Number.isInteger(c.region) ? c.region : null }));
+      list = meta.map((c) => ({ ...shape(c, "cluster", clusterCounts), region: Number.isInteger(c.region) ? c.region
+        : null }));
       const byId = new Map(list.map((c) => [c.id, c]));
       if (P.region && Array.isArray(map.meta.regions)) {
-        const inRegion = map.meta.regions.map(() => []);
-        const at = new Map(map.meta.regions.map((r, k) => [r.id, k]));
-        for (let i = 0; i < map.n; i++) {
-          const k = at.get(P.region[i]);
-          if (k !== undefined) inRegion[k].push(i);
-        }
-        regions = map.meta.regions.map((r, k) => ({ ...shape(r, inRegion[k]), name: regionName(r.id),
+        const regionCounts = countGroups(P.region);
+        regions = map.meta.regions.map((r) => ({ ...shape(r, "region", regionCounts), name: regionName(r.id),
           clusters: (r.clusters || []).map((id) => byId.get(id)).filter(Boolean) }));
       }
     }
   }
 
-  /** A cluster or region of meta, with its members (indices) and its outline and centre in world units. */
-  function shape(c, indices) {
+  /** How many posters each number of `column` (P.cluster or P.region) has, and the first of them. */
+  function countGroups(column) {
+    const count = new Int32Array(LIMITS.clusters);
+    const first = new Int32Array(LIMITS.clusters).fill(-1);
+    for (let i = 0; i < map.n; i++) {
+      const g = column[i];
+      if (g < 0) continue;
+      if (count[g]++ === 0) first[g] = i;
+    }
+    return { count, first };
+  }
+
+  /**
+   * A cluster or region of meta (`column`: which of P's columns numbers its posters), with its size and its
+   * outline and centre in world units. Its members are found when it is chosen (membersOf), not kept: at
+   * 1,000,000 posters the clusters' and the regions' lists held 7 MB.
+   */
+  function shape(c, column, { count, first }) {
     const centres = [];
     for (const [x, y] of c.outline || []) centres.push(...world(x, y));
     const centroid = world(...(c.centroid || [0, 0]));
     // The outline joins the centres of the outermost posters: move it out by half a poster's diagonal.
     const outline = grownOutline(centres, centroid[0], centroid[1], 0.75 * map.layouts.tsne.slot);
-    const members = Int32Array.from(indices);
     const face = map.indexOf(c.face);
-    return { id: c.id, size: members.length, years: c.years, face: face >= 0 ? face : members[0], members,
-      outline, centroid };
+    const firstMember = first[c.id] ?? -1; // a number no poster has (validateMap bounds the posters')
+    return { id: c.id, column, size: count[c.id] ?? 0, years: c.years,
+      face: face >= 0 ? face : firstMember >= 0 ? firstMember : undefined, outline, centroid };
+  }
+
+  /** The posters of a cluster or region (as shape made it), in index order. */
+  function membersOf(group) {
+    const column = map.P[group.column];
+    const out = new Int32Array(group.size);
+    for (let i = 0, r = 0; r < out.length; i++) if (column[i] === group.id) out[r++] = i;
+    return out;
   }
 
   const regionOf = (c) => regions.find((r) => r.id === c.region) || null;
@@ -216,9 +231,10 @@ export function clusters(map, pageUrl) {
   function selectGroup(what, group, fly, duration) {
     if (!map.look.selection) before = map.transform;
     const { wx, wy } = map.layouts.tsne; // a region's or cluster's places are its t-SNE ones, whatever is shown
-    setSelection({ ...what, members: group.members, xs: wx, ys: wy });
+    const members = membersOf(group);
+    setSelection({ ...what, members, xs: wx, ys: wy });
     showSelection();
-    if (fly) fitMembers(map.layout, group.members, duration); // the grid's places too
+    if (fly) fitMembers(map.layout, members, duration); // the grid's places too
   }
 
   /** Show `members` whole on `layout` in the part of the map the panels leave ("fit"); `gently`: move only
