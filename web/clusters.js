@@ -104,8 +104,9 @@ export function clusters(map, pageUrl) {
   function membersOf(group) {
     const column = map.P[group.column];
     const out = new Int32Array(group.size);
-    for (let i = 0, r = 0; r < out.length; i++) if (column[i] === group.id) out[r++] = i;
-    return out;
+    let r = 0;
+    for (let i = 0; r < out.length && i < column.length; i++) if (column[i] === group.id) out[r++] = i;
+    return r === out.length ? out : out.subarray(0, r);
   }
 
   const regionOf = (c) => regions.find((r) => r.id === c.region) || null;
