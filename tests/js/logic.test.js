@@ -71,8 +71,8 @@ test("a selection exports its rows with decoded paths, positions and the distanc
   const P = { id: ["a", "b", "c"], title: ["A", "B", "C"], year: [1990, NaN, 2000], cluster: Int32Array.from([0, -1, 2]) };
   const xs = [0, 1, -1];
   const ys = [0, 0, 0];
-  const rows = selectionRows([0, 2, 1], P, (i) => [xs[i], ys[i]], (i) => ["%C3%A9t%C3%A9_2020/a.jpg", "b%20b.jpg", "100%.jpg"][i],
-    (i) => `http://x/${P.id[i]}.html`);
+  const rows = selectionRows([0, 2, 1], P, (i) => [xs[i], ys[i]],
+    (i) => ["%C3%A9t%C3%A9_2020/a.jpg", "b%20b.jpg", "100%.jpg"][i], (i) => `http://x/${P.id[i]}.html`);
   assert.deepEqual(rows[0], ["a", "A", 1990, 0, 0, 0, 0, "été_2020/a.jpg", "", "http://x/a.html"]);
   assert.deepEqual(rows[1], ["c", "C", 2000, 2, -1, 0, 1, "100%.jpg", "", "http://x/c.html"]);
   assert.deepEqual(rows[2], ["b", "B", "", -1, 1, 0, 1, "b b.jpg", "", "http://x/b.html"]);
