@@ -797,10 +797,10 @@ export function exportHeader(categories) {
  * poster's [x, y] on the layout it was made on, in data coordinates, `distance` from its centre (their
  * mean) in the same units, `image(i)` the image's path relative to the page (decoded: a file name, not a
  * URL), the file it came from (P.original: a folder's image; empty for a scraped one), `page(i)` its page
- * on the archive, then its value of each category (empty for none). `centre`: the whole selection's, where
- * `order` is a slice of it (an export made a slice at a time).
+ * on the archive, then its value of each category (empty for none). `centre`: the whole selection's mean
+ * place, in data coordinates (`order` may be a slice of it: an export is made a slice at a time).
  */
-export function selectionRows(order, P, place, image, page, centre = meanPlace(order, place)) {
+export function selectionRows(order, P, place, image, page, centre) {
   const [mx, my] = centre;
   const round = (v) => Math.round(v * 1e5) / 1e5;
   const categories = P.categories || [];
@@ -813,16 +813,6 @@ export function selectionRows(order, P, place, image, page, centre = meanPlace(o
       ...categories.map((c) => (c.codes[i] >= 0 ? c.values[c.codes[i]] : "")),
     ];
   });
-}
-
-function meanPlace(order, place) {
-  let [mx, my] = [0, 0];
-  for (const i of order) {
-    const [x, y] = place(i);
-    mx += x;
-    my += y;
-  }
-  return [mx / (order.length || 1), my / (order.length || 1)];
 }
 
 /** A URL path as the file name it encodes (`%C3%A9t%C3%A9_2020/x.jpg` -> `été_2020/x.jpg`). */

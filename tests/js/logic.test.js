@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import {
-  assetUrl, buildSearchIndex, centralOrder, centreOn, clusterColour, csvField, dataUrlFromQuery, decadeColour,
+  assetUrl, buildSearchIndex, centralOrder, centreOf, centreOn, clusterColour, csvField, dataUrlFromQuery, decadeColour,
   decadesOf, drawnEnlarged, grownOutline, hashForPoster, insidePolygon, inYearRange, keepsKeys, makeHash,
   mostCentral, normalizeTitle, parseHash, pathFor, pointInPolygon, posterFromHash,
   readColumns, relativeToPage, resolveInFolder, folderPaths, radixOrder, csvLines, extentOf, searchTitles, simplifyPath, toCsv, visibleWorld,
@@ -72,7 +72,8 @@ test("a selection exports its rows with decoded paths, positions and the distanc
   const xs = [0, 1, -1];
   const ys = [0, 0, 0];
   const rows = selectionRows([0, 2, 1], P, (i) => [xs[i], ys[i]],
-    (i) => ["%C3%A9t%C3%A9_2020/a.jpg", "b%20b.jpg", "100%.jpg"][i], (i) => `http://x/${P.id[i]}.html`);
+    (i) => ["%C3%A9t%C3%A9_2020/a.jpg", "b%20b.jpg", "100%.jpg"][i], (i) => `http://x/${P.id[i]}.html`,
+    centreOf([0, 1, 2], xs, ys));
   assert.deepEqual(rows[0], ["a", "A", 1990, 0, 0, 0, 0, "été_2020/a.jpg", "", "http://x/a.html"]);
   assert.deepEqual(rows[1], ["c", "C", 2000, 2, -1, 0, 1, "100%.jpg", "", "http://x/c.html"]);
   assert.deepEqual(rows[2], ["b", "B", "", -1, 1, 0, 1, "b b.jpg", "", "http://x/b.html"]);
@@ -88,7 +89,7 @@ test("an export names each poster's original file and its value of every categor
     original: ["/home/u/Été/a.png", null, "/home/u/c.png"], categories: readCategories(meta, columns, 3) };
   const header = exportHeader(P.categories);
   assert.deepEqual(header.slice(EXPORT_COLUMNS.length), ["folder", "title (category)"]); // no two columns alike
-  const rows = selectionRows([0, 1, 2], P, () => [0, 0], () => "i.jpg", () => "");
+  const rows = selectionRows([0, 1, 2], P, () => [0, 0], () => "i.jpg", () => "", [0, 0]);
   assert.deepEqual(rows.map((row) => row[header.indexOf("original")]), ["/home/u/Été/a.png", "", "/home/u/c.png"]);
   assert.deepEqual(rows.map((row) => row.slice(EXPORT_COLUMNS.length)), [["Été", "x"], ["", "x"], ["other", ""]]);
   assert.deepEqual(categoryValues(P.categories, 1), [["title", "x"]]);
