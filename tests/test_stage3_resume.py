@@ -3,9 +3,9 @@ and makes the map an unstopped run makes; a checkpoint made from other inputs or
 
 from __future__ import annotations
 
-import json
 import os
 
+import numpy as np
 import pytest
 
 from mapdata import make_mapdata, read_map
@@ -124,3 +124,79 @@ def test_a_damaged_checkpoint_is_made_again(tmp_path, monkeypatch, calls, capsys
     warned = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line and "checkpoint" in line]
     assert len(warned) == 1 and "tsne.npz" in warned[0]  # said, in one line
     assert read_map(out)["meta"]["count"] == 20
+
+
+@pytest.fixture
+def searches(monkeypatch):
+    """How many times the similar posters' graph was built and searched."""
+    counted = []
+    real = visu.graph_candidates
+    monkeypatch.setattr(visu, "graph_candidates", lambda *args, **kwargs: counted.append(1) or real(*args, **kwargs))
+    return counted
+
+
+def stop_after_the_graph_search(monkeypatch):
+    """Make the next run stop after its graph search, in the similar posters' re-ranking (their recall is
+    measured once they are re-ranked: the last thing before their checkpoint)."""
+    real = visu.recall
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(visu, "recall", interrupted)
+    return lambda: monkeypatch.setattr(visu, "recall", real)
+
+
+@pytest.mark.parametrize("doctored", [False, True])
+def test_a_run_stopped_after_the_graph_search_resumes_from_its_candidates(tmp_path, monkeypatch, capsys, searches,
+                                                                           doctored):
+    monkeypatch.setattr(similarity, "EXACT_MAX", 40)  # similar posters from the graph index
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    whole = tmp_path / "whole" / "data.json"
+    assert run("-i", feats, "-o", whole) == 0
+    assert len(searches) == 1
+
+    resume = stop_after_the_graph_search(monkeypatch)
+    out = tmp_path / "web" / "data.json"
+    assert run("-i", feats, "-o", out) == 130
+    folder = out.parent / "assets" / "maps" / "data" / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["candidates.npz"]
+    if doctored:  # a candidate that is no poster, under the right key: it must not reach the map
+        with np.load(folder / "candidates.npz") as saved:
+            arrays = dict(saved)
+        arrays["found"][3, 1] = 10**6
+        with open(folder / "candidates.npz", "wb") as fh:
+            np.savez(fh, **arrays)
+
+    resume()
+    capsys.readouterr()
+    assert run("-i", feats, "-o", out) == 0
+    said = capsys.readouterr()
+    if doctored:
+        assert len(searches) == 3  # searched again, and said why
+        assert any("candidates.npz" in line and "not among the 60 posters" in line for line in said.err.splitlines())
+    else:
+        assert len(searches) == 2  # not searched again
+        assert "resumed: candidates" in said.out
+    assert the_map(out) == the_map(whole)
+    assert not folder.exists()
+
+
+def test_similar_posters_that_are_no_posters_are_found_again(tmp_path, monkeypatch, calls, capsys):
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=10, clusters=2)
+    out = tmp_path / "web" / "data.json"
+    resume = stop_in_clusters(monkeypatch)
+    assert run("-i", feats, "-o", out) == 130
+    saved = out.parent / "assets" / "maps" / "data" / "checkpoints" / "similar.npz"
+    with np.load(saved) as held:
+        arrays = dict(held)
+    arrays["index"][0, 0] = -1  # under the right key: a doctored file, not another run's
+    with open(saved, "wb") as fh:
+        np.savez(fh, **arrays)
+    resume()
+    capsys.readouterr()
+    assert run("-i", feats, "-o", out) == 0
+    assert calls == {"pca": 1, "similar": 2, "tsne": 1}
+    assert any("similar.npz" in line and "not among the 20 posters" in line
+               for line in capsys.readouterr().err.splitlines())
+    assert all(0 <= j < 20 for j in read_map(out)["columns"]["neighbors"])  # the map lists posters only

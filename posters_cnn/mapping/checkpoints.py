@@ -1,7 +1,9 @@
 """Stage 3's long steps keep their outputs, so that a stopped run starts again after them.
 
 The PCA, the similar posters and the t-SNE embedding are the steps that take
-minutes at 100,000 posters and more. Each step's output is saved, as soon as
+minutes at 100,000 posters and more (above 5,000 posters the similar posters'
+graph search keeps its candidates too, until the similar posters are saved:
+at 1,000,000 posters it takes hours). Each step's output is saved, as soon as
 it is made, to ``assets/maps/STEM/checkpoints/STEP.npz`` (numpy arrays and a
 JSON description; no pickles), written atomically, with the **key** of what
 made it: a SHA-256 of the step's inputs (the features file's size, time and
@@ -53,9 +55,11 @@ class Checkpoints:
         self.folder = Path(folder)
         self.loaded: list[str] = []  # the steps this run took from a checkpoint
 
-    def load(self, step: str, key: str, shapes: dict[str, tuple]) -> tuple[dict[str, np.ndarray], dict] | None:
+    def load(self, step: str, key: str, shapes: dict[str, tuple], *,
+             within: dict[str, int] | None = None) -> tuple[dict[str, np.ndarray], dict] | None:
         """(arrays, info) saved by ``step`` under ``key``, when every array in ``shapes`` is there with
-        that shape (None in a shape: any length); else None."""
+        that shape (None in a shape: any length), and each array named in ``within`` holds integers from 0
+        to below its bound (row numbers); else None."""
         path = self.folder / f"{step}.npz"
         if not path.is_file():
             return None
@@ -77,6 +81,12 @@ class Checkpoints:
             if arrays[name].dtype.kind == "f" and not np.isfinite(arrays[name]).all():
                 log.warning("checkpoint %s: %s holds values that are not numbers; computing it again", path, name)
                 return None
+        for name, bound in (within or {}).items():
+            values = arrays[name]
+            if values.size and (values.dtype.kind not in "iu" or values.min() < 0 or values.max() >= bound):
+                log.warning("checkpoint %s: %s holds rows that are not among the %d posters; computing it again",
+                            path, name, bound)
+                return None
         if not isinstance(info, dict):
             return None
         self.loaded.append(step)
@@ -91,6 +101,10 @@ class Checkpoints:
                 np.savez(fh, key=np.array(key), info=np.array(json.dumps(info)), **arrays)
                 fh.flush()
                 os.fsync(fh.fileno())
+
+    def discard(self, step: str) -> None:
+        """Remove ``step``'s file: a later step's checkpoint holds what it was for."""
+        (self.folder / f"{step}.npz").unlink(missing_ok=True)
 
     def remove(self) -> None:
         """Once the map is written. What cannot be removed now, the next run uses (same key) or replaces."""

@@ -124,9 +124,14 @@ def normalize_rows(features: np.ndarray) -> np.ndarray:
     return (features / norms).astype(np.float32, copy=False)
 
 
+def candidate_count(n: int, k: int) -> int:
+    """How many candidates the graph search gives each of ``n`` rows, to re-rank for its ``k`` nearest."""
+    return min(n - 1, max(CANDIDATES, 3 * min(k, n - 1)))
+
+
 def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: np.ndarray | None = None,
                          chunk: int = 1024, normalized: bool = False, search_info: dict | None = None,
-                         target: float = TARGET_RECALL,
+                         target: float = TARGET_RECALL, graph: tuple[np.ndarray, dict] | None = None,
                          ) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int, int]]]:
     """Each row's ``k`` most similar rows, and the ``n_pairs`` most similar pairs overall.
 
@@ -136,13 +141,15 @@ def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: 
     movie) are never paired, but they may be neighbours. ``normalized``: the rows are unit rows already
     (float16 welcome: see :mod:`.streamed`). ``search_info``, when given, is told how wide the graph search
     was (see :func:`graph_candidates`; nothing for an exact search), widened for recall ``target``.
+    ``graph``: what :func:`graph_candidates` gave for these rows before (a stopped run's checkpoint), used
+    instead of building and searching the graph again; ignored where every pair is compared.
     """
     unit = features if normalized else normalize_rows(features)
     n = unit.shape[0]
     k = min(k, n - 1)
     if not searches_exactly(n):
         return _by_candidates(unit, k=k, n_pairs=n_pairs, groups=groups, chunk=chunk, search_info=search_info,
-                              target=target)
+                              target=target, graph=graph)
     unit = unit.astype(np.float32, copy=False)
     neighbour_index = np.zeros((n, k), dtype=np.int64)
     neighbour_sim = np.zeros((n, k), dtype=np.float32)
@@ -272,10 +279,10 @@ def without_self(found: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
-def _by_candidates(unit, *, k, n_pairs, groups, chunk, search_info, target):
+def _by_candidates(unit, *, k, n_pairs, groups, chunk, search_info, target, graph):
     n = unit.shape[0]
-    m = min(n - 1, max(CANDIDATES, 3 * k))
-    found, width = graph_candidates(unit, m, k=max(1, k), target=target)
+    m = candidate_count(n, k)
+    found, width = graph or graph_candidates(unit, m, k=max(1, k), target=target)
     if search_info is not None:
         search_info.update(width)
     candidates = np.zeros((n, m), dtype=np.int64)

@@ -48,8 +48,8 @@ from ..contracts.manifest import OkRow, load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
 from . import categories, checkpoints, clusters as clustering, layout, state as mapstate, streamed
-from .similarity import (TARGET_RECALL, describe_search, neighbours_and_pairs, recall, search_settings,
-                         searches_exactly)
+from .similarity import (TARGET_RECALL, candidate_count, describe_search, graph_candidates, neighbours_and_pairs,
+                         recall, search_settings, searches_exactly)
 from .tiles import build_pyramid
 
 log = logging.getLogger(__name__)
@@ -236,10 +236,13 @@ def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one
 
 
 def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, n_pairs: int,
-                    seed: int = 0, target: float = TARGET_RECALL) -> Similar:
+                    seed: int = 0, target: float = TARGET_RECALL, graph: tuple[np.ndarray, dict] | None = None,
+                    ) -> Similar:
+    """``graph``: the graph search's candidates (:func:`graph_search`), where the search is approximate."""
     search: dict = {}
     index, similarity, pairs = neighbours_and_pairs(features.unit, k=k, n_pairs=n_pairs, groups=groups,
-                                                    normalized=True, search_info=search, target=target)
+                                                    normalized=True, search_info=search, target=target,
+                                                    graph=graph)
     exact = searches_exactly(features.n)
     measured = None
     if not exact and index.shape[1]:
@@ -250,10 +253,33 @@ def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, 
     return Similar(index, similarity, pairs, exact=exact, recall=measured, search=search or None)
 
 
+def graph_search(saved: checkpoints.Checkpoints, key: str, unit, *, k: int,
+                 target: float = TARGET_RECALL) -> tuple[np.ndarray, dict]:
+    """Each poster's candidates from the graph search, and how wide it was (:func:`.similarity.graph_candidates`),
+    kept as a checkpoint of their own: at 1,000,000 posters the graph's build and search take one to two
+    hours, and the re-ranking after them a quarter of an hour more, so a run stopped in the re-ranking
+    starts again after the search. ``key``: of the rows and the search's settings."""
+    n = len(unit)
+    m = candidate_count(n, k)
+    got = saved.load("candidates", key, {"found": (n, m)}, within={"found": n})
+    if got:
+        found, width = got[0]["found"].astype(np.int64), got[1]
+        if (found == np.arange(n)[:, None]).any() or sorted(width) != ["k", "recall", "sample", "target", "width"]:
+            log.warning("checkpoint candidates: a poster is its own candidate, or the search's width is not "
+                        "told; computing it again")
+            saved.loaded.remove("candidates")
+        else:
+            return found, width
+    found, width = graph_candidates(unit, m, k=max(1, min(k, n - 1)), target=target)
+    saved.save("candidates", key, {"found": found.astype(np.int32 if n < 2**31 else np.int64)}, width)
+    return found, width
+
+
 def load_similar(saved: checkpoints.Checkpoints, key: str, n: int) -> Similar | None:
     """The similar posters of a stopped run, when its checkpoint is the one for ``key``."""
     got = saved.load("similar", key, {"index": (n, None), "similarity": (n, None), "pair_sim": (None,),
-                                     "pair_i": (None,), "pair_j": (None,)})
+                                     "pair_i": (None,), "pair_j": (None,)},
+                     within={"index": n, "pair_i": n, "pair_j": n})
     if not got:
         return None
     arrays, info = got
@@ -390,9 +416,15 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                                  "exact" if searches_exactly(n) else search_settings(similar_recall), versions)
         near = load_similar(saved, key, n)
         if near is None:
+            graph = None
+            if not searches_exactly(n):
+                graph = graph_search(saved, checkpoints.key_of("candidates", chosen.key, neighbors,
+                                                               search_settings(similar_recall), versions),
+                                     chosen.features.unit, k=neighbors, target=similar_recall)
             near = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, seed=seed,
-                                   target=similar_recall)
+                                   target=similar_recall, graph=graph)
             save_similar(saved, key, near)
+            saved.discard("candidates")  # the similar posters' checkpoint holds what they were for
         chosen.features.drop_unit_rows()  # their one user: 2.4 GB at 300,000 posters, free for the t-SNE
     with timer("pca"):
         importing.join()
