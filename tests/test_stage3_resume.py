@@ -200,3 +200,43 @@ def test_similar_posters_that_are_no_posters_are_found_again(tmp_path, monkeypat
     assert any("similar.npz" in line and "not among the 20 posters" in line
                for line in capsys.readouterr().err.splitlines())
     assert all(0 <= j < 20 for j in read_map(out)["columns"]["neighbors"])  # the map lists posters only
+
+
+@pytest.mark.parametrize("doctored", [False, True])
+def test_a_run_stopped_in_the_graph_search_resumes_after_the_build(tmp_path, monkeypatch, capsys, doctored):
+    monkeypatch.setattr(similarity, "EXACT_MAX", 40)  # similar posters from the graph index
+    builds = []
+    real_build = similarity.build_graph
+    monkeypatch.setattr(similarity, "build_graph", lambda *a, **kw: builds.append(1) or real_build(*a, **kw))
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    whole = tmp_path / "whole" / "data.json"
+    assert run("-i", feats, "-o", whole) == 0
+
+    real_widen = similarity._widen
+
+    def interrupted(*args, **kwargs):  # the search's first step, once the graph is built
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(similarity, "_widen", interrupted)
+    out = tmp_path / "web" / "data.json"
+    assert run("-i", feats, "-o", out) == 130
+    folder = out.parent / "assets" / "maps" / "data" / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["graph.faiss", "graph.json"]
+    if doctored:  # one byte changed: faiss trusts its files, so it must not be read
+        data = bytearray((folder / "graph.faiss").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (folder / "graph.faiss").write_bytes(bytes(data))
+
+    monkeypatch.setattr(similarity, "_widen", real_widen)
+    capsys.readouterr()
+    assert len(builds) == 2
+    assert run("-i", feats, "-o", out) == 0
+    said = capsys.readouterr()
+    if doctored:
+        assert len(builds) == 3
+        assert any("graph.faiss" in line and "changed since it was saved" in line for line in said.err.splitlines())
+    else:
+        assert len(builds) == 2  # the graph was read back, not built again
+        assert "resumed: graph" in said.out
+    assert the_map(out) == the_map(whole)
+    assert not folder.exists()

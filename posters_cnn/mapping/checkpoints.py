@@ -2,8 +2,8 @@
 
 The PCA, the similar posters and the t-SNE embedding are the steps that take
 minutes at 100,000 posters and more (above 5,000 posters the similar posters'
-graph search keeps its candidates too, until the similar posters are saved:
-at 1,000,000 posters it takes hours). Each step's output is saved, as soon as
+graph and its search's candidates are kept too, until the similar posters
+are saved: at 1,000,000 posters they take hours). Each step's output is saved, as soon as
 it is made, to ``assets/maps/STEM/checkpoints/STEP.npz`` (numpy arrays and a
 JSON description; no pickles), written atomically, with the **key** of what
 made it: a SHA-256 of the step's inputs (the features file's size, time and
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fsutil import atomic_path
+from ..fsutil import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +102,68 @@ class Checkpoints:
                 fh.flush()
                 os.fsync(fh.fileno())
 
+    def save_graph(self, step: str, key: str, index) -> None:
+        """Save a faiss index as ``step.faiss``, then ``step.json``: its key and the file's SHA-256 (a file
+        changed since, or left by a run stopped between the two, is not read: faiss trusts its files)."""
+        import faiss  # noqa: PLC0415 (only maps whose similar posters come from a graph need it)
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{step}.faiss"
+        with atomic_path(path) as tmp:
+            faiss.write_index(index, str(tmp))
+            _fsync(tmp)
+        write_json_atomic(self.folder / f"{step}.json", {"key": key, "sha256": _sha256(path)})
+
+    def load_graph(self, step: str, key: str, rows: int, dim: int):
+        """The faiss index saved by ``step`` under ``key``, when its file is the one saved and it holds
+        ``rows`` rows of ``dim`` dimensions; else None."""
+        import faiss  # noqa: PLC0415
+
+        path, about = self.folder / f"{step}.faiss", self.folder / f"{step}.json"
+        if not path.is_file() or not about.is_file():
+            return None
+        try:
+            told = json.loads(about.read_text())
+            if not isinstance(told, dict):
+                raise ValueError("not an object")
+            if told.get("key") != key:
+                log.info("checkpoint %s: made from other inputs or settings; computing it again", step)
+                return None
+            if told.get("sha256") != _sha256(path):
+                raise ValueError("the file changed since it was saved")
+            index = faiss.read_index(str(path))
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.warning("checkpoint %s is unreadable (%s); computing it again", path,
+                        str(exc).splitlines()[0] if isinstance(exc, ValueError) else exc.__class__.__name__)
+            return None
+        if index.ntotal != rows or index.d != dim:
+            log.warning("checkpoint %s: %d rows of %d, not %d of %d; computing it again", path, index.ntotal,
+                        index.d, rows, dim)
+            return None
+        self.loaded.append(step)
+        return index
+
     def discard(self, step: str) -> None:
-        """Remove ``step``'s file: a later step's checkpoint holds what it was for."""
-        (self.folder / f"{step}.npz").unlink(missing_ok=True)
+        """Remove ``step``'s files: a later step's checkpoint holds what it was for."""
+        for suffix in (".npz", ".faiss", ".json"):
+            (self.folder / f"{step}{suffix}").unlink(missing_ok=True)
 
     def remove(self) -> None:
         """Once the map is written. What cannot be removed now, the next run uses (same key) or replaces."""
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -190,12 +190,9 @@ def _top(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_values, order, axis=1)
 
 
-def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int = 8192,
-                     target: float = TARGET_RECALL) -> tuple[np.ndarray, dict]:
-    """Each row's ``m`` nearest other rows (by cosine: the rows are unit rows) as a graph search finds them,
-    nearest first, from an HNSW graph over the rows held in 8 bits a dimension, and how wide the search
-    was: ``{"width", "k", "sample", "recall", "target"}``, the width chosen for recall@``k`` ``target``
-    (see the module docstring)."""
+def build_graph(unit: np.ndarray, *, block: int = 8192):
+    """The HNSW graph over the unit rows, each held in 8 bits a dimension (faiss's IndexHNSWSQ): the same
+    graph for the same rows on any number of threads (see the module docstring)."""
     import faiss  # noqa: PLC0415 (only maps above EXACT_MAX need it: 0.3 s to import)
 
     n, d = unit.shape
@@ -210,9 +207,31 @@ def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int = 8192,
     # rows once, whatever n is.
     storage = faiss.downcast_index(index.storage)
     storage.codes.resize(n * storage.code_size)
-    started = time.perf_counter()
-    for start in range(0, n, block):  # the same graph on any number of threads: see the module docstring
+    for start in range(0, n, block):  # in fixed batches: see the module docstring
         index.add(np.ascontiguousarray(unit[start:start + block], dtype=np.float32))
+    return index
+
+
+def graph_settings() -> dict:
+    """What the graph (:func:`build_graph`) depends on, besides the rows (for checkpoint keys)."""
+    return {"links": GRAPH_LINKS, "build": GRAPH_BUILD, "quantizer_sample": QUANTIZER_SAMPLE}
+
+
+def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int = 8192,
+                     target: float = TARGET_RECALL, graph=None, on_built=None) -> tuple[np.ndarray, dict]:
+    """Each row's ``m`` nearest other rows (by cosine: the rows are unit rows) as a graph search finds them,
+    nearest first, from an HNSW graph over the rows held in 8 bits a dimension, and how wide the search
+    was: ``{"width", "k", "sample", "recall", "target"}``, the width chosen for recall@``k`` ``target``
+    (see the module docstring). ``graph``: the graph :func:`build_graph` made of these rows before (a
+    stopped run's checkpoint), searched instead of building it again; ``on_built(graph)``: told once the
+    graph is built, before the search (to keep it)."""
+    n = unit.shape[0]
+    started = time.perf_counter()
+    index = graph
+    if index is None:
+        index = build_graph(unit, block=block)
+        if on_built is not None:
+            on_built(index)
     built = time.perf_counter()
     width = _widen(index, unit, m, k, target)
     tuned = time.perf_counter()
@@ -220,8 +239,9 @@ def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int = 8192,
     for start in range(0, n, block):
         _, found = index.search(np.ascontiguousarray(unit[start:start + block], dtype=np.float32), m + 1)
         out[start:start + len(found)] = without_self(found, np.arange(start, start + len(found)), m)
-    log.info("similar posters: a graph of %d posters built in %.1f s, its width chosen in %.1f s, searched in "
-             "%.1f s", n, built - started, tuned - built, time.perf_counter() - tuned)
+    log.info("similar posters: a graph of %d posters %s in %.1f s, its width chosen in %.1f s, searched in "
+             "%.1f s", n, "built" if graph is None else "read back", built - started, tuned - built,
+             time.perf_counter() - tuned)
     return out, width
 
 

@@ -48,8 +48,8 @@ from ..contracts.manifest import OkRow, load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
 from . import categories, checkpoints, clusters as clustering, layout, state as mapstate, streamed
-from .similarity import (TARGET_RECALL, candidate_count, describe_search, graph_candidates, neighbours_and_pairs,
-                         recall, search_settings, searches_exactly)
+from .similarity import (TARGET_RECALL, candidate_count, describe_search, graph_candidates, graph_settings,
+                         neighbours_and_pairs, recall, search_settings, searches_exactly)
 from .tiles import build_pyramid
 
 log = logging.getLogger(__name__)
@@ -253,14 +253,16 @@ def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, 
     return Similar(index, similarity, pairs, exact=exact, recall=measured, search=search or None)
 
 
-def graph_search(saved: checkpoints.Checkpoints, key: str, unit, *, k: int,
+def graph_search(saved: checkpoints.Checkpoints, rows_key: str, unit, *, k: int,
                  target: float = TARGET_RECALL) -> tuple[np.ndarray, dict]:
     """Each poster's candidates from the graph search, and how wide it was (:func:`.similarity.graph_candidates`),
-    kept as a checkpoint of their own: at 1,000,000 posters the graph's build and search take one to two
-    hours, and the re-ranking after them a quarter of an hour more, so a run stopped in the re-ranking
-    starts again after the search. ``key``: of the rows and the search's settings."""
-    n = len(unit)
+    with the graph and the candidates kept as checkpoints of their own: at 1,000,000 posters the graph
+    takes half an hour to an hour to build, as long again to search, and the re-ranking after them a
+    quarter of an hour, so a run stopped in the search starts again after the build, and one stopped in
+    the re-ranking after the search. ``rows_key``: of the rows and the libraries' versions."""
+    n, d = unit.shape
     m = candidate_count(n, k)
+    key = checkpoints.key_of("candidates", rows_key, k, search_settings(target))
     got = saved.load("candidates", key, {"found": (n, m)}, within={"found": n})
     if got:
         found, width = got[0]["found"].astype(np.int64), got[1]
@@ -270,8 +272,12 @@ def graph_search(saved: checkpoints.Checkpoints, key: str, unit, *, k: int,
             saved.loaded.remove("candidates")
         else:
             return found, width
-    found, width = graph_candidates(unit, m, k=max(1, min(k, n - 1)), target=target)
+    graph_key = checkpoints.key_of("graph", rows_key, graph_settings())
+    found, width = graph_candidates(unit, m, k=max(1, min(k, n - 1)), target=target,
+                                    graph=saved.load_graph("graph", graph_key, n, d),
+                                    on_built=lambda graph: saved.save_graph("graph", graph_key, graph))
     saved.save("candidates", key, {"found": found.astype(np.int32 if n < 2**31 else np.int64)}, width)
+    saved.discard("graph")  # 3.8 GiB at 1,000,000 posters, and the candidates hold what it was for
     return found, width
 
 
@@ -418,9 +424,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         if near is None:
             graph = None
             if not searches_exactly(n):
-                graph = graph_search(saved, checkpoints.key_of("candidates", chosen.key, neighbors,
-                                                               search_settings(similar_recall), versions),
-                                     chosen.features.unit, k=neighbors, target=similar_recall)
+                graph = graph_search(saved, checkpoints.key_of(chosen.key, versions), chosen.features.unit,
+                                     k=neighbors, target=similar_recall)
             near = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, seed=seed,
                                    target=similar_recall, graph=graph)
             save_similar(saved, key, near)
