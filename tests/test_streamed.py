@@ -59,6 +59,22 @@ def test_rows_on_disk_find_the_same_similar_posters_as_rows_held(tmp_path, monke
     assert spilled.unit is None and spilled.n == 600 and leftovers(tmp_path / "spill") == []
 
 
+def test_rows_on_disk_read_the_rows_an_array_holds_for_every_way_the_search_selects_them(tmp_path):
+    rows = np.random.default_rng(3).normal(size=(300, 16)).astype(np.float16)
+    path = tmp_path / "rows.f16"
+    rows.tofile(path)
+    spilled = streamed.RowsOnDisk(path, *rows.shape)
+    keys = [slice(0, 128), slice(250, 400), slice(5, 5), slice(None, None, 7), slice(299, 0, -3), 4, -1,
+            np.array([9, 3, 9, -2]), np.array([[1, 2, 3], [299, 0, 1]]), np.arange(10),
+            (np.array([4, 8]), slice(None), None), (slice(10, 20), slice(2, 5)), np.array([], np.int64)]
+    for key in keys:
+        got = spilled[key]
+        assert got.dtype == np.float16 and np.array_equal(got, rows[key]), key
+    for bad in (np.array([300]), np.array([-301]), np.array([0.5])):
+        with pytest.raises(IndexError):
+            spilled[bad]
+
+
 def test_a_stop_while_reading_leaves_no_rows_file(tmp_path, monkeypatch):
     path = features_file(tmp_path / "f.h5", clustered(300))
     monkeypatch.setattr(streamed, "MEMORY_MAX_BYTES", 1)
