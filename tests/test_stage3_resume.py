@@ -240,3 +240,18 @@ def test_a_run_stopped_in_the_graph_search_resumes_after_the_build(tmp_path, mon
         assert "resumed: graph" in said.out
     assert the_map(out) == the_map(whole)
     assert not folder.exists()
+
+
+def test_a_graph_that_cannot_be_kept_is_said_and_the_map_is_made(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(similarity, "EXACT_MAX", 40)
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    whole = tmp_path / "whole" / "data.json"
+    assert run("-i", feats, "-o", whole) == 0
+    out = tmp_path / "web" / "data.json"
+    blocked = out.parent / "assets" / "maps" / "data" / "checkpoints" / "graph.faiss"
+    (blocked / "in the way").mkdir(parents=True)  # the graph's file cannot take this name
+    capsys.readouterr()
+    assert run("-i", feats, "-o", out) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line and "graph.faiss" in line]
+    assert len(warned) == 1 and "going on without it" in warned[0]
+    assert the_map(out) == the_map(whole)

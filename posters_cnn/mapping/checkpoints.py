@@ -18,6 +18,7 @@ was never stopped. The folder is removed once the map is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -104,15 +105,22 @@ class Checkpoints:
 
     def save_graph(self, step: str, key: str, index) -> None:
         """Save a faiss index as ``step.faiss``, then ``step.json``: its key and the file's SHA-256 (a file
-        changed since, or left by a run stopped between the two, is not read: faiss trusts its files)."""
+        changed since, or left by a run stopped between the two, is not read: faiss trusts its files).
+        Where it cannot be written (a full disk: it is 3.8 GiB at 1,000,000 posters) the run goes on
+        without it, said in one line: the graph it would save is already made."""
         import faiss  # noqa: PLC0415 (only maps whose similar posters come from a graph need it)
 
-        self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{step}.faiss"
-        with atomic_path(path) as tmp:
-            faiss.write_index(index, str(tmp))
-            _fsync(tmp)
-        write_json_atomic(self.folder / f"{step}.json", {"key": key, "sha256": _sha256(path)})
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                faiss.write_index(index, str(tmp))
+                _fsync(tmp)
+            write_json_atomic(self.folder / f"{step}.json", {"key": key, "sha256": _sha256(path)})
+        except (OSError, RuntimeError) as exc:  # faiss says a failed write as a RuntimeError
+            self.discard(step)
+            log.warning("checkpoint %s could not be written (%s); going on without it: a stopped run will make "
+                        "it again", path, str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
 
     def load_graph(self, step: str, key: str, rows: int, dim: int):
         """The faiss index saved by ``step`` under ``key``, when its file is the one saved and it holds
@@ -144,9 +152,11 @@ class Checkpoints:
         return index
 
     def discard(self, step: str) -> None:
-        """Remove ``step``'s files: a later step's checkpoint holds what it was for."""
+        """Remove ``step``'s files: a later step's checkpoint holds what it was for (what cannot be removed
+        now goes with the folder, once the map is written)."""
         for suffix in (".npz", ".faiss", ".json"):
-            (self.folder / f"{step}{suffix}").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                (self.folder / f"{step}{suffix}").unlink(missing_ok=True)
 
     def remove(self) -> None:
         """Once the map is written. What cannot be removed now, the next run uses (same key) or replaces."""
