@@ -27,7 +27,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -46,6 +45,7 @@ from ..cli import StageError, UsageError
 from ..contracts import store
 from ..contracts.manifest import load_ok_records
 from ..contracts.store import FeatureWriter
+from ..fsutil import sha256_of
 from ..images import BadImage
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -88,14 +88,6 @@ def load_image(path: str | os.PathLike, size: int = INPUT_SIZE, crop: str | None
 
 
 # -- weights -------------------------------------------------------------------
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def detect_weights_format(path: str | os.PathLike) -> str:
     """``keras-h5``, ``keras3``, ``legacy-theano``; UsageError for anything else."""
     try:

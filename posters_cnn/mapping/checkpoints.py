@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fsutil import atomic_path, write_json_atomic
+from ..fsutil import atomic_path, sha256_of, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class Checkpoints:
             with atomic_path(path) as tmp:
                 faiss.write_index(index, str(tmp))
                 _fsync(tmp)
-            write_json_atomic(self.folder / f"{step}.json", {"key": key, "sha256": _sha256(path)})
+            write_json_atomic(self.folder / f"{step}.json", {"key": key, "sha256": sha256_of(path)})
         except (OSError, RuntimeError) as exc:  # faiss says a failed write as a RuntimeError
             self.discard(step)
             log.warning("checkpoint %s could not be written (%s); going on without it: a stopped run will make "
@@ -137,7 +137,7 @@ class Checkpoints:
             if told.get("key") != key:
                 log.info("checkpoint %s: made from other inputs or settings; computing it again", step)
                 return None
-            if told.get("sha256") != _sha256(path):
+            if told.get("sha256") != sha256_of(path):
                 raise ValueError("the file changed since it was saved")
             index = faiss.read_index(str(path))
         except (OSError, ValueError, RuntimeError) as exc:
@@ -169,11 +169,3 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 24):
-            digest.update(chunk)
-    return digest.hexdigest()
