@@ -51,15 +51,20 @@ def calls(monkeypatch):
     return counted
 
 
-def stop_in_clusters(monkeypatch):
-    """Make the next run stop in its clusters step, after the long ones, as Ctrl-C there would."""
-    real = visu.clustering.find
+def stop_at(monkeypatch, owner, name):
+    """Make the next run stop when it calls ``owner.name``, as Ctrl-C there would; returns what undoes it."""
+    real = getattr(owner, name)
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(visu.clustering, "find", interrupted)
-    return lambda: monkeypatch.setattr(visu.clustering, "find", real)
+    monkeypatch.setattr(owner, name, interrupted)
+    return lambda: monkeypatch.setattr(owner, name, real)
+
+
+def stop_in_clusters(monkeypatch):
+    """Make the next run stop in its clusters step, after the long ones."""
+    return stop_at(monkeypatch, visu.clustering, "find")
 
 
 @pytest.mark.parametrize("search", ["exact", "candidates"])
@@ -138,13 +143,7 @@ def searches(monkeypatch):
 def stop_after_the_graph_search(monkeypatch):
     """Make the next run stop after its graph search, in the similar posters' re-ranking (their recall is
     measured once they are re-ranked: the last thing before their checkpoint)."""
-    real = visu.recall
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(visu, "recall", interrupted)
-    return lambda: monkeypatch.setattr(visu, "recall", real)
+    return stop_at(monkeypatch, visu, "recall")
 
 
 @pytest.mark.parametrize("doctored", [False, True])
@@ -212,12 +211,7 @@ def test_a_run_stopped_in_the_graph_search_resumes_after_the_build(tmp_path, mon
     whole = tmp_path / "whole" / "data.json"
     assert run("-i", feats, "-o", whole) == 0
 
-    real_widen = similarity._widen
-
-    def interrupted(*args, **kwargs):  # the search's first step, once the graph is built
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(similarity, "_widen", interrupted)
+    resume = stop_at(monkeypatch, similarity, "_widen")  # the search's first step, once the graph is built
     out = tmp_path / "web" / "data.json"
     assert run("-i", feats, "-o", out) == 130
     folder = out.parent / "assets" / "maps" / "data" / "checkpoints"
@@ -227,7 +221,7 @@ def test_a_run_stopped_in_the_graph_search_resumes_after_the_build(tmp_path, mon
         data[len(data) // 2] ^= 0xFF
         (folder / "graph.faiss").write_bytes(bytes(data))
 
-    monkeypatch.setattr(similarity, "_widen", real_widen)
+    resume()
     capsys.readouterr()
     assert len(builds) == 2
     assert run("-i", feats, "-o", out) == 0
