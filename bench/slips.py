@@ -50,6 +50,7 @@ UPDATE = T + "test_update.py::"
 CATEGORIES = T + "test_categories.py::"
 PAGE_CATEGORIES = T + "test_page_categories.py::"
 FULL = T + "test_page_full.py::"
+RESUME = T + "test_stage3_resume.py::"
 
 SLIPS = [
     # -- bad files never stop a run --------------------------------------------------------------
@@ -247,14 +248,33 @@ SLIPS = [
     Slip("checkpoint-not-saved", "a stopped stage 3 starts again after its long steps", "posters_cnn/mapping/stage.py",
          '            saved.save("tsne", embed_key, {"raw": embedding.raw}, embedding.info)\n', "",
          (T + "test_stage3_resume.py",)),
-    Slip("candidates-not-loaded", "a stopped stage 3 starts again after its graph search", "posters_cnn/mapping/stage.py",
-         'got = saved.load("candidates", key, {"found": (n, m)}, within={"found": n})', "got = None",
+    Slip("candidates-not-loaded", "a stopped stage 3 starts again after its graph search", "posters_cnn/mapping/checkpoints.py",
+         "        if kept.read_back(within or {}):", "        if kept._restart():",
          (T + "test_stage3_resume.py::test_a_run_stopped_after_the_graph_search_resumes_from_its_candidates",)),
+    Slip("rows-so-far-start-over", "a stopped stage 3 goes on from the last rows of its search",
+         "posters_cnn/mapping/similarity.py", "    first = so_far.done if so_far is not None else 0\n",
+         "    first = 0\n", (RESUME + "test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_from_its_last_rows",)),
+    Slip("rows-so-far-width-chosen-again", "a stopped stage 3 goes on from the last rows of its search",
+         "posters_cnn/mapping/similarity.py", "    width = so_far.info if so_far is not None and so_far.info else None\n",
+         "    width = None\n", (RESUME + "test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_from_its_last_rows",)),
+    Slip("rows-so-far-lost-on-stop", "a stopped stage 3 goes on from the last rows of its search",
+         "posters_cnn/mapping/similarity.py", "    finally:  # stopped (Ctrl-C) or done: the rows re-ranked are kept\n",
+         "    except KeyboardInterrupt:\n        raise\n    else:\n",
+         (RESUME + "test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_from_its_last_rows",)),
+    Slip("rows-so-far-untruncated", "a doctored checkpoint is made again", "posters_cnn/mapping/checkpoints.py",
+         "            fh.truncate(size)\n", "            pass\n",
+         (RESUME + "test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_from_its_last_rows",)),
+    Slip("rows-so-far-unhashed", "a doctored checkpoint is made again", "posters_cnn/mapping/checkpoints.py",
+         'if digest.hexdigest() != told.get("sha256"):', "if False:",
+         (RESUME + "test_a_run_stopped_after_the_graph_search_resumes_from_its_candidates",)),
+    Slip("rows-so-far-unbounded", "a doctored checkpoint is made again", "posters_cnn/mapping/checkpoints.py",
+         "        for name, bound in within.items():", "        for name, bound in {}.items():",
+         (RESUME + "test_a_run_stopped_after_the_graph_search_resumes_from_its_candidates",)),
     Slip("graph-file-unchecked", "a doctored checkpoint is made again", "posters_cnn/mapping/checkpoints.py",
          'if told.get("sha256") != sha256_of(path):', "if False:",
          (T + "test_stage3_resume.py::test_a_run_stopped_in_the_graph_search_resumes_after_the_build",)),
     Slip("graph-not-loaded", "a stopped stage 3 starts again after its graph search", "posters_cnn/mapping/stage.py",
-         'graph=saved.load_graph("graph", graph_key, n, d),', "graph=None,",
+         'graph = saved.load_graph("graph", graph_key, n, d)', "graph = None",
          (T + "test_stage3_resume.py::test_a_run_stopped_in_the_graph_search_resumes_after_the_build",)),
     Slip("checkpoint-rows-unchecked", "a doctored checkpoint is made again", "posters_cnn/mapping/checkpoints.py",
          "for name, bound in (within or {}).items():", "for name, bound in {}.items():",

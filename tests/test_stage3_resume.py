@@ -3,6 +3,8 @@ and makes the map an unstopped run makes; a checkpoint made from other inputs or
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 
 import numpy as np
@@ -133,10 +135,10 @@ def test_a_damaged_checkpoint_is_made_again(tmp_path, monkeypatch, calls, capsys
 
 @pytest.fixture
 def searches(monkeypatch):
-    """How many times the similar posters' graph was built and searched."""
+    """How many times the similar posters' graph was searched (each search starts by choosing its width)."""
     counted = []
-    real = visu.graph_candidates
-    monkeypatch.setattr(visu, "graph_candidates", lambda *args, **kwargs: counted.append(1) or real(*args, **kwargs))
+    real = similarity._widen
+    monkeypatch.setattr(similarity, "_widen", lambda *args, **kwargs: counted.append(1) or real(*args, **kwargs))
     return counted
 
 
@@ -146,7 +148,18 @@ def stop_after_the_graph_search(monkeypatch):
     return stop_at(monkeypatch, visu, "recall")
 
 
-@pytest.mark.parametrize("doctored", [False, True])
+def doctor_rows(folder, step, change):
+    """Change a kept step's rows as one who knows the format would: ``change(records)`` on its rows, and
+    their SHA-256 told again, so that only the check of what the rows hold can refuse them."""
+    told = json.loads((folder / f"{step}.json").read_text())
+    records = np.fromfile(folder / f"{step}.rows", np.dtype(eval(told["dtype"])))  # noqa: S307 (our own file)
+    change(records)
+    records.tofile(folder / f"{step}.rows")
+    told["sha256"] = hashlib.sha256(records.tobytes()).hexdigest()
+    (folder / f"{step}.json").write_text(json.dumps(told))
+
+
+@pytest.mark.parametrize("doctored", [None, "no poster", "a byte changed"])
 def test_a_run_stopped_after_the_graph_search_resumes_from_its_candidates(tmp_path, monkeypatch, capsys, searches,
                                                                            doctored):
     monkeypatch.setattr(similarity, "EXACT_MAX", 40)  # similar posters from the graph index
@@ -159,13 +172,14 @@ def test_a_run_stopped_after_the_graph_search_resumes_from_its_candidates(tmp_pa
     out = tmp_path / "web" / "data.json"
     assert run("-i", feats, "-o", out) == 130
     folder = out.parent / "assets" / "maps" / "data" / "checkpoints"
-    assert sorted(p.name for p in folder.iterdir()) == ["candidates.npz"]
-    if doctored:  # a candidate that is no poster, under the right key: it must not reach the map
-        with np.load(folder / "candidates.npz") as saved:
-            arrays = dict(saved)
-        arrays["found"][3, 1] = 10**6
-        with open(folder / "candidates.npz", "wb") as fh:
-            np.savez(fh, **arrays)
+    assert sorted(p.name for p in folder.iterdir()) == ["candidates.json", "candidates.rows", "reranked.json",
+                                                      "reranked.rows"]
+    if doctored == "no poster":  # a candidate that is no poster, under the right key: it must not reach the map
+        doctor_rows(folder, "candidates", lambda records: records["found"].__setitem__((3, 1), 10**6))
+    elif doctored == "a byte changed":
+        data = bytearray((folder / "candidates.rows").read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (folder / "candidates.rows").write_bytes(bytes(data))
 
     resume()
     capsys.readouterr()
@@ -173,12 +187,88 @@ def test_a_run_stopped_after_the_graph_search_resumes_from_its_candidates(tmp_pa
     said = capsys.readouterr()
     if doctored:
         assert len(searches) == 3  # searched again, and said why
-        assert any("candidates.npz" in line and "not among the 60 posters" in line for line in said.err.splitlines())
+        why = "not among the 60 posters" if doctored == "no poster" else "changed since it was saved"
+        assert any("candidates.rows" in line and why in line for line in said.err.splitlines())
     else:
         assert len(searches) == 2  # not searched again
-        assert "resumed: candidates" in said.out
+        assert "resumed: candidates, reranked" in said.out
     assert the_map(out) == the_map(whole)
     assert not folder.exists()
+
+
+def stop_at_row(monkeypatch, owner, name, row):
+    """Make the next run stop when ``owner.name`` is called for posters from ``row`` on (its second
+    argument: their row numbers), as Ctrl-C there would; returns what undoes it."""
+    real = getattr(owner, name)
+
+    def interrupted(*args, **kwargs):
+        if len(args[1]) and args[1][0] == row:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, interrupted)
+    return lambda: monkeypatch.setattr(owner, name, real)
+
+
+@pytest.mark.parametrize("stopped_in", ["search", "re-ranking"])
+@pytest.mark.parametrize("killed", [False, True])
+def test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_from_its_last_rows(
+        tmp_path, monkeypatch, capsys, stopped_in, killed):
+    monkeypatch.setattr(similarity, "EXACT_MAX", 40)  # similar posters from the graph index
+    monkeypatch.setattr(similarity, "SEARCH_BLOCK", 16)
+    monkeypatch.setattr(similarity, "RERANK_BLOCK", 16)
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    whole = tmp_path / "whole" / "data.json"
+    assert run("-i", feats, "-o", whole) == 0
+
+    step, name = ("candidates", "without_self") if stopped_in == "search" else ("reranked", "_reranked")
+    resume = stop_at_row(monkeypatch, similarity, name, 32)  # after two blocks of 16
+    out = tmp_path / "web" / "data.json"
+    assert run("-i", feats, "-o", out) == 130
+    folder = out.parent / "assets" / "maps" / "data" / "checkpoints"
+    rows = folder / f"{step}.rows"
+    assert json.loads((folder / f"{step}.json").read_text())["rows"] == 32  # Ctrl-C keeps the rows made
+    size = rows.stat().st_size
+    resume()
+    done = 32
+    if killed:  # killed while appending: bytes past the rows the JSON counts, which must be cut off
+        with open(rows, "ab") as fh:
+            fh.write(b"\xff" * 100)
+        resume = stop_at_row(monkeypatch, similarity, name, 48)
+        assert run("-i", feats, "-o", out) == 130
+        assert json.loads((folder / f"{step}.json").read_text())["rows"] == 48
+        assert rows.stat().st_size == size // 32 * 48  # the next rows follow the ones counted
+        resume()
+        done = 48
+
+    calls = {"build": [], "widen": [], name: []}
+    for counted, owner, attr in (("build", similarity, "build_graph"), ("widen", similarity, "_widen"),
+                                 (name, similarity, name)):
+        real = getattr(owner, attr)
+        monkeypatch.setattr(owner, attr, lambda *a, _real=real, _c=calls[counted], **kw: _c.append(a) or _real(*a, **kw))
+    capsys.readouterr()
+    assert run("-i", feats, "-o", out) == 0
+    said = capsys.readouterr().out
+    assert f"{step} ({done} of 60 rows)" in said.split("resumed: ")[1]
+    assert calls["build"] == [] and calls["widen"] == []  # the graph read back, and the width the stopped run chose
+    assert sorted(int(r) for a in calls[name] for r in a[1]) == list(range(done, 60))  # only the rows not yet made
+    assert the_map(out) == the_map(whole)
+    assert not folder.exists()
+
+
+def test_rows_that_cannot_be_kept_are_said_and_the_map_is_made(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(similarity, "EXACT_MAX", 40)
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    whole = tmp_path / "whole" / "data.json"
+    assert run("-i", feats, "-o", whole) == 0
+    out = tmp_path / "web" / "data.json"
+    blocked = out.parent / "assets" / "maps" / "data" / "checkpoints" / "reranked.rows"
+    (blocked / "in the way").mkdir(parents=True)  # the rows' file cannot take this name
+    capsys.readouterr()
+    assert run("-i", feats, "-o", out) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line and "reranked.rows" in line]
+    assert len(warned) == 1 and "going on without it" in warned[0]
+    assert the_map(out) == the_map(whole)
 
 
 def test_similar_posters_that_are_no_posters_are_found_again(tmp_path, monkeypatch, calls, capsys):

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 EXACT_MAX = 5000
 CANDIDATES = 32
 RERANK_ROWS = 128
+SEARCH_BLOCK = 8192  # posters added to the graph and searched at a time (the search's kept as they go: .checkpoints)
+RERANK_BLOCK = 1024  # posters re-ranked at a time (the same)
 # The graph index (faiss's IndexHNSWSQ): links a row keeps (M), and how many rows each insertion and each
 # search keep in view (efConstruction, efSearch). Recall@8 at 30,000 synthetic posters: 0.989.
 GRAPH_LINKS = 32
@@ -130,9 +132,9 @@ def candidate_count(n: int, k: int) -> int:
 
 
 def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: np.ndarray | None = None,
-                         chunk: int = 1024, normalized: bool = False, search_info: dict | None = None,
+                         chunk: int | None = None, normalized: bool = False, search_info: dict | None = None,
                          target: float = TARGET_RECALL, graph: tuple[np.ndarray, dict] | None = None,
-                         ) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int, int]]]:
+                         reranked=None) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int, int]]]:
     """Each row's ``k`` most similar rows, and the ``n_pairs`` most similar pairs overall.
 
     Returns ``(neighbour_index (N, k), neighbour_similarity (N, k), pairs)``
@@ -142,15 +144,19 @@ def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: 
     (float16 welcome: see :mod:`.streamed`). ``search_info``, when given, is told how wide the graph search
     was (see :func:`graph_candidates`; nothing for an exact search), widened for recall ``target``.
     ``graph``: what :func:`graph_candidates` gave for these rows before (a stopped run's checkpoint), used
-    instead of building and searching the graph again; ignored where every pair is compared.
+    instead of building and searching the graph again; ignored where every pair is compared. ``reranked``:
+    where the candidates' re-ranked rows are kept as they are made (:class:`.checkpoints.RowsSoFar`,
+    columns ``candidates`` and ``exact``), and a stopped run's first rows taken from. ``chunk``: rows
+    compared at a time (1,024 by default; RERANK_BLOCK where candidates are re-ranked).
     """
     unit = features if normalized else normalize_rows(features)
     n = unit.shape[0]
     k = min(k, n - 1)
     if not searches_exactly(n):
-        return _by_candidates(unit, k=k, n_pairs=n_pairs, groups=groups, chunk=chunk, search_info=search_info,
-                              target=target, graph=graph)
+        return _by_candidates(unit, k=k, n_pairs=n_pairs, groups=groups, chunk=chunk or RERANK_BLOCK,
+                              search_info=search_info, target=target, graph=graph, reranked=reranked)
     unit = unit.astype(np.float32, copy=False)
+    chunk = chunk or 1024
     neighbour_index = np.zeros((n, k), dtype=np.int64)
     neighbour_sim = np.zeros((n, k), dtype=np.float32)
     best: list[tuple[float, int, int]] = []  # a min-heap of the best pairs so far
@@ -217,15 +223,26 @@ def graph_settings() -> dict:
     return {"links": GRAPH_LINKS, "build": GRAPH_BUILD, "quantizer_sample": QUANTIZER_SAMPLE}
 
 
-def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int = 8192,
-                     target: float = TARGET_RECALL, graph=None, on_built=None) -> tuple[np.ndarray, dict]:
+def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None = None,
+                     target: float = TARGET_RECALL, graph=None, on_built=None, so_far=None,
+                     ) -> tuple[np.ndarray, dict]:
     """Each row's ``m`` nearest other rows (by cosine: the rows are unit rows) as a graph search finds them,
     nearest first, from an HNSW graph over the rows held in 8 bits a dimension, and how wide the search
     was: ``{"width", "k", "sample", "recall", "target"}``, the width chosen for recall@``k`` ``target``
     (see the module docstring). ``graph``: the graph :func:`build_graph` made of these rows before (a
     stopped run's checkpoint), searched instead of building it again; ``on_built(graph)``: told once the
-    graph is built, before the search (to keep it)."""
+    graph is built, before the search (to keep it). ``so_far``: where the rows found are kept as the search
+    goes (:class:`.checkpoints.RowsSoFar`, column ``found``): a stopped run's first rows and the width it
+    chose are taken from it, and the search goes on after them."""
     n = unit.shape[0]
+    block = block or SEARCH_BLOCK
+    first = so_far.done if so_far is not None else 0
+    out = np.empty((n, m), np.int64)
+    if first:
+        out[:first] = so_far.arrays.pop("found")  # not held twice through the search
+    width = so_far.info if so_far is not None and so_far.info else None
+    if first == n:
+        return out, width  # searched to the end before the stop: no graph is needed
     started = time.perf_counter()
     index = graph
     if index is None:
@@ -233,15 +250,25 @@ def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int = 8192,
         if on_built is not None:
             on_built(index)
     built = time.perf_counter()
-    width = _widen(index, unit, m, k, target)
+    if width is None:
+        width = _widen(index, unit, m, k, target)
+        if so_far is not None:
+            so_far.begin(width)
+    else:
+        index.hnsw.efSearch = width["width"]
     tuned = time.perf_counter()
-    out = np.empty((n, m), np.int64)
-    for start in range(0, n, block):
-        _, found = index.search(np.ascontiguousarray(unit[start:start + block], dtype=np.float32), m + 1)
-        out[start:start + len(found)] = without_self(found, np.arange(start, start + len(found)), m)
+    try:
+        for start in range(first, n, block):
+            _, found = index.search(np.ascontiguousarray(unit[start:start + block], dtype=np.float32), m + 1)
+            out[start:start + len(found)] = without_self(found, np.arange(start, start + len(found)), m)
+            if so_far is not None:
+                so_far.append({"found": out[start:start + len(found)]})
+    finally:  # stopped (Ctrl-C) or done: the rows found are kept
+        if so_far is not None:
+            so_far.finish()
     log.info("similar posters: a graph of %d posters %s in %.1f s, its width chosen in %.1f s, searched in "
-             "%.1f s", n, "built" if graph is None else "read back", built - started, tuned - built,
-             time.perf_counter() - tuned)
+             "%.1f s%s", n, "built" if graph is None else "read back", built - started, tuned - built,
+             time.perf_counter() - tuned, f" (from poster {first:,}, as far as a stopped run had gone)" if first else "")
     return out, width
 
 
@@ -299,7 +326,7 @@ def without_self(found: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
-def _by_candidates(unit, *, k, n_pairs, groups, chunk, search_info, target, graph):
+def _by_candidates(unit, *, k, n_pairs, groups, chunk, search_info, target, graph, reranked):
     n = unit.shape[0]
     m = candidate_count(n, k)
     found, width = graph or graph_candidates(unit, m, k=max(1, k), target=target)
@@ -307,9 +334,18 @@ def _by_candidates(unit, *, k, n_pairs, groups, chunk, search_info, target, grap
         search_info.update(width)
     candidates = np.zeros((n, m), dtype=np.int64)
     exact = np.zeros((n, m), dtype=np.float32)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        candidates[start:stop], exact[start:stop] = _reranked(unit, np.arange(start, stop), found[start:stop])
+    first = reranked.done if reranked is not None else 0
+    if first:
+        candidates[:first], exact[:first] = reranked.arrays.pop("candidates"), reranked.arrays.pop("exact")
+    try:
+        for start in range(first, n, chunk):
+            stop = min(start + chunk, n)
+            candidates[start:stop], exact[start:stop] = _reranked(unit, np.arange(start, stop), found[start:stop])
+            if reranked is not None:
+                reranked.append({"candidates": candidates[start:stop], "exact": exact[start:stop]})
+    finally:  # stopped (Ctrl-C) or done: the rows re-ranked are kept
+        if reranked is not None:
+            reranked.finish()
     neighbour_index, neighbour_sim = candidates[:, :k], exact[:, :k]
     pairs: list[tuple[float, int, int]] = []
     if n_pairs > 0:

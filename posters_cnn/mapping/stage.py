@@ -237,12 +237,13 @@ def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one
 
 def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, n_pairs: int,
                     seed: int = 0, target: float = TARGET_RECALL, graph: tuple[np.ndarray, dict] | None = None,
-                    ) -> Similar:
-    """``graph``: the graph search's candidates (:func:`graph_search`), where the search is approximate."""
+                    reranked: checkpoints.RowsSoFar | None = None) -> Similar:
+    """``graph``: the graph search's candidates (:func:`graph_search`), where the search is approximate;
+    ``reranked``: where their re-ranking is kept as it goes (:func:`reranked_so_far`)."""
     search: dict = {}
     index, similarity, pairs = neighbours_and_pairs(features.unit, k=k, n_pairs=n_pairs, groups=groups,
                                                     normalized=True, search_info=search, target=target,
-                                                    graph=graph)
+                                                    graph=graph, reranked=reranked)
     exact = searches_exactly(features.n)
     measured = None
     if not exact and index.shape[1]:
@@ -257,28 +258,45 @@ def graph_search(saved: checkpoints.Checkpoints, rows_key: str, unit, *, k: int,
                  target: float = TARGET_RECALL) -> tuple[np.ndarray, dict]:
     """Each poster's candidates from the graph search, and how wide it was (:func:`.similarity.graph_candidates`),
     with the graph and the candidates kept as checkpoints of their own: at 1,000,000 posters the graph
-    takes half an hour to an hour to build, as long again to search, and the re-ranking after them a
-    quarter of an hour, so a run stopped in the search starts again after the build, and one stopped in
-    the re-ranking after the search. ``rows_key``: of the rows and the libraries' versions."""
+    takes half an hour to an hour to build and as long again to search, so a run stopped in the search
+    starts again after the build, from the last candidates kept (``candidates.rows``, kept as they are
+    found), and one stopped after the search does not search again. ``rows_key``: of the rows and the
+    libraries' versions."""
     n, d = unit.shape
     m = candidate_count(n, k)
-    key = checkpoints.key_of("candidates", rows_key, k, search_settings(target))
-    got = saved.load("candidates", key, {"found": (n, m)}, within={"found": n})
-    if got:
-        found, width = got[0]["found"].astype(np.int64), got[1]
-        if (found == np.arange(n)[:, None]).any() or sorted(width) != ["k", "recall", "sample", "target", "width"]:
-            log.warning("checkpoint candidates: a poster is its own candidate, or the search's width is not "
-                        "told; computing it again")
-            saved.loaded.remove("candidates")
-        else:
-            return found, width
-    graph_key = checkpoints.key_of("graph", rows_key, graph_settings())
-    found, width = graph_candidates(unit, m, k=max(1, min(k, n - 1)), target=target,
-                                    graph=saved.load_graph("graph", graph_key, n, d),
-                                    on_built=lambda graph: saved.save_graph("graph", graph_key, graph))
-    saved.save("candidates", key, {"found": found.astype(np.int32 if n < 2**31 else np.int64)}, width)
+    so_far = saved.rows_so_far("candidates", checkpoints.key_of("candidates", search_key(rows_key, k, target)), n,
+                               {"found": (_row_numbers(n), m)}, within={"found": n})
+    if so_far.done and (so_far.arrays["found"] == np.arange(so_far.done)[:, None]).any():
+        so_far.restart("a poster is its own candidate")
+    if (so_far.done or so_far.info) and sorted(so_far.info) != ["k", "recall", "sample", "target", "width"]:
+        so_far.restart("the search's width is not told")
+    graph, on_built = None, None
+    if not so_far.complete:  # a search stopped after its last row needs no graph
+        graph_key = checkpoints.key_of("graph", rows_key, graph_settings())
+        graph = saved.load_graph("graph", graph_key, n, d)
+        on_built = lambda built: saved.save_graph("graph", graph_key, built)  # noqa: E731
+    found, width = graph_candidates(unit, m, k=max(1, min(k, n - 1)), target=target, graph=graph,
+                                    on_built=on_built, so_far=so_far)
     saved.discard("graph")  # 3.8 GiB at 1,000,000 posters, and the candidates hold what it was for
     return found, width
+
+
+def search_key(rows_key: str, k: int, target: float) -> str:
+    """What the graph search's candidates, and their re-ranking, depend on: the rows and the libraries'
+    versions (``rows_key``), ``k`` and the search's settings."""
+    return checkpoints.key_of(rows_key, k, search_settings(target))
+
+
+def reranked_so_far(saved: checkpoints.Checkpoints, rows_key: str, n: int, *, k: int,
+                    target: float = TARGET_RECALL) -> checkpoints.RowsSoFar:
+    """The re-ranked candidates a stopped run kept (kept as they are made: ``reranked.rows``)."""
+    m = candidate_count(n, k)
+    return saved.rows_so_far("reranked", checkpoints.key_of("reranked", search_key(rows_key, k, target)), n,
+                             {"candidates": (_row_numbers(n), m), "exact": ("<f4", m)}, within={"candidates": n})
+
+
+def _row_numbers(n: int) -> str:
+    return "<i4" if n < 2**31 else "<i8"
 
 
 def load_similar(saved: checkpoints.Checkpoints, key: str, n: int) -> Similar | None:
@@ -422,14 +440,16 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                                  "exact" if searches_exactly(n) else search_settings(similar_recall), versions)
         near = load_similar(saved, key, n)
         if near is None:
-            graph = None
+            graph, reranked = None, None
             if not searches_exactly(n):
-                graph = graph_search(saved, checkpoints.key_of(chosen.key, versions), chosen.features.unit,
-                                     k=neighbors, target=similar_recall)
+                rows_key = checkpoints.key_of(chosen.key, versions)
+                graph = graph_search(saved, rows_key, chosen.features.unit, k=neighbors, target=similar_recall)
+                reranked = reranked_so_far(saved, rows_key, n, k=neighbors, target=similar_recall)
             near = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, seed=seed,
-                                   target=similar_recall, graph=graph)
+                                   target=similar_recall, graph=graph, reranked=reranked)
             save_similar(saved, key, near)
-            saved.discard("candidates")  # the similar posters' checkpoint holds what they were for
+            for step in ("candidates", "reranked"):  # the similar posters' checkpoint holds what they were for
+                saved.discard(step)
         chosen.features.drop_unit_rows()  # their one user: 2.4 GB at 300,000 posters, free for the t-SNE
     with timer("pca"):
         importing.join()
