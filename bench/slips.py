@@ -262,7 +262,7 @@ SLIPS = [
          "    except KeyboardInterrupt:\n        raise\n    else:\n",
          (RESUME + "test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_from_its_last_rows",)),
     Slip("rows-so-far-untruncated", "a doctored checkpoint is made again", "posters_cnn/mapping/checkpoints.py",
-         "            fh.truncate(size)\n", "            pass\n",
+         "                fh.truncate(self.done * self.dtype.itemsize)\n", "",
          (RESUME + "test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_from_its_last_rows",)),
     Slip("rows-so-far-unhashed", "a doctored checkpoint is made again", "posters_cnn/mapping/checkpoints.py",
          'if digest.hexdigest() != told.get("sha256"):', "if False:",

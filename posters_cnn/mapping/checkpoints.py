@@ -187,8 +187,8 @@ class RowsSoFar:
     Kept in ``STEP.rows`` (the rows' columns side by side, row after row, in a numpy record ``dtype``)
     and ``STEP.json`` (the key, the dtype, how many rows are whole, their SHA-256, the info). A block of
     rows goes to :meth:`append`; they are written (appended, synced, then the JSON replaced) once
-    SAVE_EVERY_S seconds have passed since the last write, and at :meth:`finish`. What a stop leaves past
-    the JSON's count is cut off when the rows are read back; rows that are not the ones saved (another
+    SAVE_EVERY_S seconds have passed since the last write, and at :meth:`finish`. Each write starts at
+    the end of the rows the JSON counts, so what a stop left past them is written over; rows that are not the ones saved (another
     key or dtype, a short file, changed bytes, a row number outside the map, a value that is not a
     number) are not used.
     """
@@ -251,8 +251,6 @@ class RowsSoFar:
                 log.warning("checkpoint %s: %s holds rows that are not among the %d posters; computing it again",
                             self.path, name, bound)
                 return self._restart()
-        with open(self.path, "r+b") as fh:  # what a stop left past the last whole write
-            fh.truncate(size)
         self.done, self.arrays, self.info, self._digest = done, arrays, info, digest
         return True
 
@@ -298,16 +296,21 @@ class RowsSoFar:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "ab") as fh:
+            digest = self._digest.copy()
+            # At the end of the rows counted, whatever a write stopped part-way (Ctrl-C) left past them.
+            with open(self.path, "r+b" if self.path.is_file() else "wb") as fh:
+                fh.truncate(self.done * self.dtype.itemsize)
+                fh.seek(0, os.SEEK_END)
                 for data in self._pending:
                     fh.write(data)
-                    self._digest.update(data)
+                    digest.update(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+            write_json_atomic(self.about, {"key": self.key, "dtype": str(self.dtype),
+                                           "rows": self.done + self._pending_rows, "sha256": digest.hexdigest(),
+                                           "info": self.info})
             self.done += self._pending_rows
-            self._pending, self._pending_rows = [], 0
-            write_json_atomic(self.about, {"key": self.key, "dtype": str(self.dtype), "rows": self.done,
-                                           "sha256": self._digest.hexdigest(), "info": self.info})
+            self._pending, self._pending_rows, self._digest = [], 0, digest
         except OSError as exc:  # a full disk, say: the rows are made all the same, only not kept
             self._unwritable = True
             self.done += self._pending_rows
