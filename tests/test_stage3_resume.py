@@ -256,21 +256,6 @@ def test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_fro
     assert not folder.exists()
 
 
-def test_rows_that_cannot_be_kept_are_said_and_the_map_is_made(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(similarity, "EXACT_MAX", 40)
-    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
-    whole = tmp_path / "whole" / "data.json"
-    assert run("-i", feats, "-o", whole) == 0
-    out = tmp_path / "web" / "data.json"
-    blocked = out.parent / "assets" / "maps" / "data" / "checkpoints" / "reranked.rows"
-    (blocked / "in the way").mkdir(parents=True)  # the rows' file cannot take this name
-    capsys.readouterr()
-    assert run("-i", feats, "-o", out) == 0
-    warned = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line and "reranked.rows" in line]
-    assert len(warned) == 1 and "going on without it" in warned[0]
-    assert the_map(out) == the_map(whole)
-
-
 def test_similar_posters_that_are_no_posters_are_found_again(tmp_path, monkeypatch, calls, capsys):
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=10, clusters=2)
     out = tmp_path / "web" / "data.json"
@@ -326,16 +311,17 @@ def test_a_run_stopped_in_the_graph_search_resumes_after_the_build(tmp_path, mon
     assert not folder.exists()
 
 
-def test_a_graph_that_cannot_be_kept_is_said_and_the_map_is_made(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("name", ["graph.faiss", "candidates.rows", "reranked.rows"])
+def test_a_checkpoint_that_cannot_be_kept_is_said_and_the_map_is_made(tmp_path, monkeypatch, capsys, name):
     monkeypatch.setattr(similarity, "EXACT_MAX", 40)
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
     whole = tmp_path / "whole" / "data.json"
     assert run("-i", feats, "-o", whole) == 0
     out = tmp_path / "web" / "data.json"
-    blocked = out.parent / "assets" / "maps" / "data" / "checkpoints" / "graph.faiss"
-    (blocked / "in the way").mkdir(parents=True)  # the graph's file cannot take this name
+    blocked = out.parent / "assets" / "maps" / "data" / "checkpoints" / name
+    (blocked / "in the way").mkdir(parents=True)  # the checkpoint's file cannot take this name
     capsys.readouterr()
     assert run("-i", feats, "-o", out) == 0
-    warned = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line and "graph.faiss" in line]
+    warned = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line and name in line]
     assert len(warned) == 1 and "going on without it" in warned[0]
     assert the_map(out) == the_map(whole)
