@@ -250,7 +250,8 @@ def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None 
         if on_built is not None:
             on_built(index)
     built = time.perf_counter()
-    if width is None:
+    chosen_here = width is None
+    if chosen_here:
         width = _widen(index, unit, m, k, target)
         if so_far is not None:
             so_far.begin(width)
@@ -266,9 +267,10 @@ def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None 
     finally:  # stopped (Ctrl-C) or done: the rows found are kept
         if so_far is not None:
             so_far.finish()
-    log.info("similar posters: a graph of %d posters %s in %.1f s, its width chosen in %.1f s, searched in "
-             "%.1f s%s", n, "built" if graph is None else "read back", built - started, tuned - built,
-             time.perf_counter() - tuned, f" (from poster {first:,}, as far as a stopped run had gone)" if first else "")
+    log.info("similar posters: a graph of %d posters %s, its width %s, searched in %.1f s%s", n,
+             f"built in {built - started:.1f} s" if graph is None else "read back (a stopped run's)",
+             f"chosen in {tuned - built:.1f} s" if chosen_here else "a stopped run's",
+             time.perf_counter() - tuned, f" from poster {first:,} (as far as a stopped run had gone)" if first else "")
     return out, width
 
 
