@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..cli import StageError, UsageError
+from ..concurrency import bounded_map
 from ..contracts import geometry, maptable, store
 from ..contracts.manifest import OkRow, load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
@@ -824,14 +825,22 @@ def _missing(module: str) -> bool:
 
 def image_paths(rows) -> tuple[list[str], list[str]]:
     """Where the page finds each poster's image and thumbnail, relative to data.json's folder."""
-    return [f"assets/{row['image_path']}" for row in rows], [f"assets/{row['thumb_path']}" for row in rows]
+    return [asset_path(row, "image") for row in rows], [asset_path(row, "thumb") for row in rows]
+
+
+def asset_path(row, kind: str) -> str:
+    """Where the page finds a poster's ``kind`` ("image" or "thumb"), relative to data.json's folder."""
+    return f"assets/{row[f'{kind}_path']}"
 
 
 def link_images(rows, assets: Path, jobs: int) -> None:
-    """Link (or copy) every image the page shows of ``rows`` under ``assets``."""
-    image_rel, thumb_rel = image_paths(rows)
-    jobs_list = [(row["image_abspath"], rel) for row, rel in zip(rows, image_rel)] + \
-        [(row["thumb_abspath"], rel) for row, rel in zip(rows, thumb_rel)]
+    """Link (or copy) every image the page shows of ``rows`` under ``assets``: a few at a time in flight,
+    never a list of them (``Executor.map`` takes every item at once: at 1,000,000 posters its two million
+    pending calls held 4 GB, the stage's peak)."""
+    def items():
+        for kind in ("image", "thumb"):
+            for row in rows:
+                yield row[f"{kind}_abspath"], asset_path(row, kind)
 
     def one(item):
         src, rel = item
@@ -841,7 +850,8 @@ def link_images(rows, assets: Path, jobs: int) -> None:
             log.warning("cannot copy %s: %s", src, exc)
 
     with cf.ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(one, jobs_list))
+        for _ in bounded_map(pool, one, items(), window=64 * max(1, jobs)):
+            pass
 
 
 def _pair_images(best_pairs, rows, out_dir: Path, rel_folder: str, jobs: int, height: int = 256) -> dict[int, str]:
