@@ -188,9 +188,9 @@ class RowsSoFar:
     and ``STEP.json`` (the key, the dtype, how many rows are whole, their SHA-256, the info). A block of
     rows goes to :meth:`append`; they are written (appended, synced, then the JSON replaced) once
     SAVE_EVERY_S seconds have passed since the last write, and at :meth:`finish`. Each write starts at
-    the end of the rows the JSON counts, so what a stop left past them is written over; rows that are not the ones saved (another
-    key or dtype, a short file, changed bytes, a row number outside the map, a value that is not a
-    number) are not used.
+    the end of the rows the JSON counts, so what a stop left past them is written over. Rows that are
+    not the ones saved (another key or dtype, a short file, changed bytes, a row number outside the
+    map, a value that is not a number) are not used.
     """
 
     def __init__(self, folder: Path, step: str, key: str, rows: int, columns: dict[str, tuple[str, int]]):
@@ -263,10 +263,13 @@ class RowsSoFar:
         self.done, self.info, self._digest = 0, {}, hashlib.sha256()
         self.arrays = {name: values[:0] for name, values in self.arrays.items()}
         self._pending, self._pending_rows = [], 0
-        with contextlib.suppress(OSError):
-            self.about.unlink(missing_ok=True)
-            self.path.unlink(missing_ok=True)
+        self._remove()
         return False
+
+    def _remove(self) -> None:
+        for path in (self.about, self.path):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
     def begin(self, info: dict) -> None:
         """Say what the rows depend on beyond the key, saved at once (the search's chosen width)."""
@@ -315,9 +318,7 @@ class RowsSoFar:
             self._unwritable = True
             self.done += self._pending_rows
             self._pending, self._pending_rows = [], 0
-            with contextlib.suppress(OSError):
-                self.about.unlink(missing_ok=True)
-                self.path.unlink(missing_ok=True)
+            self._remove()
             log.warning("checkpoint %s could not be written (%s); going on without it: a stopped run will make "
                         "its rows again", self.path, exc.strerror or exc.__class__.__name__)
 
