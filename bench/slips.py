@@ -268,7 +268,7 @@ SLIPS = [
          'if digest.hexdigest() != told.get("sha256"):', "if False:",
          (RESUME + "test_a_run_stopped_after_the_graph_search_resumes_from_its_candidates",)),
     Slip("rows-so-far-unbounded", "a doctored checkpoint is made again", "posters_cnn/mapping/checkpoints.py",
-         "        for name, bound in within.items():", "        for name, bound in {}.items():",
+         "        if _refused(self.path, arrays, within):", "        if _refused(self.path, arrays, {}):",
          (RESUME + "test_a_run_stopped_after_the_graph_search_resumes_from_its_candidates",)),
     Slip("graph-file-unchecked", "a doctored checkpoint is made again", "posters_cnn/mapping/checkpoints.py",
          'if told.get("sha256") != sha256_of(path):', "if False:",
@@ -277,7 +277,7 @@ SLIPS = [
          'graph = saved.load_graph("graph", graph_key, n, d)', "graph = None",
          (T + "test_stage3_resume.py::test_a_run_stopped_in_the_graph_search_resumes_after_the_build",)),
     Slip("checkpoint-rows-unchecked", "a doctored checkpoint is made again", "posters_cnn/mapping/checkpoints.py",
-         "for name, bound in (within or {}).items():", "for name, bound in {}.items():",
+         "    for name, bound in within.items():", "    for name, bound in {}.items():",
          (T + "test_stage3_resume.py::test_similar_posters_that_are_no_posters_are_found_again",
           T + "test_stage3_resume.py::test_a_run_stopped_after_the_graph_search_resumes_from_its_candidates")),
     # -- an update adds posters without moving the map ----------------------------------------------

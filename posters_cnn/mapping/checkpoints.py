@@ -87,15 +87,8 @@ class Checkpoints:
             if len(got) != len(shape) or any(want is not None and want != have for want, have in zip(shape, got)):
                 log.warning("checkpoint %s: %s has shape %s, not %s; computing it again", path, name, got, shape)
                 return None
-            if arrays[name].dtype.kind == "f" and not np.isfinite(arrays[name]).all():
-                log.warning("checkpoint %s: %s holds values that are not numbers; computing it again", path, name)
-                return None
-        for name, bound in (within or {}).items():
-            values = arrays[name]
-            if values.size and (values.dtype.kind not in "iu" or values.min() < 0 or values.max() >= bound):
-                log.warning("checkpoint %s: %s holds rows that are not among the %d posters; computing it again",
-                            path, name, bound)
-                return None
+        if _refused(path, arrays, within or {}):
+            return None
         if not isinstance(info, dict):
             return None
         self.loaded.append(step)
@@ -240,17 +233,8 @@ class RowsSoFar:
             return self._restart()
         records = np.frombuffer(data, self.dtype, count=done)
         arrays = {name: np.array(records[name]) for name in self.dtype.names}
-        for name, values in arrays.items():
-            if values.dtype.kind == "f" and not np.isfinite(values).all():
-                log.warning("checkpoint %s: %s holds values that are not numbers; computing it again",
-                            self.path, name)
-                return self._restart()
-        for name, bound in within.items():
-            values = arrays[name]
-            if values.size and (values.min() < 0 or values.max() >= bound):
-                log.warning("checkpoint %s: %s holds rows that are not among the %d posters; computing it again",
-                            self.path, name, bound)
-                return self._restart()
+        if _refused(self.path, arrays, within):
+            return self._restart()
         self.done, self.arrays, self.info, self._digest = done, arrays, info, digest
         return True
 
@@ -321,6 +305,22 @@ class RowsSoFar:
             self._remove()
             log.warning("checkpoint %s could not be written (%s); going on without it: a stopped run will make "
                         "its rows again", self.path, exc.strerror or exc.__class__.__name__)
+
+
+def _refused(path: Path, arrays: dict[str, np.ndarray], within: dict[str, int]) -> bool:
+    """Whether a checkpoint's ``arrays`` hold a value that is not a number, or (each named in ``within``)
+    anything but row numbers from 0 to below its bound; said in one line."""
+    for name, values in arrays.items():
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            log.warning("checkpoint %s: %s holds values that are not numbers; computing it again", path, name)
+            return True
+    for name, bound in within.items():
+        values = arrays[name]
+        if values.size and (values.dtype.kind not in "iu" or values.min() < 0 or values.max() >= bound):
+            log.warning("checkpoint %s: %s holds rows that are not among the %d posters; computing it again",
+                        path, name, bound)
+            return True
+    return False
 
 
 def _fsync(path: Path) -> None:
