@@ -53,15 +53,26 @@ def calls(monkeypatch):
     return counted
 
 
-def stop_at(monkeypatch, owner, name):
-    """Make the next run stop when it calls ``owner.name``, as Ctrl-C there would; returns what undoes it."""
+def stop_at(monkeypatch, owner, name, when=lambda *args, **kwargs: True):
+    """Make the next run stop when it calls ``owner.name`` (with arguments for which ``when`` is true), as
+    Ctrl-C there would; returns what undoes it."""
     real = getattr(owner, name)
 
     def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+        if when(*args, **kwargs):
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, interrupted)
     return lambda: monkeypatch.setattr(owner, name, real)
+
+
+def calls_of(monkeypatch, owner, name):
+    """The arguments of every call to ``owner.name`` from now on (a list that grows)."""
+    made = []
+    real = getattr(owner, name)
+    monkeypatch.setattr(owner, name, lambda *args, **kwargs: made.append(args) or real(*args, **kwargs))
+    return made
 
 
 def stop_in_clusters(monkeypatch):
@@ -136,10 +147,7 @@ def test_a_damaged_checkpoint_is_made_again(tmp_path, monkeypatch, calls, capsys
 @pytest.fixture
 def searches(monkeypatch):
     """How many times the similar posters' graph was searched (each search starts by choosing its width)."""
-    counted = []
-    real = similarity._widen
-    monkeypatch.setattr(similarity, "_widen", lambda *args, **kwargs: counted.append(1) or real(*args, **kwargs))
-    return counted
+    return calls_of(monkeypatch, similarity, "_widen")
 
 
 def stop_after_the_graph_search(monkeypatch):
@@ -196,18 +204,9 @@ def test_a_run_stopped_after_the_graph_search_resumes_from_its_candidates(tmp_pa
     assert not folder.exists()
 
 
-def stop_at_row(monkeypatch, owner, name, row):
-    """Make the next run stop when ``owner.name`` is called for posters from ``row`` on (its second
-    argument: their row numbers), as Ctrl-C there would; returns what undoes it."""
-    real = getattr(owner, name)
-
-    def interrupted(*args, **kwargs):
-        if len(args[1]) and args[1][0] == row:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(owner, name, interrupted)
-    return lambda: monkeypatch.setattr(owner, name, real)
+def from_row(row):
+    """A ``when`` for :func:`stop_at`: a call for posters from ``row`` on (its second argument: their rows)."""
+    return lambda *args, **kwargs: len(args[1]) and args[1][0] == row
 
 
 @pytest.mark.parametrize("stopped_in", ["search", "re-ranking"])
@@ -222,7 +221,7 @@ def test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_fro
     assert run("-i", feats, "-o", whole) == 0
 
     step, name = ("candidates", "without_self") if stopped_in == "search" else ("reranked", "_reranked")
-    resume = stop_at_row(monkeypatch, similarity, name, 32)  # after two blocks of 16
+    resume = stop_at(monkeypatch, similarity, name, from_row(32))  # after two blocks of 16
     out = tmp_path / "web" / "data.json"
     assert run("-i", feats, "-o", out) == 130
     folder = out.parent / "assets" / "maps" / "data" / "checkpoints"
@@ -234,18 +233,15 @@ def test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_fro
     if killed:  # killed while appending: bytes past the rows the JSON counts, which must be cut off
         with open(rows, "ab") as fh:
             fh.write(b"\xff" * 100)
-        resume = stop_at_row(monkeypatch, similarity, name, 48)
+        resume = stop_at(monkeypatch, similarity, name, from_row(48))
         assert run("-i", feats, "-o", out) == 130
         assert json.loads((folder / f"{step}.json").read_text())["rows"] == 48
         assert rows.stat().st_size == size // 32 * 48  # the next rows follow the ones counted
         resume()
         done = 48
 
-    calls = {"build": [], "widen": [], name: []}
-    for counted, owner, attr in (("build", similarity, "build_graph"), ("widen", similarity, "_widen"),
-                                 (name, similarity, name)):
-        real = getattr(owner, attr)
-        monkeypatch.setattr(owner, attr, lambda *a, _real=real, _c=calls[counted], **kw: _c.append(a) or _real(*a, **kw))
+    calls = {"build": calls_of(monkeypatch, similarity, "build_graph"),
+             "widen": calls_of(monkeypatch, similarity, "_widen"), name: calls_of(monkeypatch, similarity, name)}
     capsys.readouterr()
     assert run("-i", feats, "-o", out) == 0
     said = capsys.readouterr().out
@@ -279,9 +275,7 @@ def test_similar_posters_that_are_no_posters_are_found_again(tmp_path, monkeypat
 @pytest.mark.parametrize("doctored", [False, True])
 def test_a_run_stopped_in_the_graph_search_resumes_after_the_build(tmp_path, monkeypatch, capsys, doctored):
     monkeypatch.setattr(similarity, "EXACT_MAX", 40)  # similar posters from the graph index
-    builds = []
-    real_build = similarity.build_graph
-    monkeypatch.setattr(similarity, "build_graph", lambda *a, **kw: builds.append(1) or real_build(*a, **kw))
+    builds = calls_of(monkeypatch, similarity, "build_graph")
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
     whole = tmp_path / "whole" / "data.json"
     assert run("-i", feats, "-o", whole) == 0
