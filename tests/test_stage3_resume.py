@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mapdata import make_mapdata, read_map
-from posters_cnn.mapping import layout, similarity, stage as visu
+from posters_cnn.mapping import checkpoints, layout, similarity, stage as visu
 
 import get_data_visu
 
@@ -305,9 +305,12 @@ def test_a_run_stopped_in_the_graph_search_resumes_after_the_build(tmp_path, mon
     assert not folder.exists()
 
 
-@pytest.mark.parametrize("name", ["graph.faiss", "candidates.rows", "reranked.rows"])
+@pytest.mark.parametrize("name", ["graph.faiss", "candidates.rows", "reranked.rows", "tsne-neighbours.npz",
+                                  "tsne-so-far.npz"])
 def test_a_checkpoint_that_cannot_be_kept_is_said_and_the_map_is_made(tmp_path, monkeypatch, capsys, name):
     monkeypatch.setattr(similarity, "EXACT_MAX", 40)
+    monkeypatch.setattr(layout, "EXACT_KNN_MAX", 40)  # the t-SNE's neighbours from a graph, and kept
+    monkeypatch.setattr(checkpoints, "SAVE_EVERY_S", 0)  # the t-SNE's state kept at every look (120 times)
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
     whole = tmp_path / "whole" / "data.json"
     assert run("-i", feats, "-o", whole) == 0
@@ -318,4 +321,88 @@ def test_a_checkpoint_that_cannot_be_kept_is_said_and_the_map_is_made(tmp_path, 
     assert run("-i", feats, "-o", out) == 0
     warned = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line and name in line]
     assert len(warned) == 1 and "going on without it" in warned[0]
+    assert the_map(out) == the_map(whole)
+
+def optimised(monkeypatch):
+    """The iterations of each t-SNE optimisation run from now on (a list that grows)."""
+    from openTSNE.tsne import TSNEEmbedding
+
+    made = []
+    real = TSNEEmbedding.optimize
+    monkeypatch.setattr(TSNEEmbedding, "optimize", lambda self, n_iter, **kwargs: made.append(n_iter) or
+                        real(self, n_iter, **kwargs))
+    return made
+
+
+def t_sne_state(phase, done):
+    """A ``when`` for :func:`stop_at` on ``Checkpoints.save``: the t-SNE's state saved at or past iteration
+    ``done`` of ``phase`` (0: the 250 of early exaggeration; 1: the 350 after them)."""
+    return lambda self, step, key, arrays, info, **kwargs: (
+        step == layout.SO_FAR_STEP and (info["phase"], info["done"]) >= (phase, done))
+
+
+@pytest.mark.parametrize("neighbours", ["exact", "graph"])
+@pytest.mark.parametrize("phase", [0, 1])
+def test_a_run_stopped_part_way_through_the_t_sne_goes_on_from_its_last_state(tmp_path, monkeypatch, capsys, calls,
+                                                                             neighbours, phase):
+    if neighbours == "graph":  # the t-SNE's neighbours from an HNSW graph, as above 15,000 posters: kept too
+        monkeypatch.setattr(layout, "EXACT_KNN_MAX", 40)
+    searched = calls_of(monkeypatch, layout, "nearest")
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    whole = tmp_path / "whole" / "data.json"
+    assert run("-i", feats, "-o", whole) == 0
+    assert len(searched) == (neighbours == "graph")
+
+    monkeypatch.setattr(checkpoints, "SAVE_EVERY_S", 0)  # kept at every look: each CHECK_EVERY (5) iterations
+    resume = stop_at(monkeypatch, checkpoints.Checkpoints, "save", t_sne_state(phase, 40))
+    out = tmp_path / "web" / "data.json"
+    assert run("-i", feats, "-o", out) == 130
+    folder = out.parent / "assets" / "maps" / "data" / "checkpoints"
+    kept = sorted(p.name for p in folder.iterdir())
+    assert kept == ["pca.npz", "similar.npz", *(["tsne-neighbours.npz"] if neighbours == "graph" else []),
+                    "tsne-so-far.npz"]
+    with np.load(folder / "tsne-so-far.npz") as held:
+        assert (json.loads(str(held["info"]))["phase"], json.loads(str(held["info"]))["done"]) == (phase, 39)
+
+    resume()
+    iterations = optimised(monkeypatch)
+    capsys.readouterr()
+    assert run("-i", feats, "-o", out) == 0
+    said = capsys.readouterr().out
+    at = 250 * phase + 39
+    assert f"tsne-so-far (iteration {at} of 600)" in said.split("resumed: ")[1]
+    assert sum(iterations) == 600 - at  # only the iterations not yet made
+    assert len(searched) == 2 * (neighbours == "graph")  # the neighbours read back, not searched again
+    assert the_map(out) == the_map(whole)  # bit for bit the unstopped run's map
+    assert not folder.exists()
+
+
+@pytest.mark.parametrize("doctored", ["past the end", "not a number"])
+def test_a_doctored_t_sne_state_is_not_taken_up(tmp_path, monkeypatch, capsys, doctored):
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    whole = tmp_path / "whole" / "data.json"
+    assert run("-i", feats, "-o", whole) == 0
+    monkeypatch.setattr(checkpoints, "SAVE_EVERY_S", 0)
+    resume = stop_at(monkeypatch, checkpoints.Checkpoints, "save", t_sne_state(1, 100))
+    out = tmp_path / "web" / "data.json"
+    assert run("-i", feats, "-o", out) == 130
+    saved = out.parent / "assets" / "maps" / "data" / "checkpoints" / "tsne-so-far.npz"
+    with np.load(saved) as held:
+        arrays = dict(held)
+    if doctored == "past the end":  # under the right key: a doctored file, not another run's
+        arrays["info"] = np.array(json.dumps({"phase": 1, "done": 350}))
+    else:
+        arrays["gains"][3, 1] = np.nan
+    with open(saved, "wb") as fh:
+        np.savez(fh, **arrays)
+
+    resume()
+    iterations = optimised(monkeypatch)
+    capsys.readouterr()
+    assert run("-i", feats, "-o", out) == 0
+    said = capsys.readouterr()
+    assert sum(iterations) == 600  # started again
+    warned = [line for line in said.err.splitlines() if "WARNING" in line and "tsne-so-far" in line]
+    assert len(warned) == 1
+    assert "tsne-so-far" not in said.out.split("resumed: ")[1]
     assert the_map(out) == the_map(whole)

@@ -19,7 +19,8 @@ The graph search and the re-ranking after it go a block of posters at a time for
 1,000,000 posters; their rows are kept as they are made (:class:`RowsSoFar`: ``STEP.rows``, appended to,
 and ``STEP.json``, rewritten after each append), so a run stopped in either goes on from the last rows
 saved, at most SAVE_EVERY_S seconds of work before the stop. An append costs the same at 1,000 rows as
-at 1,000,000.
+at 1,000,000. The t-SNE keeps its neighbours and its state so far the same way (``tsne-neighbours.npz``,
+``tsne-so-far.npz``: see :func:`.layout.tsne`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Checkpoints:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.loaded: list[str] = []  # the steps this run took from a checkpoint
+        self.unwritable: set[str] = set()  # optional steps whose file could not be written
 
     def load(self, step: str, key: str, shapes: dict[str, tuple], *,
              within: dict[str, int] | None = None) -> tuple[dict[str, np.ndarray], dict] | None:
@@ -94,15 +96,26 @@ class Checkpoints:
         self.loaded.append(step)
         return arrays, info
 
-    def save(self, step: str, key: str, arrays: dict[str, np.ndarray], info: dict) -> None:
-        """Save ``step``'s output atomically (a run killed while saving leaves the previous file or none)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+    def save(self, step: str, key: str, arrays: dict[str, np.ndarray], info: dict, *, optional: bool = False) -> None:
+        """Save ``step``'s output atomically (a run killed while saving leaves the previous file or none).
+        An ``optional`` one that cannot be written (a full disk) is said in one line, and the run goes on
+        without it: a step that saves its state as it goes (the t-SNE's) is not tried again."""
         path = self.folder / f"{step}.npz"
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, key=np.array(key), info=np.array(json.dumps(info)), **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
+        if step in self.unwritable:
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, key=np.array(key), info=np.array(json.dumps(info)), **arrays)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except OSError as exc:
+            if not optional:
+                raise
+            self.unwritable.add(step)
+            log.warning("checkpoint %s could not be written (%s); going on without it: a stopped run will make "
+                        "it again", path, exc.strerror or exc.__class__.__name__)
 
     def save_graph(self, step: str, key: str, index) -> None:
         """Save a faiss index as ``step.faiss``, then ``step.json``: its key and the file's SHA-256 (a file

@@ -30,6 +30,11 @@ TSNE_ITER = 350
 BH_THETA = 0.8
 MULTICORE_MISSING = ("--tsne multicore needs the MulticoreTSNE package, which is not installed (its PyPI "
                      "release no longer builds with a current cmake); use --tsne opentsne, as fast and maintained")
+# The t-SNE's checkpoints (see :func:`tsne`): its neighbours, and its state part-way, looked at every
+# CHECK_EVERY iterations (openTSNE computes the KL divergence for each look). With the saves, that made the
+# t-SNE 1.02x as long at 30,000 points (bench/RESULTS.md).
+NEIGHBOURS_STEP, SO_FAR_STEP = "tsne-neighbours", "tsne-so-far"
+CHECK_EVERY = 5
 GRID_EXACT_MAX = 4_096  # linear_sum_assignment on an N x N cost matrix above this is too slow
 
 
@@ -126,8 +131,11 @@ def fit_perplexity(perplexity: float, n: int) -> float:
 
 
 def tsne(points: np.ndarray, *, backend: str = "opentsne", perplexity: float = 30.0, seed: int = 0,
-         n_jobs: int = 1) -> tuple[np.ndarray, dict]:
-    """A 2-D t-SNE embedding of ``points`` and a description of how it was made."""
+         n_jobs: int = 1, saved=None, key: str = "") -> tuple[np.ndarray, dict]:
+    """A 2-D t-SNE embedding of ``points`` and a description of how it was made. With ``saved`` (stage 3's
+    :class:`~.checkpoints.Checkpoints`) and ``key`` (what the embedding is made from), openTSNE's part
+    keeps its neighbours and, every SAVE_EVERY_S seconds, its optimisation so far (:func:`_optimise`), and
+    goes on from them: at 1,000,000 points the two take about an hour."""
     n = points.shape[0]
     perplexity = fit_perplexity(perplexity, n)
     info = {"backend": backend, "perplexity": perplexity, "seed": seed, "n_jobs": n_jobs}
@@ -142,16 +150,17 @@ def tsne(points: np.ndarray, *, backend: str = "opentsne", perplexity: float = 3
         neighbors = "exact" if n <= EXACT_KNN_MAX else "hnsw"
         affinities = None
         if neighbors == "hnsw":
-            index, distance = nearest(points, min(n - 1, int(3 * perplexity)))
+            index, distance = _kept_nearest(points, min(n - 1, int(3 * perplexity)), saved, key)
             affinities = joint_affinities(index, distance, perplexity, n_jobs=n_jobs)
             del index, distance
         # FFT: two interpolation intervals per unit instead of one. At 10,000 clustered posters
         # that took t-SNE from 9.4 s to 6.3 s at the same trustworthiness (0.9883 against 0.9882).
         extra = {"ints_in_interval": FFT_INTS_IN_INTERVAL} if method == "fft" else {"theta": BH_THETA}
         # openTSNE's own neighbour search is not used when the affinities are given: "auto" is only a valid value.
-        embedding = TSNE(n_components=2, perplexity=perplexity, negative_gradient_method=method,
-                         neighbors="exact" if neighbors == "exact" else "auto", initialization="pca", n_iter=TSNE_ITER, n_jobs=n_jobs,
-                         random_state=seed, verbose=False, **extra).fit(points, affinities=affinities)
+        model = TSNE(n_components=2, perplexity=perplexity, negative_gradient_method=method,
+                     neighbors="exact" if neighbors == "exact" else "auto", initialization="pca", n_iter=TSNE_ITER,
+                     n_jobs=n_jobs, random_state=seed, verbose=False, **extra)
+        embedding = _optimise(model, points, affinities, saved, key)
         info.update(method=method, neighbors=neighbors, initialization="pca", early_exaggeration_iter=250,
                     n_iter=TSNE_ITER, **extra, **({"neighbor_graph": KNN_GRAPH} if affinities else {}))
         return np.asarray(embedding, dtype=np.float64), info
@@ -171,6 +180,77 @@ def tsne(points: np.ndarray, *, backend: str = "opentsne", perplexity: float = 3
         info.update(initialization="pca")
         return np.asarray(model.fit_transform(points), dtype=np.float64), info
     raise UsageError(f"--tsne: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def _kept_nearest(points: np.ndarray, k: int, saved, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest`, read back from ``saved`` when a stopped run kept them under ``key`` (18 minutes at
+    1,000,000 points), else found and kept (720 MB there)."""
+    n = points.shape[0]
+    got = saved.load(NEIGHBOURS_STEP, key, {"index": (n, k), "distance": (n, k)}, within={"index": n}) if saved else None
+    if got:
+        return got[0]["index"], got[0]["distance"]
+    index, distance = nearest(points, k)
+    if saved:
+        saved.save(NEIGHBOURS_STEP, key, {"index": index, "distance": distance}, {}, optional=True)
+    return index, distance
+
+
+def _optimise(model, points: np.ndarray, affinities, saved, key: str):
+    """openTSNE's ``model.fit(points, affinities=affinities)``, its two phases (early exaggeration, then the
+    rest) run as ``fit`` runs them, with its state so far (the embedding, and the optimiser's gains and last
+    step) kept in ``saved`` every SAVE_EVERY_S seconds, and a stopped run's state taken up where it was. The
+    gradient of a state does not depend on the run before it or on the threads, so the embedding made is
+    the very one an unstopped ``fit`` makes (tested, bit for bit)."""
+    from .checkpoints import SAVE_EVERY_S  # noqa: PLC0415 (read at each call: tests change it)
+
+    embedding = model.prepare_initial(points, affinities=affinities)
+    phases = [(model.early_exaggeration_iter, model.early_exaggeration, model.initial_momentum),
+              (model.n_iter, model.exaggeration, model.final_momentum)]
+    phase, done = _taken_up(embedding, phases, saved, key)
+    last = [time.monotonic()]
+    for step in range(phase, len(phases)):
+        iterations, exaggeration, momentum = phases[step]
+        first = done if step == phase else 0
+
+        def keep(i, _error, current, step=step, first=first):  # before the update of this phase's iteration first + i
+            if time.monotonic() - last[0] >= SAVE_EVERY_S:
+                optimiser = current.optimizer
+                saved.save(SO_FAR_STEP, key, {"embedding": np.asarray(current), "gains": optimiser.gains,
+                                              "update": optimiser.update},
+                           {"phase": step, "done": first + i - 1}, optional=True)
+                last[0] = time.monotonic()
+            return False
+
+        embedding.optimize(n_iter=iterations - first, exaggeration=exaggeration, momentum=momentum, inplace=True,
+                           propagate_exception=True, callbacks=[keep] if saved else None,
+                           callbacks_every_iters=CHECK_EVERY)
+    return embedding
+
+
+def _taken_up(embedding, phases: list[tuple], saved, key: str) -> tuple[int, int]:
+    """(phase, iterations done in it) of the state a stopped run kept, now set in ``embedding``; (0, 0) where
+    there is none to use."""
+    n = embedding.shape[0]
+    got = saved.load(SO_FAR_STEP, key, {"embedding": (n, 2), "gains": (n, 2), "update": (n, 2)}) if saved else None
+    if not got:
+        return 0, 0
+    arrays, info = got
+    phase, done = info.get("phase"), info.get("done")
+    if not (isinstance(phase, int) and isinstance(done, int) and 0 <= phase < len(phases)
+            and 0 <= done < phases[phase][0]):
+        log.warning("checkpoint %s: iteration %r of phase %r is not one of this t-SNE's; starting it again",
+                    SO_FAR_STEP, done, phase)
+        saved.loaded.remove(SO_FAR_STEP)
+        return 0, 0
+    if phase:  # as the early exaggeration leaves them: multiplied by it, then divided (not always the same bits)
+        embedding.affinities.P *= phases[0][1]
+        embedding.affinities.P /= phases[0][1]
+    embedding[:] = arrays["embedding"]
+    embedding.optimizer.gains = np.array(arrays["gains"], dtype=np.float64)
+    embedding.optimizer.update = np.array(arrays["update"], dtype=np.float64)
+    at, total = sum(p[0] for p in phases[:phase]) + done, sum(p[0] for p in phases)
+    saved.loaded[saved.loaded.index(SO_FAR_STEP)] = f"{SO_FAR_STEP} (iteration {at} of {total})"
+    return phase, done
 
 
 def joint_affinities(neighbours: np.ndarray, distances: np.ndarray, perplexity: float, *, n_jobs: int = 1,

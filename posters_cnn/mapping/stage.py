@@ -328,8 +328,11 @@ def reduce(features: streamed.Features, components: int) -> Reduced:
     return Reduced(streamed.project(features, mean, basis), info, basis, mean)
 
 
-def embed(points: np.ndarray, *, backend: str, perplexity: float, seed: int, n_jobs: int) -> Embedding:
-    raw, info = layout.tsne(points, backend=backend, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
+def embed(points: np.ndarray, *, backend: str, perplexity: float, seed: int, n_jobs: int,
+          saved: checkpoints.Checkpoints | None = None, key: str = "") -> Embedding:
+    """The t-SNE embedding (kept part-way in ``saved`` under ``key``, see :func:`.layout.tsne`)."""
+    raw, info = layout.tsne(points, backend=backend, perplexity=perplexity, seed=seed, n_jobs=n_jobs, saved=saved,
+                            key=key)
     if not np.isfinite(raw).all():
         raise StageError("t-SNE gave positions that are not numbers (the features may be nearly all the "
                          "same); try another --perplexity or --seed")
@@ -481,8 +484,11 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         if got:
             embedding = Embedding(got[0]["raw"], layout.normalise(got[0]["raw"]), got[1])
         else:
-            embedding = embed(reduced.points, backend=tsne, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
+            embedding = embed(reduced.points, backend=tsne, perplexity=perplexity, seed=seed, n_jobs=n_jobs,
+                              saved=saved, key=embed_key)
             saved.save("tsne", embed_key, {"raw": embedding.raw}, embedding.info)
+            for step in (layout.NEIGHBOURS_STEP, layout.SO_FAR_STEP):  # what the embedding was made from, or on the way
+                saved.discard(step)
         coords = embedding.coords
     if saved.loaded:
         log.info("resumed: %s from the checkpoints of a stopped run", ", ".join(saved.loaded))
