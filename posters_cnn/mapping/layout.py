@@ -198,9 +198,9 @@ def _kept_nearest(points: np.ndarray, k: int, saved, key: str) -> tuple[np.ndarr
 def _optimise(model, points: np.ndarray, affinities, saved, key: str):
     """openTSNE's ``model.fit(points, affinities=affinities)``, its two phases (early exaggeration, then the
     rest) run as ``fit`` runs them, with its state so far (the embedding, and the optimiser's gains and last
-    step) kept in ``saved`` every SAVE_EVERY_S seconds, and a stopped run's state taken up where it was. The
-    gradient of a state does not depend on the run before it or on the threads, so the embedding made is
-    the very one an unstopped ``fit`` makes (tested, bit for bit)."""
+    step) kept in ``saved`` every SAVE_EVERY_S seconds, and a stopped run's state taken up where it was. Each
+    iteration depends on that state alone, so the embedding made is the very one an unstopped ``fit``
+    makes (tested, bit for bit)."""
     from .checkpoints import SAVE_EVERY_S  # noqa: PLC0415 (read at each call: tests change it)
 
     embedding = model.prepare_initial(points, affinities=affinities)
