@@ -406,3 +406,11 @@ def test_a_doctored_t_sne_state_is_not_taken_up(tmp_path, monkeypatch, capsys, d
     assert len(warned) == 1
     assert "tsne-so-far" not in said.out.split("resumed: ")[1]
     assert the_map(out) == the_map(whole)
+
+
+def test_the_t_sne_says_how_far_it_is(tmp_path, capsys):
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=10, clusters=2)
+    assert get_data_visu.main(["-i", str(feats), "-o", str(tmp_path / "web" / "data.json")]) == 0
+    said = [line.split("t-SNE: iteration ")[1] for line in capsys.readouterr().err.splitlines()
+            if "t-SNE: iteration " in line]
+    assert [line.split(",")[0] for line in said] == [f"{at} of 600" for at in range(60, 601, 60)]  # every tenth

@@ -207,12 +207,17 @@ def _optimise(model, points: np.ndarray, affinities, saved, key: str):
     phases = [(model.early_exaggeration_iter, model.early_exaggeration, model.initial_momentum),
               (model.n_iter, model.exaggeration, model.final_momentum)]
     phase, done = _taken_up(embedding, phases, saved, key)
+    total = sum(p[0] for p in phases)
     last = [time.monotonic()]
     for step in range(phase, len(phases)):
         iterations, exaggeration, momentum = phases[step]
         first = done if step == phase else 0
+        before = sum(p[0] for p in phases[:step]) + first
 
-        def keep(i, _error, current, step=step, first=first):  # before the update of this phase's iteration first + i
+        def keep(i, error, current, step=step, first=first, before=before):  # before this phase's update first + i
+            at = before + i
+            if at * 10 // total > (at - CHECK_EVERY) * 10 // total:  # an hour at 1,000,000 points: say how far
+                log.info("t-SNE: iteration %d of %d, KL divergence %.3f", at, total, error)
             if time.monotonic() - last[0] >= SAVE_EVERY_S:
                 optimiser = current.optimizer
                 saved.save(SO_FAR_STEP, key, {"embedding": np.asarray(current), "gains": optimiser.gains,
