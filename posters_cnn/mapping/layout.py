@@ -183,7 +183,7 @@ def tsne(points: np.ndarray, *, backend: str = "opentsne", perplexity: float = 3
 
 
 def _kept_nearest(points: np.ndarray, k: int, saved, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`nearest`, read back from ``saved`` when a stopped run kept them under ``key`` (18 minutes at
+    """:func:`nearest`, read back from ``saved`` when a stopped run kept them under ``key`` (18-20 minutes at
     1,000,000 points), else found and kept (720 MB there)."""
     n = points.shape[0]
     got = saved.load(NEIGHBOURS_STEP, key, {"index": (n, k), "distance": (n, k)}, within={"index": n}) if saved else None
