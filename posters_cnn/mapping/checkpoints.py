@@ -114,8 +114,7 @@ class Checkpoints:
             if not optional:
                 raise
             self.unwritable.add(step)
-            log.warning("checkpoint %s could not be written (%s); going on without it: a stopped run will make "
-                        "it again", path, exc.strerror or exc.__class__.__name__)
+            _not_kept(path, exc.strerror or exc.__class__.__name__)
 
     def save_graph(self, step: str, key: str, index) -> None:
         """Save a faiss index as ``step.faiss``, then ``step.json``: its key and the file's SHA-256 (a file
@@ -133,8 +132,7 @@ class Checkpoints:
             write_json_atomic(self.folder / f"{step}.json", {"key": key, "sha256": sha256_of(path)})
         except (OSError, RuntimeError) as exc:  # faiss says a failed write as a RuntimeError
             self.discard(step)
-            log.warning("checkpoint %s could not be written (%s); going on without it: a stopped run will make "
-                        "it again", path, str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+            _not_kept(path, str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
 
     def load_graph(self, step: str, key: str, rows: int, dim: int):
         """The faiss index saved by ``step`` under ``key``, when its file is the one saved and it holds
@@ -318,6 +316,11 @@ class RowsSoFar:
             self._remove()
             log.warning("checkpoint %s could not be written (%s); going on without it: a stopped run will make "
                         "its rows again", self.path, exc.strerror or exc.__class__.__name__)
+
+
+def _not_kept(path: Path, why: str) -> None:
+    log.warning("checkpoint %s could not be written (%s); going on without it: a stopped run will make it again",
+                path, why)
 
 
 def _refused(path: Path, arrays: dict[str, np.ndarray], within: dict[str, int]) -> bool:
