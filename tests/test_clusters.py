@@ -216,18 +216,18 @@ def test_the_choice_and_its_reason_are_logged(caplog):
     assert f"density over {chosen['scale']} neighbours" in line and f"at most {chosen['valley']:g}" in line
     assert "agreed most with the others" in line
     assert [(c["scale"], c["valley"]) for c in found.choice["candidates"]] == [
-        (scale, valley) for scale in (10, 25) for valley in clusters.VALLEYS]
+        (scale, valley) for scale in (5, 10, 25) for valley in clusters.VALLEYS]
 
 
 @pytest.mark.parametrize("n, min_size, scales", [
     (30, 5, [5]),  # a tiny map: no more than its smallest cluster
     (500, 5, [5]),
-    (999, 5, [9]),  # one neighbour more per 100 posters,
-    (1000, 5, [10]),  # and from 1,000 posters never under 10: a density over 5 neighbours splits at ripples
-    (3000, 10, [10]),
-    (10_000, 33, [10, 25]),
-    (300_000, 1000, [10, 25]),
-    (10_000, 8, [10]),  # a smaller minimum asked for: the scales follow it, but not under 10
+    (999, 5, [5, 9]),  # one neighbour more per 100 posters beside the finest,
+    (1000, 5, [5, 10]),  # and from 1,000 posters never under 10 but for it: alone, 5 neighbours split at ripples
+    (3000, 10, [5, 10]),
+    (10_000, 33, [5, 10, 25]),
+    (300_000, 1000, [5, 10, 25]),
+    (10_000, 8, [5, 10]),  # a smaller minimum asked for: the scales follow it, but not under 10 but for the finest
 ])
 def test_the_density_scales_follow_the_map(n, min_size, scales):
     assert clusters.density_scales(n, min_size) == scales

@@ -22,12 +22,14 @@ HDBSCAN's own choice, "excess of mass", compares areas under the density instead
 islands whenever their pair lies far from the rest of the map: on a long tail of group sizes it
 found 8 of 24 islands. Its other choice, the leaves, splits one large island at every ripple.
 
-**Which valley depth and scale: the one the others agree with.** Two density scales (10 and 25
-neighbours; see ``density_scales`` for small maps and small clusters) and three valley depths
-(0.4, 0.5, 0.6 of the density on each side) give up to six clusterings; the one with the highest
+**Which valley depth and scale: the one the others agree with.** Three density scales (5, 10 and
+25 neighbours; see ``density_scales`` for small maps and small clusters) and three valley depths
+(0.4, 0.5, 0.6 of the density on each side) give up to nine clusterings; the one with the highest
 mean agreement (adjusted Rand index) with the others is kept. No single setting was right on every
 collection tried; the agreed one is stable where one setting alone flips between two readings of
-the map. ``bench/bench_cluster_family.py`` measures it on collections of 1,000 to 300,000 posters
+the map. The density over 5 neighbours is noisy (see ``density_scales``): alone it splits islands at
+their ripples, but as one reading among several it is outvoted there, and it is the one that sees
+islands of a few dozen posters on a map of a thousand. ``bench/bench_cluster_family.py`` measures it on collections of 1,000 to 300,000 posters
 and 5 to 60 groups.
 
 **Regions.** The real splits form a tree of the clusters. It is cut from its top, each time at the
@@ -58,7 +60,7 @@ EXAMPLES = 4
 # sizes 25x apart, that kept the smallest true groups and did not split big islands (bench_clusters.py).
 MIN_SIZE_SHARE = 300
 MIN_SIZE_FLOOR = 5
-SCALES = (10, 25)
+SCALES = (5, 10, 25)
 SCALE_FLOOR = 10
 VALLEYS = (0.4, 0.5, 0.6)
 
@@ -69,9 +71,10 @@ def default_min_size(n: int) -> int:
 
 def density_scales(n: int, min_size: int) -> list[int]:
     """The neighbours each density is estimated over: SCALES, but no more than the minimum cluster size
-    (a density over more neighbours than a small cluster has members blurs it away), and never fewer
-    than SCALE_FLOOR on a map of 100 x SCALE_FLOOR posters or more: a density over k neighbours varies
-    by about 1/sqrt(k) (45% at 5), enough to make an island's ripples look like valleys."""
+    (a density over more neighbours than a small cluster has members blurs it away), and, but for the
+    finest, never fewer than SCALE_FLOOR on a map of 100 x SCALE_FLOOR posters or more: a density over
+    k neighbours varies by about 1/sqrt(k) (45% at 5), enough to make an island's ripples look like
+    valleys, so the finest reading is kept beside coarser ones, never alone."""
     cap = max(min_size, min(SCALE_FLOOR, n // 100))
     return sorted({min(scale, cap, n - 1) for scale in SCALES})
 
