@@ -223,11 +223,11 @@ def test_the_choice_and_its_reason_are_logged(caplog):
     (30, 5, [5]),  # a tiny map: no more than its smallest cluster
     (500, 5, [5]),
     (999, 5, [5, 9]),  # one neighbour more per 100 posters beside the finest,
-    (1000, 5, [5, 10]),  # and from 1,000 posters never under 10 but for it: alone, 5 neighbours split at ripples
+    (1000, 5, [5, 10]),  # and from 1,000 posters never under 10 beside it: alone, 5 neighbours split at ripples
     (3000, 10, [5, 10]),
     (10_000, 33, [5, 10, 25]),
     (300_000, 1000, [5, 10, 25]),
-    (10_000, 8, [5, 10]),  # a smaller minimum asked for: the scales follow it, but not under 10 but for the finest
+    (10_000, 8, [5, 10]),  # a smaller minimum asked for: the coarser scales follow it, but not under 10
 ])
 def test_the_density_scales_follow_the_map(n, min_size, scales):
     assert clusters.density_scales(n, min_size) == scales

@@ -29,8 +29,8 @@ mean agreement (adjusted Rand index) with the others is kept. No single setting 
 collection tried; the agreed one is stable where one setting alone flips between two readings of
 the map. The density over 5 neighbours is noisy (see ``density_scales``): alone it splits islands at
 their ripples, but as one reading among several it is outvoted there, and it is the one that sees
-islands of a few dozen posters on a map of a thousand. ``bench/bench_cluster_family.py`` measures it on collections of 1,000 to 300,000 posters
-and 5 to 60 groups.
+islands of a few dozen posters on a map of a thousand. ``bench/bench_cluster_family.py`` measures
+the rule on collections of 1,000 to 300,000 posters and 5 to 60 groups.
 
 **Regions.** The real splits form a tree of the clusters. It is cut from its top, each time at the
 deepest valley among the splits of the regions so far, until it falls into about sqrt(K) regions for
@@ -74,7 +74,8 @@ def density_scales(n: int, min_size: int) -> list[int]:
     (a density over more neighbours than a small cluster has members blurs it away), and, but for the
     finest, never fewer than SCALE_FLOOR on a map of 100 x SCALE_FLOOR posters or more: a density over
     k neighbours varies by about 1/sqrt(k) (45% at 5), enough to make an island's ripples look like
-    valleys, so the finest reading is kept beside coarser ones, never alone."""
+    valleys, so the finest reading is one among coarser ones on a map of 600 posters or more, or with a
+    minimum cluster size over 5; a smaller map has that density alone."""
     cap = max(min_size, min(SCALE_FLOOR, n // 100))
     return sorted({min(scale, cap, n - 1) for scale in SCALES})
 
