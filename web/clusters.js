@@ -37,6 +37,7 @@ export function clusters(map, pageUrl) {
   let pending = null; // a lasso being resolved, a chunk per frame
   let before = null; // the view before flying to a cluster, for Esc
   let queued = 0; // the selection panel's parts still to come (see later())
+  const jobs = []; // and those parts: [selection, job]
   let exporting = null; // the selection an export is being made of
 
   function available() {
@@ -318,14 +319,28 @@ export function clusters(map, pageUrl) {
     });
   }
 
-  /** Run `job` in a task of its own, unless the selection has changed meanwhile. */
+  /**
+   * Run `job` in a task of its own once a frame has been drawn, one job a frame, unless the selection has
+   * changed meanwhile. Tasks queued at once all ran before the next frame: at 1,000,000 posters the click,
+   * the histogram and the central posters (about 45 ms together) made one frame of 50 ms.
+   */
   function later(s, job) {
+    jobs.push([s, job]);
     queued += 1;
-    setTimeout(() => {
-      queued -= 1;
-      if (map.look.selection === s) job();
-      if (!queued) map.requestDraw(); // so that settled() is asked again
-    }, 0);
+    if (queued === 1) afterFrame(nextJob);
+  }
+
+  function nextJob() {
+    const [s, job] = jobs.shift();
+    queued -= 1;
+    if (map.look.selection === s) job();
+    if (queued) afterFrame(nextJob);
+    else map.requestDraw(); // so that settled() is asked again
+  }
+
+  /** `fn` in a task after the next frame is drawn: a frame callback runs just before it is. */
+  function afterFrame(fn) {
+    requestAnimationFrame(() => setTimeout(fn, 0));
   }
 
   function title(s) {
