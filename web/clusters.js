@@ -36,8 +36,7 @@ export function clusters(map, pageUrl) {
   let drawing = null; // the lasso being drawn: [x, y, ...] in css px of the canvas
   let pending = null; // a lasso being resolved, a chunk per frame
   let before = null; // the view before flying to a cluster, for Esc
-  let queued = 0; // the selection panel's parts still to come (see later())
-  const jobs = []; // and those parts: [selection, job]
+  const jobs = []; // the selection panel's parts still to come, [selection, job] (see later())
   let exporting = null; // the selection an export is being made of
 
   function available() {
@@ -322,20 +321,22 @@ export function clusters(map, pageUrl) {
   /**
    * Run `job` in a task of its own once a frame has been drawn, one job a frame, unless the selection has
    * changed meanwhile. Tasks queued at once all ran before the next frame: at 1,000,000 posters the click,
-   * the histogram and the central posters (about 45 ms together) made one frame of 50 ms.
+   * the histogram and the central posters (about 45 ms together) made a frame of 50-83 ms.
    */
   function later(s, job) {
     jobs.push([s, job]);
-    queued += 1;
-    if (queued === 1) afterFrame(nextJob);
+    if (jobs.length === 1) afterFrame(nextJob);
   }
 
   function nextJob() {
-    const [s, job] = jobs.shift();
-    queued -= 1;
-    if (map.look.selection === s) job();
-    if (queued) afterFrame(nextJob);
-    else map.requestDraw(); // so that settled() is asked again
+    const [s, job] = jobs[0];
+    try {
+      if (map.look.selection === s) job();
+    } finally { // a job that fails does not hold up the others
+      jobs.shift();
+      if (jobs.length) afterFrame(nextJob);
+      else map.requestDraw(); // so that settled() is asked again
+    }
   }
 
   /** `fn` in a task after the next frame is drawn: a frame callback runs just before it is. */
@@ -447,7 +448,7 @@ export function clusters(map, pageUrl) {
       button.disabled = !now || now.members.length === 0;
       if (now === s) status.textContent = s.central ? shownNote(s) : ""; // as showMore says (or will)
       else if (status.textContent.startsWith("Exporting")) status.textContent = ""; // a new selection's own stays
-      if (!queued) map.requestDraw(); // so that settled() is asked again
+      if (!jobs.length) map.requestDraw(); // so that settled() is asked again
     };
     const slice = () => {
       if (map.look.selection !== s) {
@@ -719,7 +720,7 @@ export function clusters(map, pageUrl) {
   return {
     setUp, showControls, wire, draw, escape, restore, pendingLasso, wantsLasso, selectCluster, selectRegion, shownLevel,
     offerWork, followLook, pickedNothing,
-    busy: () => !!pending || !!drawing || queued > 0 || !!exporting,
+    busy: () => !!pending || !!drawing || jobs.length > 0 || !!exporting,
     selection: () => (map.look.selection ? Array.from(ordered(map.look.selection), (i) => map.P.id[i]) : null),
   };
 }
