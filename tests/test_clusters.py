@@ -1,13 +1,12 @@
 """Stage 3's clusters and regions: found on generated groups with known truth, written to data.json and clusters.csv."""
 
 import csv
-import json
 
 import jsonschema
 import numpy as np
 import pytest
 
-from groups import hard_groups, score, write_stage2
+from groups import collection, hard_groups, score, write_stage2
 from mapdata import read_map
 from posters_cnn.mapping import clusters, layout, stage as visu
 
@@ -204,6 +203,65 @@ def test_islands_that_touch_stay_apart_and_each_lies_in_one_region(count, seed):
         assert set(found.regions[found.labels == k]) == {found.region_of[k]}
     pair = {found.labels[truth == 0][0], found.labels[truth == 1][0]}
     assert len({found.region_of[k] for k in pair}) == 1
+
+
+def _three_islands(rng, count=400):
+    points = np.concatenate([_disc(rng, c, 1.0, count) for c in [(0, 0), (5, 0), (0, 5)]])
+    truth = np.repeat(np.arange(3), count)
+    return points, truth
+
+
+def test_an_island_whose_posters_look_like_nothing_in_particular_is_no_cluster(caplog):
+    """Three islands on the map; the posters of two look like each other (their similar posters lie in
+    their own island), those of the third like posters anywhere on the map (as t-SNE gathers posters that
+    look like no other). The third is left out, said in the log and in the choice; without similar
+    posters it stays a cluster."""
+    rng = np.random.default_rng(5)
+    points, truth = _three_islands(rng)
+    similar = np.empty((len(points), 8), dtype=np.int64)
+    for i, island in enumerate(truth):
+        pool = np.flatnonzero(truth == island) if island < 2 else np.arange(len(points))
+        similar[i] = rng.choice(pool[pool != i], 8, replace=False)
+    with caplog.at_level("INFO", logger="posters_cnn.mapping.clusters"):
+        found = clusters.find(points, 25, similar)
+    assert (found.labels[truth == 2] == -1).all()
+    for island in (0, 1):
+        assert len(set(found.labels[truth == island])) == 1 and found.labels[truth == island][0] >= 0
+    assert found.labels.max() == 1 and len(found.region_of) == 2
+    assert set(found.regions[truth == 2]) == {-1}
+    [island] = found.choice["left_out"]
+    assert island["size"] == 400 and island["odds"] < clusters.LOOKALIKE_ODDS
+    assert any("an island of 400 posters left out" in r.getMessage() for r in caplog.records)
+    assert clusters.find(points, 25).labels.max() == 2
+    assert clusters.find(points, 25, similar[:, :0]).labels.max() == 2
+
+
+def test_posters_of_no_group_make_no_cluster_through_stage_3(tmp_path):
+    """Stage 3 as a user runs it on 1,500 posters in 10 groups, 10% in no group (each looks like no other):
+    t-SNE gathers those into an island of their own, which no cluster of clusters.csv is made of."""
+    features, truth = collection(1500, 10, shape="equal", ratio=1, none_share=0.10, separation=16, seed=1)
+    ids = write_stage2(tmp_path, features)
+    out = tmp_path / "web" / "data.json"
+    assert run("-i", tmp_path / "features.h5", "-o", out, "--n-sample", 0, "--no-pair-images", "-q") == 0
+    found, _ = read_clusters_csv(out)
+    truth_of = dict(zip(ids, truth.tolist()))
+    for label in set(found.values()) - {-1}:
+        members = [truth_of[pid] for pid, k in found.items() if k == label]
+        assert sum(t < 0 for t in members) < len(members) / 2, (label, len(members))
+    ari, left_out = score([truth_of[i] for i in ids], [found[i] for i in ids])
+    assert ari >= 0.95 and left_out <= 0.05, (ari, left_out)
+    meta = read_map(out)["meta"]["clustering"]
+    assert "lookalike_rule" in meta and all(i["odds"] < clusters.LOOKALIKE_ODDS for i in meta["left_out"])
+
+
+def test_lookalike_odds_against_chance():
+    """A cluster of 4 of 10 posters: a member's similar poster lies in it by chance with probability 3/9."""
+    labels = np.array([0, 0, 0, 0, -1, -1, -1, -1, -1, -1])
+    inside = [[1, 2], [0, 2], [3, 0], [2, 1]]  # every similar poster inside: odds infinite
+    half = [[1, 5], [0, 6], [3, 7], [2, 8]]  # half inside: odds 1 against chance's 3/6
+    rest = [[0, 1]] * 6
+    assert clusters.lookalike_odds(labels, np.array(inside + rest)).tolist() == [np.inf]
+    assert clusters.lookalike_odds(labels, np.array(half + rest)) == pytest.approx([2.0])
 
 
 def test_the_choice_and_its_reason_are_logged(caplog):

@@ -134,6 +134,8 @@ def test_the_clusters_panel_lists_regions_largest_first_each_opening_to_its_clus
     made = page.locator("#clusters-made").inner_text()
     chosen = data["meta"]["clustering"]["chosen"]
     assert f"seed {data['meta']['seed']}" in made and f"density over {chosen['scale']} neighbours" in made, made
+    apart = sum(island["size"] for island in data["meta"]["clustering"].get("left_out", []))
+    assert (f"{apart} of them on island" in made) == (apart > 0), made
     page.watch.assert_clean()
 
 

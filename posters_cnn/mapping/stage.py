@@ -340,10 +340,11 @@ def embed(points: np.ndarray, *, backend: str, perplexity: float, seed: int, n_j
 
 
 def find_clusters(coords: np.ndarray, reduced: np.ndarray, ids: list[str], years: list, *, min_size: int,
-                  seed: int, stem: str) -> tuple[clustering.Clustering, list[dict], list[dict], dict]:
+                  seed: int, stem: str, similar: np.ndarray | None = None
+                  ) -> tuple[clustering.Clustering, list[dict], list[dict], dict]:
     """Clusters and regions of the map: (the clustering, the clusters and regions as meta lists, the
-    ``meta.clustering`` description)."""
-    found = clustering.find(coords, min_size)
+    ``meta.clustering`` description). ``similar``: each poster's similar posters (see :func:`.clusters.find`)."""
+    found = clustering.find(coords, min_size, similar)
     cluster_list, region_list = describe_clusters(found, coords, reduced, ids, years)
     info = {"file": clusters_file_name(stem), "method": "HDBSCAN", "space": "the t-SNE map",
             "min_cluster_size": int(min_size), "count": len(cluster_list),
@@ -500,7 +501,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         with timer("clusters"):
             min_size = min_cluster_size or clustering.default_min_size(n)
             found, cluster_list, region_list, clustering_info = find_clusters(
-                coords, reduced.points, ids, [row["year"] for row in rows], min_size=min_size, seed=seed, stem=stem)
+                coords, reduced.points, ids, [row["year"] for row in rows], min_size=min_size, seed=seed, stem=stem,
+                similar=near.index)
     layouts = {"tsne": (coords, geometry.slot_size(n))}
     grid_info = None
     if grid:
