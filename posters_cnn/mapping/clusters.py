@@ -38,9 +38,9 @@ those made an island of their own), and the density tree sees an island. A clust
 look alike, so the posters its members look most like (their similar posters, from the features,
 as the page shows them) should lie inside it far more often than chance would put them there: a
 cluster where the odds are less than LOOKALIKE_ODDS (2) times chance's (its share of the map) is left
-out, its posters in no cluster. On the generated collections the islands of posters of no group
-scored 0.8-1.6 and the true groups 3.2 and up; where the map has no similar posters (``similar``
-not given) nothing is left out.
+out, its posters in no cluster. On the generated collections of up to 30,000 posters (87 maps), the 30
+islands made mostly of posters of no group scored 0.82-1.87, the 1,568 clusters that match a true
+group 4.8 and up; where the map has no similar posters (``similar`` not given) nothing is left out.
 
 **Regions.** The real splits form a tree of the clusters. It is cut from its top, each time at the
 deepest valley among the splits of the regions so far, until it falls into about sqrt(K) regions for
