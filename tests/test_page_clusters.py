@@ -597,6 +597,40 @@ def accented(tmp_path_factory):
     server.close()
 
 
+@pytest.fixture(scope="module")
+def no_group_island(tmp_path_factory):
+    """Stage 3 as a user runs it on 1,500 posters in 10 groups, 10% of them in no group: an island of those
+    is left out of the clusters (see test_clusters.py)."""
+    import get_data_visu
+    from browser import StaticServer, copy_page
+    from groups import collection, write_stage2
+
+    folder = tmp_path_factory.mktemp("island")
+    features, _ = collection(1500, 10, shape="equal", ratio=1, none_share=0.10, separation=16, seed=1)
+    write_stage2(folder, features)
+    web = folder / "web"
+    copy_page(web)
+    assert get_data_visu.main(["-i", str(folder / "features.h5"), "-o", str(web / "data.json"), "--n-sample", "0",
+                               "--no-pair-images", "-q"]) == 0
+    server = StaticServer(web)
+    yield server, read_map(web / "data.json")
+    server.close()
+
+
+def test_the_clusters_panel_says_how_many_posters_sit_on_islands_left_out(page, no_group_island):
+    server, data = no_group_island
+    left_out = data["meta"]["clustering"]["left_out"]
+    assert left_out, "the fixture's posters of no group should make an island"
+    open_map(page, server.url)
+    page.click("#show-clusters")
+    made = page.locator("#clusters-made").inner_text()
+    apart = sum(island["size"] for island in left_out)
+    unclustered = data["meta"]["clustering"]["unclustered"]
+    assert f"{unclustered} posters in none; {apart} of them on island" in made, made
+    assert page.locator("#clusters-list > li").count() == len(data["meta"]["regions"])
+    page.watch.assert_clean()
+
+
 def test_an_export_names_files_a_user_can_open_and_reads_back_in_pandas(page, accented):
     import pandas as pd
 
