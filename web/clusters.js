@@ -164,9 +164,10 @@ export function clusters(map, pageUrl) {
         + "on each side (the setting the others agreed with most)");
     }
     parts.push(`at least ${c.min_cluster_size} posters a cluster; ${c.unclustered} posters in none`);
-    const apart = Array.isArray(c.left_out) ? c.left_out.reduce((sum, island) => sum + island.size, 0) : 0;
+    const islands = Array.isArray(c.left_out) ? c.left_out.filter((island) => Number.isInteger(island?.size)) : [];
+    const apart = islands.reduce((sum, island) => sum + island.size, 0);
     if (apart) {
-      parts.push(`${apart} of them on island${c.left_out.length === 1 ? "" : "s"} whose posters look alike no `
+      parts.push(`${apart} of them on island${islands.length === 1 ? "" : "s"} whose posters look alike no `
         + "more than chance says (no cluster)");
     }
     return `${parts.join("; ")}.`;
