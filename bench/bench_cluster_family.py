@@ -6,6 +6,8 @@
     python bench/bench_cluster_family.py score --bounds-from bench/out/cluster_family.json --json ...
         # the default only, after a change to it: the previous default and the upper bound, which do not
         # depend on it, are taken from that earlier run of the same maps (minutes instead of hours)
+    # Each cell's similar posters are found exactly once and kept beside its maps: minutes up to 30,000
+    # posters, half an hour at 100,000, hours at 300,000.
 
 A cell is one kind of collection (tests/groups.py ``collection``): a number of posters, a number of
 groups, how their sizes fall off (equal; geometric; a long "tail" by Zipf's law) and how far apart
