@@ -302,7 +302,6 @@ class Tree:
             for k in self.kids[c]:
                 last[c] = max(last[c], last[k])
         by = np.argsort(position[self.point_part], kind="stable")
-        self.sorted_points = self.point[by]
         self.sorted_levels = self.point_level[by]
         keys = position[self.point_part][by]
         self.start = np.searchsorted(keys, position, side="left")
@@ -362,10 +361,6 @@ class Tree:
         inside = part_owner >= 0
         labels[self.point[inside]] = index[part_owner[inside]]
         return labels, leaves, splits
-
-    def posters_of(self, c: int) -> np.ndarray:
-        """The posters of part c and of its sub-parts."""
-        return self.sorted_points[self.start[c]:self.stop[c]]
 
 
 def describe(labels: np.ndarray, coords: np.ndarray, reduced: np.ndarray, ids: list[str], years: list) -> list[dict]:
