@@ -135,7 +135,7 @@ def test_the_clusters_panel_lists_regions_largest_first_each_opening_to_its_clus
     chosen = data["meta"]["clustering"]["chosen"]
     assert f"seed {data['meta']['seed']}" in made and f"density over {chosen['scale']} neighbours" in made, made
     apart = sum(island["size"] for island in data["meta"]["clustering"].get("left_out", []))
-    assert (f"{apart} of them on island" in made) == (apart > 0), made
+    assert (f"; {apart} of them on " in made) == (apart > 0), made
     page.watch.assert_clean()
 
 
@@ -626,7 +626,8 @@ def test_the_clusters_panel_says_how_many_posters_sit_on_islands_left_out(page, 
     made = page.locator("#clusters-made").inner_text()
     apart = sum(island["size"] for island in left_out)
     unclustered = data["meta"]["clustering"]["unclustered"]
-    assert f"{unclustered} posters in none; {apart} of them on island" in made, made
+    where = "an island" if len(left_out) == 1 else "islands"
+    assert f"{unclustered} posters in none; {apart} of them on {where} whose posters look alike" in made, made
     assert page.locator("#clusters-list > li").count() == len(data["meta"]["regions"])
     page.watch.assert_clean()
 

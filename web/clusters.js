@@ -167,7 +167,7 @@ export function clusters(map, pageUrl) {
     const islands = Array.isArray(c.left_out) ? c.left_out.filter((island) => Number.isInteger(island?.size)) : [];
     const apart = islands.reduce((sum, island) => sum + island.size, 0);
     if (apart) {
-      parts.push(`${apart} of them on island${islands.length === 1 ? "" : "s"} whose posters look alike no `
+      parts.push(`${apart} of them on ${islands.length === 1 ? "an island" : "islands"} whose posters look alike no `
         + "more than chance says (no cluster)");
     }
     return `${parts.join("; ")}.`;
