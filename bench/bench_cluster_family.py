@@ -130,17 +130,14 @@ def similar_of(cell, k: int = 8) -> np.ndarray:
     path = FOLDER / f"{cell_name(cell)}-similar{k}.npy"
     if path.exists():
         return np.load(path)
+    from posters_cnn.mapping.similarity import exact_neighbours, normalize_rows
+
     n, groups, shape, ratio, separation, none, _ = cell
     features, _ = collection(n, groups, shape=shape, ratio=ratio, none_share=none, separation=separation, seed=0)
-    features /= np.linalg.norm(features, axis=1, keepdims=True)
-    similar = np.empty((n, k), dtype=np.int64)
-    for start in range(0, n, 2048):
-        block = features[start:start + 2048] @ features.T
-        rows = np.arange(block.shape[0])
-        block[rows, start + rows] = -np.inf
-        top = np.argpartition(-block, k, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(block, top, axis=1), axis=1)
-        similar[start:start + 2048] = np.take_along_axis(top, order, axis=1)
+    unit = normalize_rows(features)
+    del features
+    rows = np.arange(n)
+    similar = np.concatenate([exact_neighbours(unit, rows[start:start + 2048], k) for start in range(0, n, 2048)])
     np.save(path, similar)
     return similar
 
