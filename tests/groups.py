@@ -77,6 +77,12 @@ def collection(n: int, groups: int, *, shape: str = "tail", ratio: float = 50.0,
     return features, truth.astype(np.int64)
 
 
+def no_group_island() -> tuple[np.ndarray, np.ndarray]:
+    """1,500 posters in 10 equal groups and 10% in no group: on stage 3's map those posters make an island of
+    their own, which the clusters leave out (test_clusters.py, test_page_clusters.py)."""
+    return collection(1500, 10, shape="equal", ratio=1, none_share=0.10, separation=16, seed=1)
+
+
 def _truth(rng, n: int, weights: np.ndarray, none_share: float) -> tuple[np.ndarray, int]:
     """Each poster's group, shuffled: groups sized in proportion to ``weights`` (the first takes what
     rounding leaves), and ``none_share`` of the posters in none (-1). Also the count in none."""

@@ -6,7 +6,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from groups import collection, hard_groups, score, write_stage2
+from groups import hard_groups, no_group_island, score, write_stage2
 from mapdata import read_map
 from posters_cnn.mapping import clusters, layout, stage as visu
 
@@ -239,7 +239,7 @@ def test_an_island_whose_posters_look_like_nothing_in_particular_is_no_cluster(c
 def test_posters_of_no_group_make_no_cluster_through_stage_3(tmp_path):
     """Stage 3 as a user runs it on 1,500 posters in 10 groups, 10% in no group (each looks like no other):
     t-SNE gathers those into an island of their own, which no cluster of clusters.csv is made of."""
-    features, truth = collection(1500, 10, shape="equal", ratio=1, none_share=0.10, separation=16, seed=1)
+    features, truth = no_group_island()
     ids = write_stage2(tmp_path, features)
     out = tmp_path / "web" / "data.json"
     assert run("-i", tmp_path / "features.h5", "-o", out, "--n-sample", 0, "--no-pair-images", "-q") == 0

@@ -598,15 +598,15 @@ def accented(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def no_group_island(tmp_path_factory):
-    """Stage 3 as a user runs it on 1,500 posters in 10 groups, 10% of them in no group: an island of those
-    is left out of the clusters (see test_clusters.py)."""
+def island_map(tmp_path_factory):
+    """Stage 3 as a user runs it on groups.no_group_island: an island of posters of no group, left out of
+    the clusters."""
     import get_data_visu
     from browser import StaticServer, copy_page
-    from groups import collection, write_stage2
+    from groups import no_group_island, write_stage2
 
     folder = tmp_path_factory.mktemp("island")
-    features, _ = collection(1500, 10, shape="equal", ratio=1, none_share=0.10, separation=16, seed=1)
+    features, _ = no_group_island()
     write_stage2(folder, features)
     web = folder / "web"
     copy_page(web)
@@ -617,8 +617,8 @@ def no_group_island(tmp_path_factory):
     server.close()
 
 
-def test_the_clusters_panel_says_how_many_posters_sit_on_islands_left_out(page, no_group_island):
-    server, data = no_group_island
+def test_the_clusters_panel_says_how_many_posters_sit_on_islands_left_out(page, island_map):
+    server, data = island_map
     left_out = data["meta"]["clustering"]["left_out"]
     assert left_out, "the fixture's posters of no group should make an island"
     open_map(page, server.url)

@@ -180,7 +180,7 @@ def _look_alike(raw: np.ndarray, leaves: list[int], similar: np.ndarray | None
                 ) -> tuple[np.ndarray, list[int], list[dict]]:
     """The clusters whose posters look alike (see the module docstring): (labels, their leaves, and the
     islands left out: their size and odds)."""
-    if similar is None or not np.asarray(similar).size or raw.max(initial=-1) < 0:
+    if similar is None or not np.asarray(similar).size:
         return raw, leaves, []
     odds = lookalike_odds(raw, similar)
     weak = odds < LOOKALIKE_ODDS
