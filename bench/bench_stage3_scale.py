@@ -11,8 +11,8 @@ points the map was made from (its state.npz), in a fresh process, and records th
 issue's yardstick ("stage 3 at 300k in at most 1.5x openTSNE's own fit"). Writes
 bench/out/stage3_scale_N.json. --keep keeps the inputs (4.9 GB at 300,000 posters); they are deleted
 otherwise. --keep-map keeps the map, for bench_page.py; --no-fit leaves out openTSNE's fit (at 1M:
-python bench/bench_stage3_scale.py --n 1000000 --no-fit --keep-map). --widest W caps the similar-poster
-search's width (the stage widens it until recall@8 on tuning posters reaches 0.95): a run for memory and
+python bench/bench_stage3_scale.py --n 1000000 --no-fit --keep-map). --widest P caps the lists each poster
+probes in the similar-poster search (the stage doubles them until recall@8 on tuning posters reaches 0.95): a run for memory and
 the other steps' times, whose recall and search time are then not the stage's. --log FILE writes the
 stage's log (each step's time and peak memory as it ends) to FILE instead of running it quietly.
 """
@@ -39,11 +39,11 @@ TSNE(n_jobs=int(sys.argv[2]), random_state=0, verbose=False).fit(points)
 print(time.perf_counter() - start)
 """
 
-# Runs get_data_visu.py with the similar-poster search's widest width capped (--widest).
+# Runs get_data_visu.py with the lists the similar-poster search probes capped (--widest).
 CAPPED = """
 import runpy, sys
 import posters_cnn.mapping.similarity as similarity
-similarity.SEARCH_WIDEST = int(sys.argv[1])
+similarity.PROBES_MOST = int(sys.argv[1])
 sys.argv = sys.argv[2:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -57,8 +57,8 @@ def main() -> None:
     parser.add_argument("--no-fit", action="store_true", help="leave out openTSNE's own fit (the 300k yardstick)")
     parser.add_argument("--resume", action="store_true",
                         help="keep bench/out/scale-N/ as a stopped run left it, so stage 3 resumes from its checkpoints")
-    parser.add_argument("--widest", type=int, metavar="W",
-                        help="cap the similar-poster search's width at W (a run for memory, not for recall)")
+    parser.add_argument("--widest", type=int, metavar="P",
+                        help="cap the lists a poster probes in the similar-poster search at P (a run for memory, not recall)")
     parser.add_argument("--log", metavar="FILE", help="write the stage's log to FILE instead of running it with -q")
     args = parser.parse_args()
     features, manifest = make_inputs(args.n)

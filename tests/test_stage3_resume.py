@@ -83,7 +83,7 @@ def stop_in_clusters(monkeypatch):
 @pytest.mark.parametrize("search", ["exact", "candidates"])
 def test_a_stopped_run_resumes_after_its_long_steps_and_makes_the_same_map(tmp_path, monkeypatch, calls, capsys,
                                                                            search):
-    if search == "candidates":  # similar posters from the graph index, as above 5,000 posters
+    if search == "candidates":  # similar posters from the inverted file, as above 5,000 posters
         monkeypatch.setattr(similarity, "EXACT_MAX", 40)
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
     whole = tmp_path / "whole" / "data.json"
@@ -146,12 +146,12 @@ def test_a_damaged_checkpoint_is_made_again(tmp_path, monkeypatch, calls, capsys
 
 @pytest.fixture
 def searches(monkeypatch):
-    """How many times the similar posters' graph was searched (each search starts by choosing its width)."""
+    """How many times the similar posters were searched for (each search starts by choosing its width)."""
     return calls_of(monkeypatch, similarity, "_widen")
 
 
-def stop_after_the_graph_search(monkeypatch):
-    """Make the next run stop after its graph search, in the similar posters' re-ranking (their recall is
+def stop_after_the_search(monkeypatch):
+    """Make the next run stop after its search for candidates, in the similar posters' re-ranking (their recall is
     measured once they are re-ranked: the last thing before their checkpoint)."""
     return stop_at(monkeypatch, visu, "recall")
 
@@ -168,15 +168,15 @@ def doctor_rows(folder, step, change):
 
 
 @pytest.mark.parametrize("doctored", [None, "no poster", "a byte changed"])
-def test_a_run_stopped_after_the_graph_search_resumes_from_its_candidates(tmp_path, monkeypatch, capsys, searches,
+def test_a_run_stopped_after_the_search_resumes_from_its_candidates(tmp_path, monkeypatch, capsys, searches,
                                                                            doctored):
-    monkeypatch.setattr(similarity, "EXACT_MAX", 40)  # similar posters from the graph index
+    monkeypatch.setattr(similarity, "EXACT_MAX", 40)  # similar posters from the inverted file
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
     whole = tmp_path / "whole" / "data.json"
     assert run("-i", feats, "-o", whole) == 0
     assert len(searches) == 1
 
-    resume = stop_after_the_graph_search(monkeypatch)
+    resume = stop_after_the_search(monkeypatch)
     out = tmp_path / "web" / "data.json"
     assert run("-i", feats, "-o", out) == 130
     folder = out.parent / "assets" / "maps" / "data" / "checkpoints"
@@ -209,19 +209,27 @@ def from_row(row):
     return lambda *args, **kwargs: len(args[1]) and args[1][0] == row
 
 
+def from_block(count, size=16):
+    """A ``when`` for :func:`stop_at`: the call for the ``count``-th block of ``size`` posters (its second
+    argument: their rows), once ``count`` - 1 blocks are made."""
+    seen = []
+    return lambda *args, **kwargs: len(args[1]) == size and (seen.append(1) or len(seen) == count)
+
+
 @pytest.mark.parametrize("stopped_in", ["search", "re-ranking"])
 @pytest.mark.parametrize("killed", [False, True])
 def test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_from_its_last_rows(
         tmp_path, monkeypatch, capsys, stopped_in, killed):
-    monkeypatch.setattr(similarity, "EXACT_MAX", 40)  # similar posters from the graph index
+    monkeypatch.setattr(similarity, "EXACT_MAX", 40)  # similar posters from the inverted file
     monkeypatch.setattr(similarity, "SEARCH_BLOCK", 16)
     monkeypatch.setattr(similarity, "RERANK_BLOCK", 16)
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
     whole = tmp_path / "whole" / "data.json"
     assert run("-i", feats, "-o", whole) == 0
 
+    # The search goes in the order of its lists, the re-ranking in the posters' order; both 16 at a time.
     step, name = ("candidates", "without_self") if stopped_in == "search" else ("reranked", "_reranked")
-    resume = stop_at(monkeypatch, similarity, name, from_row(32))  # after two blocks of 16
+    resume = stop_at(monkeypatch, similarity, name, from_block(3))  # after two blocks of 16
     out = tmp_path / "web" / "data.json"
     assert run("-i", feats, "-o", out) == 130
     folder = out.parent / "assets" / "maps" / "data" / "checkpoints"
@@ -233,21 +241,23 @@ def test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_fro
     if killed:  # killed while appending: bytes past the rows the JSON counts, which must be cut off
         with open(rows, "ab") as fh:
             fh.write(b"\xff" * 100)
-        resume = stop_at(monkeypatch, similarity, name, from_row(48))
+        resume = stop_at(monkeypatch, similarity, name, from_block(1, size=12))  # the last block: 48-59
         assert run("-i", feats, "-o", out) == 130
         assert json.loads((folder / f"{step}.json").read_text())["rows"] == 48
         assert rows.stat().st_size == size // 32 * 48  # the next rows follow the ones counted
         resume()
         done = 48
 
-    calls = {"build": calls_of(monkeypatch, similarity, "build_graph"),
-             "widen": calls_of(monkeypatch, similarity, "_widen"), name: calls_of(monkeypatch, similarity, name)}
+    calls = {"widen": calls_of(monkeypatch, similarity, "_widen"), name: calls_of(monkeypatch, similarity, name)}
     capsys.readouterr()
     assert run("-i", feats, "-o", out) == 0
     said = capsys.readouterr().out
     assert f"{step} ({done} of 60 rows)" in said.split("resumed: ")[1]
-    assert calls["build"] == [] and calls["widen"] == []  # the graph read back, and the width the stopped run chose
-    assert sorted(int(r) for a in calls[name] for r in a[1]) == list(range(done, 60))  # only the rows not yet made
+    assert calls["widen"] == []  # the width the stopped run chose
+    made = sorted(int(r) for a in calls[name] for r in a[1])  # only the rows not yet made, each once
+    assert len(made) == len(set(made)) == 60 - done
+    if stopped_in == "re-ranking":
+        assert made == list(range(done, 60))
     assert the_map(out) == the_map(whole)
     assert not folder.exists()
 
@@ -272,40 +282,30 @@ def test_similar_posters_that_are_no_posters_are_found_again(tmp_path, monkeypat
     assert all(0 <= j < 20 for j in read_map(out)["columns"]["neighbors"])  # the map lists posters only
 
 
-@pytest.mark.parametrize("doctored", [False, True])
-def test_a_run_stopped_in_the_graph_search_resumes_after_the_build(tmp_path, monkeypatch, capsys, doctored):
-    monkeypatch.setattr(similarity, "EXACT_MAX", 40)  # similar posters from the graph index
-    builds = calls_of(monkeypatch, similarity, "build_graph")
+def test_kept_candidates_that_name_a_poster_twice_or_follow_other_lists_are_searched_again(tmp_path, monkeypatch,
+                                                                                          capsys):
+    monkeypatch.setattr(similarity, "EXACT_MAX", 40)
+    monkeypatch.setattr(similarity, "SEARCH_BLOCK", 16)
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
     whole = tmp_path / "whole" / "data.json"
     assert run("-i", feats, "-o", whole) == 0
-
-    resume = stop_at(monkeypatch, similarity, "_widen")  # the search's first step, once the graph is built
     out = tmp_path / "web" / "data.json"
-    assert run("-i", feats, "-o", out) == 130
     folder = out.parent / "assets" / "maps" / "data" / "checkpoints"
-    assert sorted(p.name for p in folder.iterdir()) == ["graph.faiss", "graph.json"]
-    if doctored:  # one byte changed: faiss trusts its files, so it must not be read
-        data = bytearray((folder / "graph.faiss").read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        (folder / "graph.faiss").write_bytes(bytes(data))
-
-    resume()
-    capsys.readouterr()
-    assert len(builds) == 2
-    assert run("-i", feats, "-o", out) == 0
-    said = capsys.readouterr()
-    if doctored:
-        assert len(builds) == 3
-        assert any("graph.faiss" in line and "changed since it was saved" in line for line in said.err.splitlines())
-    else:
-        assert len(builds) == 2  # the graph was read back, not built again
-        assert "resumed: graph" in said.out
-    assert the_map(out) == the_map(whole)
-    assert not folder.exists()
+    for doctor, why in [(lambda records: records["row"].__setitem__(1, records["row"][0]), "searched twice"),
+                        (lambda records: records.__setitem__(slice(None), records[::-1]), "not the first of")]:
+        resume = stop_at(monkeypatch, similarity, "without_self", from_block(3))
+        assert run("-i", feats, "-o", out) == 130
+        resume()
+        doctor_rows(folder, "candidates", doctor)
+        widen = calls_of(monkeypatch, similarity, "_widen")
+        capsys.readouterr()
+        assert run("-i", feats, "-o", out) == 0
+        assert any("candidates.rows" in line and why in line for line in capsys.readouterr().err.splitlines())
+        assert len(widen) == 1  # searched again from its first poster, its width chosen again
+        assert the_map(out) == the_map(whole)
 
 
-@pytest.mark.parametrize("name", ["graph.faiss", "candidates.rows", "reranked.rows", "tsne-neighbours.npz",
+@pytest.mark.parametrize("name", ["candidates.rows", "reranked.rows", "tsne-neighbours.npz",
                                   "tsne-so-far.npz"])
 def test_a_checkpoint_that_cannot_be_kept_is_said_and_the_map_is_made(tmp_path, monkeypatch, capsys, name):
     monkeypatch.setattr(similarity, "EXACT_MAX", 40)

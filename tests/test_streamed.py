@@ -46,7 +46,7 @@ def test_rows_on_disk_find_the_same_similar_posters_as_rows_held(tmp_path, monke
     assert np.array_equal(spilled.unit[:], held.unit) and np.array_equal(spilled.unit[[5, 3]], held.unit[[5, 3]])
     assert (spilled.n, spilled.dim) == (600, 256) and np.array_equal(spilled.gram, held.gram)
 
-    monkeypatch.setattr(similarity, "EXACT_MAX", 100)  # the graph search, as above 5,000 posters
+    monkeypatch.setattr(similarity, "EXACT_MAX", 100)  # the inverted file's search, as above 5,000 posters
     groups = np.arange(600) // 2
     want = similarity.neighbours_and_pairs(held.unit, k=5, n_pairs=20, groups=groups, normalized=True)
     got = similarity.neighbours_and_pairs(spilled.unit, k=5, n_pairs=20, groups=groups, normalized=True)
@@ -117,47 +117,56 @@ def test_stage3_with_its_rows_on_disk_makes_the_map_it_makes_with_them_held(tmp_
         assert columns[0][name] == columns[1][name], name
 
 
-def test_a_graph_answer_short_of_candidates_is_filled_never_with_the_row_itself():
-    found = np.array([[0, 3, -1, -1], [2, 1, 0, 3], [-1, -1, -1, -1]])  # faiss's -1: nothing more found
+def test_a_search_answer_short_of_candidates_is_filled_never_with_the_row_itself():
+    found = np.array([[0, 3, -1, -1], [2, 1, 0, 3], [-1, -1, -1, -1]])  # -1: nothing more found
     out = similarity.without_self(found, np.array([0, 1, 2]), 3)
     assert out.tolist() == [[3, 1, 2], [2, 0, 3], [0, 1, 3]]
 
 
-def test_the_graph_and_so_the_similar_posters_are_the_same_on_any_number_of_threads():
-    import faiss
+def test_the_lists_and_so_the_similar_posters_are_the_same_on_any_number_of_threads():
+    from threadpoolctl import threadpool_limits
 
     unit = similarity.normalize_rows(clustered(3000, dim=64, seed=3))
-    before = faiss.omp_get_max_threads()
-    try:
-        found = []
-        for threads in (1, 2, 1):
-            faiss.omp_set_num_threads(threads)
-            found.append(similarity.graph_candidates(unit, 16, block=700))
-    finally:
-        faiss.omp_set_num_threads(before)
+    found = []
+    for threads in (1, 2, 1):
+        with threadpool_limits(threads):
+            found.append(similarity.list_candidates(unit, 16, block=700))
     assert found[0][1] == found[1][1] == found[2][1]  # the same width chosen
     lists = [f[0] for f in found]
     assert np.array_equal(lists[0], lists[1]) and np.array_equal(lists[0], lists[2])
     assert not (lists[0] == np.arange(3000)[:, None]).any()
 
 
+def test_the_lists_cut_the_rows_round_their_centres_and_a_poster_probing_every_list_gets_its_exact_nearest():
+    unit = similarity.normalize_rows(clustered(2000, dim=32, seed=6))
+    centres = similarity.inverted_file(unit)
+    assert len(centres) == similarity.list_count(2000) == 45
+    assert np.allclose(np.linalg.norm(centres, axis=1), 1, atol=1e-5)
+    home = similarity.nearest_lists(unit, centres, 1)[:, 0]
+    assert np.array_equal(home, np.argmax(unit @ centres.T, axis=1))
+    assert np.bincount(home, minlength=45).max() < 2000 / 3  # cut, not one list holding most rows
+    lists = similarity._Lists(home, len(centres))
+    assert sorted(np.concatenate([lists.members(c) for c in range(45)]).tolist()) == list(range(2000))
+    rows = np.arange(0, 2000, 7)
+    everywhere = similarity._scan(unit, rows, similarity.nearest_lists(unit[rows], centres, 45), lists, 10)
+    assert np.array_equal(everywhere[:, :8], similarity.exact_neighbours(unit, rows, 8))
+
+
 def noise(n, dim, seed=0):
-    """Unit rows of isotropic noise: every row nearly as far from every other, the hardest case for a graph."""
+    """Unit rows of isotropic noise: every row nearly as far from every other, the hardest case for a search."""
     return similarity.normalize_rows(np.random.default_rng(seed).normal(0, 1, (n, dim)).astype(np.float32))
 
 
-def test_the_graph_search_widens_until_it_finds_the_target_share_of_the_true_neighbours(monkeypatch, caplog):
+def test_the_search_probes_more_lists_until_it_finds_the_target_share_of_the_true_neighbours(monkeypatch, caplog):
     caplog.set_level(logging.INFO, "posters_cnn")
     monkeypatch.setattr(similarity, "EXACT_MAX", 100)
-    monkeypatch.setattr(similarity, "GRAPH_LINKS", 8)
-    monkeypatch.setattr(similarity, "GRAPH_BUILD", 16)
     monkeypatch.setattr(similarity, "TUNING_SAMPLE", 300)
     unit = noise(4000, 128)
     monkeypatch.setattr(similarity, "CANDIDATES", 8)
-    monkeypatch.setattr(similarity, "GRAPH_SEARCH", 8)  # at this width the search finds too few
-    narrow = similarity.graph_candidates(unit, 8, k=5)[1]
-    assert narrow["width"] > 9 and narrow["recall"] >= similarity.TARGET_RECALL
-    assert "widening" in caplog.text and f"searching {narrow['width']} wide" in caplog.text
+    monkeypatch.setattr(similarity, "PROBES_FIRST", 1)  # one list holds too few of a row's nearest
+    narrow = similarity.list_candidates(unit, 8, k=5)[1]
+    assert narrow["width"] > 1 and narrow["recall"] >= similarity.TARGET_RECALL and narrow["lists"] == 63
+    assert "widening" in caplog.text and f"probing {narrow['width']} of 63 lists (recall@5" in caplog.text
     # What the map reports, on posters other than those tuned on, holds the target too.
     search = {}
     index, _, _ = similarity.neighbours_and_pairs(unit, k=5, n_pairs=0, normalized=True, search_info=search)
@@ -165,20 +174,19 @@ def test_the_graph_search_widens_until_it_finds_the_target_share_of_the_true_nei
     assert similarity.recall(unit, index, sample=1000, normalized=True)["recall"] >= similarity.TARGET_RECALL - 0.02
 
 
-def test_the_graph_search_stays_narrow_where_that_finds_the_neighbours_and_says_when_even_the_widest_does_not(
+def test_the_search_stays_narrow_where_that_finds_the_neighbours_and_says_when_even_the_widest_does_not(
         monkeypatch, caplog):
     caplog.set_level(logging.INFO, "posters_cnn")
     monkeypatch.setattr(similarity, "TUNING_SAMPLE", 300)
-    easy = similarity.normalize_rows(clustered(3000, dim=64, seed=1) + np.arange(3000)[:, None] * 1e-3)
-    width = similarity.graph_candidates(easy, 16, k=5)[1]
-    assert width["width"] == similarity.GRAPH_SEARCH and width["recall"] >= similarity.TARGET_RECALL
-    monkeypatch.setattr(similarity, "GRAPH_LINKS", 4)
-    monkeypatch.setattr(similarity, "GRAPH_BUILD", 4)
-    monkeypatch.setattr(similarity, "GRAPH_SEARCH", 2)
-    monkeypatch.setattr(similarity, "SEARCH_WIDEST", 4)
-    hard = similarity.graph_candidates(noise(4000, 128), 2, k=2)[1]
-    assert hard["width"] == 4 and hard["recall"] < similarity.TARGET_RECALL
-    assert "even 4 wide" in caplog.text
+    rng = np.random.default_rng(1)  # 300 tight groups of 10: a poster's nearest are its group's, in its list
+    easy = rng.normal(0, 1, (300, 64)).repeat(10, axis=0) + rng.normal(0, 0.01, (3000, 64))
+    width = similarity.list_candidates(similarity.normalize_rows(easy.astype(np.float32)), 16, k=5)[1]
+    assert width["width"] == similarity.PROBES_FIRST and width["recall"] >= similarity.TARGET_RECALL
+    monkeypatch.setattr(similarity, "PROBES_FIRST", 1)
+    monkeypatch.setattr(similarity, "PROBES_MOST", 2)
+    hard = similarity.list_candidates(noise(4000, 128), 2, k=2)[1]
+    assert hard["width"] == 2 and hard["recall"] < similarity.TARGET_RECALL
+    assert "even probing 2 of 63 lists" in caplog.text
 
 
 def test_tsne_neighbours_from_the_graph_are_the_true_nearest_with_exact_distances_and_never_the_point_itself():
@@ -236,9 +244,7 @@ def test_a_map_past_exact_neighbours_takes_tsne_neighbours_from_the_graph(tmp_pa
 
 def test_a_lower_recall_asked_for_keeps_the_search_narrow_and_the_map_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(similarity, "EXACT_MAX", 100)
-    monkeypatch.setattr(similarity, "GRAPH_LINKS", 8)
-    monkeypatch.setattr(similarity, "GRAPH_BUILD", 16)
-    monkeypatch.setattr(similarity, "GRAPH_SEARCH", 8)
+    monkeypatch.setattr(similarity, "PROBES_FIRST", 1)
     monkeypatch.setattr(similarity, "CANDIDATES", 8)
     monkeypatch.setattr(similarity, "TUNING_SAMPLE", 300)
     unit = noise(4000, 128)

@@ -248,8 +248,8 @@ def test_the_map_says_how_well_its_approximate_search_found_the_similar_posters(
     out = tmp_path / "approx" / "data.json"
     assert run("-i", feats, "-o", out, "-q") == 0
     meta = read_map(out)["meta"]
-    assert meta["similarity_search"].startswith("32 candidates from an HNSW graph")
-    assert f"searched {similarity.GRAPH_SEARCH} wide" in meta["similarity_search"]  # 60 clustered posters: easy
+    assert meta["similarity_search"].startswith("32 candidates by exact cosine from the nearest lists of an inverted")
+    assert f"; {similarity.PROBES_FIRST} of 8 lists probed" in meta["similarity_search"]  # 60 clustered posters: easy
     assert meta["similarity_recall"]["k"] == 8 and meta["similarity_recall"]["sample"] == 60
     assert 0.5 < meta["similarity_recall"]["recall"] <= 1.0
 

@@ -1,9 +1,9 @@
 """Stage 3's long steps keep their outputs, so that a stopped run starts again after them.
 
 The PCA, the similar posters and the t-SNE embedding are the steps that take
-minutes at 100,000 posters and more (above 5,000 posters the similar posters'
-graph and its search's candidates are kept too, until the similar posters
-are saved: at 1,000,000 posters they take hours). Each step's output is saved, as soon as
+minutes at 100,000 posters and more (above 5,000 posters the candidates of the
+similar posters' search, and their re-ranking, are kept too, until the similar posters
+are saved). Each step's output is saved, as soon as
 it is made, to ``assets/maps/STEM/checkpoints/STEP.npz`` (numpy arrays and a
 JSON description; no pickles), written atomically, with the **key** of what
 made it: a SHA-256 of the step's inputs (the features file's size, time and
@@ -15,7 +15,7 @@ computed again, the unusable file said so in the log. Since every step is
 deterministic for its inputs, a resumed run makes the same map as one that
 was never stopped. The folder is removed once the map is written.
 
-The graph search and the re-ranking after it go a block of posters at a time for tens of minutes at
+The search for candidates and the re-ranking after it go a block of posters at a time for tens of minutes at
 1,000,000 posters; their rows are kept as they are made (:class:`RowsSoFar`: ``STEP.rows``, appended to,
 and ``STEP.json``, rewritten after each append), so a run stopped in either goes on from the last rows
 saved, at most SAVE_EVERY_S seconds of work before the stop. An append costs the same at 1,000 rows as
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fsutil import atomic_path, sha256_of, write_json_atomic
+from ..fsutil import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -116,53 +116,6 @@ class Checkpoints:
             self.unwritable.add(step)
             _not_kept(path, exc.strerror or exc.__class__.__name__)
 
-    def save_graph(self, step: str, key: str, index) -> None:
-        """Save a faiss index as ``step.faiss``, then ``step.json``: its key and the file's SHA-256 (a file
-        changed since, or left by a run stopped between the two, is not read: faiss trusts its files).
-        Where it cannot be written (a full disk: it is 3.8 GiB at 1,000,000 posters) the run goes on
-        without it, said in one line: the graph it would save is already made."""
-        import faiss  # noqa: PLC0415 (only maps whose similar posters come from a graph need it)
-
-        path = self.folder / f"{step}.faiss"
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp:
-                faiss.write_index(index, str(tmp))
-                _fsync(tmp)
-            write_json_atomic(self.folder / f"{step}.json", {"key": key, "sha256": sha256_of(path)})
-        except (OSError, RuntimeError) as exc:  # faiss says a failed write as a RuntimeError
-            self.discard(step)
-            _not_kept(path, str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
-
-    def load_graph(self, step: str, key: str, rows: int, dim: int):
-        """The faiss index saved by ``step`` under ``key``, when its file is the one saved and it holds
-        ``rows`` rows of ``dim`` dimensions; else None."""
-        import faiss  # noqa: PLC0415
-
-        path, about = self.folder / f"{step}.faiss", self.folder / f"{step}.json"
-        if not path.is_file() or not about.is_file():
-            return None
-        try:
-            told = json.loads(about.read_text())
-            if not isinstance(told, dict):
-                raise ValueError("not an object")
-            if told.get("key") != key:
-                log.info("checkpoint %s: made from other inputs or settings; computing it again", step)
-                return None
-            if told.get("sha256") != sha256_of(path):
-                raise ValueError("the file changed since it was saved")
-            index = faiss.read_index(str(path))
-        except (OSError, ValueError, RuntimeError) as exc:
-            log.warning("checkpoint %s is unreadable (%s); computing it again", path,
-                        str(exc).splitlines()[0] if isinstance(exc, ValueError) else exc.__class__.__name__)
-            return None
-        if index.ntotal != rows or index.d != dim:
-            log.warning("checkpoint %s: %d rows of %d, not %d of %d; computing it again", path, index.ntotal,
-                        index.d, rows, dim)
-            return None
-        self.loaded.append(step)
-        return index
-
     def rows_so_far(self, step: str, key: str, rows: int, columns: dict[str, tuple[str, int]], *,
                     within: dict[str, int] | None = None) -> "RowsSoFar":
         """The rows ``step`` made so far under ``key`` (none where there are none or they are unusable, said
@@ -175,7 +128,7 @@ class Checkpoints:
     def discard(self, step: str) -> None:
         """Remove ``step``'s files: a later step's checkpoint holds what it was for (what cannot be removed
         now goes with the folder, once the map is written)."""
-        for suffix in (".npz", ".faiss", ".json", ".rows"):
+        for suffix in (".npz", ".json", ".rows"):
             with contextlib.suppress(OSError):
                 (self.folder / f"{step}{suffix}").unlink(missing_ok=True)
 

@@ -5,33 +5,35 @@ At 30,000 posters the full similarity matrix would take 3.6 GB; here only a
 
 Up to EXACT_MAX posters every pair is compared in the 4096-d feature space.
 Beyond, comparing every pair costs N^2 x 4096 (35 s at 30,000 here, 100 times
-that at 300,000), so each poster's CANDIDATES nearest are first found in a graph index over the
-unit rows (HNSW, from faiss: each row held in 8 bits a dimension, 4 KB at
-4096-d), then re-ranked by their exact cosine in the feature space. Building
-and searching the graph grows as N log N. The similarities reported are the
-cosines over all 4096 dimensions (to about 1e-4 where stage 3 keeps its unit
-rows in float16: see :mod:`.streamed`); only a true neighbour that the graph
-search misses, or ranks below the candidates, could be missed:
-:func:`recall` measures how often, on a seeded sample, and stage 3 writes it
-to the map's meta.
+that at 300,000), so each poster is compared only with the posters of a few lists of an inverted file:
+the rows are cut into about √N lists by spherical k-means (each row in the list of its nearest centre), and
+a poster is compared, by exact cosine over all 4096 dimensions, with the rows of the lists whose centres
+are nearest it. The comparing is one matrix product per list (the posters that probe it against the rows it
+holds), the products a BLAS does fastest, a block of posters at a time, in the order of their lists, so
+that the posters searched together probe the same few lists. Its cost grows as N x (lists probed) x √N.
+Each poster's CANDIDATES most similar rows found so are then its candidates, re-ranked as before. The
+similarities reported are the cosines over all 4096 dimensions (to about 1e-4 where stage 3 keeps its unit
+rows in float16: see :mod:`.streamed`); only a true neighbour outside the lists probed could be missed:
+:func:`recall` measures how often, on a seeded sample, and stage 3 writes it to the map's meta.
 
-How wide a search must be grows with the map: at the same width (efSearch 64), recall@8 fell from
-0.989 at 30,000 synthetic posters to 0.76 at 300,000. So the width is not fixed: after the graph is
-built, a seeded tuning sample of TUNING_SAMPLE posters is searched at widths GRAPH_SEARCH, twice
-that, ..., up to SEARCH_WIDEST, and the first width whose re-ranked lists hold TARGET_RECALL of the
-sample's true neighbours (exact cosine) searches every poster. Where the graph finds neighbours
-easily, the first width is kept and costs nothing more; the widest one is used, with a warning, when
-no width reaches the target.
+How many lists a poster must probe depends on the features: where similar posters stand apart, its own
+list holds most of them; where every poster is about as far from every other (noise in 4096-d), more
+lists. So the number is not fixed: a seeded tuning sample of TUNING_SAMPLE posters is searched probing
+PROBES_FIRST lists, twice that, ..., up to PROBES_MOST (or every list, which is exact), and the first
+number whose candidates hold TARGET_RECALL of the sample's true neighbours (exact cosine) searches every
+poster. The widest is used, with a warning, when none reaches the target.
 
-The same rows always give the same graph, and so the same similar posters,
-on any number of threads: since 1.15.1 (at least), faiss builds HNSW graphs in fixed
-batches whose links are merged in a fixed order (its "deterministic build").
+The same rows always give the same lists and the same similar posters: the k-means starts from evenly
+spaced rows and takes no random draw. (Until 2026-11-27 the candidates came from an HNSW graph over the rows
+in 8 bits; on the bench's features it took 357 of a 744 s stage at 100,000 posters for recall 0.97,
+against about 60 s here: see bench/RESULTS.md.)
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import math
 import time
 
 import numpy as np
@@ -41,42 +43,41 @@ log = logging.getLogger(__name__)
 EXACT_MAX = 5000
 CANDIDATES = 32
 RERANK_ROWS = 128
-SEARCH_BLOCK = 8192  # posters added to the graph and searched at a time (the search's kept as they go: .checkpoints)
+SEARCH_BLOCK = 8192  # posters searched at a time (the search's kept as they go: .checkpoints)
 RERANK_BLOCK = 1024  # posters re-ranked at a time (the same)
-# The graph index (faiss's IndexHNSWSQ): links a row keeps (M), and how many rows each insertion and each
-# search keep in view (efConstruction, efSearch). Recall@8 at 30,000 synthetic posters: 0.989.
-GRAPH_LINKS = 32
-GRAPH_BUILD = 80
-GRAPH_SEARCH = 64
-SEARCH_WIDEST = 1024
+KMEANS_ROUNDS = 10  # rounds of the k-means that makes the lists
+TRAIN_PER_LIST = 40  # the k-means' sample: about this many rows a list
+PROBES_FIRST = 4  # lists a poster probes, at first; doubled until the tuning sample's recall is reached
+PROBES_MOST = 64
 TARGET_RECALL = 0.95  # recall@k the search is widened for (issue 17's target)
 TUNING_SAMPLE = 1000
 TUNING_SEED = 1  # not the seed of the sample :func:`recall` reports on, so that report is not the one tuned on
-QUANTIZER_SAMPLE = 20_000  # rows that set the 8-bit quantizer's range in each dimension
 
 
 RECALL_SAMPLE = 2000
 
 
 def searches_exactly(n: int) -> bool:
-    """Whether :func:`neighbours_and_pairs` compares every pair (else it takes candidates from a graph)."""
+    """Whether :func:`neighbours_and_pairs` compares every pair (else it takes candidates from an inverted file)."""
     return n <= EXACT_MAX
 
 
 def search_settings(target: float = TARGET_RECALL) -> dict:
     """What the approximate search's result depends on, besides the rows (for checkpoint keys)."""
-    return {"candidates": CANDIDATES, "links": GRAPH_LINKS, "build": GRAPH_BUILD, "search": GRAPH_SEARCH,
-            "widest": SEARCH_WIDEST, "target_recall": target, "tuning_sample": TUNING_SAMPLE,
-            "tuning_seed": TUNING_SEED, "quantizer_sample": QUANTIZER_SAMPLE}
+    return {"search": "inverted file", "candidates": CANDIDATES, "rounds": KMEANS_ROUNDS,
+            "train_per_list": TRAIN_PER_LIST, "first": PROBES_FIRST, "most": PROBES_MOST, "target_recall": target,
+            "tuning_sample": TUNING_SAMPLE, "tuning_seed": TUNING_SEED}
 
 
 def describe_search(exact: bool, width: dict | None = None) -> str:
     if exact:
         return "exact"
-    text = f"{CANDIDATES} candidates from an HNSW graph of the features in 8 bits, re-ranked by exact cosine"
+    text = (f"{CANDIDATES} candidates by exact cosine from the nearest lists of an inverted file (k-means), "
+            "re-ranked by exact cosine")
     if width:
-        text += (f"; searched {width['width']} wide, the first width from {GRAPH_SEARCH} whose recall@{width['k']} "
-                 f"on {width['sample']} tuning posters reached {width['target']} ({width['recall']})")
+        text += (f"; {width['width']} of {width['lists']} lists probed, the first number from {PROBES_FIRST} whose "
+                 f"recall@{width['k']} on {width['sample']} tuning posters reached {width['target']} "
+                 f"({width['recall']})")
     return text
 
 
@@ -127,13 +128,13 @@ def normalize_rows(features: np.ndarray) -> np.ndarray:
 
 
 def candidate_count(n: int, k: int) -> int:
-    """How many candidates the graph search gives each of ``n`` rows, to re-rank for its ``k`` nearest."""
+    """How many candidates the search gives each of ``n`` rows, to re-rank for its ``k`` nearest."""
     return min(n - 1, max(CANDIDATES, 3 * min(k, n - 1)))
 
 
 def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: np.ndarray | None = None,
                          chunk: int | None = None, normalized: bool = False, search_info: dict | None = None,
-                         target: float = TARGET_RECALL, graph: tuple[np.ndarray, dict] | None = None,
+                         target: float = TARGET_RECALL, candidates: tuple[np.ndarray, dict] | None = None,
                          reranked=None) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int, int]]]:
     """Each row's ``k`` most similar rows, and the ``n_pairs`` most similar pairs overall.
 
@@ -141,10 +142,10 @@ def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: 
     where ``pairs`` is a list of ``(similarity, i, j)`` with ``i < j``, most
     similar first. Rows with the same ``groups`` value (versions of the same
     movie) are never paired, but they may be neighbours. ``normalized``: the rows are unit rows already
-    (float16 welcome: see :mod:`.streamed`). ``search_info``, when given, is told how wide the graph search
-    was (see :func:`graph_candidates`; nothing for an exact search), widened for recall ``target``.
-    ``graph``: what :func:`graph_candidates` gave for these rows before (a stopped run's checkpoint), used
-    instead of building and searching the graph again; ignored where every pair is compared. ``reranked``:
+    (float16 welcome: see :mod:`.streamed`). ``search_info``, when given, is told how wide the search
+    was (see :func:`list_candidates`; nothing for an exact search), widened for recall ``target``.
+    ``candidates``: what :func:`list_candidates` gave for these rows (a stopped run's checkpoint, or a search
+    kept as it went), used instead of searching again; ignored where every pair is compared. ``reranked``:
     where the candidates' re-ranked rows are kept as they are made (:class:`.checkpoints.RowsSoFar`,
     columns ``candidates`` and ``exact``), and a stopped run's first rows taken from. ``chunk``: rows
     compared at a time (1,024 by default; RERANK_BLOCK where candidates are re-ranked).
@@ -154,7 +155,7 @@ def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: 
     k = min(k, n - 1)
     if not searches_exactly(n):
         return _by_candidates(unit, k=k, n_pairs=n_pairs, groups=groups, chunk=chunk or RERANK_BLOCK,
-                              search_info=search_info, target=target, graph=graph, reranked=reranked)
+                              search_info=search_info, target=target, searched=candidates, reranked=reranked)
     unit = unit.astype(np.float32, copy=False)
     chunk = chunk or 1024
     neighbour_index = np.zeros((n, k), dtype=np.int64)
@@ -196,109 +197,171 @@ def _top(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_values, order, axis=1)
 
 
-def build_graph(unit: np.ndarray, *, block: int = 8192):
-    """The HNSW graph over the unit rows, each held in 8 bits a dimension (faiss's IndexHNSWSQ): the same
-    graph for the same rows on any number of threads (see the module docstring)."""
-    import faiss  # noqa: PLC0415 (only maps above EXACT_MAX need it: 0.3 s to import)
-
-    n, d = unit.shape
-    index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, GRAPH_LINKS, faiss.METRIC_L2)
-    index.hnsw.efConstruction = GRAPH_BUILD
-    step = max(1, n // QUANTIZER_SAMPLE)
-    index.train(np.ascontiguousarray(unit[::step], dtype=np.float32))
-    # The graph's rows (n x d bytes: 3.8 GiB at 1,000,000 posters) sized once, before the first add. faiss
-    # grows them as a std::vector, add by add, and each time they outgrow their room the old rows and their
-    # copy are held at once: just past a doubling, twice the rows' final size (a /tmp probe at 150,000 rows:
-    # 1,244 MiB against 775). Each add then resizes them within the room made here, so the build holds the
-    # rows once, whatever n is.
-    storage = faiss.downcast_index(index.storage)
-    storage.codes.resize(n * storage.code_size)
-    for start in range(0, n, block):  # in fixed batches: see the module docstring
-        index.add(np.ascontiguousarray(unit[start:start + block], dtype=np.float32))
-    return index
+def list_count(n: int) -> int:
+    """How many lists the inverted file cuts ``n`` rows into: about √n, so that a list holds about √n rows."""
+    return max(1, min(n, round(math.sqrt(n))))
 
 
-def graph_settings() -> dict:
-    """What the graph (:func:`build_graph`) depends on, besides the rows (for checkpoint keys)."""
-    return {"links": GRAPH_LINKS, "build": GRAPH_BUILD, "quantizer_sample": QUANTIZER_SAMPLE}
+def inverted_file(unit: np.ndarray) -> np.ndarray:
+    """The lists' centres: unit rows found by spherical k-means (KMEANS_ROUNDS rounds) on an evenly spaced
+    sample of about TRAIN_PER_LIST rows a list, started from evenly spaced rows of that sample. The same
+    rows give the same centres: nothing here is random."""
+    n = unit.shape[0]
+    lists = list_count(n)
+    sample = _as_float32(unit[np.arange(0, n, max(1, n // (lists * TRAIN_PER_LIST)))])
+    centres = sample[np.linspace(0, len(sample) - 1, lists).round().astype(np.int64)].copy()
+    for _ in range(KMEANS_ROUNDS):
+        home = nearest_lists(sample, centres, 1)[:, 0]
+        order = np.argsort(home, kind="stable")
+        counts = np.bincount(home, minlength=lists)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        sums = np.add.reduceat(sample[order], starts[counts > 0], axis=0)
+        moved = centres.copy()
+        moved[counts > 0] = sums  # an empty list keeps its centre
+        length = np.linalg.norm(moved, axis=1, keepdims=True)
+        centres = np.where(length > 0, moved / np.where(length > 0, length, 1), centres).astype(np.float32)
+    return centres
 
 
-def graph_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None = None,
-                     target: float = TARGET_RECALL, graph=None, on_built=None, so_far=None,
-                     ) -> tuple[np.ndarray, dict]:
-    """Each row's ``m`` nearest other rows (by cosine: the rows are unit rows) as a graph search finds them,
-    nearest first, from an HNSW graph over the rows held in 8 bits a dimension, and how wide the search
-    was: ``{"width", "k", "sample", "recall", "target"}``, the width chosen for recall@``k`` ``target``
-    (see the module docstring). ``graph``: the graph :func:`build_graph` made of these rows before (a
-    stopped run's checkpoint), searched instead of building it again; ``on_built(graph)``: told once the
-    graph is built, before the search (to keep it). ``so_far``: where the rows found are kept as the search
-    goes (:class:`.checkpoints.RowsSoFar`, column ``found``): a stopped run's first rows and the width it
-    chose are taken from it, and the search goes on after them."""
+def nearest_lists(rows: np.ndarray, centres: np.ndarray, p: int, *, block: int = 8192) -> np.ndarray:
+    """The ``p`` lists whose centres are nearest each of ``rows`` (by cosine), nearest first, as int32."""
+    p = min(p, len(centres))
+    out = np.empty((len(rows), p), np.int32)
+    for start in range(0, len(rows), block):
+        sims = _as_float32(rows[start:start + block]) @ centres.T
+        part = np.argpartition(-sims, p - 1, axis=1)[:, :p] if p < sims.shape[1] else np.broadcast_to(
+            np.arange(sims.shape[1]), sims.shape)
+        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1, kind="stable")
+        out[start:start + len(sims)] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def _as_float32(rows: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rows, dtype=np.float32)
+
+
+class _Lists:
+    """Which rows each list holds: ``members(l)``, ascending (from each row's nearest list)."""
+
+    def __init__(self, home: np.ndarray, lists: int):
+        self.order = np.argsort(home, kind="stable")
+        self.bounds = np.searchsorted(home[self.order], np.arange(lists + 1))
+
+    def members(self, list_: int) -> np.ndarray:
+        return self.order[self.bounds[list_]:self.bounds[list_ + 1]]
+
+
+def _scan(unit, rows: np.ndarray, probes: np.ndarray, lists: _Lists, m: int) -> np.ndarray:
+    """The ``m`` rows most similar to each of ``rows`` (by exact cosine) among the rows of the lists each
+    probes (``probes[r]``), most similar first; -1 where the lists hold fewer. One matrix product per list:
+    the rows that probe it against the rows it holds."""
+    queries = _as_float32(unit[rows])
+    best = np.full((len(rows), m), -np.inf, np.float32)
+    found = np.full((len(rows), m), -1, np.int64)
+    flat = probes.ravel()
+    by_list = np.argsort(flat, kind="stable")
+    edges = np.searchsorted(flat[by_list], np.unique(flat), side="right")
+    for start, stop in zip(np.concatenate([[0], edges[:-1]]), edges):
+        asking = by_list[start:stop] // probes.shape[1]  # the rows (of ``rows``) that probe this list
+        held = lists.members(int(flat[by_list[start]]))
+        if not len(held):
+            continue
+        sims = queries[asking] @ _as_float32(unit[held]).T
+        asker = rows[asking]
+        at = np.minimum(np.searchsorted(held, asker), len(held) - 1)  # ``held`` is ascending
+        own = held[at] == asker
+        sims[np.flatnonzero(own), at[own]] = -np.inf  # never one's own neighbour
+        if sims.shape[1] > m:  # this list's m best first, then those merged with the best so far
+            mine = np.argpartition(-sims, m - 1, axis=1)[:, :m]
+            sims, ids = np.take_along_axis(sims, mine, axis=1), held[mine]
+        else:
+            ids = np.broadcast_to(held, sims.shape)
+        both = np.concatenate([best[asking], sims], axis=1)
+        index = np.concatenate([found[asking], ids], axis=1)
+        top = np.argpartition(-both, m - 1, axis=1)[:, :m]  # ``best`` has m columns: ``both`` has more
+        best[asking] = np.take_along_axis(both, top, axis=1)
+        found[asking] = np.take_along_axis(index, top, axis=1)
+    order = np.argsort(-best, axis=1, kind="stable")
+    found = np.take_along_axis(found, order, axis=1)
+    found[np.take_along_axis(best, order, axis=1) == -np.inf] = -1
+    return found
+
+
+def list_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None = None,
+                    target: float = TARGET_RECALL, so_far=None) -> tuple[np.ndarray, dict]:
+    """Each row's ``m`` nearest other rows (by cosine: the rows are unit rows), nearest first, among the rows
+    of the lists it probes in an inverted file (see the module docstring), and how many lists it probed:
+    ``{"width", "lists", "k", "sample", "recall", "target"}``, the first number of lists whose candidates
+    held ``target`` of a tuning sample's true ``k`` nearest. ``so_far``: where the rows found are kept as
+    the search goes (:class:`.checkpoints.RowsSoFar`, columns ``row`` and ``found``), list by list: a
+    stopped run's rows and the width it chose are taken from it, and the search goes on after them."""
     n = unit.shape[0]
     block = block or SEARCH_BLOCK
-    first = so_far.done if so_far is not None else 0
     out = np.empty((n, m), np.int64)
-    if first:
-        out[:first] = so_far.arrays.pop("found")  # not held twice through the search
+    first = so_far.done if so_far is not None else 0
     width = so_far.info if so_far is not None and so_far.info else None
-    if first == n:
-        return out, width  # searched to the end before the stop: no graph is needed
+    if first == n:  # searched to the end before the stop
+        out[so_far.arrays.pop("row")[:, 0]] = so_far.arrays.pop("found")
+        return out, width
     started = time.perf_counter()
-    index = graph
-    if index is None:
-        index = build_graph(unit, block=block)
-        if on_built is not None:
-            on_built(index)
-    built = time.perf_counter()
+    centres = inverted_file(unit)
+    lists = _Lists(nearest_lists(unit, centres, 1)[:, 0], len(centres))
+    if first and not np.array_equal(so_far.arrays["row"][:, 0], lists.order[:first]):
+        so_far.restart("its posters are not the first of those the lists give")  # the lists came out otherwise
+        first, width = 0, None
+    if first:
+        so_far.arrays.pop("row")
+        out[lists.order[:first]] = so_far.arrays.pop("found")  # not held twice through the search
     chosen_here = width is None
     if chosen_here:
-        width = _widen(index, unit, m, k, target)
+        width = _widen(unit, centres, lists, m, k, target)
         if so_far is not None:
             so_far.begin(width)
-    else:
-        index.hnsw.efSearch = width["width"]
     tuned = time.perf_counter()
+    probes = nearest_lists(unit, centres, width["width"])
     try:
+        # In the order of the lists, so that the rows searched together probe the same few lists.
         for start in range(first, n, block):
-            _, found = index.search(np.ascontiguousarray(unit[start:start + block], dtype=np.float32), m + 1)
-            out[start:start + len(found)] = without_self(found, np.arange(start, start + len(found)), m)
+            rows = lists.order[start:start + block]
+            found = without_self(_scan(unit, rows, probes[rows], lists, m), rows, m)
+            out[rows] = found
             if so_far is not None:
-                so_far.append({"found": out[start:start + len(found)]})
+                so_far.append({"row": rows[:, None], "found": found})
     finally:  # stopped (Ctrl-C) or done: the rows found are kept
         if so_far is not None:
             so_far.finish()
-    log.info("similar posters: a graph of %d posters %s, its width %s, searched in %.1f s%s", n,
-             f"built in {built - started:.1f} s" if graph is None else "read back (a stopped run's)",
-             f"chosen in {tuned - built:.1f} s" if chosen_here else "a stopped run's",
-             time.perf_counter() - tuned, f" from poster {first:,} (as far as a stopped run had gone)" if first else "")
+    log.info("similar posters: %d lists made and %d of them probed a poster (%s) in %.1f s, searched in %.1f s%s",
+             len(centres), width["width"], "chosen here" if chosen_here else "a stopped run's choice",
+             tuned - started, time.perf_counter() - tuned,
+             f" from poster {first:,} of the lists' order on (as far as a stopped run had gone)" if first else "")
     return out, width
 
 
-def _widen(index, unit: np.ndarray, m: int, k: int, target: float) -> dict:
-    """Set ``index``'s search width to the first of GRAPH_SEARCH, twice that, ... SEARCH_WIDEST whose
-    re-ranked lists hold ``target`` of a tuning sample's true ``k`` nearest; say which and why."""
+def _widen(unit: np.ndarray, centres: np.ndarray, lists: _Lists, m: int, k: int, target: float) -> dict:
+    """The first of PROBES_FIRST, twice that, ... (at most every list) lists a poster probes whose candidates
+    hold ``target`` of a tuning sample's true ``k`` nearest; say which and why."""
     n = unit.shape[0]
     rows = sample_rows(n, TUNING_SAMPLE, TUNING_SEED)
     truth = exact_neighbours(unit, rows, k)
-    queries = np.ascontiguousarray(unit[rows], dtype=np.float32)
-    width = GRAPH_SEARCH
+    widest = min(len(centres), PROBES_MOST)
+    nearest = nearest_lists(unit[rows], centres, widest)
+    width = min(PROBES_FIRST, widest)
     while True:
-        index.hnsw.efSearch = max(width, m + 1)
-        _, found = index.search(queries, m + 1)
-        ranked, _ = _reranked(unit, rows, without_self(found, rows, m))
-        got = _share(truth, ranked[:, :k])
-        if got >= target or width >= SEARCH_WIDEST:
+        found = without_self(_scan(unit, rows, nearest[:, :width], lists, m), rows, m)
+        got = _share(truth, found[:, :k])
+        if got >= target or width >= widest:
             break
-        log.info("similar posters: %d wide, the graph search found %.4f of %d tuning posters' %d nearest; "
-                 "widening", width, got, len(rows), k)
-        width *= 2
+        log.info("similar posters: probing %d of %d lists found %.4f of %d tuning posters' %d nearest; "
+                 "widening", width, len(centres), got, len(rows), k)
+        width = min(2 * width, widest)
     if got < target:
-        log.warning("similar posters: even %d wide, the graph search finds only %.4f of the %d nearest (target "
-                    "%g): some listed similar posters are not the most similar", width, got, k, target)
+        log.warning("similar posters: even probing %d of %d lists finds only %.4f of the %d nearest (target %g): "
+                    "some listed similar posters are not the most similar", width, len(centres), got, k, target)
     else:
-        log.info("similar posters: searching %d wide (recall@%d %.4f on %d tuning posters)", width, k, got, len(rows))
-    return {"width": int(index.hnsw.efSearch), "k": int(k), "sample": int(len(rows)), "recall": got,
-            "target": target}
+        log.info("similar posters: probing %d of %d lists (recall@%d %.4f on %d tuning posters)", width,
+                 len(centres), k, got, len(rows))
+    return {"width": int(width), "lists": int(len(centres)), "k": int(k), "sample": int(len(rows)),
+            "recall": got, "target": target}
 
 
 def _reranked(unit: np.ndarray, rows: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -316,7 +379,7 @@ def _reranked(unit: np.ndarray, rows: np.ndarray, cand: np.ndarray) -> tuple[np.
 
 def without_self(found: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
     """The first ``m`` of each row's ``found`` that are neither the row itself nor faiss's -1 (nothing found).
-    A row left short (an unreachable row in the graph: rare) is filled with the lowest other rows, which the
+    A row left short (where the lists probed hold fewer rows: rare) is filled with the lowest other rows, which the
     re-ranking then places by their exact cosine: a list is never short."""
     keep = (found != rows[:, None]) & (found >= 0)
     out = np.take_along_axis(found, np.argsort(~keep, axis=1, kind="stable")[:, :m], axis=1)
@@ -328,10 +391,10 @@ def without_self(found: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
-def _by_candidates(unit, *, k, n_pairs, groups, chunk, search_info, target, graph, reranked):
+def _by_candidates(unit, *, k, n_pairs, groups, chunk, search_info, target, searched, reranked):
     n = unit.shape[0]
     m = candidate_count(n, k)
-    found, width = graph or graph_candidates(unit, m, k=max(1, k), target=target)
+    found, width = searched or list_candidates(unit, m, k=max(1, k), target=target)
     if search_info is not None:
         search_info.update(width)
     candidates = np.zeros((n, m), dtype=np.int64)

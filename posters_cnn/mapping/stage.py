@@ -49,8 +49,8 @@ from ..contracts.manifest import OkRow, load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
 from . import categories, checkpoints, clusters as clustering, layout, state as mapstate, streamed
-from .similarity import (TARGET_RECALL, candidate_count, describe_search, graph_candidates, graph_settings,
-                         neighbours_and_pairs, recall, search_settings, searches_exactly)
+from .similarity import (TARGET_RECALL, candidate_count, describe_search, list_candidates, neighbours_and_pairs,
+                         recall, search_settings, searches_exactly)
 from .tiles import build_pyramid
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class Similar:
     pairs: list[tuple[float, int, int]]
     exact: bool
     recall: dict | None = None  # recall@k against exact cosine on a sample, for the approximate search
-    search: dict | None = None  # how wide the approximate search was, and why (similarity.graph_candidates)
+    search: dict | None = None  # how wide the approximate search was, and why (similarity.list_candidates)
 
 
 @dataclass
@@ -237,14 +237,14 @@ def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one
 
 
 def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, n_pairs: int,
-                    seed: int = 0, target: float = TARGET_RECALL, graph: tuple[np.ndarray, dict] | None = None,
+                    seed: int = 0, target: float = TARGET_RECALL, candidates: tuple[np.ndarray, dict] | None = None,
                     reranked: checkpoints.RowsSoFar | None = None) -> Similar:
-    """``graph``: the graph search's candidates (:func:`graph_search`), where the search is approximate;
+    """``candidates``: the search's candidates (:func:`candidate_search`), where the search is approximate;
     ``reranked``: where their re-ranking is kept as it goes (:func:`reranked_so_far`)."""
     search: dict = {}
     index, similarity, pairs = neighbours_and_pairs(features.unit, k=k, n_pairs=n_pairs, groups=groups,
                                                     normalized=True, search_info=search, target=target,
-                                                    graph=graph, reranked=reranked)
+                                                    candidates=candidates, reranked=reranked)
     exact = searches_exactly(features.n)
     measured = None
     if not exact and index.shape[1]:
@@ -255,35 +255,29 @@ def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, 
     return Similar(index, similarity, pairs, exact=exact, recall=measured, search=search or None)
 
 
-def graph_search(saved: checkpoints.Checkpoints, rows_key: str, unit, *, k: int,
-                 target: float = TARGET_RECALL) -> tuple[np.ndarray, dict]:
-    """Each poster's candidates from the graph search, and how wide it was (:func:`.similarity.graph_candidates`),
-    with the graph and the candidates kept as checkpoints of their own: at 1,000,000 posters the graph
-    takes half an hour to an hour to build and as long again to search, so a run stopped in the search
-    starts again after the build, from the last candidates kept (``candidates.rows``, kept as they are
-    found), and one stopped after the search does not search again. ``rows_key``: of the rows and the
-    libraries' versions."""
-    n, d = unit.shape
+def candidate_search(saved: checkpoints.Checkpoints, rows_key: str, unit, *, k: int,
+                     target: float = TARGET_RECALL) -> tuple[np.ndarray, dict]:
+    """Each poster's candidates from the inverted file, and how many lists it probed
+    (:func:`.similarity.list_candidates`), the candidates kept as they are found (``candidates.rows``, in
+    the order searched, with each one's poster): a run stopped in the search goes on from the last
+    candidates kept, and one stopped after the search does not search again. ``rows_key``: of the rows
+    and the libraries' versions."""
+    n = unit.shape[0]
     m = candidate_count(n, k)
+    numbers = _row_numbers(n)
     so_far = saved.rows_so_far("candidates", checkpoints.key_of("candidates", search_key(rows_key, k, target)), n,
-                               {"found": (_row_numbers(n), m)}, within={"found": n})
-    if so_far.done and (so_far.arrays["found"] == np.arange(so_far.done)[:, None]).any():
+                               {"row": (numbers, 1), "found": (numbers, m)}, within={"row": n, "found": n})
+    if so_far.done and len(np.unique(so_far.arrays["row"])) != so_far.done:
+        so_far.restart("a poster is searched twice")
+    elif so_far.done and (so_far.arrays["found"] == so_far.arrays["row"]).any():
         so_far.restart("a poster is its own candidate")
-    if (so_far.done or so_far.info) and sorted(so_far.info) != ["k", "recall", "sample", "target", "width"]:
+    if (so_far.done or so_far.info) and sorted(so_far.info) != ["k", "lists", "recall", "sample", "target", "width"]:
         so_far.restart("the search's width is not told")
-    graph, on_built = None, None
-    if not so_far.complete:  # a search stopped after its last row needs no graph
-        graph_key = checkpoints.key_of("graph", rows_key, graph_settings())
-        graph = saved.load_graph("graph", graph_key, n, d)
-        on_built = lambda built: saved.save_graph("graph", graph_key, built)  # noqa: E731
-    found, width = graph_candidates(unit, m, k=max(1, min(k, n - 1)), target=target, graph=graph,
-                                    on_built=on_built, so_far=so_far)
-    saved.discard("graph")  # 3.8 GiB at 1,000,000 posters, and the candidates hold what it was for
-    return found, width
+    return list_candidates(unit, m, k=max(1, min(k, n - 1)), target=target, so_far=so_far)
 
 
 def search_key(rows_key: str, k: int, target: float) -> str:
-    """What the graph search's candidates, and their re-ranking, depend on: the rows and the libraries'
+    """What the search's candidates, and their re-ranking, depend on: the rows and the libraries'
     versions (``rows_key``), ``k`` and the search's settings."""
     return checkpoints.key_of(rows_key, k, search_settings(target))
 
@@ -445,13 +439,14 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                                  "exact" if searches_exactly(n) else search_settings(similar_recall), versions)
         near = load_similar(saved, key, n)
         if near is None:
-            graph, reranked = None, None
+            candidates, reranked = None, None
             if not searches_exactly(n):
                 rows_key = checkpoints.key_of(chosen.key, versions)
-                graph = graph_search(saved, rows_key, chosen.features.unit, k=neighbors, target=similar_recall)
+                candidates = candidate_search(saved, rows_key, chosen.features.unit, k=neighbors,
+                                              target=similar_recall)
                 reranked = reranked_so_far(saved, rows_key, n, k=neighbors, target=similar_recall)
             near = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, seed=seed,
-                                   target=similar_recall, graph=graph, reranked=reranked)
+                                   target=similar_recall, candidates=candidates, reranked=reranked)
             save_similar(saved, key, near)
             for step in ("candidates", "reranked"):  # the similar posters' checkpoint holds what they were for
                 saved.discard(step)
