@@ -180,8 +180,7 @@ def test_a_run_stopped_after_the_search_resumes_from_its_candidates(tmp_path, mo
     out = tmp_path / "web" / "data.json"
     assert run("-i", feats, "-o", out) == 130
     folder = out.parent / "assets" / "maps" / "data" / "checkpoints"
-    assert sorted(p.name for p in folder.iterdir()) == ["candidates.json", "candidates.rows", "reranked.json",
-                                                      "reranked.rows"]
+    assert sorted(p.name for p in folder.iterdir()) == ["candidates.json", "candidates.rows"]
     if doctored == "no poster":  # a candidate that is no poster, under the right key: it must not reach the map
         doctor_rows(folder, "candidates", lambda records: records["found"].__setitem__((3, 1), 10**6))
     elif doctored == "a byte changed":
@@ -199,7 +198,7 @@ def test_a_run_stopped_after_the_search_resumes_from_its_candidates(tmp_path, mo
         assert any("candidates.rows" in line and why in line for line in said.err.splitlines())
     else:
         assert len(searches) == 2  # not searched again
-        assert "resumed: candidates, reranked" in said.out
+        assert "(resumed: candidates from a stopped run)" in said.out
     assert the_map(out) == the_map(whole)
     assert not folder.exists()
 
@@ -216,19 +215,16 @@ def from_block(count, size=16):
     return lambda *args, **kwargs: len(args[1]) == size and (seen.append(1) or len(seen) == count)
 
 
-@pytest.mark.parametrize("stopped_in", ["search", "re-ranking"])
 @pytest.mark.parametrize("killed", [False, True])
-def test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_from_its_last_rows(
-        tmp_path, monkeypatch, capsys, stopped_in, killed):
+def test_a_run_stopped_part_way_through_the_search_goes_on_from_its_last_rows(tmp_path, monkeypatch, capsys, killed):
     monkeypatch.setattr(similarity, "EXACT_MAX", 40)  # similar posters from the inverted file
     monkeypatch.setattr(similarity, "SEARCH_BLOCK", 16)
-    monkeypatch.setattr(similarity, "RERANK_BLOCK", 16)
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
     whole = tmp_path / "whole" / "data.json"
     assert run("-i", feats, "-o", whole) == 0
 
-    # The search goes in the order of its lists, the re-ranking in the posters' order; both 16 at a time.
-    step, name = ("candidates", "without_self") if stopped_in == "search" else ("reranked", "_reranked")
+    # The search goes in the order of its lists, 16 posters at a time.
+    step, name = "candidates", "_scan"
     resume = stop_at(monkeypatch, similarity, name, from_block(3))  # after two blocks of 16
     out = tmp_path / "web" / "data.json"
     assert run("-i", feats, "-o", out) == 130
@@ -256,8 +252,6 @@ def test_a_run_stopped_part_way_through_the_search_or_its_re_ranking_goes_on_fro
     assert calls["widen"] == []  # the width the stopped run chose
     made = sorted(int(r) for a in calls[name] for r in a[1])  # only the rows not yet made, each once
     assert len(made) == len(set(made)) == 60 - done
-    if stopped_in == "re-ranking":
-        assert made == list(range(done, 60))
     assert the_map(out) == the_map(whole)
     assert not folder.exists()
 
@@ -293,7 +287,7 @@ def test_kept_candidates_that_name_a_poster_twice_or_follow_other_lists_are_sear
     folder = out.parent / "assets" / "maps" / "data" / "checkpoints"
     for doctor, why in [(lambda records: records["row"].__setitem__(1, records["row"][0]), "searched twice"),
                         (lambda records: records.__setitem__(slice(None), records[::-1]), "not the first of")]:
-        resume = stop_at(monkeypatch, similarity, "without_self", from_block(3))
+        resume = stop_at(monkeypatch, similarity, "_scan", from_block(3))
         assert run("-i", feats, "-o", out) == 130
         resume()
         doctor_rows(folder, "candidates", doctor)
@@ -305,7 +299,7 @@ def test_kept_candidates_that_name_a_poster_twice_or_follow_other_lists_are_sear
         assert the_map(out) == the_map(whole)
 
 
-@pytest.mark.parametrize("name", ["candidates.rows", "reranked.rows", "tsne-neighbours.npz",
+@pytest.mark.parametrize("name", ["candidates.rows", "tsne-neighbours.npz",
                                   "tsne-so-far.npz"])
 def test_a_checkpoint_that_cannot_be_kept_is_said_and_the_map_is_made(tmp_path, monkeypatch, capsys, name):
     monkeypatch.setattr(similarity, "EXACT_MAX", 40)

@@ -131,10 +131,14 @@ def test_the_lists_and_so_the_similar_posters_are_the_same_on_any_number_of_thre
     for threads in (1, 2, 1):
         with threadpool_limits(threads):
             found.append(similarity.list_candidates(unit, 16, block=700))
-    assert found[0][1] == found[1][1] == found[2][1]  # the same width chosen
-    lists = [f[0] for f in found]
-    assert np.array_equal(lists[0], lists[1]) and np.array_equal(lists[0], lists[2])
-    assert not (lists[0] == np.arange(3000)[:, None]).any()
+    assert found[0][2] == found[1][2] == found[2][2]  # the same width chosen
+    for got in found[1:]:  # the same posters; their cosines to the last bits a BLAS's threads may change
+        assert np.array_equal(got[0], found[0][0]) and np.allclose(got[1], found[0][1], rtol=0, atol=1e-6)
+    index, sims = found[0][:2]
+    assert not (index == np.arange(3000)[:, None]).any()
+    # The cosines given are the candidates' own, most similar first.
+    assert np.allclose(sims, np.einsum("rd,rmd->rm", unit, unit[index]), atol=1e-5)
+    assert (np.diff(sims, axis=1) <= 0).all()
 
 
 def test_the_lists_cut_the_rows_round_their_centres_and_a_poster_probing_every_list_gets_its_exact_nearest():
@@ -148,8 +152,22 @@ def test_the_lists_cut_the_rows_round_their_centres_and_a_poster_probing_every_l
     lists = similarity._Lists(home, len(centres))
     assert sorted(np.concatenate([lists.members(c) for c in range(45)]).tolist()) == list(range(2000))
     rows = np.arange(0, 2000, 7)
-    everywhere = similarity._scan(unit, rows, similarity.nearest_lists(unit[rows], centres, 45), lists, 10)
+    everywhere, sims = similarity._scan(unit, rows, similarity.nearest_lists(unit[rows], centres, 45), lists, 10)
     assert np.array_equal(everywhere[:, :8], similarity.exact_neighbours(unit, rows, 8))
+    assert np.allclose(sims, np.einsum("rd,rmd->rm", unit[rows], unit[everywhere]), atol=1e-5)
+
+
+def test_a_poster_whose_lists_hold_fewer_rows_than_its_candidates_gets_them_all_ranked_by_exact_cosine(
+        monkeypatch):
+    monkeypatch.setattr(similarity, "PROBES_FIRST", 1)
+    monkeypatch.setattr(similarity, "PROBES_MOST", 1)  # one list of about 14 rows: 40 candidates cannot be there
+    unit = similarity.normalize_rows(clustered(200, dim=16, seed=2))
+    index, sims, width = similarity.list_candidates(unit, 40, k=5)
+    assert width["width"] == 1 and index.shape == sims.shape == (200, 40)
+    assert not (index == np.arange(200)[:, None]).any() and (index >= 0).all()
+    assert all(len(set(row)) == 40 for row in index.tolist())
+    assert np.allclose(sims, np.einsum("rd,rmd->rm", unit, unit[index]), atol=1e-5)
+    assert (np.diff(sims, axis=1) <= 0).all()
 
 
 def noise(n, dim, seed=0):
@@ -164,7 +182,7 @@ def test_the_search_probes_more_lists_until_it_finds_the_target_share_of_the_tru
     unit = noise(4000, 128)
     monkeypatch.setattr(similarity, "CANDIDATES", 8)
     monkeypatch.setattr(similarity, "PROBES_FIRST", 1)  # one list holds too few of a row's nearest
-    narrow = similarity.list_candidates(unit, 8, k=5)[1]
+    narrow = similarity.list_candidates(unit, 8, k=5)[2]
     assert narrow["width"] > 1 and narrow["recall"] >= similarity.TARGET_RECALL and narrow["lists"] == 63
     assert "widening" in caplog.text and f"probing {narrow['width']} of 63 lists (recall@5" in caplog.text
     # What the map reports, on posters other than those tuned on, holds the target too.
@@ -180,11 +198,11 @@ def test_the_search_stays_narrow_where_that_finds_the_neighbours_and_says_when_e
     monkeypatch.setattr(similarity, "TUNING_SAMPLE", 300)
     rng = np.random.default_rng(1)  # 300 tight groups of 10: a poster's nearest are its group's, in its list
     easy = rng.normal(0, 1, (300, 64)).repeat(10, axis=0) + rng.normal(0, 0.01, (3000, 64))
-    width = similarity.list_candidates(similarity.normalize_rows(easy.astype(np.float32)), 16, k=5)[1]
+    width = similarity.list_candidates(similarity.normalize_rows(easy.astype(np.float32)), 16, k=5)[2]
     assert width["width"] == similarity.PROBES_FIRST and width["recall"] >= similarity.TARGET_RECALL
     monkeypatch.setattr(similarity, "PROBES_FIRST", 1)
     monkeypatch.setattr(similarity, "PROBES_MOST", 2)
-    hard = similarity.list_candidates(noise(4000, 128), 2, k=2)[1]
+    hard = similarity.list_candidates(noise(4000, 128), 2, k=2)[2]
     assert hard["width"] == 2 and hard["recall"] < similarity.TARGET_RECALL
     assert "even probing 2 of 63 lists" in caplog.text
 

@@ -2,7 +2,7 @@
 
 The PCA, the similar posters and the t-SNE embedding are the steps that take
 minutes at 100,000 posters and more (above 5,000 posters the candidates of the
-similar posters' search, and their re-ranking, are kept too, until the similar posters
+similar posters' search are kept too, as they are found, until the similar posters
 are saved). Each step's output is saved, as soon as
 it is made, to ``assets/maps/STEM/checkpoints/STEP.npz`` (numpy arrays and a
 JSON description; no pickles), written atomically, with the **key** of what
@@ -15,9 +15,9 @@ computed again, the unusable file said so in the log. Since every step is
 deterministic for its inputs, a resumed run makes the same map as one that
 was never stopped. The folder is removed once the map is written.
 
-The search for candidates and the re-ranking after it go a block of posters at a time for tens of minutes at
-1,000,000 posters; their rows are kept as they are made (:class:`RowsSoFar`: ``STEP.rows``, appended to,
-and ``STEP.json``, rewritten after each append), so a run stopped in either goes on from the last rows
+The search for candidates goes a block of posters at a time for tens of minutes at
+1,000,000 posters; its rows are kept as they are made (:class:`RowsSoFar`: ``STEP.rows``, appended to,
+and ``STEP.json``, rewritten after each append), so a stopped run goes on from the last rows
 saved, at most SAVE_EVERY_S seconds of work before the stop. An append costs the same at 1,000 rows as
 at 1,000,000. The t-SNE keeps its neighbours and its state so far the same way (``tsne-neighbours.npz``,
 ``tsne-so-far.npz``: see :func:`.layout.tsne`).

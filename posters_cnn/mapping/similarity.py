@@ -11,7 +11,8 @@ a poster is compared, by exact cosine over all 4096 dimensions, with the rows of
 are nearest it. The comparing is one matrix product per list (the posters that probe it against the rows it
 holds), the products a BLAS does fastest, a block of posters at a time, in the order of their lists, so
 that the posters searched together probe the same few lists. Its cost grows as N x (lists probed) x √N.
-Each poster's CANDIDATES most similar rows found so are then its candidates, re-ranked as before. The
+Each poster's CANDIDATES most similar rows found so, with their cosines, are its candidates: its
+similar posters are the first of them, and the closest pairs are found among them all. The
 similarities reported are the cosines over all 4096 dimensions (to about 1e-4 where stage 3 keeps its unit
 rows in float16: see :mod:`.streamed`); only a true neighbour outside the lists probed could be missed:
 :func:`recall` measures how often, on a seeded sample, and stage 3 writes it to the map's meta.
@@ -24,7 +25,8 @@ number whose candidates hold TARGET_RECALL of the sample's true neighbours (exac
 poster. The widest is used, with a warning, when none reaches the target.
 
 The same rows always give the same lists and the same similar posters: the k-means starts from evenly
-spaced rows and takes no random draw. (Until 2026-11-27 the candidates came from an HNSW graph over the rows
+spaced rows and takes no random draw. (A BLAS on another number of threads may add a product's terms
+in another order: the cosines may then differ in their last bits, about 1e-7.) (Until 2026-11-27 the candidates came from an HNSW graph over the rows
 in 8 bits; on the bench's features it took 357 of a 744 s stage at 100,000 posters for recall 0.97,
 against about 60 s here: see bench/RESULTS.md.)
 """
@@ -44,7 +46,6 @@ EXACT_MAX = 5000
 CANDIDATES = 32
 RERANK_ROWS = 128
 SEARCH_BLOCK = 8192  # posters searched at a time (the search's kept as they go: .checkpoints)
-RERANK_BLOCK = 1024  # posters re-ranked at a time (the same)
 KMEANS_ROUNDS = 10  # rounds of the k-means that makes the lists
 TRAIN_PER_LIST = 40  # the k-means' sample: about this many rows a list
 PROBES_FIRST = 4  # lists a poster probes, at first; doubled until the tuning sample's recall is reached
@@ -72,8 +73,7 @@ def search_settings(target: float = TARGET_RECALL) -> dict:
 def describe_search(exact: bool, width: dict | None = None) -> str:
     if exact:
         return "exact"
-    text = (f"{CANDIDATES} candidates by exact cosine from the nearest lists of an inverted file (k-means), "
-            "re-ranked by exact cosine")
+    text = f"{CANDIDATES} candidates by exact cosine from the nearest lists of an inverted file (k-means)"
     if width:
         text += (f"; {width['width']} of {width['lists']} lists probed, the first number from {PROBES_FIRST} whose "
                  f"recall@{width['k']} on {width['sample']} tuning posters reached {width['target']} "
@@ -128,14 +128,14 @@ def normalize_rows(features: np.ndarray) -> np.ndarray:
 
 
 def candidate_count(n: int, k: int) -> int:
-    """How many candidates the search gives each of ``n`` rows, to re-rank for its ``k`` nearest."""
+    """How many candidates the search gives each of ``n`` rows: its ``k`` nearest, and more for the pairs."""
     return min(n - 1, max(CANDIDATES, 3 * min(k, n - 1)))
 
 
 def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: np.ndarray | None = None,
                          chunk: int | None = None, normalized: bool = False, search_info: dict | None = None,
-                         target: float = TARGET_RECALL, candidates: tuple[np.ndarray, dict] | None = None,
-                         reranked=None) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int, int]]]:
+                         target: float = TARGET_RECALL, candidates: tuple | None = None,
+                         ) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int, int]]]:
     """Each row's ``k`` most similar rows, and the ``n_pairs`` most similar pairs overall.
 
     Returns ``(neighbour_index (N, k), neighbour_similarity (N, k), pairs)``
@@ -145,17 +145,15 @@ def neighbours_and_pairs(features: np.ndarray, *, k: int, n_pairs: int, groups: 
     (float16 welcome: see :mod:`.streamed`). ``search_info``, when given, is told how wide the search
     was (see :func:`list_candidates`; nothing for an exact search), widened for recall ``target``.
     ``candidates``: what :func:`list_candidates` gave for these rows (a stopped run's checkpoint, or a search
-    kept as it went), used instead of searching again; ignored where every pair is compared. ``reranked``:
-    where the candidates' re-ranked rows are kept as they are made (:class:`.checkpoints.RowsSoFar`,
-    columns ``candidates`` and ``exact``), and a stopped run's first rows taken from. ``chunk``: rows
-    compared at a time (1,024 by default; RERANK_BLOCK where candidates are re-ranked).
+    kept as it went), used instead of searching again; ignored where every pair is compared. ``chunk``: rows
+    compared at a time where every pair is (1,024 by default).
     """
     unit = features if normalized else normalize_rows(features)
     n = unit.shape[0]
     k = min(k, n - 1)
     if not searches_exactly(n):
-        return _by_candidates(unit, k=k, n_pairs=n_pairs, groups=groups, chunk=chunk or RERANK_BLOCK,
-                              search_info=search_info, target=target, searched=candidates, reranked=reranked)
+        return _by_candidates(unit, k=k, n_pairs=n_pairs, groups=groups, search_info=search_info, target=target,
+                              searched=candidates)
     unit = unit.astype(np.float32, copy=False)
     chunk = chunk or 1024
     neighbour_index = np.zeros((n, k), dtype=np.int64)
@@ -251,10 +249,10 @@ class _Lists:
         return self.order[self.bounds[list_]:self.bounds[list_ + 1]]
 
 
-def _scan(unit, rows: np.ndarray, probes: np.ndarray, lists: _Lists, m: int) -> np.ndarray:
+def _scan(unit, rows: np.ndarray, probes: np.ndarray, lists: _Lists, m: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``m`` rows most similar to each of ``rows`` (by exact cosine) among the rows of the lists each
-    probes (``probes[r]``), most similar first; -1 where the lists hold fewer. One matrix product per list:
-    the rows that probe it against the rows it holds."""
+    probes (``probes[r]``), most similar first, and those cosines; -1 (and -inf) where the lists hold fewer.
+    One matrix product per list: the rows that probe it against the rows it holds."""
     queries = _as_float32(unit[rows])
     best = np.full((len(rows), m), -np.inf, np.float32)
     found = np.full((len(rows), m), -1, np.int64)
@@ -282,27 +280,39 @@ def _scan(unit, rows: np.ndarray, probes: np.ndarray, lists: _Lists, m: int) -> 
         best[asking] = np.take_along_axis(both, top, axis=1)
         found[asking] = np.take_along_axis(index, top, axis=1)
     order = np.argsort(-best, axis=1, kind="stable")
-    found = np.take_along_axis(found, order, axis=1)
-    found[np.take_along_axis(best, order, axis=1) == -np.inf] = -1
-    return found
+    found, best = np.take_along_axis(found, order, axis=1), np.take_along_axis(best, order, axis=1)
+    found[best == -np.inf] = -1
+    return found, best
+
+
+def _filled(unit, rows: np.ndarray, found: np.ndarray, sims: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_scan``'s answer with each row left short filled (:func:`without_self`) and ranked by exact cosine."""
+    short = np.flatnonzero((found < 0).any(axis=1))
+    if len(short):
+        found, sims = found.copy(), sims.copy()
+        found[short], sims[short] = _reranked(unit, rows[short], without_self(found[short], rows[short], m))
+    return found, sims
 
 
 def list_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None = None,
-                    target: float = TARGET_RECALL, so_far=None) -> tuple[np.ndarray, dict]:
+                    target: float = TARGET_RECALL, so_far=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Each row's ``m`` nearest other rows (by cosine: the rows are unit rows), nearest first, among the rows
-    of the lists it probes in an inverted file (see the module docstring), and how many lists it probed:
+    of the lists it probes in an inverted file (see the module docstring), their exact cosines, and how
+    many lists it probed:
     ``{"width", "lists", "k", "sample", "recall", "target"}``, the first number of lists whose candidates
     held ``target`` of a tuning sample's true ``k`` nearest. ``so_far``: where the rows found are kept as
-    the search goes (:class:`.checkpoints.RowsSoFar`, columns ``row`` and ``found``), list by list: a
+    the search goes (:class:`.checkpoints.RowsSoFar`, columns ``row``, ``found`` and ``exact``), list by list: a
     stopped run's rows and the width it chose are taken from it, and the search goes on after them."""
     n = unit.shape[0]
     block = block or SEARCH_BLOCK
     out = np.empty((n, m), np.int64)
+    exact = np.empty((n, m), np.float32)
     first = so_far.done if so_far is not None else 0
     width = so_far.info if so_far is not None and so_far.info else None
     if first == n:  # searched to the end before the stop
-        out[so_far.arrays.pop("row")[:, 0]] = so_far.arrays.pop("found")
-        return out, width
+        kept = so_far.arrays.pop("row")[:, 0]
+        out[kept], exact[kept] = so_far.arrays.pop("found"), so_far.arrays.pop("exact")
+        return out, exact, width
     started = time.perf_counter()
     centres = inverted_file(unit)
     lists = _Lists(nearest_lists(unit, centres, 1)[:, 0], len(centres))
@@ -311,7 +321,8 @@ def list_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None =
         first, width = 0, None
     if first:
         so_far.arrays.pop("row")
-        out[lists.order[:first]] = so_far.arrays.pop("found")  # not held twice through the search
+        kept = lists.order[:first]
+        out[kept], exact[kept] = so_far.arrays.pop("found"), so_far.arrays.pop("exact")  # not held twice
     chosen_here = width is None
     if chosen_here:
         width = _widen(unit, centres, lists, m, k, target)
@@ -323,10 +334,10 @@ def list_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None =
         # In the order of the lists, so that the rows searched together probe the same few lists.
         for start in range(first, n, block):
             rows = lists.order[start:start + block]
-            found = without_self(_scan(unit, rows, probes[rows], lists, m), rows, m)
-            out[rows] = found
+            found, sims = _filled(unit, rows, *_scan(unit, rows, probes[rows], lists, m), m)
+            out[rows], exact[rows] = found, sims
             if so_far is not None:
-                so_far.append({"row": rows[:, None], "found": found})
+                so_far.append({"row": rows[:, None], "found": found, "exact": sims})
     finally:  # stopped (Ctrl-C) or done: the rows found are kept
         if so_far is not None:
             so_far.finish()
@@ -334,7 +345,7 @@ def list_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None =
              len(centres), width["width"], "chosen here" if chosen_here else "a stopped run's choice",
              tuned - started, time.perf_counter() - tuned,
              f" from poster {first:,} of the lists' order on (as far as a stopped run had gone)" if first else "")
-    return out, width
+    return out, exact, width
 
 
 def _widen(unit: np.ndarray, centres: np.ndarray, lists: _Lists, m: int, k: int, target: float) -> dict:
@@ -347,7 +358,7 @@ def _widen(unit: np.ndarray, centres: np.ndarray, lists: _Lists, m: int, k: int,
     nearest = nearest_lists(unit[rows], centres, widest)
     width = min(PROBES_FIRST, widest)
     while True:
-        found = without_self(_scan(unit, rows, nearest[:, :width], lists, m), rows, m)
+        found = without_self(_scan(unit, rows, nearest[:, :width], lists, m)[0], rows, m)
         got = _share(truth, found[:, :k])
         if got >= target or width >= widest:
             break
@@ -378,9 +389,9 @@ def _reranked(unit: np.ndarray, rows: np.ndarray, cand: np.ndarray) -> tuple[np.
 
 
 def without_self(found: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
-    """The first ``m`` of each row's ``found`` that are neither the row itself nor faiss's -1 (nothing found).
-    A row left short (where the lists probed hold fewer rows: rare) is filled with the lowest other rows, which the
-    re-ranking then places by their exact cosine: a list is never short."""
+    """The first ``m`` of each row's ``found`` that are neither the row itself nor -1 (nothing found).
+    A row left short (where the lists probed hold fewer rows: rare) is filled with the lowest other rows, which
+    :func:`_filled` then places by their exact cosine: a list is never short."""
     keep = (found != rows[:, None]) & (found >= 0)
     out = np.take_along_axis(found, np.argsort(~keep, axis=1, kind="stable")[:, :m], axis=1)
     for r in np.flatnonzero(keep.sum(axis=1) < m):
@@ -391,26 +402,12 @@ def without_self(found: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
-def _by_candidates(unit, *, k, n_pairs, groups, chunk, search_info, target, searched, reranked):
+def _by_candidates(unit, *, k, n_pairs, groups, search_info, target, searched):
     n = unit.shape[0]
     m = candidate_count(n, k)
-    found, width = searched or list_candidates(unit, m, k=max(1, k), target=target)
+    candidates, exact, width = searched or list_candidates(unit, m, k=max(1, k), target=target)
     if search_info is not None:
         search_info.update(width)
-    candidates = np.zeros((n, m), dtype=np.int64)
-    exact = np.zeros((n, m), dtype=np.float32)
-    first = reranked.done if reranked is not None else 0
-    if first:
-        candidates[:first], exact[:first] = reranked.arrays.pop("candidates"), reranked.arrays.pop("exact")
-    try:
-        for start in range(first, n, chunk):
-            stop = min(start + chunk, n)
-            candidates[start:stop], exact[start:stop] = _reranked(unit, np.arange(start, stop), found[start:stop])
-            if reranked is not None:
-                reranked.append({"candidates": candidates[start:stop], "exact": exact[start:stop]})
-    finally:  # stopped (Ctrl-C) or done: the rows re-ranked are kept
-        if reranked is not None:
-            reranked.finish()
     neighbour_index, neighbour_sim = candidates[:, :k], exact[:, :k]
     pairs: list[tuple[float, int, int]] = []
     if n_pairs > 0:

@@ -237,14 +237,12 @@ def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one
 
 
 def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, n_pairs: int,
-                    seed: int = 0, target: float = TARGET_RECALL, candidates: tuple[np.ndarray, dict] | None = None,
-                    reranked: checkpoints.RowsSoFar | None = None) -> Similar:
-    """``candidates``: the search's candidates (:func:`candidate_search`), where the search is approximate;
-    ``reranked``: where their re-ranking is kept as it goes (:func:`reranked_so_far`)."""
+                    seed: int = 0, target: float = TARGET_RECALL, candidates: tuple | None = None) -> Similar:
+    """``candidates``: the search's candidates (:func:`candidate_search`), where the search is approximate."""
     search: dict = {}
     index, similarity, pairs = neighbours_and_pairs(features.unit, k=k, n_pairs=n_pairs, groups=groups,
                                                     normalized=True, search_info=search, target=target,
-                                                    candidates=candidates, reranked=reranked)
+                                                    candidates=candidates)
     exact = searches_exactly(features.n)
     measured = None
     if not exact and index.shape[1]:
@@ -256,8 +254,8 @@ def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, 
 
 
 def candidate_search(saved: checkpoints.Checkpoints, rows_key: str, unit, *, k: int,
-                     target: float = TARGET_RECALL) -> tuple[np.ndarray, dict]:
-    """Each poster's candidates from the inverted file, and how many lists it probed
+                     target: float = TARGET_RECALL) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Each poster's candidates from the inverted file, their cosines, and how many lists it probed
     (:func:`.similarity.list_candidates`), the candidates kept as they are found (``candidates.rows``, in
     the order searched, with each one's poster): a run stopped in the search goes on from the last
     candidates kept, and one stopped after the search does not search again. ``rows_key``: of the rows
@@ -266,7 +264,8 @@ def candidate_search(saved: checkpoints.Checkpoints, rows_key: str, unit, *, k: 
     m = candidate_count(n, k)
     numbers = _row_numbers(n)
     so_far = saved.rows_so_far("candidates", checkpoints.key_of("candidates", search_key(rows_key, k, target)), n,
-                               {"row": (numbers, 1), "found": (numbers, m)}, within={"row": n, "found": n})
+                               {"row": (numbers, 1), "found": (numbers, m), "exact": ("<f4", m)},
+                               within={"row": n, "found": n})
     if so_far.done and len(np.unique(so_far.arrays["row"])) != so_far.done:
         so_far.restart("a poster is searched twice")
     elif so_far.done and (so_far.arrays["found"] == so_far.arrays["row"]).any():
@@ -277,17 +276,9 @@ def candidate_search(saved: checkpoints.Checkpoints, rows_key: str, unit, *, k: 
 
 
 def search_key(rows_key: str, k: int, target: float) -> str:
-    """What the search's candidates, and their re-ranking, depend on: the rows and the libraries'
+    """What the search's candidates depend on: the rows and the libraries'
     versions (``rows_key``), ``k`` and the search's settings."""
     return checkpoints.key_of(rows_key, k, search_settings(target))
-
-
-def reranked_so_far(saved: checkpoints.Checkpoints, rows_key: str, n: int, *, k: int,
-                    target: float = TARGET_RECALL) -> checkpoints.RowsSoFar:
-    """The re-ranked candidates a stopped run kept (kept as they are made: ``reranked.rows``)."""
-    m = candidate_count(n, k)
-    return saved.rows_so_far("reranked", checkpoints.key_of("reranked", search_key(rows_key, k, target)), n,
-                             {"candidates": (_row_numbers(n), m), "exact": ("<f4", m)}, within={"candidates": n})
 
 
 def _row_numbers(n: int) -> str:
@@ -439,17 +430,15 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
                                  "exact" if searches_exactly(n) else search_settings(similar_recall), versions)
         near = load_similar(saved, key, n)
         if near is None:
-            candidates, reranked = None, None
+            candidates = None
             if not searches_exactly(n):
                 rows_key = checkpoints.key_of(chosen.key, versions)
                 candidates = candidate_search(saved, rows_key, chosen.features.unit, k=neighbors,
                                               target=similar_recall)
-                reranked = reranked_so_far(saved, rows_key, n, k=neighbors, target=similar_recall)
             near = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, seed=seed,
-                                   target=similar_recall, candidates=candidates, reranked=reranked)
+                                   target=similar_recall, candidates=candidates)
             save_similar(saved, key, near)
-            for step in ("candidates", "reranked"):  # the similar posters' checkpoint holds what they were for
-                saved.discard(step)
+            saved.discard("candidates")  # the similar posters' checkpoint holds what they were for
         chosen.features.drop_unit_rows()  # their one user: 2.4 GB at 300,000 posters, free for the t-SNE
     with timer("pca"):
         importing.join()
