@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""What keeping the graph search's rows as they go costs, at 1,000 rows kept and at a million.
+"""What keeping the similar-poster search's rows as they go costs, at 1,000 rows kept and at a million.
 
     python bench/bench_rows_so_far.py [--rows 1000000] [--repeats 9]
 
-Stage 3 keeps the similar posters' candidates and their re-ranking as they are made
-(``checkpoints.RowsSoFar``: ``candidates.rows`` and ``reranked.rows``, appended to). This measures, in
+Stage 3 kept the similar posters' candidates and their re-ranking as they were made
+(``checkpoints.RowsSoFar``: ``candidates.rows`` and ``reranked.rows``, appended to); since 7ff55e2 it keeps
+one file, ``candidates.rows``, whose rows (poster, candidates and their cosines) are shaped like the
+re-ranking's were, and written a search block at a time. This measures, in
 a scratch folder under bench/out, with the shapes stage 3 uses at ROWS posters (32 candidates a poster):
 
 * one write of a search block (8,192 posters' candidates, int32: 1 MiB appended, synced, and the
