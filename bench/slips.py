@@ -349,7 +349,7 @@ SLIPS = [
          (T + "test_streamed.py::test_a_search_answer_short_of_candidates_is_filled_never_with_the_row_itself",
           T + "test_streamed.py::test_the_lists_and_so_the_similar_posters_are_the_same_on_any_number_of_threads")),
     Slip("lists-scan-self", "a poster is never its own similar poster", "posters_cnn/mapping/similarity.py",
-         "        sims[rows[asking][:, None] == held[None, :]] = -np.inf  # never one's own neighbour\n", "",
+         "        sims[np.flatnonzero(own), at[own]] = -np.inf  # never one's own neighbour\n", "",
          (T + "test_streamed.py::test_the_lists_cut_the_rows_round_their_centres_and_a_poster_probing_every_list_gets_its_exact_nearest",)),
     Slip("lists-probe-one", "the search probes as many lists as the recall asks", "posters_cnn/mapping/similarity.py",
          "        width = min(2 * width, widest)\n", "        break\n",
