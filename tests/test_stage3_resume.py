@@ -276,6 +276,23 @@ def test_similar_posters_that_are_no_posters_are_found_again(tmp_path, monkeypat
     assert all(0 <= j < 20 for j in read_map(out)["columns"]["neighbors"])  # the map lists posters only
 
 
+def test_the_graph_an_older_version_kept_is_removed_when_the_search_starts(tmp_path, monkeypatch):
+    monkeypatch.setattr(similarity, "EXACT_MAX", 40)
+    manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
+    out = tmp_path / "web" / "data.json"
+    folder = out.parent / "assets" / "maps" / "data" / "checkpoints"
+    folder.mkdir(parents=True)
+    for name in ("graph.faiss", "graph.json"):
+        (folder / name).write_bytes(b"kept by a version that searched a graph")
+    seen = []
+    real = similarity.list_candidates
+    monkeypatch.setattr(similarity, "list_candidates",
+                        lambda *a, **kw: seen.append(sorted(p.name for p in folder.iterdir())) or real(*a, **kw))
+    monkeypatch.setattr(visu, "list_candidates", similarity.list_candidates)
+    assert run("-i", feats, "-o", out) == 0
+    assert seen and not any(name.startswith("graph.") for name in seen[0])
+
+
 def test_kept_candidates_that_name_a_poster_twice_or_follow_other_lists_are_searched_again(tmp_path, monkeypatch,
                                                                                           capsys):
     monkeypatch.setattr(similarity, "EXACT_MAX", 40)

@@ -262,6 +262,7 @@ def candidate_search(saved: checkpoints.Checkpoints, rows_key: str, unit, *, k: 
     and the libraries' versions."""
     n = unit.shape[0]
     m = candidate_count(n, k)
+    saved.discard("graph")  # what an older version stopped in its search kept (3.8 GiB at 1,000,000 posters)
     numbers = _row_numbers(n)
     so_far = saved.rows_so_far("candidates", checkpoints.key_of("candidates", search_key(rows_key, k, target)), n,
                                {"row": (numbers, 1), "found": (numbers, m), "exact": ("<f4", m)},
