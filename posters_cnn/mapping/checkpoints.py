@@ -128,7 +128,7 @@ class Checkpoints:
     def discard(self, step: str) -> None:
         """Remove ``step``'s files: a later step's checkpoint holds what it was for (what cannot be removed
         now goes with the folder, once the map is written)."""
-        for suffix in (".npz", ".json", ".rows", ".faiss"):  # .faiss: the graph of versions before 2026-11-28
+        for suffix in (".npz", ".json", ".rows", ".faiss"):  # .faiss: the graph of versions before bc9d819
             with contextlib.suppress(OSError):
                 (self.folder / f"{step}{suffix}").unlink(missing_ok=True)
 
