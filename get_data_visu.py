@@ -78,8 +78,9 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--neighbors", type=cli.non_negative_int, default=8, metavar="K",
                         help="similar posters listed for each poster (default: %(default)s)")
     parser.add_argument("--similar-recall", type=cli.share, default=similarity.TARGET_RECALL, metavar="R",
-                        help="above 5,000 posters similar posters come from a graph search, widened until it "
-                             "finds this share of the true ones on 1,000 tuning posters (default: %(default)s); "
+                        help="above 5,000 posters similar posters come from the nearest lists of an inverted file, "
+                             "more lists probed until they hold this share of the true ones on 1,000 tuning "
+                             "posters (default: %(default)s); "
                              "lower is faster where similar posters are hard to tell apart, 0 takes the "
                              "narrowest search")
     parser.add_argument("--pairs", type=cli.non_negative_int, default=200, metavar="N",
