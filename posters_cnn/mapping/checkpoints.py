@@ -290,11 +290,3 @@ def _refused(path: Path, arrays: dict[str, np.ndarray], within: dict[str, int]) 
                         path, name, bound)
             return True
     return False
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -229,10 +229,7 @@ def nearest_lists(rows: np.ndarray, centres: np.ndarray, p: int, *, block: int =
     out = np.empty((len(rows), p), np.int32)
     for start in range(0, len(rows), block):
         sims = _as_float32(rows[start:start + block]) @ centres.T
-        part = np.argpartition(-sims, p - 1, axis=1)[:, :p] if p < sims.shape[1] else np.broadcast_to(
-            np.arange(sims.shape[1]), sims.shape)
-        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1, kind="stable")
-        out[start:start + len(sims)] = np.take_along_axis(part, order, axis=1)
+        out[start:start + len(sims)] = _top(sims, p)[0]
     return out
 
 
