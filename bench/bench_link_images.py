@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from common import OUT, ROOT, machine, median
+from common import OUT, machine, median, side_by_side
 from synthetic import make_inputs
 
 RUN = """
@@ -58,17 +57,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     _, manifest = make_inputs(args.n, with_features=False)
-    other = Path("/tmp") / f"link-images-{args.against}"
-    if not other.exists():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(other), args.against], check=True)
-    rows = {args.against: [], "this checkout": []}
-    try:
-        for repeat in range(args.repeats):
-            for name, code in ((args.against, other), ("this checkout", ROOT)):
-                rows[name].append(run(code, manifest, args.n))
-                print(f"{name}, run {repeat + 1}: {json.dumps(rows[name][-1])}", flush=True)
-    finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=False)
+    rows = side_by_side(args.against, "link-images", args.repeats, lambda code: run(code, manifest, args.n))
     summary = {name: {step: median([r[step] for r in runs]) for step in ("first", "again")}
                for name, runs in rows.items()}
     for step in ("first", "again"):

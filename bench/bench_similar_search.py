@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-from common import OUT, ROOT, machine, median, peak_rss_mib
+from common import OUT, machine, median, peak_rss_mib, side_by_side
 from synthetic import make_inputs
 
 RUN = """
@@ -62,17 +61,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the synthetic inputs")
     args = parser.parse_args()
     features, _ = make_inputs(args.n)
-    other = Path("/tmp") / f"similar-search-{args.against}"
-    if not other.exists():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(other), args.against], check=True)
-    rows = {"this checkout": [], args.against: []}
     try:
-        for repeat in range(args.repeats):
-            for name, code in ((args.against, other), ("this checkout", ROOT)):
-                rows[name].append(run(code, features, args.n))
-                print(f"{name}, run {repeat + 1}: {json.dumps(rows[name][-1])}", flush=True)
+        rows = side_by_side(args.against, "similar-search", args.repeats, lambda code: run(code, features, args.n))
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=False)
         if not args.keep:
             shutil.rmtree(features.parent, ignore_errors=True)
     summary = {name: {"median_s": median([r["seconds"] for r in runs]), "recall": [r["recall"] for r in runs],

@@ -57,6 +57,24 @@ def timed(cmd, **kwargs) -> float:
     return time.perf_counter() - start
 
 
+def side_by_side(rev: str, name: str, repeats: int, run) -> dict[str, list]:
+    """``run(code)`` for another commit's code and this checkout's, alternating, ``repeats`` times each:
+    their results, by ``rev`` and "this checkout". ``rev`` is checked out into a git worktree,
+    /tmp/NAME-REV, removed afterwards."""
+    other = Path("/tmp") / f"{name}-{rev}"
+    if not other.exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(other), rev], check=True)
+    rows: dict[str, list] = {rev: [], "this checkout": []}
+    try:
+        for repeat in range(repeats):
+            for side, code in ((rev, other), ("this checkout", ROOT)):
+                rows[side].append(run(code))
+                print(f"{side}, run {repeat + 1}: {rows[side][-1]}", flush=True)
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=False)
+    return rows
+
+
 def median(values):
     return statistics.median(values)
 
