@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Stage 3's "link images" step against another commit's, side by side on the same manifest.
 
-    python bench/bench_link_images.py --n 100000 --against 7ff55e2 --repeats 3
+    python bench/bench_link_images.py --n 100000 --against bfb46b2 --repeats 3
 
 Makes (or reuses) the synthetic manifest of bench/synthetic.py (bench/out/synthetic-N/, its images hard
 links to the bench posters; no features), then, in a fresh process per run and alternating between the
