@@ -157,6 +157,21 @@ def test_the_lists_cut_the_rows_round_their_centres_and_a_poster_probing_every_l
     assert np.allclose(sims, np.einsum("rd,rmd->rm", unit[rows], unit[everywhere]), atol=1e-5)
 
 
+def test_a_round_of_the_lists_k_means_moves_each_centre_to_the_mean_direction_of_the_rows_nearest_it(monkeypatch):
+    unit = similarity.normalize_rows(clustered(2000, dim=32, seed=6))
+    unit[:300] = unit[0]  # copies of one poster: the centres started on them are one, and all but the first get none
+    sample = unit[::2000 // (45 * similarity.TRAIN_PER_LIST)]  # the documented sample: evenly spaced rows
+    start = sample[np.linspace(0, len(sample) - 1, 45).round().astype(int)]  # started from evenly spaced rows
+    nearest = np.argmax(sample @ start.T, axis=1)
+    monkeypatch.setattr(similarity, "KMEANS_ROUNDS", 1)
+    moved = similarity.inverted_file(unit)
+    for c in range(45):
+        members = sample[nearest == c]
+        expected = start[c] if not len(members) else members.sum(axis=0) / np.linalg.norm(members.sum(axis=0))
+        assert np.allclose(moved[c], expected, atol=1e-5), c
+    assert len(np.unique(nearest)) < 45  # lists left empty keep their centres: that case is checked too
+
+
 def test_a_poster_whose_lists_hold_fewer_rows_than_its_candidates_gets_them_all_ranked_by_exact_cosine(
         monkeypatch):
     monkeypatch.setattr(similarity, "PROBES_FIRST", 1)

@@ -211,13 +211,11 @@ def inverted_file(unit: np.ndarray) -> np.ndarray:
     sample = _as_float32(unit[np.arange(0, n, max(1, n // (lists * TRAIN_PER_LIST)))])
     centres = sample[np.linspace(0, len(sample) - 1, lists).round().astype(np.int64)].copy()
     for _ in range(KMEANS_ROUNDS):
-        home = nearest_lists(sample, centres, 1)[:, 0]
-        order = np.argsort(home, kind="stable")
-        counts = np.bincount(home, minlength=lists)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        sums = np.add.reduceat(sample[order], starts[counts > 0], axis=0)
-        moved = centres.copy()
-        moved[counts > 0] = sums  # an empty list keeps its centre
+        held = _Lists(nearest_lists(sample, centres, 1)[:, 0], lists)
+        moved = centres.copy()  # an empty list keeps its centre
+        for list_ in np.flatnonzero(np.diff(held.bounds)):
+            # A sum a list (np.add.reduceat over the sorted rows took 10x as long: 1 s a round at 100,000).
+            moved[list_] = sample[held.members(list_)].sum(axis=0)
         length = np.linalg.norm(moved, axis=1, keepdims=True)
         centres = np.where(length > 0, moved / np.where(length > 0, length, 1), centres).astype(np.float32)
     return centres
