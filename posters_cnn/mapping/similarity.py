@@ -214,7 +214,7 @@ def inverted_file(unit: np.ndarray) -> np.ndarray:
         held = _Lists(nearest_lists(sample, centres, 1)[:, 0], lists)
         moved = centres.copy()  # an empty list keeps its centre
         for list_ in np.flatnonzero(np.diff(held.bounds)):
-            # A sum a list (np.add.reduceat over the sorted rows took 10x as long: 1 s a round at 100,000).
+            # One sum per list (np.add.reduceat over the sorted rows took 10x as long: 1 s a round at 100,000).
             moved[list_] = sample[held.members(list_)].sum(axis=0)
         length = np.linalg.norm(moved, axis=1, keepdims=True)
         centres = np.where(length > 0, moved / np.where(length > 0, length, 1), centres).astype(np.float32)
