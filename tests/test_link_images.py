@@ -6,29 +6,21 @@ import logging
 import os
 import shutil
 
-from posters_cnn.contracts.manifest import PosterRecord, load_ok_records, write_manifest
+from mapdata import make_mapdata
+from posters_cnn.contracts.manifest import load_ok_records
 from posters_cnn.fsutil import link_or_copy
 from posters_cnn.mapping import stage
 
 
-def _manifest(folder, n):
-    """posters.csv with n ok posters in two year folders, a thumbnail each, every file's bytes its own."""
-    records = []
-    for i in range(n):
-        year = 2000 + i % 2
-        image, thumb = f"posters/{year}/p{i:03d}.jpg", f"thumbs/{year}/p{i:03d}.jpg"
-        for rel in (image, thumb):
-            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-            (folder / rel).write_bytes(f"{rel}: {i}".encode())
-        records.append(PosterRecord(poster_id=f"{year}/p{i:03d}", title=f"p{i}", year=year, version=1,
-                                    image_path=image, thumb_path=thumb, status="ok"))
-    write_manifest(folder / "posters.csv", records)
-    return load_ok_records(folder / "posters.csv")
+def _rows(folder, n):
+    """The manifest's rows of n posters (``make_mapdata``: each with an image and a thumbnail file of its own)."""
+    manifest, _, _ = make_mapdata(folder, n_per_cluster=n, clusters=1, dim=8)
+    return load_ok_records(manifest)
 
 
 def test_every_image_and_thumbnail_is_linked_over_several_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(stage, "LINK_BATCH", 4)  # 11 posters: three batches a kind, the last one short
-    rows = _manifest(tmp_path / "scrape", 11)
+    rows = _rows(tmp_path / "scrape", 11)
     assets = tmp_path / "map" / "assets"
     stage.link_images(rows, assets, 2)
     for row in rows:
@@ -41,7 +33,7 @@ def test_every_image_and_thumbnail_is_linked_over_several_batches(tmp_path, monk
 
 
 def test_a_missing_image_is_logged_and_the_rest_of_its_batch_linked(tmp_path, caplog):
-    rows = _manifest(tmp_path / "scrape", 6)
+    rows = _rows(tmp_path / "scrape", 6)
     os.unlink(rows[2]["image_abspath"])
     with caplog.at_level(logging.WARNING, logger="posters_cnn.mapping.stage"):
         stage.link_images(rows, tmp_path / "map" / "assets", 1)
