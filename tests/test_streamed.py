@@ -141,6 +141,28 @@ def test_the_lists_and_so_the_similar_posters_are_the_same_on_any_number_of_thre
     assert (np.diff(sims, axis=1) <= 0).all()
 
 
+def test_float16_unit_rows_are_widened_to_the_very_values_numpys_cast_gives():
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    finite = every[np.isfinite(every)]  # zeros of both signs, subnormals, normals up to 65,504
+    got = similarity._as_float32(finite)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    assert np.array_equal(got.view(np.uint32), finite.astype(np.float32).view(np.uint32))  # -0.0 stays -0.0
+    # As the search selects rows: a strided slice, a gather with a trailing axis.
+    rows = np.random.default_rng(0).choice(finite, (40, 16))
+    for view in (rows[::3, 1::2], rows[[4, 1, 9], :, None]):
+        assert np.array_equal(similarity._as_float32(view), view.astype(np.float32))
+    same = np.ones((3, 4), np.float32)
+    assert similarity._as_float32(same) is same  # float32 rows are used as they are
+
+    # The search on float16 unit rows gives the cosines of the float16 values themselves.
+    unit = similarity.normalize_rows(clustered(3000, dim=64, seed=3)).astype(np.float16)
+    index, sims, _ = similarity.list_candidates(unit, 16, block=700)
+    wide = unit.astype(np.float32)
+    assert np.allclose(sims, np.einsum("rd,rmd->rm", wide, wide[index]), rtol=0, atol=1e-6)
+    assert np.array_equal(similarity.exact_neighbours(unit, np.arange(0, 3000, 11), 8),
+                          similarity.exact_neighbours(wide, np.arange(0, 3000, 11), 8))
+
+
 def test_the_lists_cut_the_rows_round_their_centres_and_a_poster_probing_every_list_gets_its_exact_nearest():
     unit = similarity.normalize_rows(clustered(2000, dim=32, seed=6))
     centres = similarity.inverted_file(unit)
