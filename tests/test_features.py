@@ -448,9 +448,13 @@ def test_bfloat16_features_match_float32(tmp_path):
     overlap = np.mean([len(set(p) & set(q)) / 8 for p, q in zip(knn(a), knn(b))])
     assert overlap >= 0.9, overlap
     trust = []
-    for x in (a, b):  # the mean over t-SNE seeds: one map's figure moves more than 0.005 from seed to seed
+    # The mean over t-SNE seeds: one map's figure moves by about 0.004 (its standard deviation) from seed to
+    # seed at 40 posters. Over 5 seeds the two means' difference had a standard error of about 0.0026, so the
+    # gate failed by chance alone on a CPU without native bfloat16 (0.0051 apart; 0.0007 over 20 seeds);
+    # over 20 it is about 0.0013, and 0.005 is nearly four of them.
+    for x in (a, b):
         reduced, _, _ = layout.pca(x, 10, 0)
         values = [layout.trustworthiness(reduced, layout.tsne(reduced, backend="opentsne", perplexity=8, seed=seed,
-                                                                  n_jobs=1)[0], k=5, seed=0) for seed in range(5)]
+                                                                  n_jobs=1)[0], k=5, seed=0) for seed in range(20)]
         trust.append(np.mean(values))
     assert abs(trust[0] - trust[1]) <= 0.005, trust
