@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""The tile pyramid alone: one thread against the default two, on the same posters, side by side.
+"""The tile pyramid alone on one thread and on more, on the same posters, side by side (alternating).
 
-    python bench/bench_tiles_parallel.py [--n 30000] [--repeats 3]
+    python bench/bench_tiles_parallel.py [--n 30000] [--repeats 3] [--jobs 1,2]
 
 Positions are a seeded random clustered layout (the tiles' cost depends on
 the number of posters and how they spread, not on what t-SNE would say).
@@ -25,8 +25,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=30000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--jobs", default="1,2", help="the thread counts to compare, the first the baseline")
     args = parser.parse_args()
-    _, manifest = make_inputs(args.n)
+    counts = [int(j) for j in args.jobs.split(",")]
+    _, manifest = make_inputs(args.n, with_features=False)
     rows = load_ok_records(manifest)
     thumbs = [r["thumb_abspath"] for r in rows]
     rng = np.random.default_rng(0)
@@ -35,17 +37,20 @@ def main():
     aspect = np.array([float(r["width"] or 2) / float(r["height"] or 3) for r in rows])
     slot = slot_size(len(rows))
     boxes = poster_boxes(xy[:, 0], xy[:, 1], aspect, slot)
-    times = {1: [], 2: []}
+    times = {jobs: [] for jobs in counts}
     for _ in range(args.repeats):
-        for jobs in (1, 2):
+        for jobs in counts:
             out = OUT / f"tiles-parallel-{jobs}"
             shutil.rmtree(out, ignore_errors=True)
             start = time.perf_counter()
             pyramid = build_pyramid(thumbs, boxes, out, slot=slot, jobs=jobs)
             times[jobs].append(time.perf_counter() - start)
-    one, two = statistics.median(times[1]), statistics.median(times[2])
-    print(f"{machine()}\n{len(rows)} posters, {pyramid.files} tiles: 1 thread {one:.1f} s, 2 threads {two:.1f} s, "
-          f"{one / two:.2f}x (median of {args.repeats})")
+    base = statistics.median(times[counts[0]])
+    print(f"{machine()}\n{len(rows)} posters, {pyramid.files} tiles, median of {args.repeats}:")
+    for jobs in counts:
+        took = statistics.median(times[jobs])
+        print(f"  {jobs} thread{'s' if jobs > 1 else ''}: {took:.1f} s ({took / base:.2f}x of {counts[0]}; runs "
+              f"{', '.join(f'{t:.1f}' for t in times[jobs])})")
 
 
 if __name__ == "__main__":
