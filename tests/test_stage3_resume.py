@@ -356,7 +356,7 @@ def t_sne_state(phase, done):
 @pytest.mark.parametrize("phase", [0, 1])
 def test_a_run_stopped_part_way_through_the_t_sne_goes_on_from_its_last_state(tmp_path, monkeypatch, capsys, calls,
                                                                              neighbours, phase):
-    if neighbours == "graph":  # the t-SNE's neighbours from an HNSW graph, as above 15,000 posters: kept too
+    if neighbours == "graph":  # the t-SNE's neighbours from an inverted file, as above 15,000 posters: kept too
         monkeypatch.setattr(layout, "EXACT_KNN_MAX", 40)
     searched = calls_of(monkeypatch, layout, "nearest")
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)

@@ -244,7 +244,7 @@ def test_the_search_stays_narrow_where_that_finds_the_neighbours_and_says_when_e
     assert "even probing 2 of 63 lists" in caplog.text
 
 
-def test_tsne_neighbours_from_the_graph_are_the_true_nearest_with_exact_distances_and_never_the_point_itself():
+def test_tsne_neighbours_from_the_lists_are_the_true_nearest_with_exact_distances_and_never_the_point_itself():
     from posters_cnn.mapping import layout
 
     rng = np.random.default_rng(4)
@@ -260,6 +260,26 @@ def test_tsne_neighbours_from_the_graph_are_the_true_nearest_with_exact_distance
     np.fill_diagonal(full, np.inf)
     truth = np.argsort(full, axis=1)[:, :30]
     assert similarity._share(truth, index) >= 0.99
+
+
+def test_tsne_neighbours_from_the_lists_are_the_same_on_any_number_of_threads_and_probe_only_some_lists(
+        monkeypatch, caplog):
+    import faiss
+
+    from posters_cnn.mapping import layout
+
+    rng = np.random.default_rng(8)
+    points = np.concatenate([rng.normal(c, 1, (2500, 10)) for c in (0, 3, 7)]).astype(np.float32)
+    monkeypatch.setitem(layout.KNN_LISTS, "recall", 0.5)  # met by 8 of 87 lists: what is found depends on them
+    found = []
+    with caplog.at_level(logging.INFO, logger="posters_cnn.mapping.layout"):
+        for threads in (1, 2, 1):
+            faiss.omp_set_num_threads(threads)
+            found.append(layout.nearest(points, 20))
+    faiss.omp_set_num_threads(2)
+    for index, distance in found[1:]:
+        assert np.array_equal(index, found[0][0]) and np.array_equal(distance, found[0][1])
+    assert "(8 of 87 lists probed)" in caplog.text
 
 
 def test_tsne_affinities_from_given_neighbours_are_opentsnes_own_matrix():
@@ -282,7 +302,7 @@ def test_tsne_affinities_from_given_neighbours_are_opentsnes_own_matrix():
     assert abs(ours.sum() - 1) < 1e-9 and abs(ours - ours.T).max() == 0  # joint: symmetric, summing to 1
 
 
-def test_a_map_past_exact_neighbours_takes_tsne_neighbours_from_the_graph(tmp_path, monkeypatch):
+def test_a_map_past_exact_neighbours_takes_tsne_neighbours_from_the_lists(tmp_path, monkeypatch):
     from posters_cnn.mapping import layout
 
     manifest, feats, _ = make_mapdata(tmp_path, n_per_cluster=20, clusters=3)
@@ -293,7 +313,7 @@ def test_a_map_past_exact_neighbours_takes_tsne_neighbours_from_the_graph(tmp_pa
     out = tmp_path / "m" / "data.json"
     assert get_data_visu.main(["-i", str(feats), "-o", str(out), "-q", "--perplexity", "5"]) == 0
     tsne = read_map(out)["meta"]["tsne"]
-    assert asked == [15] and tsne["neighbors"] == "hnsw" and tsne["neighbor_graph"] == layout.KNN_GRAPH
+    assert asked == [15] and tsne["neighbors"] == "lists" and tsne["neighbor_lists"] == layout.KNN_LISTS
     assert read_map(out)["meta"]["trustworthiness"] > 0.8
 
 

@@ -16,10 +16,14 @@ BACKENDS = ("opentsne", "multicore", "sklearn")
 BH_BELOW = 10_000  # openTSNE: Barnes-Hut was faster than FFT below this many points here
 EXACT_KNN_MAX = 15_000
 # Above EXACT_KNN_MAX, t-SNE's neighbours (3 x perplexity of them, Euclidean in the PCA space) come from an
-# HNSW graph (faiss, as the similar posters do): links a point keeps, and points in view while building and
-# searching. At 100,000 synthetic points it took 35 s against 64 s for openTSNE's own Annoy, finding 0.954
-# of the true 90 nearest against Annoy's 0.950 (both beside another job).
-KNN_GRAPH = {"links": 32, "build": 80, "search": 128}
+# inverted file (faiss IndexIVFFlat), as the similar posters do in 4096-d: the points cut into about √n lists
+# by k-means (trained on an evenly spaced sample of about `train_per_list` points a list), and each point
+# compared exactly with the points of the lists whose centres are nearest it. How many lists: `first`, twice
+# that, ..., every list, the first number whose neighbours hold `recall` of the true ones of a seeded sample
+# of `sample` points (exact, by brute force). On the bench's PCA points that took 7.0 s at 100,000 points and
+# 43.2 s at 300,000 for 0.992 and 1.000 of the true 90 nearest, where the HNSW graph used before found 0.969
+# and 0.821 in 26.5 s and 108.9 s (bench/RESULTS.md).
+KNN_LISTS = {"first": 8, "recall": 0.99, "sample": 500, "train_per_list": 40}
 FFT_INTS_IN_INTERVAL = 2
 # Iterations after the 250 of early exaggeration. openTSNE's default is 500; at 3,000 clustered
 # posters 350 gave the same trustworthiness (0.9899) 0.8 s sooner, and scikit-learn runs 750.
@@ -147,9 +151,9 @@ def tsne(points: np.ndarray, *, backend: str = "opentsne", perplexity: float = 3
                  "Barnes-Hut", BH_BELOW, perplexity)
         # Exact neighbours up to EXACT_KNN_MAX points: at 3,000 they took 0.13 s against Annoy's
         # 0.5 s, and at 10,000 0.44 s against 1.9 s.
-        neighbors = "exact" if n <= EXACT_KNN_MAX else "hnsw"
+        neighbors = "exact" if n <= EXACT_KNN_MAX else "lists"
         affinities = None
-        if neighbors == "hnsw":
+        if neighbors == "lists":
             index, distance = _kept_nearest(points, min(n - 1, int(3 * perplexity)), saved, key)
             affinities = joint_affinities(index, distance, perplexity, n_jobs=n_jobs)
             del index, distance
@@ -162,7 +166,7 @@ def tsne(points: np.ndarray, *, backend: str = "opentsne", perplexity: float = 3
                      n_jobs=n_jobs, random_state=seed, verbose=False, **extra)
         embedding = _optimise(model, points, affinities, saved, key)
         info.update(method=method, neighbors=neighbors, initialization="pca", early_exaggeration_iter=250,
-                    n_iter=TSNE_ITER, **extra, **({"neighbor_graph": KNN_GRAPH} if affinities else {}))
+                    n_iter=TSNE_ITER, **extra, **({"neighbor_lists": KNN_LISTS} if affinities else {}))
         return np.asarray(embedding, dtype=np.float64), info
     if backend == "multicore":
         try:
@@ -183,7 +187,7 @@ def tsne(points: np.ndarray, *, backend: str = "opentsne", perplexity: float = 3
 
 
 def _kept_nearest(points: np.ndarray, k: int, saved, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`nearest`, read back from ``saved`` when a stopped run kept them under ``key`` (18-20 minutes at
+    """:func:`nearest`, read back from ``saved`` when a stopped run kept them under ``key`` (minutes at
     1,000,000 points), else found and kept (720 MB there)."""
     n = points.shape[0]
     got = saved.load(NEIGHBOURS_STEP, key, {"index": (n, k), "distance": (n, k)}, within={"index": n}) if saved else None
@@ -288,9 +292,10 @@ def joint_affinities(neighbours: np.ndarray, distances: np.ndarray, perplexity: 
 
 
 def nearest(points: np.ndarray, k: int, *, block: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Each point's ``k`` nearest other points, as an HNSW graph (faiss, KNN_GRAPH) finds them, and their
+    """Each point's ``k`` nearest other points, as an inverted file (faiss, KNN_LISTS) finds them, and their
     exact Euclidean distances, nearest first: ``(indices (n, k) int32, distances (n, k) float32)``. The same
-    points give the same graph on any number of threads (see :mod:`.similarity`)."""
+    points give the same neighbours on any number of threads (the lists' k-means is seeded, and its sample
+    evenly spaced)."""
     import faiss  # noqa: PLC0415
 
     from .similarity import without_self
@@ -298,11 +303,13 @@ def nearest(points: np.ndarray, k: int, *, block: int = 8192) -> tuple[np.ndarra
     started = time.perf_counter()
     points = np.ascontiguousarray(points, dtype=np.float32)
     n, d = points.shape
-    index = faiss.IndexHNSWFlat(d, KNN_GRAPH["links"])
-    index.hnsw.efConstruction = KNN_GRAPH["build"]
+    per_list = KNN_LISTS["train_per_list"]
+    lists = max(1, min(round(math.sqrt(n)), n // per_list))  # faiss's k-means wants about 40 points a centre
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, lists)
+    index.train(points[::max(1, n // (lists * per_list))])
     for start in range(0, n, block):
         index.add(points[start:start + block])
-    index.hnsw.efSearch = max(KNN_GRAPH["search"], k + 1)
+    index.nprobe = _probes(index, points, k, lists)
     found = np.empty((n, k), np.int32)  # half of int64's 720 MB at 1,000,000 points and 90 neighbours
     distance = np.empty((n, k), np.float32)
     for start in range(0, n, block):
@@ -313,8 +320,33 @@ def nearest(points: np.ndarray, k: int, *, block: int = 8192) -> tuple[np.ndarra
         order = np.argsort(far, axis=1, kind="stable")
         found[start:stop] = np.take_along_axis(got, order, axis=1)
         distance[start:stop] = np.take_along_axis(far, order, axis=1)
-    log.info("t-SNE: %d neighbours of %d points from an HNSW graph in %.1f s", k, n, time.perf_counter() - started)
+    log.info("t-SNE: %d neighbours of %d points from an inverted file (%d of %d lists probed) in %.1f s", k, n,
+             index.nprobe, lists, time.perf_counter() - started)
     return found, distance
+
+
+def _probes(index, points: np.ndarray, k: int, lists: int) -> int:
+    """The first of KNN_LISTS' `first`, twice that, ... (at most ``lists``) lists probed whose neighbours hold
+    its `recall` of a seeded sample's true ``k`` nearest; a warning when even every list falls short (ties)."""
+    import faiss  # noqa: PLC0415
+
+    from .similarity import _share, sample_rows, without_self
+
+    n = points.shape[0]
+    rows = sample_rows(n, KNN_LISTS["sample"], 0)
+    truth = without_self(faiss.knn(points[rows], points, k + 1)[1], rows, k)
+    probes = min(lists, KNN_LISTS["first"])
+    while True:
+        index.nprobe = probes
+        got = _share(truth, without_self(index.search(points[rows], k + 1)[1], rows, k))
+        if got >= KNN_LISTS["recall"] or probes >= lists:
+            break
+        probes = min(2 * probes, lists)
+    if got < KNN_LISTS["recall"]:
+        log.warning("t-SNE: even probing every list finds %.4f of %d sampled points' %d nearest", got, len(rows), k)
+    log.info("t-SNE: probing %d of %d lists finds %.4f of %d sampled points' %d nearest (target %g)", probes, lists,
+             got, len(rows), k, KNN_LISTS["recall"])
+    return probes
 
 
 def trustworthiness(high: np.ndarray, low: np.ndarray, *, k: int = 10, sample: int = 1000, seed: int = 0) -> float:

@@ -466,7 +466,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     with timer("tsne"):
         embed_key = checkpoints.key_of("tsne", pca_key, tsne, perplexity, seed, layout.TSNE_ITER, layout.BH_THETA,
                                        layout.BH_BELOW, layout.EXACT_KNN_MAX, layout.FFT_INTS_IN_INTERVAL,
-                                       layout.KNN_GRAPH)
+                                       layout.KNN_LISTS)
         got = saved.load("tsne", embed_key, {"raw": (n, 2)})
         if got:
             embedding = Embedding(got[0]["raw"], layout.normalise(got[0]["raw"]), got[1])
