@@ -327,21 +327,21 @@ def nearest(points: np.ndarray, k: int, *, block: int = 8192) -> tuple[np.ndarra
 
 def _probes(index, points: np.ndarray, k: int, lists: int) -> int:
     """The first of KNN_LISTS' `first`, twice that, ... (at most ``lists``) lists probed whose neighbours hold
-    its `recall` of a seeded sample's true ``k`` nearest; a warning when even every list falls short (ties)."""
+    its `recall` of a seeded sample's true ``k`` nearest (:func:`.similarity.first_width`); a warning when even
+    every list falls short (ties)."""
     import faiss  # noqa: PLC0415
 
-    from .similarity import _share, sample_rows, without_self
+    from .similarity import _share, first_width, sample_rows, without_self
 
     n = points.shape[0]
     rows = sample_rows(n, KNN_LISTS["sample"], 0)
     truth = without_self(faiss.knn(points[rows], points, k + 1)[1], rows, k)
-    probes = min(lists, KNN_LISTS["first"])
-    while True:
+
+    def recall_at(probes: int) -> float:
         index.nprobe = probes
-        got = _share(truth, without_self(index.search(points[rows], k + 1)[1], rows, k))
-        if got >= KNN_LISTS["recall"] or probes >= lists:
-            break
-        probes = min(2 * probes, lists)
+        return _share(truth, without_self(index.search(points[rows], k + 1)[1], rows, k))
+
+    probes, got = first_width(KNN_LISTS["first"], lists, KNN_LISTS["recall"], recall_at)
     if got < KNN_LISTS["recall"]:
         log.warning("t-SNE: even probing every list finds %.4f of %d sampled points' %d nearest", got, len(rows), k)
     log.info("t-SNE: probing %d of %d lists finds %.4f of %d sampled points' %d nearest (target %g)", probes, lists,

@@ -368,6 +368,20 @@ def list_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None =
     return out, exact, width
 
 
+def first_width(first: int, widest: int, target: float, recall_at, widening=lambda width, got: None
+                ) -> tuple[int, float]:
+    """The first of ``first``, twice that, ... ``widest`` whose ``recall_at(width)`` reaches ``target``, and that
+    recall (the widest and its recall when none does); ``widening(width, recall)`` is told of each one short.
+    The rule for how wide a search by lists must be, here and for t-SNE's neighbours (:func:`.layout.nearest`)."""
+    width = min(first, widest)
+    while True:
+        got = recall_at(width)
+        if got >= target or width >= widest:
+            return width, got
+        widening(width, got)
+        width = min(2 * width, widest)
+
+
 def _widen(unit: np.ndarray, centres: np.ndarray, lists: _Lists, m: int, k: int, target: float) -> dict:
     """The first of PROBES_FIRST, twice that, ... (at most every list) lists a poster probes whose candidates
     hold ``target`` of a tuning sample's true ``k`` nearest; say which and why."""
@@ -376,15 +390,15 @@ def _widen(unit: np.ndarray, centres: np.ndarray, lists: _Lists, m: int, k: int,
     truth = exact_neighbours(unit, rows, k)
     widest = min(len(centres), PROBES_MOST)
     nearest = nearest_lists(unit[rows], centres, widest)
-    width = min(PROBES_FIRST, widest)
-    while True:
-        found = without_self(_scan(unit, rows, nearest[:, :width], lists, m)[0], rows, m)
-        got = _share(truth, found[:, :k])
-        if got >= target or width >= widest:
-            break
+
+    def recall_at(width: int) -> float:
+        return _share(truth, without_self(_scan(unit, rows, nearest[:, :width], lists, m)[0], rows, m)[:, :k])
+
+    def widening(width: int, got: float) -> None:
         log.info("similar posters: probing %d of %d lists found %.4f of %d tuning posters' %d nearest; "
                  "widening", width, len(centres), got, len(rows), k)
-        width = min(2 * width, widest)
+
+    width, got = first_width(PROBES_FIRST, widest, target, recall_at, widening)
     if got < target:
         log.warning("similar posters: even probing %d of %d lists finds only %.4f of the %d nearest (target %g): "
                     "some listed similar posters are not the most similar", width, len(centres), got, k, target)
