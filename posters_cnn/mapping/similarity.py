@@ -335,7 +335,10 @@ def list_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None =
         return out, exact, width
     started = time.perf_counter()
     centres = inverted_file(unit)
-    lists = _Lists(nearest_lists(unit, centres, 1)[:, 0], len(centres))
+    # Each row's nearest lists, as many as a poster may probe, in one pass over the rows (one pass for its own
+    # list and another for its probes cost 2 x 80 s at 1,000,000 posters): its own list is the first.
+    ranked = nearest_lists(unit, centres, min(len(centres), PROBES_MOST))
+    lists = _Lists(ranked[:, 0], len(centres))
     if first and not np.array_equal(so_far.arrays["row"][:, 0], lists.order[:first]):
         so_far.restart("its posters are not the first of those the lists give")  # the lists came out otherwise
         first, width = 0, None
@@ -345,11 +348,12 @@ def list_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None =
         out[kept], exact[kept] = so_far.arrays.pop("found"), so_far.arrays.pop("exact")  # not held twice
     chosen_here = width is None
     if chosen_here:
-        width = _widen(unit, centres, lists, m, k, target)
+        width = _widen(unit, ranked, lists, m, k, target)
         if so_far is not None:
             so_far.begin(width)
     tuned = time.perf_counter()
-    probes = nearest_lists(unit, centres, width["width"])
+    probes = np.ascontiguousarray(ranked[:, :width["width"]])
+    del ranked
     try:
         # In the order of the lists, so that the rows searched together probe the same few lists.
         for start in range(first, n, block):
@@ -382,30 +386,32 @@ def first_width(first: int, widest: int, target: float, recall_at, widening=lamb
         width = min(2 * width, widest)
 
 
-def _widen(unit: np.ndarray, centres: np.ndarray, lists: _Lists, m: int, k: int, target: float) -> dict:
+def _widen(unit: np.ndarray, ranked: np.ndarray, lists: _Lists, m: int, k: int, target: float) -> dict:
     """The first of PROBES_FIRST, twice that, ... (at most every list) lists a poster probes whose candidates
-    hold ``target`` of a tuning sample's true ``k`` nearest; say which and why."""
+    hold ``target`` of a tuning sample's true ``k`` nearest; say which and why. ``ranked``: each row's nearest
+    lists, nearest first, as many as a poster may probe."""
     n = unit.shape[0]
     rows = sample_rows(n, TUNING_SAMPLE, TUNING_SEED)
     truth = exact_neighbours(unit, rows, k)
-    widest = min(len(centres), PROBES_MOST)
-    nearest = nearest_lists(unit[rows], centres, widest)
+    widest = ranked.shape[1]
+    nearest = ranked[rows]
+    count = len(lists.bounds) - 1
 
     def recall_at(width: int) -> float:
         return _share(truth, without_self(_scan(unit, rows, nearest[:, :width], lists, m)[0], rows, m)[:, :k])
 
     def widening(width: int, got: float) -> None:
         log.info("similar posters: probing %d of %d lists found %.4f of %d tuning posters' %d nearest; "
-                 "widening", width, len(centres), got, len(rows), k)
+                 "widening", width, count, got, len(rows), k)
 
     width, got = first_width(PROBES_FIRST, widest, target, recall_at, widening)
     if got < target:
         log.warning("similar posters: even probing %d of %d lists finds only %.4f of the %d nearest (target %g): "
-                    "some listed similar posters are not the most similar", width, len(centres), got, k, target)
+                    "some listed similar posters are not the most similar", width, count, got, k, target)
     else:
         log.info("similar posters: probing %d of %d lists (recall@%d %.4f on %d tuning posters)", width,
-                 len(centres), k, got, len(rows))
-    return {"width": int(width), "lists": int(len(centres)), "k": int(k), "sample": int(len(rows)),
+                 count, k, got, len(rows))
+    return {"width": int(width), "lists": int(count), "k": int(k), "sample": int(len(rows)),
             "recall": got, "target": target}
 
 
