@@ -229,6 +229,29 @@ def test_the_search_probes_more_lists_until_it_finds_the_target_share_of_the_tru
     assert similarity.recall(unit, index, sample=1000, normalized=True)["recall"] >= similarity.TARGET_RECALL - 0.02
 
 
+def test_the_width_chosen_is_at_most_about_root_two_times_the_narrowest_that_reaches_the_target():
+    # The search's cost grows with its width: a rule that doubles would take 16 lists where 10 suffice.
+    for narrowest in range(1, 70):
+        tried = []
+
+        def recall_at(width, narrowest=narrowest, tried=tried):
+            tried.append(width)
+            return 0.99 if width >= narrowest else 0.5
+
+        width, got = similarity.first_width(4, 64, 0.95, recall_at)
+        assert tried == sorted(set(tried)) and tried[0] == 4 and width == tried[-1]
+        if narrowest <= 64:
+            assert got == 0.99 and narrowest <= width <= max(4, 1.5 * narrowest)
+        else:
+            assert width == 64 and got == 0.5
+    widths = []
+    similarity.first_width(4, 64, 1.0, lambda w: widths.append(w) or 0.0)
+    assert widths == [4, 6, 8, 11, 16, 23, 32, 45, 64]
+    widths.clear()
+    similarity.first_width(1, 7, 1.0, lambda w: widths.append(w) or 0.0)
+    assert widths == [1, 2, 3, 4, 5, 6, 7]  # never the same width twice, never past the widest
+
+
 def test_the_search_stays_narrow_where_that_finds_the_neighbours_and_says_when_even_the_widest_does_not(
         monkeypatch, caplog):
     caplog.set_level(logging.INFO, "posters_cnn")

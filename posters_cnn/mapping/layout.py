@@ -18,9 +18,9 @@ EXACT_KNN_MAX = 15_000
 # Above EXACT_KNN_MAX, t-SNE's neighbours (3 x perplexity of them, Euclidean in the PCA space) come from an
 # inverted file (faiss IndexIVFFlat), as the similar posters do in 4096-d: the points cut into about √n lists
 # by k-means (trained on an evenly spaced sample of about `train_per_list` points a list), and each point
-# compared exactly with the points of the lists whose centres are nearest it. How many lists: `first`, twice
-# that, ..., every list, the first number whose neighbours hold `recall` of the true ones of a seeded sample
-# of `sample` points (exact, by brute force). On the bench's PCA points it chose 16 lists at 100,000 points
+# compared exactly with the points of the lists whose centres are nearest it. How many lists: `first`, then
+# about √2 times the last (8, 11, 16, 23, 32, ...; similarity.first_width), up to every list, the first number
+# whose neighbours hold `recall` of the true ones of a seeded sample of `sample` points (exact, by brute force). On the bench's PCA points it chose 16 lists at 100,000 points
 # and 32 at 300,000, and found 0.992 and 1.000 of the true 90 nearest in 8.9-12.2 s and 60.8 s, where the
 # HNSW graph used before found 0.969 and 0.821 in 25.5-26.0 s and 112.9 s (bench/RESULTS.md).
 KNN_LISTS = {"first": 8, "recall": 0.99, "sample": 500, "train_per_list": 40}
@@ -326,7 +326,7 @@ def nearest(points: np.ndarray, k: int, *, block: int = 8192) -> tuple[np.ndarra
 
 
 def _probes(index, points: np.ndarray, k: int, lists: int) -> int:
-    """The first of KNN_LISTS' `first`, twice that, ... (at most ``lists``) lists probed whose neighbours hold
+    """The first of KNN_LISTS' `first`, 11, 16, 23, ... (at most ``lists``) lists probed whose neighbours hold
     its `recall` of a seeded sample's true ``k`` nearest (:func:`.similarity.first_width`); a warning when even
     every list falls short (ties)."""
     import faiss  # noqa: PLC0415

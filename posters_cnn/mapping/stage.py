@@ -50,8 +50,8 @@ from ..contracts.manifest import OkRow, load_ok_records
 from ..fsutil import contained, link_or_copy, remove_stale_temporaries, write_json_atomic, write_text_atomic
 from ..names import movie_of
 from . import categories, checkpoints, clusters as clustering, layout, state as mapstate, streamed
-from .similarity import (TARGET_RECALL, candidate_count, describe_search, list_candidates, neighbours_and_pairs,
-                         recall, search_settings, searches_exactly)
+from .similarity import (TARGET_RECALL, WIDTH_GROWTH, candidate_count, describe_search, list_candidates,
+                         neighbours_and_pairs, recall, search_settings, searches_exactly)
 from .tiles import build_pyramid
 
 log = logging.getLogger(__name__)
@@ -466,7 +466,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     with timer("tsne"):
         embed_key = checkpoints.key_of("tsne", pca_key, tsne, perplexity, seed, layout.TSNE_ITER, layout.BH_THETA,
                                        layout.BH_BELOW, layout.EXACT_KNN_MAX, layout.FFT_INTS_IN_INTERVAL,
-                                       layout.KNN_LISTS)
+                                       layout.KNN_LISTS, WIDTH_GROWTH)
         got = saved.load("tsne", embed_key, {"raw": (n, 2)})
         if got:
             embedding = Embedding(got[0]["raw"], layout.normalise(got[0]["raw"]), got[1])
