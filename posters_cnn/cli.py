@@ -3,7 +3,7 @@
 Each stage is ``main(argv) -> int``: parse, call one library function, and
 turn an expected failure into a one-line message. Usage errors exit 2 (as
 argparse does), runtime failures exit 1, Ctrl-C exits 130 after the stage has
-saved what it finished.
+saved what it finished; SIGTERM and SIGHUP stop it the same way (exit 143, 129).
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import signal
 import sys
+import threading
 from typing import Callable, Sequence
 
 from tqdm import tqdm
@@ -113,6 +115,37 @@ def share(text: str) -> float:
 
 RESUMES = "finished work is saved: run the same command again to go on from there"
 
+# Signals that stop a stage as Ctrl-C does, its finished work saved: SIGTERM (``kill``, ``timeout``, a job
+# manager or container stopping it) and SIGHUP (its terminal closed). Python's default for either ends the
+# process at once: no checkpoint's last rows written, and temporaries (8 GB of unit rows at 1,000,000
+# posters) left behind until the next run.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal, handled as Ctrl-C is (it unwinds through the same ``finally`` blocks)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum, frame):
+    signal.signal(signum, signal.SIG_DFL)  # a second one ends the process at once, as a user sending it twice means
+    raise Stopped(signum)
+
+
+def _stop_on_signals() -> dict:
+    """Install :func:`_stop` for STOP_SIGNALS not ignored (``nohup`` ignores SIGHUP) nor handled by another; the
+    handlers replaced, to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    replaced = {}
+    for signum in STOP_SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            replaced[signum] = signal.signal(signum, _stop)
+    return replaced
+
 
 def run(parser: Parser, body: Callable[[argparse.Namespace], int], argv: Sequence[str] | None,
         interrupted: str = RESUMES) -> int:
@@ -122,6 +155,7 @@ def run(parser: Parser, body: Callable[[argparse.Namespace], int], argv: Sequenc
     """
     args = parser.parse_args(argv)
     setup_logging(args.verbosity)
+    replaced = _stop_on_signals()
     try:
         return body(args)
     except UsageError as exc:
@@ -135,6 +169,12 @@ def run(parser: Parser, body: Callable[[argparse.Namespace], int], argv: Sequenc
         where = f" {exc.filename}" if exc.filename else ""
         sys.stderr.write(f"{parser.prog}: cannot read or write{where}: {exc.strerror or exc}\n")
         return 1
+    except Stopped as exc:
+        sys.stderr.write(f"{parser.prog}: stopped by {exc}; {interrupted}\n")
+        return 128 + exc.signum  # as a shell reports a process that signal ended: 143 for SIGTERM
     except KeyboardInterrupt:
         sys.stderr.write(f"{parser.prog}: interrupted; {interrupted}\n")
         return 130
+    finally:
+        for signum, handler in replaced.items():
+            signal.signal(signum, handler)

@@ -129,6 +129,31 @@ def test_ctrl_c_in_stage_3_says_the_earlier_map_is_kept_and_what_the_next_run_ke
     assert sorted(p.name for p in kept.iterdir()) == ["pca.npz", "similar.npz"]
 
 
+def test_sigterm_in_stage_3_stops_it_as_ctrl_c_does_keeping_what_it_finished(tmp_path):
+    # `kill PID`, `timeout` or a job manager: without a handler Python ends at once, and the rows a step made
+    # since its last checkpoint, and its temporaries, are lost or left behind. In a process of its own, which
+    # sends itself the signal while its t-SNE runs (a test process that did would end with it).
+    _, feats, _ = make_mapdata(tmp_path, n_per_cluster=4, clusters=2)
+    stopped_in_tsne = (
+        "import os, signal, sys\n"
+        "from posters_cnn.mapping import layout\n"
+        "import get_data_visu\n"
+        "def tsne(*args, **kwargs):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    raise AssertionError('SIGTERM did not stop the stage')\n"
+        "layout.tsne = tsne\n"
+        "sys.exit(get_data_visu.main(sys.argv[1:]))\n")
+    proc = subprocess.run([sys.executable, "-c", stopped_in_tsne, "-i", str(feats), "-o",
+                           str(tmp_path / "web" / "data.json"), "--no-progress", "-q"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 143, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]  # after the warnings about these features
+    assert "stopped by SIGTERM" in line and "earlier map is kept" in line
+    kept = tmp_path / "web" / "assets" / "maps" / "data" / "checkpoints"
+    assert sorted(p.name for p in kept.iterdir()) == ["pca.npz", "similar.npz"]
+    assert not [p for p in (tmp_path / "web").rglob("*") if p.name.endswith(".part")]
+
+
 # -- one default for how many posters are mapped, a progress bar, and where to look ------------------
 def test_stage_3_maps_every_poster_by_default_with_a_progress_bar(tmp_path, capsys):
     _, feats, cluster_of = make_mapdata(tmp_path, n_per_cluster=12, clusters=3)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -289,6 +290,34 @@ def test_kill_9_mid_run_then_resume_fetches_nothing_twice(site, tmp_path):
         assert manifest.loc[pid].status == "ok"
         assert hashlib.sha256((out / manifest.loc[pid].image_path).read_bytes()).digest() == \
             hashlib.sha256(data).digest()
+
+
+def test_sigterm_mid_run_stops_as_ctrl_c_does_the_manifest_written_whole_and_no_temporary_left(site, tmp_path):
+    # `kill PID`, `timeout`, a job manager or a container stopping the run all send SIGTERM.
+    srv = FaultyServer(site.root, latency=0.15)
+    out = tmp_path / "out"
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "get_posters.py"), "--base-url", srv.url, "--range", "1995-1996",
+             "--out-dir", str(out), "--jobs", "2", "--no-progress", "-q"], cwd=ROOT, stderr=subprocess.PIPE,
+            text=True)
+        _wait_for(lambda: len(list((out / "thumbs").rglob("*.jpg"))) >= 3, 60, "the first 3 thumbnails")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143, err
+        assert "stopped by SIGTERM" in err and "run the same command again" in err and "Traceback" not in err
+        done = {p.relative_to(out / "thumbs").as_posix()[:-4] for p in (out / "thumbs").rglob("*.jpg")}
+        manifest = read_manifest(out)  # written whole at the stop, as Ctrl-C writes it: no journal to replay
+        assert done and done <= set(manifest.index[manifest.status == "ok"])
+        assert not (out / "posters.csv.journal").exists()
+        assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
+        srv.reset()
+        assert run_cli("--base-url", srv.url, "--range", "1995-1996", "--out-dir", out) == 0
+    finally:
+        srv.close()
+    fetched_again = {p[1:-4].replace("/posters/", "/") for p in srv.image_requests()}
+    assert not (fetched_again & done)
+    assert set(read_manifest(out).loc[list(site.good)].status) == {"ok"}
 
 
 def test_xlg_fetches_the_extra_large_version(site, server, tmp_path):
