@@ -131,7 +131,7 @@ class Stopped(KeyboardInterrupt):
 
 
 def _stop(signum, frame):
-    signal.signal(signum, signal.SIG_DFL)  # a second one ends the process at once, as a user sending it twice means
+    signal.signal(signum, signal.SIG_DFL)  # a second one ends the process at once: what sending it twice means
     raise Stopped(signum)
 
 

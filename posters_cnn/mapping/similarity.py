@@ -50,7 +50,7 @@ RERANK_ROWS = 128
 SEARCH_BLOCK = 8192  # posters searched at a time (the search's kept as they go: .checkpoints)
 KMEANS_ROUNDS = 10  # rounds of the k-means that makes the lists
 TRAIN_PER_LIST = 40  # the k-means' sample: about this many rows a list
-PROBES_FIRST = 4  # lists a poster probes, at first; widened by WIDTH_GROWTH until the tuning sample's recall is reached
+PROBES_FIRST = 4  # lists a poster probes, at first; widened until the tuning sample's recall is reached
 WIDTH_GROWTH = math.sqrt(2)  # each width tried is about this many times the last (first_width)
 PROBES_MOST = 64
 TARGET_RECALL = 0.95  # recall@k the search is widened for (issue 17's target)
@@ -375,10 +375,10 @@ def list_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None =
 
 def first_width(first: int, widest: int, target: float, recall_at, widening=lambda width, got: None
                 ) -> tuple[int, float]:
-    """The first width of ``first`` times 2^(i/2) (rounded, i = 0, 1, ...: from 4, 4 6 8 11 16 23 32 45 64), at
-    most ``widest``, whose ``recall_at(width)`` reaches ``target``, and that recall (the widest and its recall
-    when none does); ``widening(width, recall)`` is told of each one short. The rule for how wide a search by
-    lists must be, here and for t-SNE's neighbours (:func:`.layout.nearest`).
+    """The first width of ``first`` times WIDTH_GROWTH^i (√2^i, rounded, i = 0, 1, ...: from 4, the widths 4, 6,
+    8, 11, 16, 23, 32, 45, 64), at most ``widest``, whose ``recall_at(width)`` reaches ``target``, and that
+    recall (the widest and its recall when none does); ``widening(width, recall)`` is told of each one short.
+    The rule for how wide a search by lists must be, here and for t-SNE's neighbours (:func:`.layout.nearest`).
 
     Steps of √2, not 2: the search's cost grows with its width, and the width chosen is then at most √2 times
     the narrowest that reaches the target, where doubling could cost twice (at 1,000,000 of the bench's
