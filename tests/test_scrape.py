@@ -265,10 +265,7 @@ def test_kill_9_mid_run_then_resume_fetches_nothing_twice(site, tmp_path):
     srv = FaultyServer(site.root, latency=0.15)
     out = tmp_path / "out"
     try:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "get_posters.py"), "--base-url", srv.url, "--range", "1995-1996",
-             "--out-dir", str(out), "--jobs", "2", "--no-progress", "-q"], cwd=ROOT)
-        _wait_for(lambda: len(list((out / "thumbs").rglob("*.jpg"))) >= 3, 60, "the first 3 thumbnails")
+        proc = _run_under_way(srv, out)
         proc.kill()
         proc.wait()
         on_disk = {p.relative_to(out / "posters").as_posix()[:-4] for p in (out / "posters").rglob("*.jpg")}
@@ -278,11 +275,9 @@ def test_kill_9_mid_run_then_resume_fetches_nothing_twice(site, tmp_path):
                       ".posters.csv.q9.part"):
             (out / stale).parent.mkdir(parents=True, exist_ok=True)
             (out / stale).write_bytes(b"half")
-        srv.reset()
-        assert run_cli("--base-url", srv.url, "--range", "1995-1996", "--out-dir", out) == 0
+        fetched_again = _run_again(srv, out)
     finally:
         srv.close()
-    fetched_again = {p[1:-4].replace("/posters/", "/") for p in srv.image_requests()}
     assert not (fetched_again & on_disk)
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]  # the next run cleans them up
     manifest = read_manifest(out)
@@ -297,11 +292,7 @@ def test_sigterm_mid_run_stops_as_ctrl_c_does_the_manifest_written_whole_and_no_
     srv = FaultyServer(site.root, latency=0.15)
     out = tmp_path / "out"
     try:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "get_posters.py"), "--base-url", srv.url, "--range", "1995-1996",
-             "--out-dir", str(out), "--jobs", "2", "--no-progress", "-q"], cwd=ROOT, stderr=subprocess.PIPE,
-            text=True)
-        _wait_for(lambda: len(list((out / "thumbs").rglob("*.jpg"))) >= 3, 60, "the first 3 thumbnails")
+        proc = _run_under_way(srv, out, stderr=subprocess.PIPE, text=True)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 143, err
@@ -311,11 +302,9 @@ def test_sigterm_mid_run_stops_as_ctrl_c_does_the_manifest_written_whole_and_no_
         assert done and done <= set(manifest.index[manifest.status == "ok"])
         assert not (out / "posters.csv.journal").exists()
         assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
-        srv.reset()
-        assert run_cli("--base-url", srv.url, "--range", "1995-1996", "--out-dir", out) == 0
+        fetched_again = _run_again(srv, out)
     finally:
         srv.close()
-    fetched_again = {p[1:-4].replace("/posters/", "/") for p in srv.image_requests()}
     assert not (fetched_again & done)
     assert set(read_manifest(out).loc[list(site.good)].status) == {"ok"}
 
@@ -500,6 +489,23 @@ def test_from_dir_large_photos_keep_their_size_in_the_manifest(tmp_path):
     assert (row.width, row.height) == (2400, 1600)
     with Image.open(tmp_path / "out" / row.thumb_path) as thumb:
         assert thumb.size == (256, 171)
+
+
+def _run_under_way(srv, out, **popen):
+    """Stage 1 over 1995-1996 of ``srv`` into ``out``, in a process of its own, once its first 3 thumbnails
+    are saved."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "get_posters.py"), "--base-url", srv.url, "--range", "1995-1996",
+         "--out-dir", str(out), "--jobs", "2", "--no-progress", "-q"], cwd=ROOT, **popen)
+    _wait_for(lambda: len(list((out / "thumbs").rglob("*.jpg"))) >= 3, 60, "the first 3 thumbnails")
+    return proc
+
+
+def _run_again(srv, out):
+    """Stage 1 over the same years again, to its end; the posters whose images it fetched."""
+    srv.reset()
+    assert run_cli("--base-url", srv.url, "--range", "1995-1996", "--out-dir", out) == 0
+    return {p[1:-4].replace("/posters/", "/") for p in srv.image_requests()}
 
 
 def _wait_for(condition, timeout, what):
