@@ -22,8 +22,9 @@ EXACT_KNN_MAX = 15_000
 # about √2 times the last (8, 11, 16, 23, 32, ...; similarity.first_width), up to every list, the first number
 # whose neighbours hold `recall` of the true ones of a seeded sample of `sample` points (exact, by brute
 # force). On the bench's PCA points, doubling (8, 16, 32: the rule until 2026-11-28) chose 16 lists at 100,000
-# points and 32 at 300,000, and found 0.992 and 1.000 of the true 90 nearest in 8.9-12.2 s and 60.8 s, where the
-# HNSW graph used before found 0.969 and 0.821 in 25.5-26.0 s and 112.9 s (bench/RESULTS.md).
+# points and 32 at 300,000 (as the √2 steps do there: 23 falls short), and found 0.992 and 1.000 of the true
+# 90 nearest in 8.9-12.2 s and 60.8 s, where the HNSW graph used before found 0.969 and 0.821 in 25.5-26.0 s
+# and 112.9 s (bench/RESULTS.md).
 KNN_LISTS = {"first": 8, "recall": 0.99, "sample": 500, "train_per_list": 40}
 FFT_INTS_IN_INTERVAL = 2
 # Iterations after the 250 of early exaggeration. openTSNE's default is 500; at 3,000 clustered
