@@ -9,6 +9,7 @@ saved what it finished; SIGTERM and SIGHUP stop it the same way (exit 143, 129).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import re
 import signal
@@ -170,7 +171,8 @@ def run(parser: Parser, body: Callable[[argparse.Namespace], int], argv: Sequenc
         sys.stderr.write(f"{parser.prog}: cannot read or write{where}: {exc.strerror or exc}\n")
         return 1
     except Stopped as exc:
-        sys.stderr.write(f"{parser.prog}: stopped by {exc}; {interrupted}\n")
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone: the work is saved all the same
+            sys.stderr.write(f"{parser.prog}: stopped by {exc}; {interrupted}\n")
         return 128 + exc.signum  # as a shell reports a process that signal ended: 143 for SIGTERM
     except KeyboardInterrupt:
         sys.stderr.write(f"{parser.prog}: interrupted; {interrupted}\n")
