@@ -380,10 +380,12 @@ def first_width(first: int, widest: int, target: float, recall_at, widening=lamb
     recall (the widest and its recall when none does); ``widening(width, recall)`` is told of each one short.
     The rule for how wide a search by lists must be, here and for t-SNE's neighbours (:func:`.layout.nearest`).
 
-    Steps of √2, not 2: the search's cost grows with its width, and the width chosen is then at most √2 times
-    the narrowest that reaches the target, where doubling could cost twice (at 1,000,000 of the bench's
-    posters, 8 lists found 0.941 of the tuning posters' nearest against a target of 0.95, and doubling went
-    to 16); each width tried costs only a scan of the tuning sample."""
+    Steps of √2, not 2: the width chosen is then at most about √2 times the narrowest that reaches the target,
+    where doubling could take twice (at 1,000,000 of the bench's posters, 8 lists found 0.941 of the tuning
+    posters' nearest against a target of 0.95: doubling took 16, this rule takes 11); each width tried costs
+    only a scan of the tuning sample. What a wider search costs is the rows its further lists hold: on the
+    bench's features, where one list holds most of a group, 11 lists scan 2% fewer rows than 16; where lists
+    are even, the saving follows the width (bench/RESULTS.md)."""
     step, width = 0, min(first, widest)
     while True:
         got = recall_at(width)
