@@ -5,13 +5,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, wait_until
 from posters_cnn.features import stage as features
 from posters_cnn.contracts import store
 from posters_cnn.cli import UsageError
@@ -109,11 +108,7 @@ def test_kill_9_mid_run_leaves_a_file_the_next_run_extends(tmp_path):
         except (OSError, KeyError):
             return 0
 
-    deadline = time.monotonic() + 600
-    while rows_written() < 4:
-        assert proc.poll() is None, "the run ended before it reached the blocked image"
-        assert time.monotonic() < deadline, "the run never wrote the rows before the blocked image"
-        time.sleep(0.05)
+    wait_until(lambda: rows_written() >= 4, 600, "the rows before the blocked image were written", process=proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     ids, _, _ = store.read_features(out)  # readable after kill -9

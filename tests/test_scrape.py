@@ -5,14 +5,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, wait_until
 from posters_cnn.scrape import stage as scrape
 from sitegen import BAD, FaultyServer, make_site
 
@@ -497,7 +496,7 @@ def _run_under_way(srv, out, **popen):
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "get_posters.py"), "--base-url", srv.url, "--range", "1995-1996",
          "--out-dir", str(out), "--jobs", "2", "--no-progress", "-q"], cwd=ROOT, **popen)
-    _wait_for(lambda: len(list((out / "thumbs").rglob("*.jpg"))) >= 3, 60, "the first 3 thumbnails")
+    wait_until(lambda: len(list((out / "thumbs").rglob("*.jpg"))) >= 3, 60, "the first 3 thumbnails")
     return proc
 
 
@@ -508,14 +507,6 @@ def _run_again(srv, out):
     return {p[1:-4].replace("/posters/", "/") for p in srv.image_requests()}
 
 
-def _wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def _slow_run_holding_the_lock(site, out):
     """(server, command, process): a slow scraping run into ``out``, once it holds the output's lock."""
     srv = FaultyServer(site.root, latency=0.3)
@@ -523,7 +514,7 @@ def _slow_run_holding_the_lock(site, out):
            "--out-dir", str(out), "--jobs", "1", "--no-progress", "-q"]
     proc = subprocess.Popen(cmd, cwd=ROOT)
     lock = out / ".posters.csv.lock"
-    _wait_for(lambda: lock.exists() and str(proc.pid) in lock.read_text(), 60, "the first run's lock")
+    wait_until(lambda: lock.exists() and str(proc.pid) in lock.read_text(), 60, "the first run's lock")
     return srv, cmd, proc
 
 

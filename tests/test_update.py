@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, wait_until
 from mapdata import make_mapdata, tile_files, read_map
 from posters_cnn.contracts import geometry
 from posters_cnn.contracts.manifest import read_records, write_manifest
@@ -342,9 +342,7 @@ def test_kill_9_during_an_update_leaves_the_old_map_whole_and_the_next_run_finis
     proc = subprocess.Popen([sys.executable, str(script), "-i", str(feats), "-o", str(out), "--update", "-q",
                              "--no-progress"], cwd=ROOT)
     try:
-        deadline = time.monotonic() + 120
-        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)  # polls the condition above, until the deadline
+        wait_until(ready.exists, 120, "the update reached its switch", process=proc)
         assert ready.exists(), "the update never reached its switch"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
