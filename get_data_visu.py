@@ -146,7 +146,7 @@ def body(args, argv=None) -> int:
     visu.check_output(args.output)  # before the lock makes its folder
     from tqdm import tqdm
 
-    bars = []  # stage 3 makes its bar once it knows its steps (after reading): closed here, even on error
+    bars = []  # stage 3 makes its bar when it starts its steps: closed here, even on error
 
     def bar(total):
         bars.append(tqdm(total=total, desc="map", unit="step", leave=False,

@@ -379,6 +379,12 @@ SLIPS = [
     Slip("rows-file-not-written", "rows on disk are the rows held", "posters_cnn/mapping/streamed.py",
          "scaled.astype(np.float16).tofile(unit)", "scaled.astype(np.float32).tofile(unit)",
          (T + "test_streamed.py::test_rows_on_disk_find_the_same_similar_posters_as_rows_held",)),
+    Slip("progress-logged-at-once", "a long step says how far it is in the log, once it has run a minute",
+         "posters_cnn/mapping/stage.py", " and share < 1 and now - self.start >= PROGRESS_LOG_AFTER_S:", " and share < 1:",
+         (T + "test_visu.py::test_a_long_step_says_how_far_it_is_and_how_long_it_has_left",)),
+    Slip("tiles-silent", "the tiles say how far they are", "posters_cnn/mapping/tiles.py",
+         "                progress(drawn, total)\n", "                pass\n",
+         (T + "test_first_hour.py::test_stage_3_maps_every_poster_by_default_with_a_progress_bar",)),
     # -- full posters at the deepest zooms ---------------------------------------------------------
     Slip("full-farthest-first", "full posters load nearest the centre first", "web/logic.js",
          "for (const c of [...candidates].sort((a, b) => a.distance - b.distance)) {",

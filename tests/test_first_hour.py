@@ -160,7 +160,11 @@ def test_stage_3_maps_every_poster_by_default_with_a_progress_bar(tmp_path, caps
     out = tmp_path / "web" / "data.json"
     assert get_data_visu.main(["-i", str(feats), "-o", str(out), "-q"]) == 0
     assert read_map(out)["meta"]["count"] == len(cluster_of)
-    assert "steps" in capsys.readouterr().err  # the bar: "map: 3/8 steps, tsne"
+    bar = capsys.readouterr().err
+    assert "steps" in bar  # the bar: "map: 3/8 steps, tsne"
+    # The steps that go poster by poster say how far they are: reading, linking the images, drawing the tiles.
+    for step in ("read", "link images", "tiles tsne"):
+        assert f"{step} 100%" in bar, step
 
 
 def test_the_view_hint_names_make_serves_address_for_a_map_under_web():

@@ -360,3 +360,17 @@ def test_a_lower_recall_asked_for_keeps_the_search_narrow_and_the_map_says_so(tm
     with pytest.raises(SystemExit) as stop:
         get_data_visu.main(["-i", str(feats), "-o", str(out), "--similar-recall", "1.5"])
     assert stop.value.code == 2 and "must be 1 or less" in capsys.readouterr().err
+
+
+def test_the_read_and_the_search_tell_how_far_they_are_block_by_block(tmp_path):
+    rows = clustered(3000, dim=64, seed=3)
+    rows[7] = np.nan  # a row left out still counts as read
+    path = features_file(tmp_path / "f.h5", rows)
+    told = []
+    features, finite = streamed.read(path, np.arange(3000), block=1000, progress=lambda *at: told.append(at))
+    assert told == [(1000, 3000), (2000, 3000), (3000, 3000)] and not finite[7]
+
+    told.clear()
+    unit = similarity.normalize_rows(clustered(3000, dim=64, seed=3))
+    similarity.list_candidates(unit, 16, block=700, progress=lambda *at: told.append(at))
+    assert told == [(700, 3000), (1400, 3000), (2100, 3000), (2800, 3000), (3000, 3000)]

@@ -57,6 +57,60 @@ def test_peak_memory_is_left_out_where_the_system_does_not_say(monkeypatch):
     assert "step" in timer.timings and timer.peaks == {}
 
 
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class Bar:
+    def __init__(self):
+        self.said = []
+
+    def set_postfix_str(self, text):
+        self.said.append(text)
+
+    def update(self, steps):
+        pass
+
+
+def test_a_long_step_says_how_far_it_is_and_how_long_it_has_left(caplog):
+    clock, bar = Clock(), Bar()
+    timer = visu._Timer(lambda steps: bar, clock=clock)
+    timer.plan(2)
+    caplog.set_level("INFO", logger=visu.log.name)
+    with timer("similarity") as step:
+        for done in range(50, 1001, 50):  # 50 posters every 10 s
+            clock.now += 10
+            step.report(done, 1000)
+    # The bar: the share and, from the second report on, the time left at the rate so far (5 posters a second).
+    assert bar.said[:3] == ["similarity", "similarity 5%", "similarity 10%, about 3 min left"]
+    assert "similarity 50%, about 2 min left" in bar.said and "similarity 90%, under a minute left" in bar.said
+    # The log: once the step has run a minute (PROGRESS_LOG_AFTER_S), a line at each tenth, none at the end.
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("similarity: ")]
+    assert lines[0] == "similarity: 300 of 1,000 done (30%, about 2 min left)"
+    assert [line.split("(")[1].split("%")[0] for line in lines[:-1]] == ["30", "40", "50", "60", "70", "80", "90"]
+    assert lines[-1].startswith("similarity: 200.00s")  # the step's own line, as before
+
+    # A step that takes up part-way (a stopped search) is timed from its first report, and a short one is quiet.
+    caplog.clear()
+    with timer("tiles") as step:
+        step.report(600, 1000)
+        clock.now += 30
+        step.report(700, 1000)
+    assert bar.said[-2] == "tiles 70%, about 2 min left"  # 300 more at 100 per 30 s: 90 s
+    assert not [r for r in caplog.records if "done (" in r.getMessage()]
+
+
+@pytest.mark.parametrize("seconds, said", [(0, "under a minute"), (29, "under a minute"), (90, "about 2 min"),
+                                           (3599, "about 1 h 00 min"), (3900, "about 1 h 05 min"),
+                                           (36000, "about 10 h 00 min")])
+def test_the_time_left_is_said_as_a_person_reads_it(seconds, said):
+    assert visu.time_left(seconds) == said
+
+
 def test_every_path_resolves_from_the_json_folder(mapped):
     folder, out, data, _ = mapped
     base = out.parent

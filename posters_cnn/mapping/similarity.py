@@ -316,14 +316,15 @@ def _filled(unit, rows: np.ndarray, found: np.ndarray, sims: np.ndarray, m: int)
 
 
 def list_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None = None,
-                    target: float = TARGET_RECALL, so_far=None) -> tuple[np.ndarray, np.ndarray, dict]:
+                    target: float = TARGET_RECALL, so_far=None, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Each row's ``m`` nearest other rows (by cosine: the rows are unit rows), nearest first, among the rows
     of the lists it probes in an inverted file (see the module docstring), their exact cosines, and how
     many lists it probed:
     ``{"width", "lists", "k", "sample", "recall", "target"}``, the first number of lists whose candidates
     held ``target`` of a tuning sample's true ``k`` nearest. ``so_far``: where the rows found are kept as
     the search goes (:class:`.checkpoints.RowsSoFar`, columns ``row``, ``found`` and ``exact``), list by list: a
-    stopped run's rows and the width it chose are taken from it, and the search goes on after them."""
+    stopped run's rows and the width it chose are taken from it, and the search goes on after them.
+    ``progress(done, n)`` is called after each block searched (``done`` counts a stopped run's rows too)."""
     n = unit.shape[0]
     block = block or SEARCH_BLOCK
     out = np.empty((n, m), np.int64)
@@ -363,6 +364,8 @@ def list_candidates(unit: np.ndarray, m: int, *, k: int = 8, block: int | None =
             out[rows], exact[rows] = found, sims
             if so_far is not None:
                 so_far.append({"row": rows[:, None], "found": found, "exact": sims})
+            if progress is not None:
+                progress(start + len(rows), n)
     finally:  # stopped (Ctrl-C) or done: the rows found are kept
         if so_far is not None:
             so_far.finish()

@@ -73,17 +73,37 @@ def peak_mib() -> float | None:
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux
 
 
+# A step that has run this long says in the log how far it is, at each tenth of the way (the bar says it all along).
+PROGRESS_LOG_AFTER_S = 60.0
+
+
+def time_left(seconds: float) -> str:
+    """A duration as a person reads it in a progress line: "under a minute", "about 12 min", "about 1 h 05 min"."""
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60:02d} min"
+
+
 class _Timer:
     """``with timer("tsne"):`` times a step into ``timings`` and logs it, and notes in ``peaks`` the peak
     resident memory so far when it ends (the step where the peak first reaches its final value is the one
     that needed it); given ``make_bar`` (a function of the number of steps that returns a tqdm bar),
-    :meth:`plan` makes the bar, which then counts the steps done and names the one under way."""
+    :meth:`plan` makes the bar, which then counts the steps done and names the one under way.
 
-    def __init__(self, make_bar=None):
+    A long step tells how far it has gone through the ``report(done, total)`` of its span
+    (``with timer("similarity") as step: search(..., progress=step.report)``): the bar shows its share and
+    the time left at its rate so far, and once it has run PROGRESS_LOG_AFTER_S the log says the same at each
+    tenth (at 1,000,000 posters the similar posters' search alone takes an hour or more)."""
+
+    def __init__(self, make_bar=None, clock=time.perf_counter):
         self.timings: dict[str, float] = {}
         self.peaks: dict[str, float] = {}
         self.make_bar = make_bar
         self.bar = None
+        self.clock = clock
 
     def plan(self, steps: int) -> None:
         if self.make_bar is not None:
@@ -94,14 +114,35 @@ class _Timer:
 
         class _Span:
             def __enter__(self):
-                self.start = time.perf_counter()
+                self.start = timer.clock()
+                self.since = None  # (time, done) of the first report: the rate is measured from there
+                self.tenths = 0  # the tenths of the way already logged
+                self.told = None
                 if timer.bar is not None:
                     timer.bar.set_postfix_str(name)
+                return self
+
+            def report(self, done: int, total: int) -> None:
+                """``done`` of the step's ``total`` (posters, say) are done."""
+                now = timer.clock()
+                if self.since is None:  # a step taken up part-way (a resumed search) is timed from here
+                    self.since = (now, done)
+                share = min(1.0, done / total) if total > 0 else 1.0
+                began, first = self.since
+                left = (total - done) * (now - began) / (done - first) if first < done < total else None
+                told = f"{share:.0%}" + (f", {time_left(left)} left" if left is not None else "")
+                if timer.bar is not None and told != self.told:  # a redraw only when what it says changes
+                    timer.bar.set_postfix_str(f"{name} {told}")
+                self.told = told
+                tenths = int(share * 10)
+                if tenths > self.tenths and share < 1 and now - self.start >= PROGRESS_LOG_AFTER_S:
+                    log.info("%s: %s of %s done (%s)", name, f"{done:,}", f"{total:,}", told)
+                    self.tenths = tenths
 
             def __exit__(self, exc_type, *exc):
                 if exc_type is not None:
                     return
-                timer.timings[name] = round(time.perf_counter() - self.start, 3)
+                timer.timings[name] = round(timer.clock() - self.start, 3)
                 peak = peak_mib()
                 if peak is None:
                     log.info("%s: %.2fs", name, timer.timings[name])
@@ -109,6 +150,7 @@ class _Timer:
                     timer.peaks[name] = peak
                     log.info("%s: %.2fs (peak memory so far %.0f MiB)", name, timer.timings[name], peak)
                 if timer.bar is not None:
+                    timer.bar.set_postfix_str(name)
                     timer.bar.update(1)
 
         return _Span()
@@ -214,27 +256,46 @@ class Embedding:
 CHECKPOINT_FORMAT = 4  # 2: the PCA keeps the mean; 3: points are (row - mean) @ components.T; 4: exact PCA, streamed
 
 
-def read_selection(features_path: Path, posters_csv: Path, *, n_sample: int, one_per_movie: bool,
-                   seed: int, spill: Path | None = None) -> Selection:
-    """The posters to map: in the features file and ok in the manifest, selected, with finite features,
-    read in one pass of blocks (:mod:`.streamed`; ``spill``: the folder for unit rows too many to hold)."""
+@dataclass
+class Choice:
+    """The rows of the features file to map, chosen before any is read, so that bad input fails at once."""
+
+    ids: list[str]  # the features file's poster_ids, all of them
+    indices: np.ndarray  # the rows chosen, ascending
+    known: dict  # the manifest's ok rows, by poster_id
+    attrs: dict  # the features file's attributes
+
+
+def choose(features_path: Path, posters_csv: Path, *, n_sample: int, one_per_movie: bool, seed: int) -> Choice:
+    """The posters to map: in the features file and ok in the manifest, selected (:func:`select`)."""
     ids, _, attrs = store.read_features(features_path, load=False)
-    available = len(ids)
     known = {row["poster_id"]: row for row in load_ok_records(posters_csv)}
     indices = select(ids, known, n_sample=n_sample, one_per_movie=one_per_movie, seed=seed)
-    features, finite = streamed.read(features_path, indices, spill=spill)
-    ids = [ids[i] for i in indices]
+    _enough(len(indices))
+    return Choice(ids, indices, known, attrs)
+
+
+def _enough(n: int) -> None:
+    if n < MIN_POSTERS:
+        raise UsageError(f"only {n} posters to map; at least {MIN_POSTERS} are needed")
+
+
+def read_selection(features_path: Path, choice: Choice, *, spill: Path | None = None, progress=None) -> Selection:
+    """The chosen posters with finite features, read in one pass of blocks (:mod:`.streamed`; ``spill``: the
+    folder for unit rows too many to hold; ``progress(done, total)``: the posters read)."""
+    features, finite = streamed.read(features_path, choice.indices, spill=spill, progress=progress)
+    ids = [choice.ids[i] for i in choice.indices]
     if not finite.all():
         log.warning("%d posters have NaN or infinite features; leaving them out", int((~finite).sum()))
         ids = [pid for pid, ok in zip(ids, finite) if ok]
-    if len(ids) < MIN_POSTERS:
-        raise UsageError(f"only {len(ids)} posters to map; at least {MIN_POSTERS} are needed")
+    _enough(len(ids))
     if features.constant:
         raise UsageError(f"the features of all {len(ids)} posters are the same, so there is nothing to map: "
                          f"were they all computed from one image, or with broken weights?")
     stat = features_path.stat()
+    available = len(choice.ids)
     source = {"file": features_path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "rows": available}
-    return Selection(ids, [known[pid] for pid in ids], features, attrs, available, source)
+    return Selection(ids, [choice.known[pid] for pid in ids], features, choice.attrs, available, source)
 
 
 def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, n_pairs: int,
@@ -255,12 +316,12 @@ def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, 
 
 
 def candidate_search(saved: checkpoints.Checkpoints, rows_key: str, unit, *, k: int,
-                     target: float = TARGET_RECALL) -> tuple[np.ndarray, np.ndarray, dict]:
+                     target: float = TARGET_RECALL, progress=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Each poster's candidates from the inverted file, their cosines, and how many lists it probed
     (:func:`.similarity.list_candidates`), the candidates kept as they are found (``candidates.rows``, in
     the order searched, with each one's poster): a run stopped in the search goes on from the last
     candidates kept, and one stopped after the search does not search again. ``rows_key``: of the rows
-    and the libraries' versions."""
+    and the libraries' versions. ``progress(done, total)``: the posters searched."""
     n = unit.shape[0]
     m = candidate_count(n, k)
     saved.discard("graph")  # what an older version stopped in its search kept (3.8 GiB at 1,000,000 posters)
@@ -274,7 +335,7 @@ def candidate_search(saved: checkpoints.Checkpoints, rows_key: str, unit, *, k: 
         so_far.restart("a poster is its own candidate")
     if (so_far.done or so_far.info) and sorted(so_far.info) != ["k", "lists", "recall", "sample", "target", "width"]:
         so_far.restart("the search's width is not told")
-    return list_candidates(unit, m, k=max(1, min(k, n - 1)), target=target, so_far=so_far)
+    return list_candidates(unit, m, k=max(1, min(k, n - 1)), target=target, so_far=so_far, progress=progress)
 
 
 def search_key(rows_key: str, k: int, target: float) -> str:
@@ -379,8 +440,9 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     the similar posters, the t-SNE embedding) keep their outputs as checkpoints (:mod:`.checkpoints`),
     so that a stopped run starts again after them and makes the same map.
 
-    ``progress``: a function of the number of steps that returns a tqdm bar, called once the features
-    are read; the caller closes the bar, even on error.
+    ``progress``: a function of the number of steps that returns a tqdm bar, called before the features
+    are read (the bar counts the steps, and shows how far a long one is); the caller closes the bar, even on
+    error.
     """
     started = time.perf_counter()
     # scikit-learn takes a second to import (PCA, trustworthiness and HDBSCAN come from it): let it load
@@ -409,9 +471,13 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     settle(output)
     saved = checkpoints.Checkpoints(out_dir / "assets" / "maps" / stem / checkpoints.FOLDER)
     remove_stale_temporaries(saved.folder)
-    with timer("read"):
-        chosen = read_selection(features_path, posters_csv, n_sample=n_sample, one_per_movie=one_per_movie,
-                                seed=seed, spill=saved.folder)
+    choice = choose(features_path, posters_csv, n_sample=n_sample, one_per_movie=one_per_movie, seed=seed)
+    # The steps: read, similarity, pca, link images, [pair images], tsne, trustworthiness, [clusters], [grid], a
+    # tile pyramid per layout.
+    timer.plan(6 + bool(pair_images and pairs) + bool(clusters) + 2 * bool(grid) + 1)
+    with timer("read") as step:
+        chosen = read_selection(features_path, choice, spill=saved.folder, progress=step.report)
+    del choice  # every id in the file and the manifest's rows by id: about 150 MB at 1,000,000 posters
     ids, rows, attrs = chosen.ids, chosen.rows, chosen.attrs
     n = len(ids)
     log.info("mapping %d posters", n)
@@ -420,14 +486,11 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
 
     versions = _library_versions()
     groups = np.unique([movie_of(pid) for pid in ids], return_inverse=True)[1]
-    # The steps from here: similarity, pca, link images, [pair images], tsne, trustworthiness, [clusters],
-    # [grid], a tile pyramid per layout.
-    timer.plan(5 + bool(pair_images and pairs) + bool(clusters) + 2 * bool(grid) + 1)
 
     pca_key = checkpoints.key_of("pca", chosen.key, pca_components, seed, versions)
 
     # The similar posters first, beside the import: they need the features, not the PCA.
-    with timer("similarity"):
+    with timer("similarity") as step:
         key = checkpoints.key_of("similar", chosen.key, neighbors, pairs, seed,
                                  "exact" if searches_exactly(n) else search_settings(similar_recall), versions)
         near = load_similar(saved, key, n)
@@ -436,7 +499,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
             if not searches_exactly(n):
                 rows_key = checkpoints.key_of(chosen.key, versions)
                 candidates = candidate_search(saved, rows_key, chosen.features.unit, k=neighbors,
-                                              target=similar_recall)
+                                              target=similar_recall, progress=step.report)
             near = similar_posters(chosen.features, groups, k=neighbors, n_pairs=pairs, seed=seed,
                                    target=similar_recall, candidates=candidates)
             save_similar(saved, key, near)
@@ -457,8 +520,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     assets = out_dir / "assets"
     # This run's own folder, beside the one the current map uses: see the module docstring.
     own = f"assets/maps/{stem}/{RUN_PREFIX}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
-    with timer("link images"):
-        link_images(rows, assets, n_jobs)
+    with timer("link images") as step:
+        link_images(rows, assets, n_jobs, progress=step.report)
     pair_rel = {}
     if pair_images and near.pairs:
         with timer("pair images"):
@@ -499,10 +562,10 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     tiles, tile_files = {}, 0
     thumbs = [row["thumb_abspath"] for row in rows]  # made here, not held through the t-SNE (130 MB at 1M)
     for name, (xy, slot) in layouts.items():
-        with timer(f"tiles {name}"):
+        with timer(f"tiles {name}") as step:
             u, v = geometry.to_unit(xy[:, 0], xy[:, 1])
             pyramid = build_pyramid(thumbs, geometry.poster_boxes(u, v, aspect, slot), out_dir / own / "tiles" / name,
-                                    slot=slot, jobs=n_jobs)
+                                    slot=slot, jobs=n_jobs, progress=step.report)
             tile_files += pyramid.files
             tiles[name] = {**pyramid.as_json(f"{own}/tiles/{name}/{{z}}/{{x}}-{{y}}.jpg"), "slot": round(slot, 6)}
 
@@ -830,10 +893,11 @@ def asset_path(row, kind: str) -> str:
 LINK_BATCH = 512  # images one task links: a task (a future) for each link cost as much as the link
 
 
-def link_images(rows, assets: Path, jobs: int) -> None:
+def link_images(rows, assets: Path, jobs: int, progress=None) -> None:
     """Link (or copy) every image the page shows of ``rows`` under ``assets``: LINK_BATCH to a task, a few
     tasks at a time in flight, never a list of them (``Executor.map`` takes every item at once: at 1,000,000
-    posters its two million pending calls held 4 GB, the stage's peak)."""
+    posters its two million pending calls held 4 GB, the stage's peak). ``progress(done, total)`` counts the
+    images linked, two a poster."""
     root = os.fspath(assets.parent)
 
     def batches():
@@ -850,10 +914,14 @@ def link_images(rows, assets: Path, jobs: int) -> None:
                 link_or_copy(src, os.path.join(root, asset_path(row, kind)))
             except OSError as exc:
                 log.warning("cannot copy %s: %s", src, exc)
+        return len(batch)
 
+    done = 0
     with cf.ThreadPoolExecutor(jobs) as pool:
-        for _ in bounded_map(pool, one, batches(), window=2 * max(1, jobs)):
-            pass
+        for linked in bounded_map(pool, one, batches(), window=2 * max(1, jobs)):
+            done += linked
+            if progress is not None:
+                progress(done, 2 * len(rows))
 
 
 def _pair_images(best_pairs, rows, out_dir: Path, rel_folder: str, jobs: int, height: int = 256) -> dict[int, str]:

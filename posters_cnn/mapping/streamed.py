@@ -129,10 +129,12 @@ class Features:
         self.unit = None
 
 
-def read(path, indices: np.ndarray, *, block: int = BLOCK, spill: Path | None = None) -> tuple[Features, np.ndarray]:
+def read(path, indices: np.ndarray, *, block: int = BLOCK, spill: Path | None = None,
+         progress=None) -> tuple[Features, np.ndarray]:
     """The features of file rows ``indices`` (ascending), and which of them were finite: a row with a NaN or
     an infinity is left out of the Features (the caller leaves its poster out). ``spill``: the folder for
-    the unit rows' file when they are too many to hold (see the module docstring); without it they are held."""
+    the unit rows' file when they are too many to hold (see the module docstring); without it they are held.
+    ``progress(done, n)`` is called after each block."""
     n = len(indices)
     finite = np.zeros(n, bool)
     unit = total = gram = first = raw = on_disk = None
@@ -154,6 +156,7 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK, spill: Path | None = 
                 gram = np.zeros((d, d))
             ok = np.isfinite(rows).all(axis=1)
             finite[start:start + len(rows)] = ok
+            read_to = start + len(rows)
             rows = rows[ok] if not ok.all() else rows
             if not len(rows):
                 continue
@@ -172,6 +175,8 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK, spill: Path | None = 
             else:
                 scaled.astype(np.float16).tofile(unit)
             kept += len(rows)
+            if progress is not None:
+                progress(read_to, n)
     except BaseException:  # a stop or a failure while reading: no file is left behind
         if on_disk is not None:
             unit.close()

@@ -100,13 +100,14 @@ def _levels_up(deepest: np.ndarray) -> list[np.ndarray]:
 
 def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.PathLike, *,
                   slot: float, jobs: int = 2, min_poster: int = MIN_POSTER, reuse: str | os.PathLike | None = None,
-                  new_from: int | None = None, removed: np.ndarray | None = None) -> Pyramid:
+                  new_from: int | None = None, removed: np.ndarray | None = None, progress=None) -> Pyramid:
     """Render the tiles of one layout into ``out_dir/{z}/{x}-{y}.jpg``; see the module docstring.
 
     ``boxes`` are the posters' boxes (``geometry.poster_boxes``) in the unit frame. Files of an earlier run that are not written
     again are removed from ``out_dir``, which belongs to this map and layout. With ``reuse`` (the earlier
     pyramid's folder, made with the same ``slot``), only the tiles that the boxes of new posters (from index
-    ``new_from`` on) and of ``removed`` ones meet are drawn.
+    ``new_from`` on) and of ``removed`` ones meet are drawn. In a full run, ``progress(done, total)`` is called
+    after each block with the posters drawn so far (a poster that meets two blocks counts twice).
     """
     out_dir = Path(out_dir)
     origin, span = pyramid_frame(slot)
@@ -201,9 +202,13 @@ def build_pyramid(thumb_paths: list[str], boxes: np.ndarray, out_dir: str | os.P
             save(z, x, y, image)
 
     keys = sorted(members, key=_z_order)
+    total, drawn = sum(len(held) for held in members.values()), 0
     with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
         for (bx, by), last in zip(keys, bounded_map(pool, render_block, keys, 2 * max(1, jobs))):
             climb(top_level, bx, by, last)
+            drawn += len(members[bx, by])
+            if progress is not None:
+                progress(drawn, total)
     assert not waiting, "every tile above the blocks was drawn"
     # Remove tiles of an earlier, different run of this map: every tile written is a present one.
     if out_dir.is_dir():
