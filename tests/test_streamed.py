@@ -362,13 +362,16 @@ def test_a_lower_recall_asked_for_keeps_the_search_narrow_and_the_map_says_so(tm
     assert stop.value.code == 2 and "must be 1 or less" in capsys.readouterr().err
 
 
-def test_the_read_and_the_search_tell_how_far_they_are_block_by_block(tmp_path):
+def test_the_read_the_projection_and_the_search_tell_how_far_they_are_block_by_block(tmp_path):
     rows = clustered(3000, dim=64, seed=3)
     rows[7] = np.nan  # a row left out still counts as read
     path = features_file(tmp_path / "f.h5", rows)
     told = []
     features, finite = streamed.read(path, np.arange(3000), block=1000, progress=lambda *at: told.append(at))
     assert told == [(1000, 3000), (2000, 3000), (3000, 3000)] and not finite[7]
+    told.clear()  # the PCA's projection, a second pass over the file: the rows read, 2,999 of them
+    streamed.project(features, np.zeros(64), np.eye(2, 64), block=1000, progress=lambda *at: told.append(at))
+    assert told == [(1000, 2999), (2000, 2999), (2999, 2999)]
 
     told.clear()
     unit = similarity.normalize_rows(clustered(3000, dim=64, seed=3))

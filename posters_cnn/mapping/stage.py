@@ -367,13 +367,13 @@ def save_similar(saved: checkpoints.Checkpoints, key: str, near: Similar) -> Non
                 {"exact": near.exact, "recall": near.recall, "search": near.search})
 
 
-def reduce(features: streamed.Features, components: int) -> Reduced:
+def reduce(features: streamed.Features, components: int, progress=None) -> Reduced:
     """The exact PCA from the sums gathered as the features were read, and each poster's point (a second
-    pass over the features file)."""
+    pass over the features file; ``progress(done, total)``: the posters projected)."""
     if features.raw is not None:  # fewer posters than dimensions: kept, and their SVD
         return Reduced(*layout.pca_fit(features.raw, components))
     info, basis, mean = layout.pca_from_moments(features.n, features.total, features.gram, components)
-    return Reduced(streamed.project(features, mean, basis), info, basis, mean)
+    return Reduced(streamed.project(features, mean, basis, progress=progress), info, basis, mean)
 
 
 def embed(points: np.ndarray, *, backend: str, perplexity: float, seed: int, n_jobs: int,
@@ -505,14 +505,14 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
             save_similar(saved, key, near)
             saved.discard("candidates")  # the similar posters' checkpoint holds what they were for
         chosen.features.drop_unit_rows()  # their one user: 2.4 GB at 300,000 posters, free for the t-SNE
-    with timer("pca"):
+    with timer("pca") as step:
         importing.join()
         dim = chosen.features.dim
         got = saved.load("pca", pca_key, {"points": (n, None), "components": (None, dim), "mean": (dim,)})
         if got:
             reduced = Reduced(got[0]["points"], got[1], got[0]["components"], got[0]["mean"])
         else:
-            reduced = reduce(chosen.features, pca_components)
+            reduced = reduce(chosen.features, pca_components, progress=step.report)
             saved.save("pca", pca_key, {"points": reduced.points, "components": reduced.components,
                                         "mean": reduced.mean}, reduced.info)
 

@@ -193,9 +193,13 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK, spill: Path | None = 
                     None if raw is None else raw[:kept]), finite
 
 
-def project(features: Features, mean: np.ndarray, basis: np.ndarray, *, block: int = BLOCK) -> np.ndarray:
-    """Each poster's PCA point, ``(row - mean) @ basis.T``, from its float32 row in the file: a second pass."""
+def project(features: Features, mean: np.ndarray, basis: np.ndarray, *, block: int = BLOCK,
+            progress=None) -> np.ndarray:
+    """Each poster's PCA point, ``(row - mean) @ basis.T``, from its float32 row in the file: a second pass
+    (``progress(done, n)`` after each block)."""
     out = np.empty((features.n, basis.shape[0]), np.float32)
     for start, rows in store.iter_rows(features.path, features.rows, block):
         out[start:start + len(rows)] = (rows - mean) @ basis.T
+        if progress is not None:
+            progress(start + len(rows), features.n)
     return out
