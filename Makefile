@@ -1,7 +1,7 @@
 # make run   - set up .venv and node_modules from nothing, then ./run-posters-cnn.sh
 # make test  - the same set-up plus test tools, then the whole test suite
 # Set-up steps are redone only when their inputs change: the first `make test` installs about 2.7 GB
-# (minutes), later ones go straight to the tests (about 5 minutes on 2 cores).
+# (minutes), later ones go straight to the tests (about 11 minutes on 2 cores).
 
 PYTHON ?= python3
 VENV   := .venv
