@@ -146,7 +146,7 @@ def body(args, argv=None) -> int:
     visu.check_output(args.output)  # before the lock makes its folder
     from tqdm import tqdm
 
-    bars = []  # stage 3 makes its bar when it starts its steps: closed here, even on error
+    bars = []  # stage 3 makes its bar once it knows its steps (after reading): closed here, even on error
 
     def bar(total):
         bars.append(tqdm(total=total, desc="map", unit="step", leave=False,
@@ -170,6 +170,8 @@ def body(args, argv=None) -> int:
                     print(f"updated the map: {done['added']} posters added, {done['removed']} removed, "
                           f"{done['count']} now; {done['drawn']} of {done['tiles']} tiles drawn again, in "
                           f"{done['seconds']:.1f}s -> {args.output}")
+                    if done["left_out"]:
+                        print(left_out_line(done["left_out"], args.output))
                 elif done["relabelled"]:
                     print(f"the map's posters are up to date ({done['count']}); its categories were read again "
                           f"-> {args.output}")
@@ -189,8 +191,17 @@ def body(args, argv=None) -> int:
     resumed = f" (resumed: {', '.join(summary['resumed'])} from a stopped run)" if summary["resumed"] else ""
     print(f"mapped {summary['count']} posters (trustworthiness {summary['trustworthiness']:.3f}), {found}"
           f"{summary['pairs']} pairs, {summary['tiles']} tiles in {summary['seconds']:.1f}s{resumed} -> {args.output}")
+    if summary["left_out"]:
+        print(left_out_line(summary["left_out"], args.output))
     print(view_hint(Path(args.output)))
     return 0
+
+
+def left_out_line(left_out: dict, output) -> str:
+    """One line for the posters of the features file that are not on the map, and where their ids are."""
+    total = sum(reason["count"] for reason in left_out.values())
+    why = "; ".join(f"{reason} {got['count']}" for reason, got in left_out.items())
+    return f"left out {total} posters ({why}): their ids are in {output}'s meta.selection.left_out"
 
 
 def view_hint(output: Path) -> str:

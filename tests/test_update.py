@@ -251,15 +251,21 @@ def test_new_posters_unlike_anything_on_the_map_are_refused_unless_forced(grown,
     assert read_map(out)["meta"]["update"]["far"] == 20
 
 
-def test_new_posters_with_features_that_are_not_numbers_are_left_out(grown):
+def test_new_posters_with_features_that_are_not_numbers_are_left_out(grown, capsys):
     folder, out, before, feats = grown
     ids, features, attrs = read_features(feats)
     features[FIRST, :3] = np.nan
     feats.unlink()
     write_features(feats, ids, features, {k: attrs[k] for k in ("model", "layer", "weights")})
+    capsys.readouterr()
     assert run("-i", feats, "-o", out, "--update") == 0
-    got = read_map(out)["columns"]["id"]
+    data = read_map(out)
+    got = data["columns"]["id"]
     assert len(got) == 119 and ids[FIRST] not in got
+    # Said where the user finds it after the log has scrolled away: the map's meta, and the last lines.
+    assert data["meta"]["selection"]["left_out"] == {"features not finite (NaN or infinite)": {"count": 1,
+                                                                                               "ids": [ids[FIRST]]}}
+    assert "left out 1 posters (features not finite (NaN or infinite) 1)" in capsys.readouterr().out
 
 
 def test_too_many_new_posters_are_refused_unless_forced_and_auto_makes_the_map_in_full(tmp_path, capsys):

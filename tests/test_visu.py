@@ -10,6 +10,8 @@ import pytest
 from PIL import Image
 
 from mapdata import make_mapdata, points_of, tile_files, read_map
+from posters_cnn.contracts.manifest import read_records, write_manifest
+from posters_cnn.contracts.store import read_features
 from posters_cnn.mapping import layout, similarity, stage as visu
 
 import get_data_visu
@@ -220,6 +222,29 @@ def test_sample_one_per_movie_and_original_aliases(tmp_path):
     assert run("-i", feats, "-o", out, "--n-sample", 0, "--one-per-movie", "--no-pair-images") == 0
     ids = [p["id"] for p in points_of(read_map(out))]
     assert sorted(ids) == sorted(movies)  # one per movie, the lowest version
+
+
+def test_the_posters_left_out_and_why_are_in_the_map_and_its_last_lines(tmp_path, capsys):
+    manifest, feats, cluster_of = make_mapdata(tmp_path, n_per_cluster=8, nan_rows=2)
+    records = read_records(manifest)
+    gone = sorted(records)[5]  # a poster the manifest no longer lists as ok
+    write_manifest(manifest, [r for pid, r in records.items() if pid != gone])
+    ids = read_features(feats)[0]
+    out = tmp_path / "web" / "data.json"
+    assert run("-i", feats, "-o", out, "--no-pair-images", "-q") == 0
+    meta = read_map(out)["meta"]
+    assert meta["selection"]["left_out"] == {
+        "no ok row in the manifest": {"count": 1, "ids": [gone]},
+        "features not finite (NaN or infinite)": {"count": 2, "ids": [ids[0], ids[7]]},  # make_mapdata's NaN rows
+    }
+    assert meta["count"] == len(cluster_of) - 3
+    last = capsys.readouterr().out.splitlines()
+    assert last[1] == (f"left out 3 posters (no ok row in the manifest 1; features not finite (NaN or infinite) 2): "
+                       f"their ids are in {out}'s meta.selection.left_out")
+    # At most LEFT_OUT_IDS ids a reason: the count says the rest.
+    many = visu.left_out([f"x/{i}" for i in range(50)], {}, [])
+    assert many == {"no ok row in the manifest": {"count": 50, "ids": [f"x/{i}" for i in range(visu.LEFT_OUT_IDS)]}}
+    assert visu.left_out(["a/1", "a/1"], {"a/1": {}}, []) == {}  # a poster listed twice is mapped once: not left out
 
 
 def test_perplexity_and_pca_are_adjusted_with_a_warning(tmp_path, capsys):

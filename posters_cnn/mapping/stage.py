@@ -190,6 +190,21 @@ def select(ids: list[str], known: dict, *, n_sample: int, one_per_movie: bool, s
     return indices
 
 
+LEFT_OUT_IDS = 20  # the ids meta.selection.left_out names for each reason: the log names none, and says the count
+
+
+def left_out(ids: list[str], known: dict, not_finite: list[str]) -> dict:
+    """Why posters of the features file (``ids``) are not on the map, as ``meta.selection.left_out`` keeps
+    it, so that a user can find it after the log has scrolled away: for each reason that applies, how many
+    and the first LEFT_OUT_IDS of their ids. ``known``: the manifest's ok rows by poster_id; ``not_finite``:
+    the posters whose features hold a NaN or an infinity. (A poster the run chose not to map, by
+    --n-sample or --one-per-movie, is not left out.)"""
+    reasons = {"no ok row in the manifest": [pid for pid in dict.fromkeys(ids) if pid not in known],
+               "features not finite (NaN or infinite)": list(not_finite)}
+    return {why: {"count": len(got), "ids": [str(pid) for pid in got[:LEFT_OUT_IDS]]}
+            for why, got in reasons.items() if got}
+
+
 def check_output(output: str | os.PathLike) -> Path:
     """``output`` as a Path, or UsageError when it cannot name a map (checked before anything is written)."""
     output = Path(output)
@@ -213,6 +228,7 @@ class Selection:
     attrs: dict  # the features file's attributes
     available: int  # rows in the features file
     source: dict  # what identifies the features file's content: name, size, time, rows
+    left_out: dict  # why posters of the features file are not mapped (:func:`left_out`)
 
     @functools.cached_property
     def key(self) -> str:
@@ -285,8 +301,9 @@ def read_selection(features_path: Path, choice: Choice, *, spill: Path | None = 
     folder for unit rows too many to hold; ``progress(done, total)``: the posters read)."""
     features, finite = streamed.read(features_path, choice.indices, spill=spill, progress=progress)
     ids = [choice.ids[i] for i in choice.indices]
-    if not finite.all():
-        log.warning("%d posters have NaN or infinite features; leaving them out", int((~finite).sum()))
+    not_finite = [pid for pid, ok in zip(ids, finite) if not ok]
+    if not_finite:
+        log.warning("%d posters have NaN or infinite features; leaving them out", len(not_finite))
         ids = [pid for pid, ok in zip(ids, finite) if ok]
     _enough(len(ids))
     if features.constant:
@@ -295,7 +312,8 @@ def read_selection(features_path: Path, choice: Choice, *, spill: Path | None = 
     stat = features_path.stat()
     available = len(choice.ids)
     source = {"file": features_path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "rows": available}
-    return Selection(ids, [choice.known[pid] for pid in ids], features, choice.attrs, available, source)
+    return Selection(ids, [choice.known[pid] for pid in ids], features, choice.attrs, available, source,
+                     left_out(choice.ids, choice.known, not_finite))
 
 
 def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, n_pairs: int,
@@ -440,9 +458,9 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     the similar posters, the t-SNE embedding) keep their outputs as checkpoints (:mod:`.checkpoints`),
     so that a stopped run starts again after them and makes the same map.
 
-    ``progress``: a function of the number of steps that returns a tqdm bar, called before the features
-    are read (the bar counts the steps, and shows how far a long one is); the caller closes the bar, even on
-    error.
+    ``progress``: a function of the number of steps that returns a tqdm bar, called once the features
+    are read (the bar counts the steps, and shows how far a long one is; the read says it in the log); the
+    caller closes the bar, even on error.
     """
     started = time.perf_counter()
     # scikit-learn takes a second to import (PCA, trustworthiness and HDBSCAN come from it): let it load
@@ -472,10 +490,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     saved = checkpoints.Checkpoints(out_dir / "assets" / "maps" / stem / checkpoints.FOLDER)
     remove_stale_temporaries(saved.folder)
     choice = choose(features_path, posters_csv, n_sample=n_sample, one_per_movie=one_per_movie, seed=seed)
-    # The steps: read, similarity, pca, link images, [pair images], tsne, trustworthiness, [clusters], [grid], a
-    # tile pyramid per layout.
-    timer.plan(6 + bool(pair_images and pairs) + bool(clusters) + 2 * bool(grid) + 1)
-    with timer("read") as step:
+    with timer("read") as step:  # before the bar: what reading finds wrong is one line, not a bar and a line
         chosen = read_selection(features_path, choice, spill=saved.folder, progress=step.report)
     del choice  # every id in the file and the manifest's rows by id: about 150 MB at 1,000,000 posters
     ids, rows, attrs = chosen.ids, chosen.rows, chosen.attrs
@@ -486,6 +501,9 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
 
     versions = _library_versions()
     groups = np.unique([movie_of(pid) for pid in ids], return_inverse=True)[1]
+    # The steps from here: similarity, pca, link images, [pair images], tsne, trustworthiness, [clusters],
+    # [grid], a tile pyramid per layout.
+    timer.plan(5 + bool(pair_images and pairs) + bool(clusters) + 2 * bool(grid) + 1)
 
     pca_key = checkpoints.key_of("pca", chosen.key, pca_components, seed, versions)
 
@@ -583,7 +601,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
         "features": {"file": features_path.name, **{key: None if attrs.get(key) is None else str(attrs[key])
                                                     for key in ("model", "layer", "weights")},
                      "random_weights": str(attrs.get("weights", "")).startswith("random")},
-        "selection": {"n_sample": n_sample, "one_per_movie": one_per_movie, "available": chosen.available},
+        "selection": {"n_sample": n_sample, "one_per_movie": one_per_movie, "available": chosen.available,
+                      "left_out": chosen.left_out},
         "pca": reduced.info, "tsne": embedding.info, "trustworthiness": round(trust, 4),
         "trustworthiness_k": 10, "neighbors": int(near.index.shape[1]), "similarity": "cosine on fc2 features",
         "similarity_search": describe_search(near.exact, near.search),
@@ -610,7 +629,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     saved.remove()  # the map is written: nothing is left to resume
     return {"count": n, "trustworthiness": trust, "timings": timer.timings, "seconds": meta["seconds"],
             "output": str(output), "pairs": len(near.pairs), "tiles": tile_files,
-            "clusters": len(cluster_list) if clusters else None, "resumed": saved.loaded}
+            "clusters": len(cluster_list) if clusters else None, "resumed": saved.loaded,
+            "left_out": chosen.left_out}
 
 
 def map_settings(*, attrs: dict, used: dict, **given) -> dict:

@@ -125,8 +125,9 @@ def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike 
         rows_of.setdefault(pid, row_number)
     new_features = _read_rows(features_path, [rows_of[pid] for pid in plan.new_ids])
     finite = np.isfinite(new_features).all(axis=1)
-    if not finite.all():  # as a full run does
-        log.warning("%d new posters have NaN or infinite features; leaving them out", int((~finite).sum()))
+    not_finite = [pid for pid, ok in zip(plan.new_ids, finite) if not ok]
+    if not_finite:  # as a full run does
+        log.warning("%d new posters have NaN or infinite features; leaving them out", len(not_finite))
         plan.new_ids = [pid for pid, ok in zip(plan.new_ids, finite) if ok]
         plan.new_rows = [row for row, ok in zip(plan.new_rows, finite) if ok]
         new_features = new_features[finite]
@@ -209,7 +210,8 @@ def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike 
         "created": created, "count": len(ids), "run": own, "state": f"{own}/{mapstate.FILE}",
         "pairs": {"file": f"{own}/{stage.PAIRS_IN_RUN}", "count": len(near.pairs)},
         "tiles": {"tsne": {**pyramid.as_json(f"{own}/tiles/tsne/{{z}}/{{x}}-{{y}}.jpg"), "slot": pyramid_was["slot"]}},
-        "selection": {**meta.get("selection", {}), "available": len(ids_file)},
+        "selection": {**meta.get("selection", {}), "available": len(ids_file),
+                      "left_out": stage.left_out(ids_file, known, not_finite)},
         "update": {"added": len(plan.new_ids), "removed": int(len(plan.removed)), "placed": PLACED,
                    "far": int(far.sum()), "past_edge": clipped, "tiles_drawn": pyramid.files - pyramid.reused,
                    "tiles_linked": pyramid.reused,
@@ -231,7 +233,8 @@ def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike 
     lap("write")
     return {"count": len(ids), "added": len(plan.new_ids), "removed": int(len(plan.removed)),
             "tiles": pyramid.files, "drawn": pyramid.files - pyramid.reused, "seconds": meta["seconds"],
-            "output": str(output), "changed": True, "far": int(far.sum()), "timings": timings}
+            "output": str(output), "changed": True, "far": int(far.sum()), "timings": timings,
+            "left_out": meta["selection"]["left_out"]}
 
 
 def refresh_categories(output: Path, meta: dict, columns: dict, rows: list[dict],
