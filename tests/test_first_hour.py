@@ -162,9 +162,9 @@ def test_stage_3_maps_every_poster_by_default_with_a_progress_bar(tmp_path, caps
     assert read_map(out)["meta"]["count"] == len(cluster_of)
     bar = capsys.readouterr().err
     assert "steps" in bar  # the bar: "map: 3/8 steps, tsne"
-    # The steps that go poster by poster say how far they are: linking the images, drawing the tiles (and the
-    # read, before the bar, in the log).
-    for step in ("link images", "tiles tsne"):
+    # The long steps say how far they are: linking the images, the t-SNE's iterations, drawing the tiles (and
+    # the read, before the bar, in the log).
+    for step in ("link images", "tsne", "tiles tsne"):
         assert f"{step} 100%" in bar, step
 
 

@@ -104,6 +104,11 @@ def test_a_long_step_says_how_far_it_is_and_how_long_it_has_left(caplog):
         step.report(700, 1000)
     assert bar.said[-2] == "tiles 70%, about 2 min left"  # 300 more at 100 per 30 s: 90 s
     assert not [r for r in caplog.records if "done (" in r.getMessage()]
+    # A step that logs how far it is in its own words (the t-SNE) has it on the bar only.
+    with timer("tsne") as step:
+        clock.now += 120
+        step.report(300, 600, say=False)
+    assert bar.said[-2] == "tsne 50%" and not [r for r in caplog.records if "done (" in r.getMessage()]
 
 
 @pytest.mark.parametrize("seconds, said", [(0, "under a minute"), (29, "under a minute"), (90, "about 2 min"),

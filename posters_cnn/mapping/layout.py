@@ -137,11 +137,12 @@ def fit_perplexity(perplexity: float, n: int) -> float:
 
 
 def tsne(points: np.ndarray, *, backend: str = "opentsne", perplexity: float = 30.0, seed: int = 0,
-         n_jobs: int = 1, saved=None, key: str = "") -> tuple[np.ndarray, dict]:
+         n_jobs: int = 1, saved=None, key: str = "", progress=None) -> tuple[np.ndarray, dict]:
     """A 2-D t-SNE embedding of ``points`` and a description of how it was made. With ``saved`` (stage 3's
     :class:`~.checkpoints.Checkpoints`) and ``key`` (what the embedding is made from), openTSNE's part
     keeps its neighbours and, every SAVE_EVERY_S seconds, its optimisation so far (:func:`_optimise`), and
-    goes on from them: at 1,000,000 points the two take about an hour."""
+    goes on from them: at 1,000,000 points the two take about an hour. ``progress(done, total)``: the
+    iterations made so far (openTSNE's, with ``saved``), for the stage's bar."""
     n = points.shape[0]
     perplexity = fit_perplexity(perplexity, n)
     info = {"backend": backend, "perplexity": perplexity, "seed": seed, "n_jobs": n_jobs}
@@ -166,7 +167,7 @@ def tsne(points: np.ndarray, *, backend: str = "opentsne", perplexity: float = 3
         model = TSNE(n_components=2, perplexity=perplexity, negative_gradient_method=method,
                      neighbors="exact" if neighbors == "exact" else "auto", initialization="pca", n_iter=TSNE_ITER,
                      n_jobs=n_jobs, random_state=seed, verbose=False, **extra)
-        embedding = _optimise(model, points, affinities, saved, key)
+        embedding = _optimise(model, points, affinities, saved, key, progress)
         info.update(method=method, neighbors=neighbors, initialization="pca", early_exaggeration_iter=250,
                     n_iter=TSNE_ITER, **extra, **({"neighbor_lists": KNN_LISTS} if affinities else {}))
         return np.asarray(embedding, dtype=np.float64), info
@@ -201,12 +202,12 @@ def _kept_nearest(points: np.ndarray, k: int, saved, key: str) -> tuple[np.ndarr
     return index, distance
 
 
-def _optimise(model, points: np.ndarray, affinities, saved, key: str):
+def _optimise(model, points: np.ndarray, affinities, saved, key: str, progress=None):
     """openTSNE's ``model.fit(points, affinities=affinities)``, its two phases (early exaggeration, then the
     rest) run as ``fit`` runs them, with its state so far (the embedding, and the optimiser's gains and last
     step) kept in ``saved`` every SAVE_EVERY_S seconds, and a stopped run's state taken up where it was. Each
     iteration depends on that state alone, so the embedding made is the very one an unstopped ``fit``
-    makes (tested, bit for bit)."""
+    makes (tested, bit for bit). ``progress(done, total)``, with ``saved``: the iterations made, at each look."""
     from .checkpoints import SAVE_EVERY_S  # noqa: PLC0415 (read at each call: tests change it)
 
     embedding = model.prepare_initial(points, affinities=affinities)
@@ -224,6 +225,8 @@ def _optimise(model, points: np.ndarray, affinities, saved, key: str):
             at = before + i
             if at * 10 // total > (at - CHECK_EVERY) * 10 // total:  # an hour at 1,000,000 points: say how far
                 log.info("t-SNE: iteration %d of %d, KL divergence %.3f", at, total, error)
+            if progress is not None:
+                progress(at, total)
             if time.monotonic() - last[0] >= SAVE_EVERY_S:
                 optimiser = current.optimizer
                 saved.save(SO_FAR_STEP, key, {"embedding": np.asarray(current), "gains": optimiser.gains,

@@ -122,8 +122,9 @@ class _Timer:
                     timer.bar.set_postfix_str(name)
                 return self
 
-            def report(self, done: int, total: int) -> None:
-                """``done`` of the step's ``total`` (posters, say) are done."""
+            def report(self, done: int, total: int, *, say: bool = True) -> None:
+                """``done`` of the step's ``total`` (posters, say) are done; ``say=False``: on the bar only
+                (for a step that logs how far it is in its own words, as the t-SNE does)."""
                 now = timer.clock()
                 if self.since is None:  # a step taken up part-way (a resumed search) is timed from here
                     self.since = (now, done)
@@ -135,7 +136,7 @@ class _Timer:
                     timer.bar.set_postfix_str(f"{name} {told}")
                 self.told = told
                 tenths = int(share * 10)
-                if tenths > self.tenths and share < 1 and now - self.start >= PROGRESS_LOG_AFTER_S:
+                if say and tenths > self.tenths and share < 1 and now - self.start >= PROGRESS_LOG_AFTER_S:
                     log.info("%s: %s of %s done (%s)", name, f"{done:,}", f"{total:,}", told)
                     self.tenths = tenths
 
@@ -395,10 +396,11 @@ def reduce(features: streamed.Features, components: int, progress=None) -> Reduc
 
 
 def embed(points: np.ndarray, *, backend: str, perplexity: float, seed: int, n_jobs: int,
-          saved: checkpoints.Checkpoints | None = None, key: str = "") -> Embedding:
-    """The t-SNE embedding (kept part-way in ``saved`` under ``key``, see :func:`.layout.tsne`)."""
+          saved: checkpoints.Checkpoints | None = None, key: str = "", progress=None) -> Embedding:
+    """The t-SNE embedding (kept part-way in ``saved`` under ``key``, see :func:`.layout.tsne`;
+    ``progress(done, total)``: its iterations)."""
     raw, info = layout.tsne(points, backend=backend, perplexity=perplexity, seed=seed, n_jobs=n_jobs, saved=saved,
-                            key=key)
+                            key=key, progress=progress)
     if not np.isfinite(raw).all():
         raise StageError("t-SNE gave positions that are not numbers (the features may be nearly all the "
                          "same); try another --perplexity or --seed")
@@ -544,7 +546,7 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
     if pair_images and near.pairs:
         with timer("pair images"):
             pair_rel = _pair_images(near.pairs, rows, out_dir, f"{own}/pairs", n_jobs)
-    with timer("tsne"):
+    with timer("tsne") as step:
         embed_key = checkpoints.key_of("tsne", pca_key, tsne, perplexity, seed, layout.TSNE_ITER, layout.BH_THETA,
                                        layout.BH_BELOW, layout.EXACT_KNN_MAX, layout.FFT_INTS_IN_INTERVAL,
                                        layout.KNN_LISTS, WIDTH_GROWTH)
@@ -553,7 +555,8 @@ def make_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike | 
             embedding = Embedding(got[0]["raw"], layout.normalise(got[0]["raw"]), got[1])
         else:
             embedding = embed(reduced.points, backend=tsne, perplexity=perplexity, seed=seed, n_jobs=n_jobs,
-                              saved=saved, key=embed_key)
+                              saved=saved, key=embed_key,  # its own log lines say the iterations and the KL divergence
+                              progress=lambda done, total: step.report(done, total, say=False))
             saved.save("tsne", embed_key, {"raw": embedding.raw}, embedding.info)
             for step in (layout.NEIGHBOURS_STEP, layout.SO_FAR_STEP):  # what the embedding was made from, or on the way
                 saved.discard(step)
