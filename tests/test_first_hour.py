@@ -165,7 +165,7 @@ def test_stage_3_maps_every_poster_by_default_with_a_progress_bar(tmp_path, caps
     # The long steps say how far they are: linking the images, the t-SNE's iterations, drawing the tiles (and
     # the read, before the bar, in the log).
     for step in ("link images", "tsne", "tiles tsne"):
-        assert f"{step} 100%" in bar, step
+        assert f"steps, {step} 100%" in bar, step  # "map: 4/8 steps, tsne 100%"
 
 
 def test_the_view_hint_names_make_serves_address_for_a_map_under_web():
