@@ -369,6 +369,9 @@ def test_the_read_the_projection_and_the_search_tell_how_far_they_are_block_by_b
     told = []
     features, finite = streamed.read(path, np.arange(3000), block=1000, progress=lambda *at: told.append(at))
     assert told == [(1000, 3000), (2000, 3000), (3000, 3000)] and not finite[7]
+    told.clear()  # a last block of NaN rows only is read too
+    streamed.read(path, np.array([0, 1, 2, 3, 4, 5, 7]), block=6, progress=lambda *at: told.append(at))
+    assert told == [(6, 7), (7, 7)]
     told.clear()  # the PCA's projection, a second pass over the file: the rows read, 2,999 of them
     streamed.project(features, np.zeros(64), np.eye(2, 64), block=1000, progress=lambda *at: told.append(at))
     assert told == [(1000, 2999), (2000, 2999), (2999, 2999)]

@@ -158,7 +158,9 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK, spill: Path | None = 
             finite[start:start + len(rows)] = ok
             read_to = start + len(rows)
             rows = rows[ok] if not ok.all() else rows
-            if not len(rows):
+            if not len(rows):  # a block of NaN rows only: read all the same
+                if progress is not None:
+                    progress(read_to, n)
                 continue
             if first is None:
                 first = rows[0].copy()
