@@ -201,7 +201,8 @@ def left_out_line(left_out: dict, output) -> str:
     """One line for the posters of the features file that are not on the map, and where their ids are."""
     total = sum(reason["count"] for reason in left_out.values())
     why = "; ".join(f"{reason} {got['count']}" for reason, got in left_out.items())
-    return f"left out {total} posters ({why}): their ids are in {output}'s meta.selection.left_out"
+    posters = "poster" if total == 1 else "posters"
+    return f"left out {total} {posters} ({why}): their ids are in {output}'s meta.selection.left_out"
 
 
 def view_hint(output: Path) -> str:

@@ -265,7 +265,7 @@ def test_new_posters_with_features_that_are_not_numbers_are_left_out(grown, caps
     # Said where the user finds it after the log has scrolled away: the map's meta, and the last lines.
     assert data["meta"]["selection"]["left_out"] == {"features not finite (NaN or infinite)": {"count": 1,
                                                                                                "ids": [ids[FIRST]]}}
-    assert "left out 1 posters (features not finite (NaN or infinite) 1)" in capsys.readouterr().out
+    assert "left out 1 poster (features not finite (NaN or infinite) 1)" in capsys.readouterr().out
 
 
 def test_too_many_new_posters_are_refused_unless_forced_and_auto_makes_the_map_in_full(tmp_path, capsys):
