@@ -141,7 +141,7 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK, spill: Path | None = 
     kept = 0
     same = True
     try:
-        for start, rows in store.iter_rows(path, indices, block):
+        for start, rows in _told(store.iter_rows(path, indices, block), n, progress):
             if unit is None:
                 d = rows.shape[1]
                 if spill is not None and n * d * 2 > MEMORY_MAX_BYTES:
@@ -156,11 +156,8 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK, spill: Path | None = 
                 gram = np.zeros((d, d))
             ok = np.isfinite(rows).all(axis=1)
             finite[start:start + len(rows)] = ok
-            read_to = start + len(rows)
             rows = rows[ok] if not ok.all() else rows
-            if not len(rows):  # a block of NaN rows only: read all the same
-                if progress is not None:
-                    progress(read_to, n)
+            if not len(rows):
                 continue
             if first is None:
                 first = rows[0].copy()
@@ -177,8 +174,6 @@ def read(path, indices: np.ndarray, *, block: int = BLOCK, spill: Path | None = 
             else:
                 scaled.astype(np.float16).tofile(unit)
             kept += len(rows)
-            if progress is not None:
-                progress(read_to, n)
     except BaseException:  # a stop or a failure while reading: no file is left behind
         if on_disk is not None:
             unit.close()
@@ -200,8 +195,15 @@ def project(features: Features, mean: np.ndarray, basis: np.ndarray, *, block: i
     """Each poster's PCA point, ``(row - mean) @ basis.T``, from its float32 row in the file: a second pass
     (``progress(done, n)`` after each block)."""
     out = np.empty((features.n, basis.shape[0]), np.float32)
-    for start, rows in store.iter_rows(features.path, features.rows, block):
+    for start, rows in _told(store.iter_rows(features.path, features.rows, block), features.n, progress):
         out[start:start + len(rows)] = (rows - mean) @ basis.T
-        if progress is not None:
-            progress(start + len(rows), features.n)
     return out
+
+
+def _told(blocks, n: int, progress):
+    """``blocks`` (``(start, rows)`` each) as they are, calling ``progress(start + len(rows), n)`` once the
+    loop over them is done with each one (a block skipped with ``continue`` too)."""
+    for start, rows in blocks:
+        yield start, rows
+        if progress is not None:
+            progress(start + len(rows), n)
