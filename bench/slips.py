@@ -383,7 +383,7 @@ SLIPS = [
          "posters_cnn/mapping/stage.py", " and share < 1 and now - self.start >= PROGRESS_LOG_AFTER_S:", " and share < 1:",
          (T + "test_visu.py::test_a_long_step_says_how_far_it_is_and_how_long_it_has_left",)),
     Slip("left-out-unsaid", "the posters left out, and why, are recorded where the user finds them",
-         "posters_cnn/mapping/stage.py", "                     left_out(choice.ids, choice.known, not_finite))",
+         "posters_cnn/mapping/stage.py", "                     left_out(choice.unlisted, not_finite))",
          "                     {})",
          (T + "test_visu.py::test_the_posters_left_out_and_why_are_in_the_map_and_its_last_lines",)),
     Slip("tsne-silent", "the t-SNE says how far it is on the bar", "posters_cnn/mapping/layout.py",

@@ -247,9 +247,9 @@ def test_the_posters_left_out_and_why_are_in_the_map_and_its_last_lines(tmp_path
     assert last[1] == (f"left out 3 posters (no ok row in the manifest 1; features not finite (NaN or infinite) 2): "
                        f"their ids are in {out}'s meta.selection.left_out")
     # At most LEFT_OUT_IDS ids a reason: the count says the rest.
-    many = visu.left_out([f"x/{i}" for i in range(50)], {}, [])
+    many = visu.left_out(visu.unlisted([f"x/{i}" for i in range(50)], {}), [])
     assert many == {"no ok row in the manifest": {"count": 50, "ids": [f"x/{i}" for i in range(visu.LEFT_OUT_IDS)]}}
-    assert visu.left_out(["a/1", "a/1"], {"a/1": {}}, []) == {}  # a poster listed twice is mapped once: not left out
+    assert visu.left_out(visu.unlisted(["a/1", "a/1"], {"a/1": {}}), []) == {}  # listed twice, mapped once
 
 
 def test_perplexity_and_pca_are_adjusted_with_a_warning(tmp_path, capsys):

@@ -170,9 +170,6 @@ def select(ids: list[str], known: dict, *, n_sample: int, one_per_movie: bool, s
     if not keep.any():
         raise UsageError("the manifest does not match the features file: no poster_id in common "
                          "(pass the posters.csv that the features were computed from)")
-    unknown = sum(pid not in known for pid in seen)
-    if unknown:
-        log.warning("%d feature rows have no ok row in the manifest; leaving them out", unknown)
     indices = np.flatnonzero(keep)
     if one_per_movie:
         best: dict[str, tuple[int, int]] = {}
@@ -194,13 +191,19 @@ def select(ids: list[str], known: dict, *, n_sample: int, one_per_movie: bool, s
 LEFT_OUT_IDS = 20  # the ids meta.selection.left_out names for each reason: the log names none, and says the count
 
 
-def left_out(ids: list[str], known: dict, not_finite: list[str]) -> dict:
-    """Why posters of the features file (``ids``) are not on the map, as ``meta.selection.left_out`` keeps
-    it, so that a user can find it after the log has scrolled away: for each reason that applies, how many
-    and the first LEFT_OUT_IDS of their ids. ``known``: the manifest's ok rows by poster_id; ``not_finite``:
-    the posters whose features hold a NaN or an infinity. (A poster the run chose not to map, by
+def unlisted(ids: list[str], known: dict) -> list[str]:
+    """The poster_ids of the features file (``ids``), each once, that have no ok row in the manifest
+    (``known``, by poster_id)."""
+    return [pid for pid in dict.fromkeys(ids) if pid not in known]
+
+
+def left_out(unlisted_ids: list[str], not_finite: list[str]) -> dict:
+    """Why posters of the features file are not on the map, as ``meta.selection.left_out`` keeps it, so
+    that a user can find it after the log has scrolled away: for each reason that applies, how many and the
+    first LEFT_OUT_IDS of their ids. ``unlisted_ids``: those with no ok row in the manifest (:func:`unlisted`);
+    ``not_finite``: those whose features hold a NaN or an infinity. (A poster the run chose not to map, by
     --n-sample or --one-per-movie, is not left out.)"""
-    reasons = {"no ok row in the manifest": [pid for pid in dict.fromkeys(ids) if pid not in known],
+    reasons = {"no ok row in the manifest": list(unlisted_ids),
                "features not finite (NaN or infinite)": list(not_finite)}
     return {why: {"count": len(got), "ids": [str(pid) for pid in got[:LEFT_OUT_IDS]]}
             for why, got in reasons.items() if got}
@@ -281,6 +284,7 @@ class Choice:
     indices: np.ndarray  # the rows chosen, ascending
     known: dict  # the manifest's ok rows, by poster_id
     attrs: dict  # the features file's attributes
+    unlisted: list[str]  # the file's poster_ids with no ok row in the manifest (:func:`unlisted`)
 
 
 def choose(features_path: Path, posters_csv: Path, *, n_sample: int, one_per_movie: bool, seed: int) -> Choice:
@@ -288,8 +292,11 @@ def choose(features_path: Path, posters_csv: Path, *, n_sample: int, one_per_mov
     ids, _, attrs = store.read_features(features_path, load=False)
     known = {row["poster_id"]: row for row in load_ok_records(posters_csv)}
     indices = select(ids, known, n_sample=n_sample, one_per_movie=one_per_movie, seed=seed)
+    missing = unlisted(ids, known)
+    if missing:
+        log.warning("%d feature rows have no ok row in the manifest; leaving them out", len(missing))
     _enough(len(indices))
-    return Choice(ids, indices, known, attrs)
+    return Choice(ids, indices, known, attrs, missing)
 
 
 def _enough(n: int) -> None:
@@ -314,7 +321,7 @@ def read_selection(features_path: Path, choice: Choice, *, spill: Path | None = 
     available = len(choice.ids)
     source = {"file": features_path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "rows": available}
     return Selection(ids, [choice.known[pid] for pid in ids], features, choice.attrs, available, source,
-                     left_out(choice.ids, choice.known, not_finite))
+                     left_out(choice.unlisted, not_finite))
 
 
 def similar_posters(features: streamed.Features, groups: np.ndarray, *, k: int, n_pairs: int,

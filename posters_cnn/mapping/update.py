@@ -211,7 +211,7 @@ def update_map(features_path: str | os.PathLike, posters_csv: str | os.PathLike 
         "pairs": {"file": f"{own}/{stage.PAIRS_IN_RUN}", "count": len(near.pairs)},
         "tiles": {"tsne": {**pyramid.as_json(f"{own}/tiles/tsne/{{z}}/{{x}}-{{y}}.jpg"), "slot": pyramid_was["slot"]}},
         "selection": {**meta.get("selection", {}), "available": len(ids_file),
-                      "left_out": stage.left_out(ids_file, known, not_finite)},
+                      "left_out": stage.left_out(stage.unlisted(ids_file, known), not_finite)},
         "update": {"added": len(plan.new_ids), "removed": int(len(plan.removed)), "placed": PLACED,
                    "far": int(far.sum()), "past_edge": clipped, "tiles_drawn": pyramid.files - pyramid.reused,
                    "tiles_linked": pyramid.reused,
