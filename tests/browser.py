@@ -73,6 +73,20 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+def wait_text(page, selector: str, text: str, *, start: bool = False, timeout: float = 10_000) -> None:
+    """Wait until ``selector``'s text is ``text`` (or starts with it): a title is filled in once its tile's
+    titles file is read. An AssertionError says what it showed instead."""
+    from playwright.sync_api import TimeoutError as Timeout
+
+    test = "t.startsWith(want)" if start else "t === want"
+    try:
+        page.wait_for_function(
+            f"([s, want]) => {{ const t = document.querySelector(s)?.textContent ?? ''; return {test}; }}",
+            arg=[selector, text], timeout=timeout)
+    except Timeout:
+        raise AssertionError(f"{selector} shows {page.text_content(selector)!r}, not {text!r}") from None
+
+
 class PageWatch:
     """Collects console errors, page errors and failed requests of a Playwright page."""
 

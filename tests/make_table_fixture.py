@@ -6,7 +6,7 @@ both read the files back into ``columns.json``. Run it only when the table's con
     .venv/bin/python tests/make_table_fixture.py
 
 Its cases: a capacity of 4 rows, so that tiles split over three levels and a pile of posters at one point
-stays in the deepest tile it reaches; null years, versions, heights and titles; text beyond ASCII (of two, three and four bytes); two
+stays in the deepest tile it reaches; the search index in shards of 10 posters; null years, versions, heights and titles; text beyond ASCII (of two, three and four bytes); two
 categories; neighbours and similarities.
 """
 
@@ -27,6 +27,7 @@ from posters_cnn.contracts import geometry as g, maptable  # noqa: E402
 OUT = ROOT / "tests" / "fixtures" / "table"
 RUN = "assets/maps/data/run-fixture"
 CAPACITY = 4
+SEARCH_ROWS = 10  # three shards of the search index, the last one short
 
 
 def main() -> None:
@@ -62,8 +63,8 @@ def main() -> None:
                            "origin": origin, "span": span, "slot": slot, "present": ["AQ=="]}},
     }
     shutil.rmtree(OUT, ignore_errors=True)
-    about = maptable.write(OUT / RUN / "table", columns, meta, capacity=CAPACITY)
-    meta["table"] = {**about, "path": f"{RUN}/table/{about['path']}", "near": f"{RUN}/table/{about['near']}"}
+    about = maptable.write(OUT / RUN / "table", columns, meta, capacity=CAPACITY, search_rows=SEARCH_ROWS)
+    meta["table"] = maptable.relocate(about, f"{RUN}/table")
     (OUT / "data.json").write_text(json.dumps({"meta": meta}, ensure_ascii=False, indent=1) + "\n")
     (OUT / "columns.json").write_text(json.dumps(columns, ensure_ascii=False) + "\n")
     print(f"wrote {OUT}: {len(about['tiles'])} files, levels {sorted({t[0] for t in about['tiles']})}")

@@ -9,7 +9,7 @@ import jsonschema
 import pandas as pd
 import pytest
 
-from browser import PageWatch, StaticServer, launch
+from browser import PageWatch, StaticServer, launch, wait_text
 from conftest import ROOT
 from mapdata import points_of, tile_files, read_map
 from posters_cnn.mapping import stage as visu
@@ -84,11 +84,11 @@ def test_the_page_loads_the_map_and_search_works(pipeline):
             page.fill("#search", "apollo")
             page.press("#search", "Enter")
             page.wait_for_selector("#panel:not([hidden])")
-            assert page.text_content("#panel-title") == "Apollo 13"
+            wait_text(page, "#panel-title", "Apollo 13")
             page.fill("#search", "casino")
             page.press("#search", "Enter")
             page.wait_for_function("document.getElementById('panel-title').textContent.startsWith('Casino')")
-            assert page.text_content("#panel-title") == "Casino & <b>Co</b>"  # markup in a title stays text
+            wait_text(page, "#panel-title", "Casino & <b>Co</b>")  # markup in a title stays text
             assert page.locator("#panel b").count() == 0
             watch.assert_clean()
             browser.close()

@@ -15,6 +15,8 @@ import pytest
 from posters_cnn.contracts import geometry, maptable
 
 FIXTURE = Path(__file__).with_name("fixtures") / "table"
+OLD_FIXTURE = FIXTURE.with_name("table-titles-in-rows")  # format 3 as written until the titles left the rows
+SEARCH_KEYS = FIXTURE.with_name("search_keys.json")
 
 
 def fixture_copy(tmp_path):
@@ -22,38 +24,66 @@ def fixture_copy(tmp_path):
     return tmp_path / "map" / "data.json"
 
 
-def test_the_fixture_reads_back_into_format_2s_columns():
-    meta, columns = maptable.read_columns(FIXTURE / "data.json")
+@pytest.mark.parametrize("fixture", [FIXTURE, OLD_FIXTURE])
+def test_the_fixture_reads_back_into_format_2s_columns(fixture):
+    """Today's table, and one written before the titles had files of their own (they were in the rows')."""
+    meta, columns = maptable.read_columns(fixture / "data.json")
     assert columns == json.loads((FIXTURE / "columns.json").read_text())
     assert meta["table"]["rows"] == len(columns["id"])
+    assert ("titles" in meta["table"]) == (fixture == FIXTURE)
 
 
 def test_the_writer_still_writes_the_fixture(tmp_path):
     """The fixture is what today's writer writes: the same files, each with the same table."""
     data = json.loads((FIXTURE / "data.json").read_text())
     meta, columns = data["meta"], json.loads((FIXTURE / "columns.json").read_text())
-    about = maptable.write(tmp_path / "table", columns, meta, capacity=meta["table"]["capacity"])
-    assert about["tiles"] == meta["table"]["tiles"]
-    assert about["near"] == maptable.NEAR_TEMPLATE
+    about = maptable.write(tmp_path / "table", columns, meta, capacity=meta["table"]["capacity"],
+                           search_rows=meta["table"]["search_rows"])
+    assert maptable.relocate(about, f"{meta['run']}/table") == meta["table"]
     for z, x, y, _ in about["tiles"]:
-        for template in (maptable.TEMPLATE, maptable.NEAR_TEMPLATE):
+        for template in (maptable.TEMPLATE, maptable.NEAR_TEMPLATE, maptable.TITLES_TEMPLATE):
             rel = geometry.tile_url(template, z, x, y)
             ours = pa.ipc.open_file((tmp_path / "table" / rel).read_bytes()).read_all()
             theirs = pa.ipc.open_file((FIXTURE / meta["run"] / "table" / rel).read_bytes()).read_all()
             assert ours.equals(theirs, check_metadata=True), rel
+    shards = sorted((FIXTURE / meta["run"] / "table" / "search").iterdir())
+    assert [p.name for p in shards] == ["0.txt", "1.txt", "2.txt"]
+    for shard in shards:
+        assert (tmp_path / "table" / "search" / shard.name).read_bytes() == shard.read_bytes()
+
+
+def test_the_search_shards_hold_each_titles_key_in_the_maps_order():
+    meta, columns = maptable.read_columns(FIXTURE / "data.json")
+    folder = FIXTURE / meta["table"]["search"].rsplit("/", 1)[0]
+    text = "".join((folder / f"{k}.txt").read_text(encoding="ascii") for k in range(3))
+    keys = text.split("\n")
+    assert keys.pop() == ""  # each key ends with a newline
+    assert keys == [maptable.search_key(title) for title in columns["title"]]
+    assert keys[3] == "" and keys[0] == "poster 0 ete"  # a null title has an empty key
+    assert len((folder / "2.txt").read_text().splitlines()) == 3  # 23 posters in shards of 10
+
+
+def test_search_keys_are_the_pages():
+    """The golden cases the page's normalizeTitle is also held to (tests/js/logic.test.js): NFKD, accents
+    gone, lower case, a space for each run of anything else."""
+    for case in json.loads(SEARCH_KEYS.read_text(encoding="utf-8"))["cases"]:
+        assert maptable.search_key(case["title"]) == case["key"], case
+        assert set(case["key"]) <= set("abcdefghijklmnopqrstuvwxyz0123456789 ")
 
 
 def test_pyarrow_dataset_reads_the_whole_table_in_one_step():
     """The README's step, without our code: every poster once, with its columns and its similar posters."""
     folder = FIXTURE / "assets/maps/data/run-fixture/table"
     table = ds.dataset(folder / "rows", format="arrow").to_table().sort_by("index")
-    near = ds.dataset(folder / "near", format="arrow").to_table().sort_by("index")
-    whole = table.append_column(near.schema.field("neighbors"), near["neighbors"])
+    for part in ("titles", "near"):
+        extra = ds.dataset(folder / part, format="arrow").to_table().sort_by("index")
+        for name in extra.column_names[1:]:
+            table = table.append_column(name, extra[name])
     columns = json.loads((FIXTURE / "columns.json").read_text())
     assert table.column("id").to_pylist() == columns["id"]
-    assert whole.column("index").to_pylist() == list(range(len(columns["id"])))
-    assert whole.column("neighbors").to_pylist()[1] == columns["neighbors"][3:6]
-    assert whole.column("title").to_pylist() == columns["title"]
+    assert table.column("index").to_pylist() == list(range(len(columns["id"])))
+    assert table.column("neighbors").to_pylist()[1] == columns["neighbors"][3:6]
+    assert table.column("title").to_pylist() == columns["title"]
 
 
 @pytest.mark.parametrize("capacity", [1, 3, 50, 10_000])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright import sync_api as playwright_api  # no importorskip: a missing browser suite must fail
 
-from browser import PageWatch, StaticServer, copy_page, launch
+from browser import PageWatch, StaticServer, copy_page, launch, wait_text
 from mapdata import make_mapdata, points_of, tile_files, read_map
 from posters_cnn.mapping import stage as visu
 
@@ -229,6 +229,35 @@ def test_a_view_requests_only_the_files_it_needs(page, big):
     page.watch.assert_clean()
 
 
+def test_titles_and_the_search_index_are_read_when_first_needed(page, site):
+    """Format 3: no title and no search shard is fetched for the map to open and be looked at; a tooltip
+    reads its tile's titles file once, and the search box's first use fetches the shards."""
+    server, data = site
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    open_map(page, server.url)
+    on_grid(page)
+    settle(page)
+    assert not [u for u in requested if "/table/titles/" in u or "/table/search/" in u], requested
+    target, other = point(data, "Rob Roy"), point(data, "The A-Team")
+    pos = page.evaluate("id => window.posterMap.screenPosition(id)", target["id"])
+    with page.expect_request(lambda r: "/table/titles/" in r.url):
+        page.mouse.move(pos["x"], pos["y"])
+    wait_text(page, "#tooltip", f"Rob Roy ({target['year']})")
+    pos = page.evaluate("id => window.posterMap.screenPosition(id)", other["id"])
+    page.mouse.move(pos["x"], pos["y"])
+    wait_text(page, "#tooltip", "The A-Team", start=True)
+    titles = [u for u in requested if "/table/titles/" in u]
+    assert len(titles) == len(data["meta"]["table"]["tiles"]) == 1, titles  # the tile's file, read once
+    assert not [u for u in requested if "/table/search/" in u]
+    with page.expect_request(lambda r: "/table/search/" in r.url):
+        page.focus("#search")
+    page.keyboard.type("rob r")
+    page.wait_for_selector("#suggestions li")
+    assert page.text_content("#suggestions li").startswith("Rob Roy")
+    page.watch.assert_clean()
+
+
 def test_hover_shows_tooltip_and_click_opens_panel(page, site):
     server, data = site
     open_map(page, server.url)
@@ -238,14 +267,14 @@ def test_hover_shows_tooltip_and_click_opens_panel(page, site):
     pos = page.evaluate("id => window.posterMap.screenPosition(id)", target["id"])
     page.mouse.move(pos["x"], pos["y"])
     page.wait_for_selector("#tooltip:not([hidden])")
-    assert page.text_content("#tooltip") == f"Rob Roy ({target['year']})"
+    wait_text(page, "#tooltip", f"Rob Roy ({target['year']})")
     other = next(p for p in points_of(data) if p["title"] != "Rob Roy")
     pos2 = page.evaluate("id => window.posterMap.screenPosition(id)", other["id"])
     page.mouse.move(pos2["x"], pos2["y"])
     page.wait_for_function("t => document.getElementById('tooltip').textContent.startsWith(t)", arg=other["title"])
     page.mouse.click(pos["x"], pos["y"])
     page.wait_for_selector("#panel:not([hidden])")
-    assert page.text_content("#panel-title") == "Rob Roy"
+    wait_text(page, "#panel-title", "Rob Roy")
     page.watch.assert_clean()
 
 
@@ -303,7 +332,7 @@ def test_search_selects_a_poster(page, site):
     assert page.text_content("#suggestions li").startswith("Rob Roy")
     page.press("#search", "Enter")
     page.wait_for_selector("#panel:not([hidden])")
-    assert page.text_content("#panel-title") == "Rob Roy"
+    wait_text(page, "#panel-title", "Rob Roy")
     assert page.evaluate("location.hash") == "#poster=" + point(data, "Rob Roy")["id"]
     page.watch.assert_clean()
 
@@ -344,7 +373,7 @@ def test_similar_poster_click_flies_to_it(page, site):
     page.wait_for_function("""([id, want]) => {
         const pos = window.posterMap.screenPosition(id);
         return Math.abs(pos.x - want.x) < 30 && Math.abs(pos.y - want.y) < 30; }""", arg=[target_id, want])
-    assert page.text_content("#panel-title") == point_by_id(data, target_id)["title"]
+    wait_text(page, "#panel-title", point_by_id(data, target_id)["title"])
 
 
 def point_by_id(data, pid):
@@ -356,7 +385,7 @@ def test_permalink_restores_the_selection(page, site):
     target = point(data, "Rob Roy")
     open_map(page, server.url, f"#poster={target['id']}")
     page.wait_for_selector("#panel:not([hidden])")
-    assert page.text_content("#panel-title") == "Rob Roy"
+    wait_text(page, "#panel-title", "Rob Roy")
     page.keyboard.press("Escape")
     assert page.is_hidden("#panel")
     page.watch.assert_clean()
@@ -384,7 +413,7 @@ def test_hostile_title_stays_text(page, site):
     page.wait_for_selector("#suggestions li")
     page.press("#search", "Enter")
     page.wait_for_selector("#panel:not([hidden])")
-    assert page.text_content("#panel-title") == HOSTILE
+    wait_text(page, "#panel-title", HOSTILE)
     # Had the title become markup, its <img src=x> would have failed to load by the time every image
     # of the page has settled, and run its onerror.
     page.wait_for_function("[...document.images].every((img) => img.complete)")
@@ -533,7 +562,7 @@ def test_a_poster_clicked_at_the_right_edge_ends_up_beside_the_panel_not_under_i
     b = screen_box(page, target["id"])
     page.mouse.click((b["x0"] + b["x1"]) / 2 if b["x1"] < box["width"] else b["x0"] + 3, (b["y0"] + b["y1"]) / 2)
     page.wait_for_selector("#panel:not([hidden])")
-    assert page.text_content("#panel-title") == "Rob Roy"
+    wait_text(page, "#panel-title", "Rob Roy")
     panel = page.locator("#panel").bounding_box()
     page.wait_for_function("""([id, left, edge]) => { const b = window.posterMap.screenBox(id);
         return b.x1 <= left && b.x0 >= edge; }""", arg=[target["id"], panel["x"], box["x"]])
@@ -555,7 +584,7 @@ def test_on_a_phone_a_tapped_poster_stays_above_the_sheet_and_the_sheet_shows_it
         b = screen_box(page, target["id"])
         page.touchscreen.tap((b["x0"] + b["x1"]) / 2, (b["y0"] + b["y1"]) / 2)
         page.wait_for_selector("#panel:not([hidden])")
-        assert page.text_content("#panel-title") == "Rob Roy"
+        wait_text(page, "#panel-title", "Rob Roy")
         sheet = page.locator("#panel").bounding_box()
         page.wait_for_function("([id, top]) => window.posterMap.screenBox(id).y1 <= top",
                                arg=[target["id"], sheet["y"]])

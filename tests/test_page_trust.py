@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from mapdata import read_map
+from browser import wait_text
 from test_page import HOSTILE, browser, point, site  # noqa: F401  (fixtures)
 
 
@@ -71,8 +72,7 @@ def write_table(web, name, data, change=lambda columns: None):
     doctored = json.loads(json.dumps(data))
     change(doctored["columns"])
     about = maptable.write(web / "tables" / name, doctored["columns"], doctored["meta"], capacity=8)
-    meta = {**doctored["meta"], "table": {**about, "path": f"tables/{name}/{about['path']}",
-                                          "near": f"tables/{name}/{about['near']}"}}
+    meta = {**doctored["meta"], "table": maptable.relocate(about, f"tables/{name}")}
     write_doctored(web, f"{name}.json", {"meta": meta})
     return meta["table"]
 
@@ -236,7 +236,7 @@ def test_titles_stay_text_in_the_tooltip_and_the_pairs_captions(browser, folder)
     pos = page.evaluate("id => window.posterMap.screenPosition(id)", hostile["id"])
     page.mouse.move(pos["x"], pos["y"])
     page.wait_for_selector("#tooltip:not([hidden])")
-    assert page.text_content("#tooltip").startswith(HOSTILE)
+    wait_text(page, "#tooltip", HOSTILE, start=True)
     assert page.locator("#tooltip *").count() == 0
     page.click("#show-pairs")
     page.wait_for_selector("#pairs-list .caption")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mapdata import make_mapdata, read_map
+from posters_cnn.contracts import maptable
 from posters_cnn.mapping import checkpoints, layout, similarity, stage as visu
 
 import get_data_visu
@@ -31,8 +32,9 @@ def the_map(out):
     for pyramid in meta["tiles"].values():
         pyramid["path"] = pyramid["path"].split("/tiles/")[1]
     meta["pairs"]["file"] = None
-    for key in ("path", "near"):
-        meta["table"][key] = meta["table"][key].split("/table/")[1]
+    for key in maptable.TEMPLATES:
+        if key in meta["table"]:
+            meta["table"][key] = meta["table"][key].split("/table/")[1]
     return data
 
 

@@ -40,7 +40,9 @@ def files_of_map(out):
     meta, cols = data["meta"], data["columns"]
     names = {out.name, meta["pairs"]["file"], *tile_files(data)}
     names |= {meta["table"][key].replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y))
-              for z, x, y, _ in meta["table"]["tiles"] for key in ("path", "near")}  # the map's table
+              for z, x, y, _ in meta["table"]["tiles"] for key in ("path", "near", "titles")}  # the map's table
+    shards = -(-meta["table"]["rows"] // meta["table"]["search_rows"])
+    names |= {meta["table"]["search"].replace("{k}", str(k)) for k in range(shards)}  # its search index
     pairs = json.loads((base / meta["pairs"]["file"]).read_text())["pairs"]
     names |= {pair["image"] for pair in pairs if pair.get("image")}
     for key in ("thumb", "image"):

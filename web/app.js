@@ -35,7 +35,7 @@ import { fetchJson, fetchTable, readTableFiles } from "./loader.js";
 import { deepestComposedLevel, makePresence, posterBox, tileUrl, toWorld } from "./geometry.js";
 import {
   assetUrl, columnsFromTable, dataUrlFromQuery, emptyColumns, fillNear, makeHash, parseHash, pathFor, readColumns,
-  readPlaces, PointGrid, idleSlices, similarOf, tableTiles, tileMembers, validateMap, validateMeta,
+  readPlaces, PointGrid, idleSlices, similarOf, tableTiles, tileMembers, TileTitles, validateMap, validateMeta,
 } from "./logic.js";
 import { createLook } from "./look.js";
 import { panels } from "./panels.js";
@@ -114,6 +114,34 @@ const map = {
   imageUrl(i) {
     return resolvedOnce(imageUrls, i, map.imagePath);
   },
+  /** Poster i's title ("" for none), or null while format 3's titles file of its tile is not read (titlesOf). */
+  title(i) {
+    if (map.P.title) return map.P.title[i];
+    return titles.store ? titles.store.get(i) : "";
+  },
+  /** A promise of the titles of the posters `list`, in its order (format 3 reads their tiles' titles files;
+   * one that cannot be read gives "" and a notice). */
+  titlesOf(list) {
+    if (map.P.title) return Promise.resolve(Array.from(list, (i) => map.P.title[i]));
+    return titles.store.of(list).catch((error) => {
+      $("notice-text").textContent = `The posters' titles cannot be shown: ${map.dataName}: ${error.message}`;
+      $("notice").hidden = false;
+      return Array.from(list, () => "");
+    });
+  },
+  /** Format 3's search index shards (meta.table.search) as bytes, in order; null for a map without them. */
+  async searchShards() {
+    const about = map.meta.table;
+    if (!about || typeof about.search !== "string") return null;
+    const count = Math.ceil(about.rows / about.search_rows);
+    const urls = Array.from({ length: count }, (_, k) => map.asset(about.search.replaceAll("{k}", String(k))));
+    if (urls.includes(null)) throw new Error("meta.table.search leaves the map's folder");
+    return Promise.all(urls.map(async (url) => {
+      const response = await fetch(url, { cache: "no-cache", priority: "high" });
+      if (!response.ok) throw new Error(`cannot load ${decodeURIComponent(new URL(url).pathname)}: HTTP ${response.status}`);
+      return new Uint8Array(await response.arrayBuffer());
+    }));
+  },
   /** A promise of poster i's similar posters, for `similar` (format 3 reads them when asked). */
   nearOf: (i) => nearOf(i),
   /** Poster i's similar posters `[neighbours, similarities]`, or null while they are not read (see nearOf). */
@@ -127,8 +155,9 @@ const map = {
     const img = document.createElement("img");
     const src = map.asset(map.thumbPath(j));
     if (src) img.src = src;
-    img.alt = map.P.title[j];
+    img.alt = map.title(j) ?? "";
     img.loading = "lazy";
+    if (map.title(j) === null) map.titlesOf([j]).then(([title]) => { img.alt = title; });
     return img;
   },
   /** A poster's thumbnail as a button that picks it ("pick", flying to it): similar posters, a selection's. */
@@ -139,8 +168,10 @@ const map = {
     button.type = "button";
     button.className = "similar";
     button.dataset.id = P.id[j];
-    button.title = similarity == null ? `${P.title[j]} (${year})`
-      : `${P.title[j]} (${year}) · similarity ${similarity.toFixed(3)}`;
+    const label = (title) => (similarity == null ? `${title} (${year})`
+      : `${title} (${year}) · similarity ${similarity.toFixed(3)}`);
+    button.title = label(map.title(j) ?? "");
+    if (map.title(j) === null) map.titlesOf([j]).then(([title]) => { button.title = label(title); });
     button.append(map.thumbImage(j));
     button.addEventListener("click", () => events.call("pick", null, j, { fly: true }));
     return button;
@@ -254,9 +285,23 @@ async function readTable(data) {
   const tileOf = new Int32Array(data.meta.table.rows);
   data.columns = columnsFromTable(data.meta, parts, data.meta.table.rows, tileOf);
   near.tileOf = tileOf;
+  if (typeof data.meta.table.titles === "string" && !data.columns.title) {
+    titles.store = new TileTitles(tileOf, tiles, (t) => {
+      const [z, x, y, rows] = tiles[t];
+      const url = map.asset(tileUrl(data.meta.table.titles, z, x, y));
+      if (!url) return Promise.reject(new Error("meta.table.titles leaves the map's folder"));
+      return fetchTable([[z, x, y, rows]], () => url, undefined, { priority: "high" })
+        .then((files) => readTableFiles(files, window.Arrow)[0]);
+    }, TITLE_TILES_KEPT);
+  }
   status.hidden = true;
   status.classList.remove("progress");
 }
+
+// Format 3's titles, read a tile at a time from its titles file when a poster of it is shown, and kept for the
+// TITLE_TILES_KEPT tiles used last (at 1,000,000 posters a tile's are at most about 250 kB).
+const titles = { store: null };
+const TITLE_TILES_KEPT = 32;
 
 // Format 3's similar posters, read a tile at a time from its near file when a poster of it is chosen, and
 // kept for the NEAR_TILES_KEPT tiles used last (at 100,000 posters a tile's are about 200 kB).

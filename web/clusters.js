@@ -447,6 +447,7 @@ export function clusters(map, pageUrl) {
     let blob = new Blob([csvLines([exportHeader(map.P.categories)])], { type: "text/csv" });
     let order = null;
     let centre = null;
+    let titles = null; // the order's titles (format 3 reads them from the titles files of its tiles)
     let next = 0;
     const finish = () => {
       exporting = null;
@@ -462,16 +463,21 @@ export function clusters(map, pageUrl) {
         return;
       }
       const stop = performance.now() + EXPORT_SLICE_MS;
-      if (!order) { // the order, in a task of its own
+      if (!order) { // the order, in a task of its own, then its titles
         order = ordered(s);
         centre = toData(...centreOf(order, s.xs, s.ys), map.side);
-        setTimeout(slice, 0);
+        map.titlesOf(order).then((read) => {
+          titles = read;
+          setTimeout(slice, 0);
+        });
         return;
       }
       const parts = [blob];
       while (next < order.length && performance.now() < stop) {
         const to = Math.min(order.length, next + 1000);
-        parts.push(csvLines(selectionRows(order.subarray(next, to), map.P, place, image, page, centre)));
+        const from = next;
+        parts.push(csvLines(selectionRows(order.subarray(from, to), map.P, place, image, page, centre,
+          (i, r) => titles[from + r])));
         next = to;
       }
       blob = new Blob(parts, { type: "text/csv" });

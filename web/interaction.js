@@ -154,6 +154,7 @@ export function interaction(map, asks) {
     }
   }
 
+  let tipPoint = [0, 0]; // where the pointer was on the canvas when the tooltip was last placed
   let lassoEnded = false; // a lasso was drawn since the pointer went down: its click picks nothing
 
   /** "lasso": no tooltip while one is drawn, and no poster picked by the click that ends it. */
@@ -188,20 +189,31 @@ export function interaction(map, asks) {
         tip.hidden = true;
         return;
       }
-      const P = map.P;
-      const about = categoryValues(P.categories, i, false).map(([, value]) => value);
-      tip.textContent = [Number.isFinite(P.year[i]) ? `${P.title[i]} (${P.year[i]})` : P.title[i], ...about].join(" · ");
       const rect = canvas.getBoundingClientRect();
+      tipPoint = [event.clientX - rect.left, event.clientY - rect.top];
+      const title = map.title(i);
+      showTip(i, title ?? "");
+      // Format 3 reads the title from its tile's titles file: said once it is in, if the pointer is still there.
+      if (title === null) map.titlesOf([i]).then(([read]) => { if (map.hover === i && !tip.hidden) showTip(i, read); });
+    });
+    canvas.addEventListener("pointerleave", hideTooltip);
+
+    // The tooltip of poster i, beside the pointer (tipPoint), inside the canvas: left of it near the right edge,
+    // above it near the bottom. An empty title (one not read yet) leaves the year and categories.
+    function showTip(i, title) {
+      const P = map.P;
+      const tip = $("tooltip");
+      const about = categoryValues(P.categories, i, false).map(([, value]) => value);
+      const year = Number.isFinite(P.year[i]) ? `(${P.year[i]})` : "";
+      tip.textContent = [[title, year].filter(Boolean).join(" "), ...about].filter(Boolean).join(" · ") || "…";
       tip.hidden = false;
-      // Beside the pointer, inside the canvas: left of it near the right edge, above it near the bottom.
-      const x = event.clientX - rect.left;
-      const y = event.clientY - rect.top;
+      const rect = canvas.getBoundingClientRect();
+      const [x, y] = tipPoint;
       const left = x + 14 + tip.offsetWidth <= rect.width ? x + 14 : Math.max(0, x - 14 - tip.offsetWidth);
       const top = y + 14 + tip.offsetHeight <= rect.height ? y + 14 : Math.max(0, y - 14 - tip.offsetHeight);
       tip.style.left = `${left}px`;
       tip.style.top = `${top}px`;
-    });
-    canvas.addEventListener("pointerleave", hideTooltip);
+    }
     canvas.addEventListener("click", (event) => {
       if (!map.n || map.fade || lassoEnded) return;
       hideTooltip();

@@ -137,6 +137,40 @@ export class SearchIndex {
     return true;
   }
 
+  /**
+   * The index of format 3's search shards (meta.table.search): `shards` the files' bytes in order, shard k
+   * the keys of posters k * `rows` on, each ended by a newline, normalised already (maptable.search_key);
+   * `years` for ties. Throws, naming the shard, unless each holds its posters' keys and nothing but a-z, 0-9,
+   * space and newline. Native scans only (a regular expression, indexOf): at 1,000,000 posters the shards
+   * are about 20 MB, which a loop over their bytes took about 15 ms a MB to check.
+   */
+  static fromShards(shards, years, rows) {
+    const n = years.length;
+    const index = Object.create(SearchIndex.prototype);
+    Object.assign(index, { titles: null, years, n, done: n, raw: null, out: null });
+    if (shards.length !== Math.ceil(n / rows)) fail(`${shards.length} search shards for ${n} posters`);
+    const starts = new Int32Array(n + 1);
+    starts[0] = 1;
+    let at = 1; // where the shard starts in the index's text, after its leading newline
+    let e = 0;
+    const texts = shards.map((shard, k) => {
+      const text = utf8.decode(shard);
+      if (/[^a-z0-9 \n]/.test(text)) fail(`search shard ${k} holds a character that is not a search key's`);
+      const want = Math.min(rows, n - k * rows);
+      const first = e;
+      for (let p = text.indexOf("\n"); p >= 0; p = text.indexOf("\n", p + 1)) {
+        if (e - first === want) fail(`search shard ${k} holds more than its ${want} posters`);
+        starts[++e] = at + p + 1;
+      }
+      if (e - first !== want || !text.endsWith("\n")) fail(`search shard ${k} does not hold its ${want} posters' keys`);
+      at += text.length;
+      return text;
+    });
+    index.starts = starts;
+    index.text = `\n${texts.join("")}`;
+    return index;
+  }
+
   /** Make the key buffer hold at least `size` bytes. */
   room(size) {
     if (size <= this.out.length) return;
@@ -346,8 +380,10 @@ export function readColumns(columns, meta) {
   const num = (values) => floats(values, n);
   const k = meta.neighbors || 0;
   return {
-    n, k, id: columns.id, title: columns.title.textColumn ? columns.title.withNullAs("")
-      : columns.title.map((t) => (t === null || t === undefined ? "" : String(t))), year: num(columns.year), version: num(columns.version),
+    n, k, id: columns.id, year: num(columns.year), version: num(columns.version),
+    // Null where the titles are in files of their own (format 3's meta.table.titles): read by TileTitles.
+    title: !columns.title ? null : columns.title.textColumn ? columns.title.withNullAs("")
+      : columns.title.map((t) => (t === null || t === undefined ? "" : String(t))),
     aspect: num(columns.aspect),
     // Without the columns (format 3), the near files' tiles are read when shown, into `near` (see similarOf).
     neighbors: columns.neighbors ? Int32Array.from(columns.neighbors) : null,
@@ -798,16 +834,17 @@ export function exportHeader(categories) {
  * mean) in the same units, `image(i)` the image's path relative to the page (decoded: a file name, not a
  * URL), the file it came from (P.original: a folder's image; empty for a scraped one), `page(i)` its page
  * on the archive, then its value of each category (empty for none). `centre`: the whole selection's mean
- * place, in data coordinates (`order` may be a slice of it: an export is made a slice at a time).
+ * place, in data coordinates (`order` may be a slice of it: an export is made a slice at a time). `title(i, r)`:
+ * poster i's title, the r-th of `order`.
  */
-export function selectionRows(order, P, place, image, page, centre) {
+export function selectionRows(order, P, place, image, page, centre, title = (i) => P.title[i]) {
   const [mx, my] = centre;
   const round = (v) => Math.round(v * 1e5) / 1e5;
   const categories = P.categories || [];
-  return Array.from(order, (i) => {
+  return Array.from(order, (i, r) => {
     const [x, y] = place(i);
     return [
-      P.id[i], P.title[i], Number.isFinite(P.year[i]) ? P.year[i] : "", P.cluster ? P.cluster[i] : "",
+      P.id[i], title(i, r), Number.isFinite(P.year[i]) ? P.year[i] : "", P.cluster ? P.cluster[i] : "",
       round(x), round(y), round(Math.hypot(x - mx, y - my)), decodedPath(image(i)),
       P.original ? P.original[i] ?? "" : "", page(i),
       ...categories.map((c) => (c.codes[i] >= 0 ? c.values[c.codes[i]] : "")),
@@ -896,6 +933,12 @@ export function tableTiles(meta) {
     total += t[3];
   }
   if (total !== rows) fail(`meta.table.tiles hold ${total} rows, not ${rows}`);
+  for (const key of ["near", "titles", "search"]) {
+    if (about[key] !== undefined && typeof about[key] !== "string") fail(`meta.table.${key}`);
+  }
+  if (about.search !== undefined && !(Number.isInteger(about.search_rows) && about.search_rows >= 1)) {
+    fail(`meta.table.search_rows is ${JSON.stringify(about.search_rows)}`);
+  }
   return tiles;
 }
 
@@ -1137,6 +1180,99 @@ export function fillNear(P, part, members, t, keep = Infinity) {
 }
 
 /**
+ * Format 3's titles (meta.table.titles): read a tile at a time from its titles file for the posters whose
+ * titles the page shows, and kept for the `keep` tiles used last, so that the page never holds every title
+ * (at 1,000,000 posters about 25 MB). `tileOf[i]` is poster i's tile (its row of meta.table.tiles, `tiles`);
+ * `load(t)` gives a promise of tile t's titles file as an Arrow table (index, title).
+ */
+export class TileTitles {
+  constructor(tileOf, tiles, load, keep = 32) {
+    Object.assign(this, { tileOf, tiles, load, keep });
+    this.held = new Map(); // t -> {index, text}; Map order = recency
+    this.loading = new Map(); // t -> the promise of its entry
+  }
+
+  /** Poster i's title ("" for none), or null while its tile's file is not held; marks the tile used. */
+  get(i) {
+    const entry = this.touch(this.tileOf[i]);
+    return entry ? titleIn(entry, i) : null;
+  }
+
+  touch(t) {
+    const entry = this.held.get(t);
+    if (entry) {
+      this.held.delete(t);
+      this.held.set(t, entry);
+    }
+    return entry;
+  }
+
+  /**
+   * Keep tile t's titles from `part` after checking that it holds exactly that tile's posters, ascending (a
+   * doctored file throws, and changes nothing); the least recently used tiles past `keep` are let go.
+   */
+  fill(t, part) {
+    const index = part.getChild("index");
+    const title = part.getChild("title");
+    if (!index || !title || String(index.type) !== "Int32" || String(title.type) !== "Utf8") {
+      fail("a titles file without the columns index and title");
+    }
+    const rows = index.toArray();
+    if (rows.length !== this.tiles[t][3]) fail(`a titles file holds ${rows.length} posters, not its tile's ${this.tiles[t][3]}`);
+    for (let r = 0; r < rows.length; r++) {
+      if (this.tileOf[rows[r]] !== t || (r && rows[r] <= rows[r - 1])) fail("a titles file that does not hold the posters of its tile");
+    }
+    const entry = { index: Int32Array.from(rows), text: packText([[Int32Array.from(rows, (_, r) => r), title]], rows.length) };
+    this.held.delete(t);
+    this.held.set(t, entry);
+    for (const old of this.held.keys()) {
+      if (this.held.size <= this.keep) break;
+      this.held.delete(old);
+    }
+    return entry;
+  }
+
+  /** A promise of tile t's entry: the one held, or its file read (once, however many ask meanwhile). */
+  entry(t) {
+    const held = this.touch(t);
+    if (held) return Promise.resolve(held);
+    if (!this.loading.has(t)) {
+      this.loading.set(t, this.load(t).then((part) => this.fill(t, part)).finally(() => this.loading.delete(t)));
+    }
+    return this.loading.get(t);
+  }
+
+  /**
+   * A promise of the titles of the posters `list`, in its order ("" for none): each tile they lie in is read
+   * once, at most `concurrency` at a time, and its titles taken as it comes, so that a list of more tiles
+   * than are kept (a selection's export) is read whole all the same.
+   */
+  async of(list, { concurrency = 6 } = {}) {
+    const out = new Array(list.length);
+    const byTile = new Map();
+    for (let r = 0; r < list.length; r++) {
+      const t = this.tileOf[list[r]];
+      if (!byTile.has(t)) byTile.set(t, []);
+      byTile.get(t).push(r);
+    }
+    const pending = [...byTile.keys()];
+    const worker = async () => {
+      while (pending.length) {
+        const t = pending.shift();
+        const entry = await this.entry(t);
+        for (const r of byTile.get(t)) out[r] = titleIn(entry, list[r]);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, pending.length) }, worker));
+    return out;
+  }
+}
+
+function titleIn(entry, i) {
+  return entry.text[lowerBound(entry.index, i)] ?? "";
+}
+
+/**
  * The posters of the table's tile `t` (each i with tileOf[i] === t), ascending, as its files list them:
  * found again when a tile's near file is read, rather than kept for every tile (4 MB at 1,000,000 posters).
  */
@@ -1223,8 +1359,9 @@ export function readPlaces(columns) {
 
 /** The columns of a map of no posters yet (format 3's, while its table loads), as readColumns takes them. */
 export function emptyColumns(meta) {
-  const columns = { id: [], title: [], year: [], version: [], x: [], y: [], aspect: [], neighbors: [], similarity: [],
+  const columns = { id: [], year: [], version: [], x: [], y: [], aspect: [], neighbors: [], similarity: [],
     categories: (meta.categories || []).map(() => []) };
+  if (typeof meta.table?.titles !== "string") columns.title = [];
   if (Array.isArray(meta.clusters) && meta.clusters.length) {
     columns.cluster = [];
     columns.region = [];
@@ -1262,7 +1399,7 @@ export function validateMap(data) {
   const onMap = (v) => typeof v === "number" && Math.abs(v) <= 1.01; // [-1, 1], and rounding
   const textOrNull = (v) => v === null || typeof v === "string";
   column("id", (v) => typeof v === "string" && v !== "", false);
-  column("title", textOrNull, false);
+  column("title", textOrNull, typeof meta.table?.titles === "string"); // else in the titles files (TileTitles)
   column("x", onMap, false);
   column("y", onMap, false);
   column("gx", onMap);

@@ -14,9 +14,14 @@ const SEARCH_SLICE = 5000; // titles normalised at a time when idle: a few ms
 
 export function panels(map) {
   const { $ } = map;
-  // The titles' search index: built a slice at a time when the page is idle, once the map is ready (not on
+  // The titles' search index: format 3's shards (meta.table.search), fetched when the search box is first
+  // used; else built from the titles a slice at a time when the page is idle, once the map is ready (not on
   // the way to the first view), or at once by the first search that comes before that.
   let searchIndex = null;
+  let searchLoad = null; // the promise of the shards' index, once asked for
+  let searchAsked = 0; // the latest search typed: an answer that comes after a later one is dropped
+  let suggestionTitles = [];
+  let suggestionsFor = ""; // the text the suggestions answer: Enter takes them only while it is still typed
   let suggestions = [];
   let active = -1;
   let pairs = null;
@@ -24,8 +29,12 @@ export function panels(map) {
 
   function setUp() {
     const P = map.P;
-    searchIndex = new SearchIndex(P.title, P.year);
-    idleSlices((count) => searchIndex.grow(count), SEARCH_SLICE);
+    searchIndex = null;
+    searchLoad = null;
+    if (P.title) {
+      searchIndex = new SearchIndex(P.title, P.year);
+      idleSlices((count) => searchIndex.grow(count), SEARCH_SLICE);
+    }
     const [lo, hi] = yearExtent(P.year);
     if (lo !== null) {
       for (const [id, value] of [["year-from", lo], ["year-to", hi]]) {
@@ -184,8 +193,13 @@ export function panels(map) {
       image.removeAttribute("src");
       $("panel-full").removeAttribute("href");
     }
-    image.alt = `${P.title[i]} poster`;
-    $("panel-title").textContent = P.title[i];
+    const showTitle = (title) => {
+      image.alt = `${title} poster`;
+      $("panel-title").textContent = title;
+    };
+    const title = map.title(i);
+    showTitle(title ?? "");
+    if (title === null) map.titlesOf([i]).then(([read]) => { if (map.selected === i) showTitle(read); });
     const page = $("panel-page");
     const url = map.pageUrl(i);
     const safePage = /^https?:\/\//i.test(url);
@@ -263,48 +277,80 @@ export function panels(map) {
     const list = $("suggestions");
     list.replaceChildren();
     const P = map.P;
-    const label = (i) => (Number.isFinite(P.year[i]) ? `${P.title[i]} (${P.year[i]})` : P.title[i]);
+    const label = (i, rank) => (Number.isFinite(P.year[i]) ? `${suggestionTitles[rank]} (${P.year[i]})`
+      : suggestionTitles[rank]);
     suggestions.forEach((i, rank) => {
       const item = document.createElement("li");
       item.role = "option";
       item.dataset.id = P.id[i];
       // Versions of one film read alike: say which version, and show each one's thumbnail.
-      const twin = suggestions.some((j) => j !== i && label(j) === label(i));
+      const twin = suggestions.some((j, r) => j !== i && label(j, r) === label(i, rank));
       const thumb = document.createElement("img");
       const src = map.asset(map.thumbPath(i));
       if (src) thumb.src = src;
       thumb.alt = "";
       const text = document.createElement("span");
-      text.textContent = twin || P.version[i] > 1 ? `${label(i)} · version ${P.version[i]}` : label(i);
+      text.textContent = twin || P.version[i] > 1 ? `${label(i, rank)} · version ${P.version[i]}` : label(i, rank);
       item.append(thumb, text);
       item.setAttribute("aria-selected", String(rank === active));
       item.addEventListener("mousedown", (event) => {
         event.preventDefault();
-        choose(i);
+        choose(i, suggestionTitles[rank]);
       });
       list.append(item);
     });
     list.hidden = suggestions.length === 0;
   }
 
-  function choose(i) {
-    $("search").value = map.P.title[i];
+  function choose(i, title) {
+    $("search").value = title;
     $("search").blur(); // hand the keyboard back to the map (Esc, +, -, 0)
     suggestions = [];
+    searchAsked += 1; // an answer on its way is not shown
     renderSuggestions();
     select(i, { fly: true });
   }
 
+  /** A promise of the search index: the titles' (grown whole now), or format 3's shards, fetched once. */
   function index() {
-    searchIndex.grow();
-    return searchIndex;
+    if (searchIndex) {
+      searchIndex.grow();
+      return Promise.resolve(searchIndex);
+    }
+    if (!searchLoad) {
+      searchLoad = map.searchShards().then((shards) => {
+        searchIndex = SearchIndex.fromShards(shards, map.P.year, map.meta.table.search_rows);
+        return searchIndex;
+      });
+      searchLoad.catch((error) => {
+        searchLoad = null; // asked again by the next search
+        $("search-status").textContent = `The search cannot be used: ${map.dataName}: ${error.message}`;
+        $("search-status").hidden = false;
+      });
+    }
+    return searchLoad;
+  }
+
+  /** A promise of the posters matching `query` (at most `limit`) and their titles; null when a later
+   * search was asked for meanwhile. */
+  async function search(query, limit) {
+    const asked = ++searchAsked;
+    const found = searchTitles(await index(), query, limit);
+    const titles = await map.titlesOf(found);
+    return asked === searchAsked ? [found, titles] : null;
   }
 
   function wireSearch() {
     const input = $("search");
-    input.addEventListener("input", () => {
+    // Format 3's index is fetched as soon as the box is used, before the first key is typed.
+    input.addEventListener("focus", () => { if (map.n) index().catch(() => {}); });
+    input.addEventListener("input", async () => {
       $("search-status").hidden = true;
-      suggestions = searchTitles(index(), input.value, 8);
+      const typed = input.value;
+      const answer = await search(typed, 8).catch(() => null);
+      if (!answer) return;
+      [suggestions, suggestionTitles] = answer;
+      suggestionsFor = typed;
       active = -1;
       renderSuggestions();
     });
@@ -319,20 +365,30 @@ export function panels(map) {
         renderSuggestions();
       } else if (event.key === "Enter") {
         event.preventDefault();
-        const matches = suggestions.length ? suggestions : searchTitles(index(), input.value, 1);
-        if (matches.length) choose(matches[Math.max(0, active)]);
-        else if (input.value.trim()) {
-          $("search-status").textContent = `No poster matches “${input.value.trim()}”`;
-          $("search-status").hidden = false;
+        if (suggestions.length && suggestionsFor === input.value) {
+          const rank = Math.max(0, active);
+          choose(suggestions[rank], suggestionTitles[rank]);
+        } else {
+          const typed = input.value.trim();
+          search(input.value, 1).then((answer) => {
+            if (!answer || input.value.trim() !== typed) return;
+            if (answer[0].length) choose(answer[0][0], answer[1][0]);
+            else if (typed) {
+              $("search-status").textContent = `No poster matches “${typed}”`;
+              $("search-status").hidden = false;
+            }
+          }, () => {});
         }
       } else if (event.key === "Escape") {
         suggestions = [];
+        searchAsked += 1;
         renderSuggestions();
       }
       event.stopPropagation();
     });
     input.addEventListener("blur", () => {
       suggestions = [];
+      searchAsked += 1;
       renderSuggestions();
     });
   }
@@ -354,14 +410,12 @@ export function panels(map) {
       list.replaceChildren(item);
       return;
     }
+    const shown = pairs.map((pair) => [pair, map.indexOf(pair.a), map.indexOf(pair.b)]).filter(([, a, b]) => a >= 0 && b >= 0);
+    const titles = await map.titlesOf(shown.flatMap(([, a, b]) => [a, b]));
     list.replaceChildren();
-    const P = map.P;
     // Each pair is one button, thumbnails and caption alike: it shows the two on the map, side by side in
     // the part the list leaves, and the list stays open for the next.
-    for (const pair of pairs) {
-      const a = map.indexOf(pair.a);
-      const b = map.indexOf(pair.b);
-      if (a < 0 || b < 0) continue;
+    shown.forEach(([pair, a, b], r) => {
       const item = document.createElement("li");
       const button = document.createElement("button");
       button.type = "button";
@@ -373,12 +427,12 @@ export function panels(map) {
       row.append(map.thumbImage(a), map.thumbImage(b));
       const caption = document.createElement("span");
       caption.className = "caption";
-      caption.textContent = `${P.title[a]} — ${P.title[b]} · ${pair.similarity.toFixed(3)}`;
+      caption.textContent = `${titles[2 * r]} — ${titles[2 * r + 1]} · ${pair.similarity.toFixed(3)}`;
       button.append(row, caption);
       button.addEventListener("click", () => showPair(a, b));
       item.append(button);
       list.append(item);
-    }
+    });
     if (morePairs) {
       const item = document.createElement("li");
       item.textContent = `and ${morePairs} more pairs in ${map.meta.pairs.file}, not shown`;

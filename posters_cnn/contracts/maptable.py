@@ -5,8 +5,10 @@ anyone with pyarrow, pandas, polars or DuckDB, without our code::
 
     import pyarrow.dataset as ds
     table = ds.dataset("web/assets/maps/data/run-.../table/rows", format="arrow").to_table().sort_by("index")
-    near = ds.dataset("web/assets/maps/data/run-.../table/near", format="arrow").to_table().sort_by("index")
-    table = table.append_column("neighbors", near["neighbors"])  # the same posters in the same order
+    for part in ("titles", "near"):  # the same posters, in the same order, in files of their own
+        extra = ds.dataset(f"web/assets/maps/data/run-.../table/{part}", format="arrow").to_table().sort_by("index")
+        for name in extra.column_names[1:]:
+            table = table.append_column(name, extra[name])
 
 or, from ``data.json`` itself and joined, :func:`read_table`. ``data.json`` keeps what is not per poster
 (``meta``: the pyramids, the clusters, the settings); ``meta.table`` says where the rows are:
@@ -26,7 +28,8 @@ children, down to :data:`geometry.MAX_LEVEL`; the tiles that are not split are w
 not. Every poster is in exactly one file, so the files together are the whole table.
 
 **Columns** (every file of a set has the same schema; a column the map has no use for is left out, as in
-format 2; ``neighbors`` and ``similarity`` are in the near files, with ``index``):
+format 2; ``neighbors`` and ``similarity`` are in the near files, ``title`` in the titles files, each with
+``index``):
 
 * ``index`` int32: the poster's row in the map, what ``neighbors`` counts in;
 * ``id`` string, ``title`` string (nullable);
@@ -49,6 +52,8 @@ similarity to 3), so :func:`read_columns` gives format 2's ``columns`` back, equ
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +67,10 @@ FOLDER = "table"
 TEMPLATE = "rows/{z}/{x}-{y}.arrow"  # in FOLDER: every column but NEAR
 NEAR_TEMPLATE = "near/{z}/{x}-{y}.arrow"  # in FOLDER: index and NEAR, for the same tiles
 NEAR = ("neighbors", "similarity")  # what the page reads only for the posters it shows the similar posters of
+TITLES_TEMPLATE = "titles/{z}/{x}-{y}.arrow"  # in FOLDER: index and title, for the same tiles
+SEARCH_TEMPLATE = "search/{k}.txt"  # in FOLDER: the search index's shards, SEARCH_ROWS posters each
+SEARCH_ROWS = 65536  # at 1,000,000 posters, 16 shards of about 1.3 MB
+TEMPLATES = ("path", "near", "titles", "search")  # meta.table's paths, relative to data.json's folder
 
 # name: (Arrow type, nullable); a list column's length is set when the table is made.
 _SCALARS = {
@@ -85,6 +94,26 @@ def _pa():
     import pyarrow as pa  # imported when a map is written or read: the other stages do not need it
 
     return pa
+
+
+def search_key(title: str | None) -> str:
+    """A title as the search matches it: NFKD, accents dropped, lower case, each run of characters other than
+    a-z and 0-9 one space, none at either end. The page's ``normalizeTitle`` (web/logic.js) does the same to
+    what is typed; both are checked against ``tests/fixtures/search_keys.json``."""
+    text = re.sub("[\u0300-\u036f]", "", unicodedata.normalize("NFKD", title or ""))
+    return re.sub("[^a-z0-9]+", " ", text.lower()).strip(" ")
+
+
+def search_shards(titles, rows: int = SEARCH_ROWS) -> list[bytes]:
+    """The search index's shards (see the module's ``search``) of ``titles``, in the map's order."""
+    keys = [search_key(title) + "\n" for title in titles]
+    return ["".join(keys[start:start + rows]).encode("ascii") for start in range(0, len(keys), rows)]
+
+
+def relocate(about: dict, prefix: str) -> dict:
+    """``meta.table`` as :func:`write` returned it, its paths under ``prefix`` (the table's folder, relative to
+    data.json's)."""
+    return {**about, **{key: f"{prefix}/{about[key]}" for key in TEMPLATES if key in about}}
 
 
 def tiles_for(x, y, origin: float, span: float, capacity: int = CAPACITY,
@@ -131,7 +160,7 @@ def schema_of(columns: dict, k: int, m: int):
     return pa.schema(fields)
 
 
-def write(folder: Path, columns: dict, meta: dict, capacity: int = CAPACITY) -> dict:
+def write(folder: Path, columns: dict, meta: dict, capacity: int = CAPACITY, search_rows: int = SEARCH_ROWS) -> dict:
     """Write format 2's ``columns`` of the map that ``meta`` describes as the table's files in ``folder`` (a
     new folder); returns ``meta.table``, its ``path`` relative to ``folder``."""
     pa = _pa()
@@ -154,7 +183,12 @@ def write(folder: Path, columns: dict, meta: dict, capacity: int = CAPACITY) -> 
             whole.append(pa.array(columns[name], field.type))
     table = pa.Table.from_arrays(whole, schema=schema)
     near = [name for name in NEAR if name in schema.names]
-    sets = [(TEMPLATE, table.drop_columns(near))] + ([(NEAR_TEMPLATE, table.select(["index", *near]))] if near else [])
+    titled = "title" in schema.names
+    sets = [(TEMPLATE, table.drop_columns(near + ["title"] * titled))]
+    if near:
+        sets.append((NEAR_TEMPLATE, table.select(["index", *near])))
+    if titled:
+        sets.append((TITLES_TEMPLATE, table.select(["index", "title"])))
     pyramid = meta["tiles"]["tsne"]
     listing = []
     for z, tx, ty, rows in tiles_for(columns["x"], columns["y"], pyramid["origin"], pyramid["span"], capacity):
@@ -167,13 +201,18 @@ def write(folder: Path, columns: dict, meta: dict, capacity: int = CAPACITY) -> 
     about = {"path": TEMPLATE, "tiles": listing, "rows": n, "capacity": capacity}
     if near:
         about["near"] = NEAR_TEMPLATE
+    if titled:
+        about["titles"] = TITLES_TEMPLATE
+        for k, shard in enumerate(search_shards(columns["title"], search_rows)):
+            write_bytes_atomic(folder / SEARCH_TEMPLATE.format(k=k), shard)
+        about.update(search=SEARCH_TEMPLATE, search_rows=search_rows)
     return about
 
 
 def read_table(data_json: Path, meta: dict | None = None):
-    """The map's whole table (a ``pyarrow.Table``, in ``index`` order, its ``near`` columns joined) from its
-    ``data.json``, format 3; BadTable when its files are missing, unreadable, or disagree with ``meta.table``."""
-    pa = _pa()
+    """The map's whole table (a ``pyarrow.Table``, in ``index`` order, its ``near`` and ``titles`` columns
+    joined) from its ``data.json``, format 3; BadTable when its files are missing, unreadable, or disagree with
+    ``meta.table``."""
     data_json = Path(data_json)
     if meta is None:
         meta = json.loads(data_json.read_text(encoding="utf-8"))["meta"]
@@ -181,7 +220,7 @@ def read_table(data_json: Path, meta: dict | None = None):
     if not isinstance(about, dict):
         raise BadTable("data.json names no table (meta.table)")
     try:
-        templates = [check_relative(about["path"])] + ([check_relative(about["near"])] if "near" in about else [])
+        templates = [check_relative(about[key]) for key in ("path", "near", "titles") if key in about]
         listing = [[int(v) for v in entry] for entry in about["tiles"]]
         n = int(about["rows"])
     except (KeyError, TypeError, ValueError, UnsafePath) as error:
@@ -190,11 +229,14 @@ def read_table(data_json: Path, meta: dict | None = None):
         raise BadTable("meta.table.tiles is not a list of [z, x, y, rows]")
     tables = [_read_files(data_json.parent, template, listing, n) for template in templates]
     table = tables[0]
-    for near in tables[1:]:
-        if not near.column("index").equals(table.column("index")):
-            raise BadTable("the map's near files do not hold the posters of its rows' files")
-        for name in near.column_names[1:]:
-            table = table.append_column(near.schema.field(name), near.column(name))
+    for extra in tables[1:]:
+        if not extra.column("index").equals(table.column("index")):
+            raise BadTable("the map's near or titles files do not hold the posters of its rows' files")
+        for name in extra.column_names[1:]:
+            table = table.append_column(extra.schema.field(name), extra.column(name))
+    if "title" in table.column_names:  # in the order of ORDER, as before the titles had files of their own
+        names = [name for name in ORDER if name in table.column_names]
+        table = table.select(names)
     return table
 
 

@@ -762,7 +762,7 @@ def write_map(output: Path, own: str, meta: dict, columns: dict) -> None:
         folder = f"{maptable.FOLDER}-{os.urandom(3).hex()}"
     about = maptable.write(run / folder, columns, meta)
     meta["format"] = maptable.FORMAT
-    meta["table"] = {**about, **{key: f"{own}/{folder}/{about[key]}" for key in ("path", "near") if key in about}}
+    meta["table"] = maptable.relocate(about, f"{own}/{folder}")
     # The switch: until this rename the folder holds the earlier map, whole; after it, this one.
     write_json_atomic(output, {"meta": meta})
     for entry in run.iterdir():

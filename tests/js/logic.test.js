@@ -597,3 +597,9 @@ test("idle work runs a slice at a time until it says it is done, also without re
   });
   assert.deepEqual(slices, [7, 7, 7, 7, 7]);
 });
+
+test("normalizeTitle gives the search keys stage 3 writes (the golden cases maptable.search_key is held to)", () => {
+  const { cases } = JSON.parse(readFileSync(new URL("../fixtures/search_keys.json", import.meta.url), "utf8"));
+  assert.ok(cases.length >= 30);
+  for (const { title, key } of cases) assert.equal(normalizeTitle(title), key, JSON.stringify(title));
+});

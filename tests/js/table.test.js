@@ -8,23 +8,41 @@ import { Table, Utf8, tableFromIPC, vectorFromArray } from "apache-arrow";
 
 import { tileUrl } from "../../web/geometry.js";
 import {
-  buildSearchIndex, columnsFromTable, fillNear, readColumns, readPlaces, SearchIndex, searchTitles, similarOf,
-  tableTiles, textColumn, tileMembers, validateMap,
+  buildSearchIndex, columnsFromTable, fillNear, normalizeTitle, readColumns, readPlaces, SearchIndex, searchTitles,
+  similarOf, tableTiles, textColumn, tileMembers, TileTitles, validateMap,
 } from "../../web/logic.js";
 
 const root = new URL("../fixtures/table/", import.meta.url);
+const oldRoot = new URL("../fixtures/table-titles-in-rows/", import.meta.url); // format 3 before the titles files
 const data = JSON.parse(readFileSync(new URL("data.json", root)));
+const oldData = JSON.parse(readFileSync(new URL("data.json", oldRoot)));
 const expected = JSON.parse(readFileSync(new URL("columns.json", root)));
-const read = (template) => (t) => tableFromIPC(readFileSync(new URL(tileUrl(template, t[0], t[1], t[2]), root)));
+const read = (template, from = root) => (t) => tableFromIPC(readFileSync(new URL(tileUrl(template, t[0], t[1], t[2]), from)));
 const parts = () => tableTiles(data.meta).map(read(data.meta.table.path));
+const oldParts = () => tableTiles(oldData.meta).map(read(oldData.meta.table.path, oldRoot));
 const nearParts = () => tableTiles(data.meta).map(read(data.meta.table.near));
+const titleParts = () => tableTiles(data.meta).map(read(data.meta.table.titles));
+const shards = () => [0, 1, 2].map((k) => readFileSync(new URL(data.meta.table.search.replace("{k}", k), root)));
 const NEAR = ["neighbors", "similarity"];
 
-test("the table's rows' files read back into format 2's columns, in any order", () => {
-  for (const order of [parts(), parts().reverse()]) {
-    const columns = columnsFromTable(data.meta, order, data.meta.table.rows);
+/** TileTitles over the fixture's titles files, counting the files it reads. */
+function titleStore(keep = 32, files = titleParts()) {
+  const tileOf = new Int32Array(data.meta.table.rows);
+  columnsFromTable(data.meta, parts(), data.meta.table.rows, tileOf);
+  const reads = [];
+  const store = new TileTitles(tileOf, data.meta.table.tiles, async (t) => {
+    reads.push(t);
+    return files[t];
+  }, keep);
+  return { store, reads, tileOf };
+}
+
+test("the table's rows' files read back into format 2's columns, in any order, the titles in their own files", () => {
+  for (const [order, meta] of [[parts(), data.meta], [parts().reverse(), data.meta], [oldParts(), oldData.meta]]) {
+    const columns = columnsFromTable(meta, order, meta.table.rows);
     for (const [name, values] of Object.entries(expected)) {
       if (NEAR.includes(name)) continue; // in the near files
+      if (name === "title" && meta.table.titles) continue; // in the titles files
       if (name === "aspect" || name === "similarity") {
         // float32 in the table: the same number as JSON's decimal, to float32's precision
         assert.deepEqual(Array.from(columns[name], (v) => Math.fround(v)), values.map(Math.fround), name);
@@ -38,8 +56,68 @@ test("the table's rows' files read back into format 2's columns, in any order", 
           values.map((v) => (v === null ? null : Math.fround(v))), name);
       }
     }
-    assert.deepEqual(Object.keys(columns).sort(), Object.keys(expected).filter((k) => !NEAR.includes(k)).sort());
+    assert.deepEqual(Object.keys(columns).sort(), Object.keys(expected)
+      .filter((k) => !NEAR.includes(k) && (k !== "title" || !meta.table.titles)).sort());
   }
+});
+
+test("the titles files give each poster's title, a tile read once however many ask, none read before asked", async () => {
+  const { store, reads, tileOf } = titleStore();
+  assert.equal(store.get(0), null);
+  assert.deepEqual(reads, []);
+  const all = Array.from({ length: data.meta.table.rows }, (_, i) => i);
+  const [first, again] = await Promise.all([store.of(all.slice().reverse()), store.of([22, 0, 3])]);
+  assert.deepEqual(first, expected.title.map((t) => t ?? "").reverse());
+  assert.deepEqual(again, ["Poster 22 — été 🎬", "Poster 0 — été", ""]); // four bytes a character; null is ""
+  assert.deepEqual(reads.slice().sort((a, b) => a - b), [...new Set(tileOf)].sort((a, b) => a - b));
+  assert.equal(store.get(21), "Poster 21 — été");
+});
+
+test("at most the title tiles asked to be kept are, and a list of more tiles is read whole all the same", async () => {
+  const { store, reads, tileOf } = titleStore(2);
+  const all = Array.from({ length: data.meta.table.rows }, (_, i) => i);
+  assert.deepEqual(await store.of(all), expected.title.map((t) => t ?? ""));
+  assert.equal(store.held.size, 2);
+  const held = all.filter((i) => store.get(i) !== null);
+  assert.ok(held.length > 0 && held.length < all.length);
+  const gone = all.find((i) => !held.includes(i));
+  reads.length = 0;
+  assert.equal(await store.of([gone]).then(([t]) => t), expected.title[gone] ?? "");
+  assert.deepEqual(reads, [tileOf[gone]]);
+});
+
+test("a titles file that is not its tile's is refused, and nothing is kept from it", async () => {
+  const files = titleParts();
+  const rows = data.meta.table.tiles.map((t) => t[3]);
+  const [a, b] = [rows.indexOf(1), rows.indexOf(1, rows.indexOf(1) + 1)]; // two tiles of one poster each
+  for (const [t, other, said] of [[a, b, /not hold the posters of its tile/], [0, 1, /holds 1 posters, not its tile's 4/]]) {
+    const { store, tileOf } = titleStore(32, files.map((part, u) => (u === t ? files[other] : part)));
+    const inIt = tileOf.findIndex((u) => u === t);
+    await assert.rejects(store.of([inIt]), said);
+    assert.equal(store.get(inIt), null);
+  }
+  const { store: bare } = titleStore(32, files.map((part) => part.select(["index"])));
+  await assert.rejects(bare.of([0]), /without the columns index and title/);
+});
+
+test("the search shards give the index that the titles would, and doctored shards are refused", () => {
+  const years = Float32Array.from(expected.year, (y) => y ?? NaN);
+  const fromShards = SearchIndex.fromShards(shards(), years, data.meta.table.search_rows);
+  const fromTitles = buildSearchIndex(expected.title.map((t) => t ?? ""), years);
+  assert.equal(fromShards.text, fromTitles.text);
+  assert.deepEqual(Array.from(fromShards.starts), Array.from(fromTitles.starts));
+  for (const q of ["poster", "poster 2", "ete", "21", "été poster 1", "zzz", ""]) {
+    assert.deepEqual(searchTitles(fromShards, q), searchTitles(fromTitles, q), q);
+  }
+  assert.deepEqual(searchTitles(fromShards, "poster 22"), [22]);
+  const [a, b, c] = shards();
+  const rows = data.meta.table.search_rows;
+  const bad = (list, said) => assert.throws(() => SearchIndex.fromShards(list, years, rows), said);
+  bad([a, b], /2 search shards for 23 posters/);
+  bad([a, b, c.subarray(0, c.length - 1)], /shard 2 does not hold its 3 posters' keys/);
+  bad([a, b, Buffer.concat([c, Buffer.from("x\n")])], /shard 2 holds more than its 3 posters/);
+  bad([Buffer.from(a.toString().replace("poster 0", "Poster 0")), b, c], /shard 0 holds a character that is not/);
+  bad([a, b, Buffer.from([0xff, 10, 10, 10])], /shard 2 holds a character that is not/); // not UTF-8
 });
 
 test("the near files fill each tile's similar posters, and only what they hold", () => {
@@ -93,7 +171,7 @@ test("a map read from its table passes the page's checks", () => {
 });
 
 test("text beyond ASCII, of one to four bytes a character, is cut where each string ends", () => {
-  const columns = columnsFromTable(data.meta, parts(), data.meta.table.rows);
+  const columns = columnsFromTable(oldData.meta, oldParts(), oldData.meta.table.rows);
   assert.equal(columns.title[0], "Poster 0 — été");
   assert.equal(columns.title[22], "Poster 22 — été 🎬");
   assert.equal(columns.title[21], "Poster 21 — été");
@@ -161,7 +239,8 @@ test("a text column read from the table answers as an array of its strings, and 
   assert.deepEqual(ids.filter((id, i) => i % 5 === 0), expected.id.filter((id, i) => i % 5 === 0));
   assert.deepEqual(ids.map((id) => id.length), expected.id.map((id) => id.length));
   assert.equal(ids.firstBad(false, false), -1);
-  assert.equal(JSON.stringify(Array.from(columns.title)), JSON.stringify(expected.title));
+  const old = columnsFromTable(oldData.meta, oldParts(), oldData.meta.table.rows);
+  assert.equal(JSON.stringify(Array.from(old.title)), JSON.stringify(expected.title));
 });
 
 test("a text column keeps null, says where the first null or empty text is, and can read null as another value", () => {
@@ -180,8 +259,9 @@ test("a text column keeps null, says where the first null or empty text is, and 
   assert.equal(column.firstBad(true, false), 2);
   assert.equal(column.firstBad(true, true), -1);
   assert.deepEqual(Array.from(column.withNullAs("")), ["été", "", "", "🎬 x"]);
-  const P = readColumns({ ...columnsFromTable(data.meta, parts(), data.meta.table.rows) }, data.meta);
+  const P = readColumns({ ...columnsFromTable(oldData.meta, oldParts(), oldData.meta.table.rows) }, oldData.meta);
   assert.ok(P.title.textColumn && P.title.every((t) => typeof t === "string"));
+  assert.equal(readColumns(columnsFromTable(data.meta, parts(), data.meta.table.rows), data.meta).title, null);
 });
 
 test("a text column finds a poster by its text as a Map of its strings would, first one first", () => {
