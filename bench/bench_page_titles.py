@@ -19,7 +19,9 @@ map's). For each page and repeat, in a fresh browser context each (headless Chro
 * ``export``: the lasso's CSV export: seconds from the click to the download, rows, worst frame (issue 17:
   within 3 s, no frame over 100 ms);
 * ``search``: the first keystroke typed as the search box gets the focus, right at ready, to its
-  suggestions listed (issue 17: within 300 ms);
+  suggestions listed (issue 17: within 300 ms): the worst case, with no head start for what the focus
+  fetches; and ``search_after_pointer_ms``, the same keystroke typed 300 ms after the pointer came over the
+  box (a person's pointer reaches the box, clicks, then types);
 * ``hover``: at 16x round the densest place, the pointer moved onto the posters at 9 places of the view in
   turn (a 3x3 grid), each from the pointer's move to its tooltip showing the title: the first hover of a
   tile reads its titles file (issue 17: hover answers within 100 ms anywhere).
@@ -44,13 +46,15 @@ from common import OUT, ROOT, machine
 from browser import StaticServer, copy_page, launch
 from posters_cnn.contracts import maptable
 
-SEARCH = """() => new Promise((resolve) => {
-    const input = document.getElementById('search');
+SEARCH = """(lead) => new Promise((resolve) => {
+  const input = document.getElementById('search');
+  if (lead) input.dispatchEvent(new PointerEvent('pointerenter'));
+  setTimeout(() => {
     input.focus();
     const start = performance.now(); input.value = 'a'; input.dispatchEvent(new Event('input'));
     const poll = () => (document.querySelectorAll('#suggestions li').length
       ? resolve(performance.now() - start) : requestAnimationFrame(poll));
-    poll(); })"""
+    poll(); }, lead); })"""
 
 # The pointer moved to (x, y) of the canvas, to the tooltip showing a title: text that is not the year alone,
 # "(1995)", nor "…" (a tooltip still waiting for its title); null where no poster lies there.
@@ -126,7 +130,10 @@ def one_run(browser, url: str, scenario: str, meta: dict) -> dict:
         if scenario == "rest":
             got["first_view_s"], got["first_view_mib"] = page.evaluate(FIRST_VIEW)
         elif scenario == "search":
-            got["search_ms"] = page.evaluate(SEARCH)
+            got["search_ms"] = page.evaluate(SEARCH, 0)
+            return got
+        elif scenario == "search_after_pointer":
+            got["search_after_pointer_ms"] = page.evaluate(SEARCH, 300)
             return got
         elif scenario == "hover":
             centre_zoom(page, 16)
@@ -158,7 +165,7 @@ def main() -> None:
     parser.add_argument("--map", required=True, help="a data.json whose table holds its titles in the rows' files")
     parser.add_argument("--against", default="98aa716", help="the commit whose page is the baseline")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--scenarios", default="rest,search,hover,lasso,cluster,export")
+    parser.add_argument("--scenarios", default="rest,search,search_after_pointer,hover,lasso,cluster,export")
     parser.add_argument("--json", default=str(OUT / "page_titles.json"))
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright

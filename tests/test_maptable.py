@@ -55,12 +55,13 @@ def test_the_writer_still_writes_the_fixture(tmp_path):
 def test_the_search_shards_hold_each_titles_key_in_the_maps_order():
     meta, columns = maptable.read_columns(FIXTURE / "data.json")
     folder = FIXTURE / meta["table"]["search"].rsplit("/", 1)[0]
-    text = "".join((folder / f"{k}.txt").read_text(encoding="ascii") for k in range(3))
+    texts = [(folder / f"{k}.txt").read_text(encoding="ascii") for k in range(3)]
+    text = "".join(texts)
     keys = text.split("\n")
     assert keys.pop() == ""  # each key ends with a newline
     assert keys == [maptable.search_key(title) for title in columns["title"]]
     assert keys[3] == "" and keys[0] == "poster 0 ete"  # a null title has an empty key
-    assert len((folder / "2.txt").read_text().splitlines()) == 3  # 23 posters in shards of 10
+    assert len(texts[2].splitlines()) == 3  # 23 posters in shards of 10
 
 
 def test_search_keys_are_the_pages():

@@ -35,7 +35,8 @@ import { fetchJson, fetchTable, readTableFiles } from "./loader.js";
 import { deepestComposedLevel, makePresence, posterBox, tileUrl, toWorld } from "./geometry.js";
 import {
   assetUrl, columnsFromTable, dataUrlFromQuery, emptyColumns, fillNear, makeHash, parseHash, pathFor, readColumns,
-  readPlaces, PointGrid, idleSlices, similarOf, tableTiles, tileMembers, TileTitles, validateMap, validateMeta,
+  readPlaces, PointGrid, idleSlices, readShard, SearchIndex, similarOf, tableTiles, tileMembers, TileTitles, validateMap,
+  validateMeta,
 } from "./logic.js";
 import { createLook } from "./look.js";
 import { panels } from "./panels.js";
@@ -129,18 +130,18 @@ const map = {
       return Array.from(list, () => "");
     });
   },
-  /** Format 3's search index shards (meta.table.search) as bytes, in order; null for a map without them. */
-  async searchShards() {
+  /** Format 3's search index from its shards (meta.table.search), each read as it arrives. */
+  async searchIndex() {
     const about = map.meta.table;
-    if (!about || typeof about.search !== "string") return null;
     const count = Math.ceil(about.rows / about.search_rows);
     const urls = Array.from({ length: count }, (_, k) => map.asset(about.search.replaceAll("{k}", String(k))));
     if (urls.includes(null)) throw new Error("meta.table.search leaves the map's folder");
-    return Promise.all(urls.map(async (url) => {
+    const shards = await Promise.all(urls.map(async (url, k) => {
       const response = await fetch(url, { cache: "no-cache", priority: "high" });
       if (!response.ok) throw new Error(`cannot load ${decodeURIComponent(new URL(url).pathname)}: HTTP ${response.status}`);
-      return new Uint8Array(await response.arrayBuffer());
+      return readShard(new Uint8Array(await response.arrayBuffer()), k, about.rows, about.search_rows);
     }));
+    return SearchIndex.fromShards(shards, map.P.year, about.search_rows);
   },
   /** A promise of poster i's similar posters, for `similar` (format 3 reads them when asked). */
   nearOf: (i) => nearOf(i),

@@ -138,11 +138,8 @@ export class SearchIndex {
   }
 
   /**
-   * The index of format 3's search shards (meta.table.search): `shards` the files' bytes in order, shard k
-   * the keys of posters k * `rows` on, each ended by a newline, normalised already (maptable.search_key);
-   * `years` for ties. Throws, naming the shard, unless each holds its posters' keys and nothing but a-z, 0-9,
-   * space and newline. Native scans only (a regular expression, indexOf): at 1,000,000 posters the shards
-   * are about 20 MB, which a loop over their bytes took about 15 ms a MB to check.
+   * The index of format 3's search shards (meta.table.search), each read by readShard as it came (in any
+   * order), given in shard order; `years` for ties.
    */
   static fromShards(shards, years, rows) {
     const n = years.length;
@@ -152,22 +149,13 @@ export class SearchIndex {
     const starts = new Int32Array(n + 1);
     starts[0] = 1;
     let at = 1; // where the shard starts in the index's text, after its leading newline
-    let e = 0;
-    const texts = shards.map((shard, k) => {
-      const text = utf8.decode(shard);
-      if (/[^a-z0-9 \n]/.test(text)) fail(`search shard ${k} holds a character that is not a search key's`);
-      const want = Math.min(rows, n - k * rows);
-      const first = e;
-      for (let p = text.indexOf("\n"); p >= 0; p = text.indexOf("\n", p + 1)) {
-        if (e - first === want) fail(`search shard ${k} holds more than its ${want} posters`);
-        starts[++e] = at + p + 1;
-      }
-      if (e - first !== want || !text.endsWith("\n")) fail(`search shard ${k} does not hold its ${want} posters' keys`);
+    shards.forEach(({ k, text, ends }, r) => {
+      if (k !== r || ends.length !== shardRows(k, n, rows)) fail(`search shard ${r} is not in its place`);
+      for (let e = 0; e < ends.length; e++) starts[k * rows + e + 1] = at + ends[e];
       at += text.length;
-      return text;
     });
     index.starts = starts;
-    index.text = `\n${texts.join("")}`;
+    index.text = `\n${shards.map((s) => s.text).join("")}`;
     return index;
   }
 
@@ -187,6 +175,30 @@ export class SearchIndex {
   key(e) {
     return this.text.slice(this.starts[e], this.starts[e + 1] - 1);
   }
+}
+
+/** The posters of search shard k of a map of n posters, `rows` a shard. */
+const shardRows = (k, n, rows) => Math.max(0, Math.min(rows, n - k * rows));
+
+/**
+ * Search shard k of format 3's index (meta.table.search), as its file's `bytes`: {k, text, ends}, `ends[e]`
+ * where the key of the shard's poster e ends in `text` (past its newline). Throws, naming the shard, unless it holds the keys of its posters (of the map's n, `rows` a
+ * shard), each ended by a newline, and nothing but a-z, 0-9, space and newline. The page reads each shard
+ * as it arrives, while the others are on their way; native scans only (a regular expression, indexOf): at
+ * 1,000,000 posters the keys are about 20 MB, which a loop over their bytes took about 15 ms a MB to check.
+ */
+export function readShard(bytes, k, n, rows) {
+  const text = utf8.decode(bytes);
+  if (/[^a-z0-9 \n]/.test(text)) fail(`search shard ${k} holds a character that is not a search key's`);
+  const want = shardRows(k, n, rows);
+  const ends = new Int32Array(want);
+  let e = 0;
+  for (let p = text.indexOf("\n"); p >= 0; p = text.indexOf("\n", p + 1)) {
+    if (e === want) fail(`search shard ${k} holds more than its ${want} posters`);
+    ends[e++] = p + 1;
+  }
+  if (e !== want || !text.endsWith("\n")) fail(`search shard ${k} does not hold its ${want} posters' keys`);
+  return { k, text, ends };
 }
 
 /** Title i's bytes as [from, to, bytes] when they are all ASCII (a textColumn's `raw`), else null. */

@@ -318,9 +318,9 @@ export function panels(map) {
       return Promise.resolve(searchIndex);
     }
     if (!searchLoad) {
-      searchLoad = map.searchShards().then((shards) => {
-        searchIndex = SearchIndex.fromShards(shards, map.P.year, map.meta.table.search_rows);
-        return searchIndex;
+      searchLoad = map.searchIndex().then((built) => {
+        searchIndex = built;
+        return built;
       });
       searchLoad.catch((error) => {
         searchLoad = null; // asked again by the next search
@@ -342,8 +342,11 @@ export function panels(map) {
 
   function wireSearch() {
     const input = $("search");
-    // Format 3's index is fetched as soon as the box is used, before the first key is typed.
-    input.addEventListener("focus", () => { if (map.n) index().catch(() => {}); });
+    // Format 3's index is fetched as soon as the box is about to be used (the pointer over it, or the focus:
+    // a click, a tab), before the first key is typed.
+    for (const type of ["pointerenter", "focus"]) {
+      input.addEventListener(type, () => { if (map.n) index().catch(() => {}); });
+    }
     input.addEventListener("input", async () => {
       $("search-status").hidden = true;
       const typed = input.value;

@@ -8,7 +8,7 @@ import { Table, Utf8, tableFromIPC, vectorFromArray } from "apache-arrow";
 
 import { tileUrl } from "../../web/geometry.js";
 import {
-  buildSearchIndex, columnsFromTable, fillNear, normalizeTitle, readColumns, readPlaces, SearchIndex, searchTitles,
+  buildSearchIndex, columnsFromTable, fillNear, readColumns, readPlaces, readShard, SearchIndex, searchTitles,
   similarOf, tableTiles, textColumn, tileMembers, TileTitles, validateMap,
 } from "../../web/logic.js";
 
@@ -23,6 +23,8 @@ const oldParts = () => tableTiles(oldData.meta).map(read(oldData.meta.table.path
 const nearParts = () => tableTiles(data.meta).map(read(data.meta.table.near));
 const titleParts = () => tableTiles(data.meta).map(read(data.meta.table.titles));
 const shards = () => [0, 1, 2].map((k) => readFileSync(new URL(data.meta.table.search.replace("{k}", k), root)));
+const readShards = (files, rows = data.meta.table.search_rows) =>
+  files.map((bytes, k) => readShard(new Uint8Array(bytes), k, data.meta.table.rows, rows));
 const NEAR = ["neighbors", "similarity"];
 
 /** TileTitles over the fixture's titles files, counting the files it reads. */
@@ -102,7 +104,8 @@ test("a titles file that is not its tile's is refused, and nothing is kept from 
 
 test("the search shards give the index that the titles would, and doctored shards are refused", () => {
   const years = Float32Array.from(expected.year, (y) => y ?? NaN);
-  const fromShards = SearchIndex.fromShards(shards(), years, data.meta.table.search_rows);
+  const rows = data.meta.table.search_rows;
+  const fromShards = SearchIndex.fromShards(readShards(shards()), years, rows);
   const fromTitles = buildSearchIndex(expected.title.map((t) => t ?? ""), years);
   assert.equal(fromShards.text, fromTitles.text);
   assert.deepEqual(Array.from(fromShards.starts), Array.from(fromTitles.starts));
@@ -111,13 +114,15 @@ test("the search shards give the index that the titles would, and doctored shard
   }
   assert.deepEqual(searchTitles(fromShards, "poster 22"), [22]);
   const [a, b, c] = shards();
-  const rows = data.meta.table.search_rows;
-  const bad = (list, said) => assert.throws(() => SearchIndex.fromShards(list, years, rows), said);
-  bad([a, b], /2 search shards for 23 posters/);
+  const bad = (list, said) => assert.throws(() => readShards(list), said);
   bad([a, b, c.subarray(0, c.length - 1)], /shard 2 does not hold its 3 posters' keys/);
   bad([a, b, Buffer.concat([c, Buffer.from("x\n")])], /shard 2 holds more than its 3 posters/);
   bad([Buffer.from(a.toString().replace("poster 0", "Poster 0")), b, c], /shard 0 holds a character that is not/);
   bad([a, b, Buffer.from([0xff, 10, 10, 10])], /shard 2 holds a character that is not/); // not UTF-8
+  bad([a, Buffer.from("x\n"), c], /shard 1 does not hold its 10 posters' keys/);
+  const read = readShards([a, b, c]);
+  assert.throws(() => SearchIndex.fromShards(read.slice(0, 2), years, rows), /2 search shards for 23 posters/);
+  assert.throws(() => SearchIndex.fromShards([read[1], read[0], read[2]], years, rows), /shard 0 is not in its place/);
 });
 
 test("the near files fill each tile's similar posters, and only what they hold", () => {
