@@ -332,8 +332,9 @@ export function panels(map) {
   }
 
   /** A promise of the posters matching `query` (at most `limit`) and their titles; null when a later
-   * search was asked for meanwhile. */
+   * search was asked for meanwhile, or the map's posters are not read yet. */
   async function search(query, limit) {
+    if (!map.n) return null;
     const asked = ++searchAsked;
     const found = searchTitles(await index(), query, limit);
     const titles = await map.titlesOf(found);
