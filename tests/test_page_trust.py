@@ -180,6 +180,37 @@ def test_a_missing_damaged_or_misplaced_table_file_is_refused_with_a_message(bro
     assert "leaves the map's folder" in expect_refusal(browser, server, "escaped.json")
 
 
+def test_a_doctored_titles_file_or_search_shard_is_refused_with_a_message_and_the_map_stays_usable(
+        browser, folder):  # noqa: F811
+    """Titles and the search index are read after the map opens: a doctored one is said, not shown."""
+    server, data = folder
+    web = server.folder
+    table = write_table(web, "doctored-titles", data)
+    tile = lambda template, t: web / template.replace("{z}", str(t[0])).replace("{x}", str(t[1])).replace(  # noqa: E731
+        "{y}", str(t[2]))
+    (web / table["search"].replace("{k}", "0")).write_text("Not A Key\n" * 3)
+    for t in table["tiles"]:  # (a titles file of another tile's posters: tests/js/table.test.js)
+        tile(table["titles"], t).write_bytes(b"ARROW1 but not really")
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    page.goto(f"{server.url}index.html?doctored-titles.json")
+    page.wait_for_function("window.posterMap && window.posterMap.ready", timeout=20000)
+    page.click("#layout-grid")
+    page.wait_for_function("!window.posterMap.view().fading && window.posterMap.view().layout === 'grid'")
+    pos = page.evaluate("id => window.posterMap.screenPosition(id)", data["columns"]["id"][-1])
+    page.mouse.move(pos["x"], pos["y"])
+    wait_text(page, "#notice-text", "The posters' titles cannot be shown", start=True)  # after the random weights'
+    assert page.is_visible("#notice") and "not an Arrow file" in page.text_content("#notice-text")
+    page.focus("#search")
+    page.keyboard.type("a")
+    page.wait_for_selector("#search-status:not([hidden])")
+    status = page.text_content("#search-status")
+    assert "search cannot be used" in status and "shard 0" in status, status
+    assert page.locator("#suggestions li").count() == 0
+    page.evaluate("window.posterMap.select(window.posterMap.idAt(0))")  # the rest of the map still answers
+    page.wait_for_selector("#panel:not([hidden])")
+    page.close()
+
+
 @pytest.mark.parametrize("content", ["{not json", "[]", "null", '{"meta": {}, "columns": {}}'])
 def test_a_malformed_file_says_so_instead_of_loading_for_ever(browser, folder, content):  # noqa: F811
     server, _ = folder

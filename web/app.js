@@ -133,6 +133,7 @@ const map = {
   /** Format 3's search index from its shards (meta.table.search), each read as it arrives. */
   async searchIndex() {
     const about = map.meta.table;
+    if (typeof about.search !== "string") throw new Error("meta.table names its titles files but no search shards");
     const count = Math.ceil(about.rows / about.search_rows);
     const urls = Array.from({ length: count }, (_, k) => map.asset(about.search.replaceAll("{k}", String(k))));
     if (urls.includes(null)) throw new Error("meta.table.search leaves the map's folder");
