@@ -1182,11 +1182,26 @@ export function fillNear(P, part, members, t, keep = Infinity) {
   // Copies: not views of the file's bytes, which can then go.
   P.near.delete(t);
   P.near.set(t, { members, neighbors: Int32Array.from(js), similarity: Float32Array.from(values) });
+  return letGo(P.near, keep);
+}
+
+/** `held`'s entry under `key` (a Map kept in order of use, the most recent last), marked used now. */
+function usedNow(held, key) {
+  const entry = held.get(key);
+  if (entry !== undefined) {
+    held.delete(key);
+    held.set(key, entry);
+  }
+  return entry;
+}
+
+/** Let go of `held`'s entries (a Map in order of use) but the `keep` used last; returns the keys let go. */
+function letGo(held, keep) {
   const gone = [];
-  for (const old of P.near.keys()) {
-    if (P.near.size <= keep) break;
-    P.near.delete(old);
-    gone.push(old);
+  for (const key of held.keys()) {
+    if (held.size <= keep) break;
+    held.delete(key);
+    gone.push(key);
   }
   return gone;
 }
@@ -1206,17 +1221,8 @@ export class TileTitles {
 
   /** Poster i's title ("" for none), or null while its tile's file is not held; marks the tile used. */
   get(i) {
-    const entry = this.touch(this.tileOf[i]);
+    const entry = usedNow(this.held, this.tileOf[i]);
     return entry ? titleIn(entry, i) : null;
-  }
-
-  touch(t) {
-    const entry = this.held.get(t);
-    if (entry) {
-      this.held.delete(t);
-      this.held.set(t, entry);
-    }
-    return entry;
   }
 
   /**
@@ -1240,16 +1246,13 @@ export class TileTitles {
     const entry = { index: Int32Array.from(rows), bytes, offsets, valid };
     this.held.delete(t);
     this.held.set(t, entry);
-    for (const old of this.held.keys()) {
-      if (this.held.size <= this.keep) break;
-      this.held.delete(old);
-    }
+    letGo(this.held, this.keep);
     return entry;
   }
 
   /** A promise of tile t's entry: the one held, or its file read (once, however many ask meanwhile). */
   entry(t) {
-    const held = this.touch(t);
+    const held = usedNow(this.held, t);
     if (held) return Promise.resolve(held);
     if (!this.loading.has(t)) {
       this.loading.set(t, this.load(t).then((part) => this.fill(t, part)).finally(() => this.loading.delete(t)));
@@ -1309,10 +1312,8 @@ export function similarOf(P, i, tileOf = null) {
   const k = P.k;
   if (P.neighbors) return [P.neighbors.subarray(i * k, (i + 1) * k), P.similarity.subarray(i * k, (i + 1) * k)];
   const t = tileOf ? tileOf[i] : -1;
-  const part = P.near.get(t);
+  const part = usedNow(P.near, t);
   if (!part) return null;
-  P.near.delete(t); // the most recently used last
-  P.near.set(t, part);
   const r = lowerBound(part.members, i);
   if (part.members[r] !== i) return null;
   return [part.neighbors.subarray(r * k, (r + 1) * k), part.similarity.subarray(r * k, (r + 1) * k)];
