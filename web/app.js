@@ -31,7 +31,7 @@
 //   frame (offer)               a frame has budget left -> clusters (a lasso being resolved)
 import { clusters } from "./clusters.js";
 import { interaction } from "./interaction.js";
-import { fetchJson, fetchTable, readTableFiles } from "./loader.js";
+import { fetchBytes, fetchJson, fetchTable, readTableFiles } from "./loader.js";
 import { deepestComposedLevel, makePresence, posterBox, tileUrl, toWorld } from "./geometry.js";
 import {
   assetUrl, columnsFromTable, dataUrlFromQuery, emptyColumns, fillNear, makeHash, parseHash, pathFor, readColumns,
@@ -137,11 +137,8 @@ const map = {
     const count = Math.ceil(about.rows / about.search_rows);
     const urls = Array.from({ length: count }, (_, k) => map.asset(about.search.replaceAll("{k}", String(k))));
     if (urls.includes(null)) throw new Error("meta.table.search leaves the map's folder");
-    const shards = await Promise.all(urls.map(async (url, k) => {
-      const response = await fetch(url, { cache: "no-cache", priority: "high" });
-      if (!response.ok) throw new Error(`cannot load ${decodeURIComponent(new URL(url).pathname)}: HTTP ${response.status}`);
-      return readShard(new Uint8Array(await response.arrayBuffer()), k, about.rows, about.search_rows);
-    }));
+    const shards = await Promise.all(urls.map(async (url, k) => readShard(await fetchBytes(url, "high"), k, about.rows,
+      about.search_rows)));
     return SearchIndex.fromShards(shards, map.P.year, about.search_rows);
   },
   /** A promise of poster i's similar posters, for `similar` (format 3 reads them when asked). */
@@ -157,9 +154,10 @@ const map = {
     const img = document.createElement("img");
     const src = map.asset(map.thumbPath(j));
     if (src) img.src = src;
-    img.alt = map.title(j) ?? "";
+    const title = map.title(j);
+    img.alt = title ?? "";
     img.loading = "lazy";
-    if (map.title(j) === null) map.titlesOf([j]).then(([title]) => { img.alt = title; });
+    if (title === null) map.titlesOf([j]).then(([read]) => { img.alt = read; });
     return img;
   },
   /** A poster's thumbnail as a button that picks it ("pick", flying to it): similar posters, a selection's. */
@@ -172,8 +170,9 @@ const map = {
     button.dataset.id = P.id[j];
     const label = (title) => (similarity == null ? `${title} (${year})`
       : `${title} (${year}) · similarity ${similarity.toFixed(3)}`);
-    button.title = label(map.title(j) ?? "");
-    if (map.title(j) === null) map.titlesOf([j]).then(([title]) => { button.title = label(title); });
+    const title = map.title(j);
+    button.title = label(title ?? "");
+    if (title === null) map.titlesOf([j]).then(([read]) => { button.title = label(read); });
     button.append(map.thumbImage(j));
     button.addEventListener("click", () => events.call("pick", null, j, { fly: true }));
     return button;

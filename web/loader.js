@@ -38,6 +38,13 @@ export async function fetchJson(url, onProgress = () => {}) {
   return JSON.parse(new TextDecoder().decode(bytes));
 }
 
+/** The bytes at `url`, asked of the server every time (see fetchJson), at fetch `priority`. */
+export async function fetchBytes(url, priority = "auto") {
+  const response = await fetch(url, { cache: "no-cache", priority });
+  if (!response.ok) throw new Error(`cannot load ${decodeURIComponent(new URL(url).pathname)}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
 /**
  * Format 3's table: the files of `tiles` ([z, x, y, rows] each), at most `concurrency` at a time, at fetch
  * `priority` (low: the whole table, behind the view's tiles; high: a near file a click waits for), as
@@ -54,9 +61,7 @@ export async function fetchTable(tiles, urlOf, onProgress = () => {}, { concurre
       const k = next++;
       const [z, x, y, rows] = tiles[k];
       const url = urlOf(z, x, y);
-      const response = await fetch(url, { cache: "no-cache", priority });
-      if (!response.ok) throw new Error(`cannot load ${decodeURIComponent(new URL(url).pathname)}: HTTP ${response.status}`);
-      files[k] = { url, rows, bytes: new Uint8Array(await response.arrayBuffer()) };
+      files[k] = { url, rows, bytes: await fetchBytes(url, priority) };
       fetched += rows;
       onProgress(fetched / total);
     }
