@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench_page import SEARCH
 from common import OUT, ROOT, machine
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -74,13 +75,7 @@ def measure(browser, url: str) -> dict:
     # The first keystroke of a search, as soon as the map is ready, typed in the same task as the box gets the
     # focus (so with no head start for what the focus fetches: format 3's search shards): from the input event
     # to its suggestions listed, polled every animation frame.
-    got["search_ms"] = page.evaluate("""() => new Promise((resolve) => {
-        const input = document.getElementById('search');
-        input.focus();
-        const start = performance.now(); input.value = 'a'; input.dispatchEvent(new Event('input'));
-        const poll = () => (document.querySelectorAll('#suggestions li').length
-          ? resolve(performance.now() - start) : requestAnimationFrame(poll));
-        poll(); })""")
+    got["search_ms"] = page.evaluate(SEARCH, 0)
     context.close()
     return got
 

@@ -39,22 +39,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_page import centre_zoom
+from bench_page import SEARCH, centre_zoom
 from bench_page_clusters import cluster, export, held_heap, lasso, open_map, settled
 from common import OUT, ROOT, machine
 
 from browser import StaticServer, copy_page, launch
 from posters_cnn.contracts import maptable
-
-SEARCH = """(lead) => new Promise((resolve) => {
-  const input = document.getElementById('search');
-  if (lead) input.dispatchEvent(new PointerEvent('pointerenter'));
-  setTimeout(() => {
-    input.focus();
-    const start = performance.now(); input.value = 'a'; input.dispatchEvent(new Event('input'));
-    const poll = () => (document.querySelectorAll('#suggestions li').length
-      ? resolve(performance.now() - start) : requestAnimationFrame(poll));
-    poll(); }, lead); })"""
 
 # The pointer moved to (x, y) of the canvas, to the tooltip showing a title: text that is not the year alone,
 # "(1995)", nor "…" (a tooltip still waiting for its title); null where no poster lies there.
